@@ -1,0 +1,231 @@
+//! Auth methods, roles, rules and associations.
+
+use coffer_client::ops::{
+    AssocRoleAm, CreateAuthMethod, CreateRole, DeleteAssoc, DeleteAuthMethod, DeleteRole,
+    DeleteRoleRule, GetAuthMethod, GetRole, ListAuthMethods, ListRoles, SetRoleRule,
+};
+use coffer_client::{AuthMethodInfo, RoleInfo};
+use secrecy::ExposeSecret;
+
+use super::{date, respond, sub_claims};
+use crate::args::{
+    AssocRoleAmArgs, CreateAuthMethodArgs, CreateRoleArgs, DeleteAssocArgs, DeleteRoleRuleArgs,
+    NameArgs, NoArgs, SetRoleRuleArgs,
+};
+use crate::output::{fields, note};
+
+pub async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
+    let request = CreateAuthMethod {
+        name: a.name,
+        access_expires: a.access_expires,
+        bound_ips: a.bound_ips,
+        jwt_ttl: a.jwt_ttl,
+        force_sub_claims: a.force_sub_claims,
+        description: a.description,
+    };
+    respond(&a.global, &request, |out| {
+        note("Save the access key now: it is not shown again.");
+        Ok(fields(&[
+            ("name", out.name),
+            ("access_id", out.access_id),
+            ("access_key", out.access_key.expose_secret().to_string()),
+        ]))
+    })
+    .await
+}
+
+fn format_auth_method(am: &AuthMethodInfo) -> String {
+    let info = &am.access_info;
+    let expires = match info.access_expires {
+        0 => "never".to_string(),
+        t => t.to_string(),
+    };
+    let mut text = fields(&[
+        ("name", am.auth_method_name.clone()),
+        ("access_id", am.auth_method_access_id.clone()),
+        ("type", info.rules_type.clone()),
+        ("description", am.description.clone()),
+        ("access_expires", expires),
+        ("bound_ips", info.bound_ips.join(", ")),
+        ("jwt_ttl", format!("{} min", info.jwt_ttl)),
+        ("force_sub_claims", info.force_sub_claims.to_string()),
+        ("created", date(&am.creation_date)),
+        ("modified", date(&am.modification_date)),
+    ]);
+    if !am.auth_method_roles_assoc.is_empty() {
+        text.push_str("roles:\n");
+        for r in &am.auth_method_roles_assoc {
+            text.push_str(&format!(
+                "  {}  (assoc {}) {}\n",
+                r.role_name,
+                r.assoc_id,
+                sub_claims(&r.auth_method_sub_claims)
+            ));
+        }
+    }
+    text
+}
+
+pub async fn get_auth_method(a: NameArgs) -> anyhow::Result<()> {
+    let request = GetAuthMethod { name: a.name };
+    respond(&a.global, &request, |am| Ok(format_auth_method(&am))).await
+}
+
+pub async fn list_auth_methods(a: NoArgs) -> anyhow::Result<()> {
+    respond(&a.global, &ListAuthMethods {}, |out| {
+        let width = out
+            .auth_methods
+            .iter()
+            .map(|m| m.auth_method_name.len())
+            .max()
+            .unwrap_or(0);
+        Ok(out
+            .auth_methods
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:<width$}  {}\n",
+                    m.auth_method_name, m.auth_method_access_id
+                )
+            })
+            .collect())
+    })
+    .await
+}
+
+pub async fn delete_auth_method(a: NameArgs) -> anyhow::Result<()> {
+    let request = DeleteAuthMethod { name: a.name };
+    respond(&a.global, &request, |out| {
+        Ok(format!("Deleted auth method {}", out.name))
+    })
+    .await
+}
+
+pub async fn create_role(a: CreateRoleArgs) -> anyhow::Result<()> {
+    let request = CreateRole {
+        name: a.name,
+        description: a.description,
+        audit_access: a.audit_access,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!("Created role {}", request.name))
+    })
+    .await
+}
+
+fn format_role(role: &RoleInfo) -> String {
+    let mut text = fields(&[
+        ("name", role.role_name.clone()),
+        ("description", role.description.clone()),
+        ("audit_access", role.audit_access.clone()),
+        ("created", date(&role.creation_date)),
+        ("modified", date(&role.modification_date)),
+    ]);
+    if !role.rules.path_rules.is_empty() {
+        text.push_str("rules:\n");
+        for r in &role.rules.path_rules {
+            text.push_str(&format!(
+                "  {:<16} {}  {}\n",
+                r.rule_type,
+                r.path,
+                r.capabilities.join(",")
+            ));
+        }
+    }
+    if !role.role_auth_methods_assoc.is_empty() {
+        text.push_str("auth methods:\n");
+        for m in &role.role_auth_methods_assoc {
+            text.push_str(&format!(
+                "  {} ({})  (assoc {}) {}\n",
+                m.auth_method_name,
+                m.auth_method_access_id,
+                m.assoc_id,
+                sub_claims(&m.auth_method_sub_claims)
+            ));
+        }
+    }
+    text
+}
+
+pub async fn get_role(a: NameArgs) -> anyhow::Result<()> {
+    let request = GetRole { name: a.name };
+    respond(&a.global, &request, |role| Ok(format_role(&role))).await
+}
+
+pub async fn list_roles(a: NoArgs) -> anyhow::Result<()> {
+    respond(&a.global, &ListRoles {}, |out| {
+        Ok(out
+            .roles
+            .iter()
+            .map(|r| format!("{}\n", r.role_name))
+            .collect())
+    })
+    .await
+}
+
+pub async fn delete_role(a: NameArgs) -> anyhow::Result<()> {
+    let request = DeleteRole { name: a.name };
+    respond(&a.global, &request, |_| {
+        Ok(format!("Deleted role {}", request.name))
+    })
+    .await
+}
+
+pub async fn set_role_rule(a: SetRoleRuleArgs) -> anyhow::Result<()> {
+    let request = SetRoleRule {
+        role_name: a.role_name,
+        path: a.path,
+        capability: a.capability,
+        rule_type: a.rule_type,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!(
+            "Role {}: {} on {} = {}",
+            request.role_name,
+            request.rule_type.as_deref().unwrap_or("item-rule"),
+            request.path,
+            request.capability.join(",")
+        ))
+    })
+    .await
+}
+
+pub async fn delete_role_rule(a: DeleteRoleRuleArgs) -> anyhow::Result<()> {
+    let request = DeleteRoleRule {
+        role_name: a.role_name,
+        path: a.path,
+        rule_type: a.rule_type,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!(
+            "Role {}: removed {} on {}",
+            request.role_name,
+            request.rule_type.as_deref().unwrap_or("item-rule"),
+            request.path
+        ))
+    })
+    .await
+}
+
+pub async fn assoc_role_am(a: AssocRoleAmArgs) -> anyhow::Result<()> {
+    let request = AssocRoleAm {
+        role_name: a.role_name.clone(),
+        am_name: a.am_name.clone(),
+        sub_claims: a.sub_claims_map(),
+        case_sensitive: a.case_sensitive,
+    };
+    respond(&a.global, &request, |out| {
+        Ok(fields(&[("assoc_id", out.assoc_id)]))
+    })
+    .await
+}
+
+pub async fn delete_assoc(a: DeleteAssocArgs) -> anyhow::Result<()> {
+    let request = DeleteAssoc {
+        assoc_id: a.assoc_id,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!("Deleted association {}", request.assoc_id))
+    })
+    .await
+}

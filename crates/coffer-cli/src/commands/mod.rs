@@ -1,0 +1,81 @@
+//! One module per command family; [`run`] dispatches.
+
+mod access;
+mod audit;
+mod auth;
+mod configure;
+mod secrets;
+
+use coffer_client::Operation;
+
+use crate::args::{Cli, Command, GlobalArgs};
+use crate::output::{emit, emit_json};
+use crate::session::Session;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(s) => coffer_server::run(s.args).await,
+        Command::Configure(a) => configure::configure(a),
+        Command::Unconfigure(a) => configure::unconfigure(a),
+        Command::Auth(a) => auth::auth(a).await,
+        Command::ValidateToken(a) => auth::validate_token(a).await,
+        Command::RevokeToken(a) => auth::revoke_token(a).await,
+        Command::GetSecretValue(a) => secrets::get_secret_value(a).await,
+        Command::CreateSecret(a) => secrets::create_secret(a).await,
+        Command::UpdateSecretVal(a) => secrets::update_secret_val(a).await,
+        Command::DescribeItem(a) => secrets::describe_item(a).await,
+        Command::ListItems(a) => secrets::list_items(a).await,
+        Command::DeleteItem(a) => secrets::delete_item(a).await,
+        Command::CreateAuthMethod(a) => access::create_auth_method(a).await,
+        Command::GetAuthMethod(a) => access::get_auth_method(a).await,
+        Command::ListAuthMethods(a) => access::list_auth_methods(a).await,
+        Command::DeleteAuthMethod(a) => access::delete_auth_method(a).await,
+        Command::CreateRole(a) => access::create_role(a).await,
+        Command::GetRole(a) => access::get_role(a).await,
+        Command::ListRoles(a) => access::list_roles(a).await,
+        Command::DeleteRole(a) => access::delete_role(a).await,
+        Command::SetRoleRule(a) => access::set_role_rule(a).await,
+        Command::DeleteRoleRule(a) => access::delete_role_rule(a).await,
+        Command::AssocRoleAm(a) => access::assoc_role_am(a).await,
+        Command::DeleteAssoc(a) => access::delete_assoc(a).await,
+        Command::Audit(a) => audit::run(a).await,
+    }
+}
+
+/// Send `request` with the caller's token, then print the server's JSON
+/// (`--json`) or the human form made by `human`.
+async fn respond<O: Operation>(
+    global: &GlobalArgs,
+    request: &O,
+    human: impl FnOnce(O::Output) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let mut session = Session::open(global).await?;
+    let raw = session.call(request).await?;
+    print_response::<O>(global.json, raw, human)
+}
+
+/// Print a raw response as JSON or through `human`.
+fn print_response<O: Operation>(
+    json: bool,
+    raw: serde_json::Value,
+    human: impl FnOnce(O::Output) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    if json {
+        emit_json(&raw)
+    } else {
+        emit(&human(coffer_client::decode::<O>(raw)?)?)
+    }
+}
+
+/// A date for humans: as sent, or "-" when absent.
+fn date(d: &Option<String>) -> String {
+    d.clone().unwrap_or_else(|| "-".to_string())
+}
+
+/// `k=v1,v2 k2=v3` for sub-claims.
+fn sub_claims(map: &coffer_client::SubClaims) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={}", v.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

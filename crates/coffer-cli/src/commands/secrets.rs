@@ -1,0 +1,193 @@
+//! Static secrets: get, create, update, describe, list, delete.
+
+use anyhow::bail;
+use coffer_client::ops::{
+    CreateSecret, DeleteItem, DescribeItem, GetSecretValue, ListItems, UpdateSecretVal,
+};
+use coffer_client::{ItemInfo, SecretValues};
+use secrecy::ExposeSecret;
+
+use super::{date, respond};
+use crate::args::{
+    CreateSecretArgs, DeleteItemArgs, DescribeItemArgs, GetSecretValueArgs, ListItemsArgs,
+    UpdateSecretValArgs,
+};
+use crate::output::{fields, note};
+use crate::session::secret_or_stdin;
+
+/// The value the server returned for a requested name (which the server
+/// may have normalised, e.g. `x` → `/x`).
+fn value_for<'a>(values: &'a SecretValues, name: &str) -> Option<&'a str> {
+    let normalised = format!("/{}", name.trim_matches('/'));
+    values
+        .get(name)
+        .or_else(|| values.get(&normalised))
+        .map(|v| v.expose_secret())
+}
+
+/// One name: the value alone (for `$(coffer get-secret-value -n x)`);
+/// several: `name: value` lines in the order asked.
+fn format_values(names: &[String], values: &SecretValues) -> anyhow::Result<String> {
+    if let [name] = names {
+        let value = match value_for(values, name) {
+            Some(v) => v,
+            None if values.0.len() == 1 => values.0.values().next().expect("one").expose_secret(),
+            None => bail!("the gateway returned no value for {name}"),
+        };
+        return Ok(value.to_string());
+    }
+    let mut out = String::new();
+    for name in names {
+        let Some(value) = value_for(values, name) else {
+            bail!("the gateway returned no value for {name}");
+        };
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    Ok(out)
+}
+
+pub async fn get_secret_value(a: GetSecretValueArgs) -> anyhow::Result<()> {
+    let request = GetSecretValue {
+        names: a.names.clone(),
+        version: a.version,
+    };
+    respond(&a.global, &request, |values| {
+        format_values(&a.names, &values)
+    })
+    .await
+}
+
+pub async fn create_secret(a: CreateSecretArgs) -> anyhow::Result<()> {
+    let request = CreateSecret {
+        name: a.name,
+        value: secret_or_stdin(a.value, false)?,
+        format: a.format,
+        description: a.description,
+        tags: a.tags,
+        max_versions: a.max_versions,
+        secret_type: a.secret_type,
+    };
+    respond(&a.global, &request, |out| {
+        Ok(format!("Created secret {}", out.name))
+    })
+    .await
+}
+
+pub async fn update_secret_val(a: UpdateSecretValArgs) -> anyhow::Result<()> {
+    let request = UpdateSecretVal {
+        name: a.name,
+        value: secret_or_stdin(a.value, false)?,
+        keep_prev_version: a.keep_prev_version,
+        format: a.format,
+    };
+    respond(&a.global, &request, |out| {
+        Ok(format!("Updated secret {}", out.name))
+    })
+    .await
+}
+
+fn format_item(item: &ItemInfo) -> String {
+    let format = item
+        .item_general_info
+        .static_secret_info
+        .as_ref()
+        .map(|i| i.format.clone())
+        .unwrap_or_default();
+    let mut text = fields(&[
+        ("name", item.item_name.clone()),
+        ("id", item.item_id.to_string()),
+        ("type", item.item_type.clone()),
+        ("sub_type", item.item_sub_type.clone()),
+        ("format", format),
+        ("description", item.item_metadata.clone()),
+        ("tags", item.item_tags.join(", ")),
+        ("last_version", item.last_version.to_string()),
+        ("enabled", item.is_enabled.to_string()),
+        ("created", date(&item.creation_date)),
+        ("modified", date(&item.modification_date)),
+    ]);
+    if !item.item_versions.is_empty() {
+        text.push_str("versions:\n");
+        for v in &item.item_versions {
+            text.push_str(&format!("  {:>4}  {}\n", v.version, date(&v.creation_date)));
+        }
+    }
+    text
+}
+
+pub async fn describe_item(a: DescribeItemArgs) -> anyhow::Result<()> {
+    let request = DescribeItem {
+        name: a.name,
+        show_versions: a.show_versions,
+    };
+    respond(&a.global, &request, |item| Ok(format_item(&item))).await
+}
+
+pub async fn list_items(a: ListItemsArgs) -> anyhow::Result<()> {
+    let request = ListItems {
+        path: a.path,
+        filter: a.filter,
+        types: a.types,
+        pagination_token: a.pagination_token,
+        minimal_view: a.minimal_view,
+        current_folder: a.current_folder,
+    };
+    respond(&a.global, &request, |out| {
+        let mut text = String::new();
+        for folder in &out.folders {
+            text.push_str(&format!("{}/\n", folder.trim_end_matches('/')));
+        }
+        for item in &out.items {
+            text.push_str(&item.item_name);
+            text.push('\n');
+        }
+        if !out.next_page.is_empty() {
+            note(&format!(
+                "More items: repeat with --pagination-token {}",
+                out.next_page
+            ));
+        }
+        Ok(text)
+    })
+    .await
+}
+
+pub async fn delete_item(a: DeleteItemArgs) -> anyhow::Result<()> {
+    let request = DeleteItem {
+        name: a.name,
+        version: a.version,
+    };
+    respond(&a.global, &request, |out| {
+        Ok(match a.version {
+            Some(v) if v > 0 => format!("Deleted version {v} of {}", out.item_name),
+            _ => format!("Deleted {}", out.item_name),
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn values(pairs: &[(&str, &str)]) -> SecretValues {
+        SecretValues(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), SecretString::from(*v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn one_value_alone_several_as_lines_in_request_order() {
+        let v = values(&[("/a", "1"), ("/b", "2")]);
+        assert_eq!(format_values(&["a".into()], &v).unwrap(), "1");
+        assert_eq!(
+            format_values(&["/b".into(), "/a".into()], &v).unwrap(),
+            "/b: 2\n/a: 1\n"
+        );
+        assert!(format_values(&["/a".into(), "/c".into()], &v).is_err());
+    }
+}

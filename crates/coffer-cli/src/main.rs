@@ -1,0 +1,31 @@
+//! `coffer`: the Coffer server and an admin CLI that mirrors the Akeyless CLI.
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod output;
+mod profile;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS user (reqwest, the server, sqlx).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Usage errors exit with clap's status 2.
+    let cli = args::Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(commands::run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

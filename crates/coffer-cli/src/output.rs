@@ -1,0 +1,82 @@
+//! Everything the CLI prints: results on stdout, the one-line error on stderr.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+/// Write a command's result to stdout. A closed pipe (`coffer … | head`)
+/// is not an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let result = out.write_all(text.as_bytes()).and_then(|()| {
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    });
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Print a JSON value, pretty.
+pub fn emit_json(value: &Value) -> anyhow::Result<()> {
+    emit(&serde_json::to_string_pretty(value)?)
+}
+
+/// A human message for stderr (progress, hints), never a result.
+pub fn note(text: &str) {
+    eprintln!("{text}");
+}
+
+/// `key: value` lines with aligned values; empty values are skipped.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:"), w = width + 1))
+        .collect()
+}
+
+/// The error line: `Error: <message>` on one line (the server's message for
+/// API errors; context chains joined with ": ").
+pub fn error_line(err: &anyhow::Error) -> String {
+    let text = format!("{err:#}");
+    let one_line: Vec<&str> = text.split_whitespace().collect();
+    format!("Error: {}", one_line.join(" "))
+}
+
+/// Print the error line to stderr.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("{}", error_line(err));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_fields_skip_empty_values() {
+        let text = fields(&[
+            ("name", "/a".into()),
+            ("description", String::new()),
+            ("last_version", "3".into()),
+        ]);
+        assert_eq!(text, "name:         /a\nlast_version: 3\n");
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let err = anyhow::anyhow!("access denied:\n  read on /other/y").context("x");
+        assert_eq!(
+            error_line(&err),
+            "Error: x: access denied: read on /other/y"
+        );
+    }
+}

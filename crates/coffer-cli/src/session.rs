@@ -1,0 +1,274 @@
+//! Turning the global flags into a client and a token: the one place that
+//! resolves the gateway URL, the CA certificate and the caller's token.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use coffer_client::ops::Auth;
+use coffer_client::{AuthOutput, Client, ClientOptions, Operation, Token};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::args::{DEFAULT_GATEWAY_URL, GlobalArgs};
+use crate::profile::{CofferHome, Profile};
+
+/// Gateway URL precedence: flag (clap already merged `COFFER_GATEWAY_URL`
+/// into it, flag first) > profile > built-in default.
+pub fn resolve_gateway_url(flag_or_env: Option<&str>, profile: Option<&Profile>) -> String {
+    flag_or_env
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| profile.and_then(|p| p.gateway_url.as_deref()))
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(DEFAULT_GATEWAY_URL)
+        .to_string()
+}
+
+/// CA certificate precedence: flag (or `COFFER_CA_CERT`) > profile.
+pub fn resolve_ca_cert(flag_or_env: Option<&Path>, profile: Option<&Profile>) -> Option<PathBuf> {
+    flag_or_env
+        .map(Path::to_path_buf)
+        .or_else(|| profile.and_then(|p| p.ca_cert.clone()))
+}
+
+/// Read `-` as "the value comes from standard input": kept exactly for
+/// secret values, trimmed for credentials (`trim`).
+pub fn secret_or_stdin(value: SecretString, trim: bool) -> anyhow::Result<SecretString> {
+    if value.expose_secret() != "-" {
+        return Ok(value);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .context("cannot read standard input")?;
+    if trim {
+        Ok(SecretString::from(text.trim()))
+    } else {
+        Ok(SecretString::from(text))
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A client for the gateway chosen by the global flags, with the profile.
+pub struct Context {
+    pub home: CofferHome,
+    pub profile_name: String,
+    pub profile: Option<Profile>,
+    pub client: Client,
+    pub json: bool,
+}
+
+impl Context {
+    pub fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+        let home = CofferHome::from_env()?;
+        let profile = home.read_profile(&global.profile)?;
+        let gateway = resolve_gateway_url(global.gateway_url.as_deref(), profile.as_ref());
+        let ca_cert_pem =
+            match resolve_ca_cert(global.ca_cert.as_deref(), profile.as_ref()) {
+                Some(path) => Some(std::fs::read(&path).with_context(|| {
+                    format!("cannot read the CA certificate {}", path.display())
+                })?),
+                None => None,
+            };
+        let client = Client::new(
+            &gateway,
+            ClientOptions {
+                ca_cert_pem,
+                ..ClientOptions::default()
+            },
+        )?;
+        Ok(Context {
+            home,
+            profile_name: global.profile.clone(),
+            profile,
+            client,
+            json: global.json,
+        })
+    }
+
+    /// Log in and cache the token for the profile. Returns the raw response too.
+    pub async fn login(&self, request: &Auth) -> anyhow::Result<(Value, AuthOutput)> {
+        let raw = self.client.send_value(None, request).await?;
+        let out: AuthOutput = coffer_client::decode::<Auth>(raw.clone())?;
+        if out.token.expose_secret().is_empty() {
+            bail!("the gateway answered auth without a token");
+        }
+        if let Some(expiry) = out.expires_at() {
+            self.home.store_token(
+                &self.profile_name,
+                self.client.base_url(),
+                &out.token,
+                expiry,
+            )?;
+        }
+        Ok((raw, out))
+    }
+
+    /// Log in with the profile's saved credentials.
+    async fn login_with_profile(&self) -> anyhow::Result<SecretString> {
+        let Some(profile) = &self.profile else {
+            bail!(
+                "not logged in: no profile {:?}. Run `coffer configure --profile {} --access-id … --access-key …`, or pass --token",
+                self.profile_name,
+                self.profile_name
+            );
+        };
+        let Some(key) = &profile.access_key else {
+            bail!(
+                "profile {:?} has no access key: run `coffer auth` for its access type, or pass --token",
+                self.profile_name
+            );
+        };
+        let request = Auth {
+            access_id: profile.access_id.clone(),
+            access_type: profile.access_type.clone(),
+            access_key: Some(key.clone()),
+            jwt: None,
+        };
+        Ok(self.login(&request).await?.1.token)
+    }
+}
+
+/// Where the token in use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenSource {
+    /// `--token` / `--uid-token`: never replaced.
+    Explicit,
+    /// The profile's token cache: replaced by a new login after a 401.
+    Cached,
+    /// A login made for this command.
+    Fresh,
+}
+
+/// A [`Context`] with the caller's token.
+pub struct Session {
+    pub ctx: Context,
+    token: Token,
+    source: TokenSource,
+}
+
+impl Session {
+    /// Use `--token`/`--uid-token`, else the profile's cached token, else
+    /// log in with the profile's credentials.
+    pub async fn open(global: &GlobalArgs) -> anyhow::Result<Session> {
+        let ctx = Context::new(global)?;
+        let (token, source) = if let Some(t) = &global.token {
+            (Token::Session(t.clone()), TokenSource::Explicit)
+        } else if let Some(t) = &global.uid_token {
+            (Token::Uid(t.clone()), TokenSource::Explicit)
+        } else if let Some(t) =
+            ctx.home
+                .cached_token(&ctx.profile_name, ctx.client.base_url(), now_unix())?
+        {
+            (Token::Session(t), TokenSource::Cached)
+        } else {
+            (
+                Token::Session(ctx.login_with_profile().await?),
+                TokenSource::Fresh,
+            )
+        };
+        Ok(Session { ctx, token, source })
+    }
+
+    /// Send a request with the caller's token; returns the raw JSON. A cached
+    /// token the server no longer accepts (401) is dropped and replaced by a
+    /// new login, once.
+    pub async fn call<O: Operation>(&mut self, request: &O) -> anyhow::Result<Value> {
+        match self.ctx.client.send_value(Some(&self.token), request).await {
+            Err(e) if e.is_unauthorized() && self.source == TokenSource::Cached => {
+                self.ctx.home.remove_token(&self.ctx.profile_name)?;
+                self.token = Token::Session(self.ctx.login_with_profile().await?);
+                self.source = TokenSource::Fresh;
+                Ok(self
+                    .ctx
+                    .client
+                    .send_value(Some(&self.token), request)
+                    .await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Forget the cached token (after revoking it).
+    pub fn forget_cached_token(&self) -> anyhow::Result<()> {
+        if self.source != TokenSource::Explicit {
+            self.ctx.home.remove_token(&self.ctx.profile_name)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(url: Option<&str>) -> Profile {
+        Profile {
+            access_id: "p-x".into(),
+            access_key: None,
+            access_type: "access_key".into(),
+            gateway_url: url.map(String::from),
+            ca_cert: Some("/etc/profile-ca.pem".into()),
+        }
+    }
+
+    #[test]
+    fn gateway_precedence() {
+        let p = profile(Some("https://from-profile"));
+        assert_eq!(
+            resolve_gateway_url(Some("https://from-flag"), Some(&p)),
+            "https://from-flag"
+        );
+        assert_eq!(resolve_gateway_url(None, Some(&p)), "https://from-profile");
+        assert_eq!(
+            resolve_gateway_url(Some(""), Some(&p)),
+            "https://from-profile"
+        );
+        assert_eq!(
+            resolve_gateway_url(None, Some(&profile(None))),
+            DEFAULT_GATEWAY_URL
+        );
+        assert_eq!(resolve_gateway_url(None, None), DEFAULT_GATEWAY_URL);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_profile_via_clap() {
+        use crate::args::{Cli, Command};
+        use clap::Parser;
+        // The flag is what clap hands us when both flag and env are set
+        // (clap's documented precedence); the profile only fills a gap.
+        let cli = Cli::try_parse_from([
+            "coffer",
+            "list-roles",
+            "--gateway-url",
+            "https://flag",
+            "--profile",
+            "p2",
+        ])
+        .unwrap();
+        let Command::ListRoles(a) = cli.command else {
+            panic!()
+        };
+        let p = profile(Some("https://from-profile"));
+        assert_eq!(
+            resolve_gateway_url(a.global.gateway_url.as_deref(), Some(&p)),
+            "https://flag"
+        );
+        assert_eq!(a.global.profile, "p2");
+    }
+
+    #[test]
+    fn ca_cert_precedence() {
+        let p = profile(None);
+        assert_eq!(
+            resolve_ca_cert(Some(Path::new("/flag.pem")), Some(&p)),
+            Some(PathBuf::from("/flag.pem"))
+        );
+        assert_eq!(
+            resolve_ca_cert(None, Some(&p)),
+            Some(PathBuf::from("/etc/profile-ca.pem"))
+        );
+        assert_eq!(resolve_ca_cert(None, None), None);
+    }
+}

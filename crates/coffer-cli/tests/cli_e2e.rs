@@ -1,0 +1,1306 @@
+//! End to end: the real `coffer server --dev` binary, driven through the
+//! `coffer` CLI (with `COFFER_HOME` in a temporary directory) and through
+//! raw HTTP requests for the wire-level promises of docs/api.md.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const COFFER: &str = env!("CARGO_BIN_EXE_coffer");
+
+/// Environment variables that would change what the CLI or server does.
+const SCRUBBED_ENV: &[&str] = &[
+    "COFFER_GATEWAY_URL",
+    "COFFER_PROFILE",
+    "COFFER_CA_CERT",
+    "COFFER_ACCESS_KEY",
+    "COFFER_STORAGE_URL",
+    "COFFER_ROOT_KEY",
+    "COFFER_ROOT_KEY_FILE",
+    "COFFER_ROOT_KEY_COMMAND",
+    "COFFER_DATA_DIR",
+    "COFFER_LISTEN",
+    "COFFER_CONFIG",
+    "COFFER_TLS_CERT",
+    "COFFER_TLS_KEY",
+];
+
+fn scrubbed(mut cmd: Command) -> Command {
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `coffer server --dev`; stopped on drop (also when a test panics).
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn drain(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Start with extra flags; with `--tls-cert`, readiness is a TCP connect
+    /// (the raw HTTP health probe speaks plain HTTP only).
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let mut cmd = scrubbed(Command::new(COFFER));
+        cmd.args(["server", "--dev", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn coffer server");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(child.stdout.take().unwrap(), stdout.clone());
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        let mut server = Server {
+            child: Some(child),
+            port,
+            stdout,
+            stderr,
+        };
+        server.wait_ready(!extra.contains(&"--tls-cert"));
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- server stdout ---\n{}\n--- server stderr ---\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    fn wait_ready(&mut self, plain_http: bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("coffer server exited with {status}\n{}", self.logs());
+            }
+            if !plain_http && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok((200, body)) = http(self.port, "GET", "/health", b"") {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v, json!({"status": "ok"}));
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not healthy after 60 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The bootstrap admin credentials printed on first start.
+    fn bootstrap_credentials(&self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.stdout.lock().unwrap().clone();
+            let id = field_after(&out, "access_id:").filter(|id| id.starts_with("p-"));
+            let key = field_after(&out, "access_key:");
+            if let (Some(id), Some(key)) = (id, key) {
+                return (id, key);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no bootstrap credentials printed\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Graceful first (SIGTERM through kill(1), on our own child's pid).
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The first whitespace-separated word after `label` in `text`
+/// (like the regex `label\s+(\S+)`).
+fn field_after(text: &str, label: &str) -> Option<String> {
+    let start = text.find(label)? + label.len();
+    text[start..].split_whitespace().next().map(String::from)
+}
+
+/// One CLI run.
+#[derive(Debug)]
+struct Run {
+    args: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "`coffer {}` failed: {self:#?}", self.args);
+        self
+    }
+
+    /// Failed with exit code 1 and exactly one `Error: …` line on stderr.
+    #[track_caller]
+    fn failed(self) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "`coffer {}` should fail with 1: {self:#?}",
+            self.args
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
+        assert!(lines[0].starts_with("Error: "), "{self:#?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("`coffer {}` printed no JSON ({e}): {self:#?}", self.args))
+    }
+}
+
+/// The CLI with its own `COFFER_HOME`.
+struct Cli {
+    home: PathBuf,
+}
+
+impl Cli {
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = scrubbed(Command::new(COFFER));
+        cmd.args(args)
+            .env("COFFER_HOME", &self.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().expect("spawn coffer");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().unwrap();
+        Run {
+            args: args.join(" "),
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8(stdout).unwrap(),
+            stderr: String::from_utf8(stderr).unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+}
+
+/// A raw HTTP/1.1 request; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    // Write the body on another thread: the server may answer (413) before
+    // reading all of it.
+    let mut writer = stream.try_clone()?;
+    let body = body.to_vec();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&body);
+    });
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    if raw.is_empty() {
+        read?;
+    }
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("bad chunk"))?;
+            let size_text = String::from_utf8_lossy(&rest[..eol]).to_string();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = decoded;
+    }
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+/// POST a JSON body; returns (status, parsed JSON body).
+#[track_caller]
+fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = http(port, "POST", path, body.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("POST {path} → {status}: body is not JSON ({e}): {text:?}"));
+    (status, value)
+}
+
+/// A 4xx/5xx with `{"error": "<non-empty message>"}`.
+#[track_caller]
+fn assert_error(got: (u16, Value), status: u16, what: &str) {
+    assert_eq!(got.0, status, "{what}: {}", got.1);
+    let msg = got.1["error"].as_str().unwrap_or_default();
+    assert!(!msg.is_empty(), "{what}: no error message in {}", got.1);
+}
+
+fn looks_denied(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    [
+        "denied",
+        "forbidden",
+        "not allowed",
+        "permission",
+        "not authorized",
+    ]
+    .iter()
+    .any(|w| s.contains(w))
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn cli_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let mut server = Server::start(&data_dir);
+    let url = server.url();
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+
+    // ---- profile and login ----
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &admin_id,
+        "--access-key",
+        &admin_key,
+        "--gateway-url",
+        &url,
+    ])
+    .ok();
+    let profile_file = cli.home.join("profiles/default.toml");
+    let text = std::fs::read_to_string(&profile_file).unwrap();
+    assert!(
+        text.contains("[default]") && text.contains(&admin_id),
+        "{text}"
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&profile_file), 0o600);
+
+    let login = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            &admin_id,
+            "--access-type",
+            "access_key",
+            "--access-key",
+            &admin_key,
+            "--gateway-url",
+            &url,
+        ])
+        .ok();
+    let admin_token = login.stdout.trim().to_string();
+    assert_eq!(
+        login.stdout,
+        format!("{admin_token}\n"),
+        "auth prints only the token"
+    );
+    assert!(!admin_token.is_empty() && !admin_token.contains(char::is_whitespace));
+    #[cfg(unix)]
+    assert_eq!(mode(&cli.home.join("tokens/default.json")), 0o600);
+    let full = cli.run(&["auth", "--json"]).ok().json();
+    assert!(
+        full["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{full}"
+    );
+    assert!(
+        full["expiration"].as_str().is_some_and(|t| !t.is_empty()),
+        "{full}"
+    );
+    // The jwt access type reaches the server (which refuses this fake JWT).
+    let jwt = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            &admin_id,
+            "--access-type",
+            "jwt",
+            "--jwt",
+            "not.a.jwt",
+        ])
+        .failed();
+    assert!(!jwt.stderr.contains(&admin_key));
+    let valid = cli.run(&["validate-token"]).ok();
+    assert!(valid.stdout.contains("valid:"), "{valid:#?}");
+    assert_eq!(
+        cli.run(&["validate-token", "--json", "--token", &admin_token])
+            .ok()
+            .json()["is_valid"],
+        true
+    );
+    cli.run(&[
+        "auth",
+        "--access-id",
+        &admin_id,
+        "--access-key",
+        "wrong-key",
+    ])
+    .failed();
+
+    // ---- static secrets ----
+    let v = [
+        "x-value-one-S3CR3T",
+        "x-value-two-S3CR3T",
+        "x-value-three-S3CR3T",
+    ];
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/app/x",
+        "-v",
+        v[0],
+        "--description",
+        "test secret",
+        "--tag",
+        "t1",
+        "--tag",
+        "t2",
+    ])
+    .ok();
+    cli.run(&["update-secret-val", "-n", "/app/x", "-v", v[1]])
+        .ok();
+    cli.run(&[
+        "update-secret-val",
+        "--name",
+        "/app/x",
+        "--value",
+        v[2],
+        "--keep-prev-version",
+        "true",
+    ])
+    .ok();
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/app/x"]).ok().stdout,
+        format!("{}\n", v[2])
+    );
+    for (version, value) in [("1", v[0]), ("2", v[1]), ("3", v[2])] {
+        let got = cli
+            .run(&["get-secret-value", "-n", "/app/x", "--version", version])
+            .ok();
+        assert_eq!(got.stdout.trim_end(), value, "version {version}");
+    }
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/app/x", "--json"])
+            .ok()
+            .json(),
+        json!({"/app/x": v[2]})
+    );
+    let other_value = "other-value-S3CR3T";
+    let denied_value = "denied-value-S3CR3T";
+    cli.run(&["create-secret", "-n", "/other/y", "-v", other_value])
+        .ok();
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/app/secret-denied",
+        "-v",
+        denied_value,
+    ])
+    .ok();
+    cli.run(&["create-secret", "-n", "/app/x", "-v", "dup"])
+        .failed();
+    let stdin_value = "from-stdin-S3CR3T\nsecond line\n";
+    cli.run_with_stdin(
+        &["create-secret", "-n", "/app/stdin", "-v", "-"],
+        Some(stdin_value.as_bytes()),
+    )
+    .ok();
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/app/stdin"])
+            .ok()
+            .stdout,
+        stdin_value
+    );
+    let both = cli
+        .run(&["get-secret-value", "-n", "/app/x", "-n", "/other/y"])
+        .ok();
+    assert_eq!(
+        both.stdout,
+        format!("/app/x: {}\n/other/y: {other_value}\n", v[2])
+    );
+    let json_value = r#"{"user":"u","password":"S3CR3T-json"}"#;
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/app/json",
+        "-v",
+        json_value,
+        "--format",
+        "json",
+    ])
+    .ok();
+    let got: Value = serde_json::from_str(
+        &cli.run(&["get-secret-value", "-n", "/app/json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(got, serde_json::from_str::<Value>(json_value).unwrap());
+
+    let described = cli
+        .run(&["describe-item", "-n", "/app/x", "--show-versions"])
+        .ok();
+    for want in ["/app/x", "STATIC_SECRET", "last_version: 3", "versions:"] {
+        assert!(described.stdout.contains(want), "{want}: {described:#?}");
+    }
+    assert!(!described.stdout.contains("S3CR3T"));
+    let described = cli
+        .run(&["describe-item", "-n", "/app/x", "--show-versions", "--json"])
+        .ok()
+        .json();
+    assert_eq!(described["item_name"], "/app/x");
+    assert_eq!(described["last_version"], 3);
+    assert_eq!(described["item_versions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(described["item_tags"], json!(["t1", "t2"]));
+
+    let listed = cli.run(&["list-items"]).ok();
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    for want in ["/app/x", "/other/y", "/app/secret-denied"] {
+        assert!(lines.contains(&want), "{want}: {listed:#?}");
+    }
+    let in_app = cli.run(&["list-items", "--path", "/app"]).ok();
+    assert!(in_app.stdout.lines().any(|l| l == "/app/x"), "{in_app:#?}");
+    assert!(
+        !in_app.stdout.lines().any(|l| l == "/other/y"),
+        "{in_app:#?}"
+    );
+    let listed = cli.run(&["list-items", "--json"]).ok().json();
+    assert!(
+        listed["items"].as_array().is_some_and(|i| i.len() >= 4),
+        "{listed}"
+    );
+
+    cli.run(&["create-secret", "-n", "/app/tmp", "-v", "tmp-S3CR3T"])
+        .ok();
+    cli.run(&["delete-item", "-n", "/app/tmp"]).ok();
+    let gone = cli.run(&["get-secret-value", "-n", "/app/tmp"]).failed();
+    assert!(gone.stderr.contains("not found"), "{gone:#?}");
+    cli.run(&[
+        "update-secret-val",
+        "-n",
+        "/app/x",
+        "-v",
+        "x-value-four-S3CR3T",
+    ])
+    .ok();
+    cli.run(&["delete-item", "-n", "/app/x", "--version", "4"])
+        .ok();
+    cli.run(&["get-secret-value", "-n", "/app/x", "--version", "4"])
+        .failed();
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/app/x"])
+            .ok()
+            .stdout
+            .trim_end(),
+        v[2],
+        "deleting the newest version falls back to the previous one"
+    );
+
+    // ---- a second identity with a role ----
+    let am = cli
+        .run(&["create-auth-method", "-n", "/ci/app", "--description", "ci"])
+        .ok();
+    let app_id = field_after(&am.stdout, "access_id:").expect("access_id printed");
+    let app_key = field_after(&am.stdout, "access_key:").expect("access_key printed");
+    assert!(app_id.starts_with("p-"), "{am:#?}");
+    cli.run(&[
+        "create-role",
+        "-n",
+        "app-reader",
+        "--description",
+        "reads /app",
+    ])
+    .ok();
+    cli.run(&[
+        "set-role-rule",
+        "--role-name",
+        "app-reader",
+        "--path",
+        "/app/*",
+        "--capability",
+        "read",
+        "--capability",
+        "list",
+    ])
+    .ok();
+    cli.run(&[
+        "set-role-rule",
+        "--role-name",
+        "app-reader",
+        "--path",
+        "/app/secret-denied",
+        "--capability",
+        "deny",
+    ])
+    .ok();
+    let assoc = cli
+        .run(&["assoc-role-am", "-r", "app-reader", "-a", "/ci/app"])
+        .ok();
+    assert!(
+        field_after(&assoc.stdout, "assoc_id:").is_some(),
+        "{assoc:#?}"
+    );
+    let role = cli
+        .run(&["get-role", "-n", "app-reader", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        role["rules"]["path_rules"].as_array().map(Vec::len),
+        Some(2),
+        "{role}"
+    );
+    assert_eq!(
+        role["role_auth_methods_assoc"][0]["auth_method_access_id"],
+        app_id.as_str()
+    );
+    let role_text = cli.run(&["get-role", "-n", "app-reader"]).ok();
+    assert!(role_text.stdout.contains("/app/*"), "{role_text:#?}");
+    let am_info = cli.run(&["get-auth-method", "-n", "/ci/app"]).ok();
+    assert!(am_info.stdout.contains(&app_id), "{am_info:#?}");
+    assert!(!am_info.stdout.contains(&app_key));
+    assert!(
+        cli.run(&["list-auth-methods"])
+            .ok()
+            .stdout
+            .contains("/ci/app")
+    );
+    // Role names come back normalised with a leading '/', as in Akeyless.
+    let roles = cli.run(&["list-roles"]).ok();
+    assert!(
+        roles
+            .stdout
+            .lines()
+            .any(|l| l.trim_start_matches('/') == "app-reader"),
+        "{roles:#?}"
+    );
+
+    cli.run(&[
+        "configure",
+        "--profile",
+        "app",
+        "--access-id",
+        &app_id,
+        "--access-key",
+        &app_key,
+        "--gateway-url",
+        &url,
+    ])
+    .ok();
+    let app = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--profile", "app"]);
+        cli.run(&all)
+    };
+    assert_eq!(
+        app(&["get-secret-value", "-n", "/app/x"])
+            .ok()
+            .stdout
+            .trim_end(),
+        v[2]
+    );
+    let denied = app(&["get-secret-value", "-n", "/other/y"]).failed();
+    assert!(
+        looks_denied(&denied.stderr),
+        "403-derived message expected: {denied:#?}"
+    );
+    assert!(!denied.stderr.contains(other_value));
+    let denied = app(&["get-secret-value", "-n", "/app/secret-denied"]).failed();
+    assert!(looks_denied(&denied.stderr), "{denied:#?}");
+    assert!(!denied.stderr.contains(denied_value));
+    app(&["get-secret-value", "-n", "/app/x", "-n", "/other/y"]).failed();
+    app(&["create-secret", "-n", "/app/new", "-v", "nope"]).failed();
+    let visible = app(&["list-items"]).ok();
+    let lines: Vec<&str> = visible.stdout.lines().collect();
+    assert!(lines.contains(&"/app/x"), "{visible:#?}");
+    assert!(!lines.contains(&"/other/y"), "{visible:#?}");
+    assert!(!lines.contains(&"/app/secret-denied"), "{visible:#?}");
+    app(&["audit", "list"]).failed();
+
+    // An explicit token, then the auth method is deleted: it stops working.
+    let app_token = app(&["auth"]).ok().stdout.trim().to_string();
+    assert!(!app_token.is_empty());
+    cli.run(&["get-secret-value", "-n", "/app/x", "--token", &app_token])
+        .ok();
+    cli.run(&["delete-auth-method", "-n", "/ci/app"]).ok();
+    let revoked = cli
+        .run(&["get-secret-value", "-n", "/app/x", "--token", &app_token])
+        .failed();
+    assert!(!revoked.stderr.contains(&app_token));
+    let relogin = app(&["get-secret-value", "-n", "/app/x"]).failed();
+    assert!(!relogin.stderr.contains(&app_key));
+    cli.run(&["unconfigure", "--profile", "app"]).ok();
+    assert!(!cli.home.join("profiles/app.toml").exists());
+
+    // revoke-token: the revoked token is refused afterwards.
+    let spare = cli.run(&["auth"]).ok().stdout.trim().to_string();
+    cli.run(&["revoke-token", "--token", &spare]).ok();
+    cli.run(&["get-secret-value", "-n", "/app/x", "--token", &spare])
+        .failed();
+    // `spare` is also the profile's cached token: the CLI notices the 401,
+    // logs in again with the profile and carries on.
+    let cache = cli.home.join("tokens/default.json");
+    assert!(std::fs::read_to_string(&cache).unwrap().contains(&spare));
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/app/x"])
+            .ok()
+            .stdout
+            .trim_end(),
+        v[2]
+    );
+    assert!(!std::fs::read_to_string(&cache).unwrap().contains(&spare));
+    // Revoking the cached token forgets it.
+    cli.run(&["revoke-token"]).ok();
+    assert!(!cache.exists());
+
+    // ---- audit ----
+    let audit = cli
+        .run(&["audit", "list", "--limit", "10000", "--json"])
+        .ok();
+    let records = audit.json()["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let has = |op: &str, outcome: &str| {
+        records
+            .iter()
+            .any(|r| r["operation"] == op && r["outcome"] == outcome)
+    };
+    for op in [
+        "auth",
+        "create-secret",
+        "update-secret-val",
+        "get-secret-value",
+        "describe-item",
+        "list-items",
+        "delete-item",
+        "create-auth-method",
+        "create-role",
+        "set-role-rule",
+        "assoc-role-am",
+        "delete-auth-method",
+    ] {
+        assert!(
+            has(op, "allowed"),
+            "no allowed {op} record: {}",
+            audit.stdout
+        );
+    }
+    assert!(
+        has("get-secret-value", "denied"),
+        "no denied read: {}",
+        audit.stdout
+    );
+    assert!(
+        has("create-secret", "denied"),
+        "no denied create: {}",
+        audit.stdout
+    );
+    let human = cli.run(&["audit", "list", "--limit", "10000"]).ok();
+    assert!(human.stdout.contains("denied"));
+    let mut secrets: Vec<&str> = v.to_vec();
+    secrets.extend([
+        other_value,
+        denied_value,
+        "from-stdin-S3CR3T",
+        "S3CR3T",
+        &admin_key,
+        &app_key,
+        &admin_token,
+        &app_token,
+    ]);
+    for text in [&audit.stdout, &human.stdout] {
+        for secret in &secrets {
+            assert!(!text.contains(secret), "audit output leaks {secret:?}");
+        }
+    }
+    let denied_only = cli
+        .run(&["audit", "list", "--outcome", "denied", "--json"])
+        .ok()
+        .json();
+    let denied_records = denied_only["records"].as_array().unwrap();
+    assert!(!denied_records.is_empty());
+    assert!(denied_records.iter().all(|r| r["outcome"] == "denied"));
+    let verified = cli.run(&["audit", "verify"]).ok();
+    assert!(verified.stdout.contains("intact"), "{verified:#?}");
+    assert_eq!(
+        cli.run(&["audit", "verify", "--json"]).ok().json()["valid"],
+        true
+    );
+
+    // ---- restart on the same data dir ----
+    server.stop();
+    let server = Server::start(&data_dir);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = server.stdout.lock().unwrap().clone();
+    assert!(
+        !out.contains("access_key"),
+        "credentials printed again: {out}"
+    );
+    let url2 = server.url();
+    let after = cli
+        .run(&["get-secret-value", "-n", "/app/x", "--gateway-url", &url2])
+        .ok();
+    assert_eq!(after.stdout.trim_end(), v[2]);
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/other/y", "--gateway-url", &url2])
+            .ok()
+            .stdout
+            .trim_end(),
+        other_value
+    );
+    cli.run(&["audit", "verify", "--gateway-url", &url2]).ok();
+    drop(server);
+
+    // ---- offline audit tools on the stopped server's data ----
+    let data = data_dir.to_str().unwrap();
+    let offline = cli.run(&["audit", "verify", "--data-dir", data]).ok();
+    assert!(offline.stdout.contains("intact"), "{offline:#?}");
+    assert_eq!(
+        cli.run(&["audit", "verify", "--data-dir", data, "--json"])
+            .ok()
+            .json()["valid"],
+        true
+    );
+    let offline_list = cli
+        .run(&[
+            "audit",
+            "list",
+            "--data-dir",
+            data,
+            "--limit",
+            "10000",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let offline_records = offline_list["records"].as_array().unwrap();
+    assert!(offline_records.len() >= records.len(), "{offline_list}");
+    let offline_text = offline_list.to_string();
+    for secret in &secrets {
+        assert!(
+            !offline_text.contains(secret),
+            "offline audit leaks {secret:?}"
+        );
+    }
+}
+
+#[test]
+fn cli_reports_connection_errors_and_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = cli
+        .run(&[
+            "get-secret-value",
+            "-n",
+            "/x",
+            "--token",
+            "t-abc",
+            "--gateway-url",
+            &url,
+        ])
+        .failed();
+    assert!(run.stderr.contains("cannot reach"), "{run:#?}");
+    assert!(!run.stderr.contains("t-abc"));
+    let run = cli.run(&["get-secret-value"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    let run = cli.run(&["list-roles"]).failed();
+    assert!(run.stderr.contains("coffer configure"), "{run:#?}");
+}
+
+#[test]
+fn wire_contract_over_raw_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let port = server.port;
+    let (id, key) = server.bootstrap_credentials();
+
+    // Bases and repeated slashes; kebab-case and snake_case keys.
+    let (status, login) = post(
+        port,
+        "/v2/auth",
+        &json!({"access-id": id, "access-type": "access_key", "access-key": key}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let token = login["token"].as_str().unwrap().to_string();
+    assert!(
+        login["expiration"].as_str().is_some_and(|e| !e.is_empty()),
+        "{login}"
+    );
+    assert!(login["creds"]["expiry"].as_i64().is_some(), "{login}");
+    let (status, snake) = post(
+        port,
+        "/api/v2//auth",
+        &json!({"access_id": id, "access_type": "api_key", "access_key": key}),
+    );
+    assert_eq!(status, 200, "{snake}");
+    let (status, root) = post(port, "/auth", &json!({"access-id": id, "access-key": key}));
+    assert_eq!(status, 200, "{root}");
+
+    // Unknown keys are ignored; `names` as a comma string.
+    for (name, value) in [("/raw/a", "va"), ("/raw/b", "vb")] {
+        let (status, body) = post(
+            port,
+            "/create-secret",
+            &json!({"name": name, "value": value, "token": token, "accessibility": "regular", "json": false}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post(
+        port,
+        "/v2/get-secret-value",
+        &json!({"names": "/raw/a,/raw/b", "token": token}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"/raw/a": "va", "/raw/b": "vb"}));
+    let (status, body) = post(
+        port,
+        "/get-secret-value",
+        &json!({"names": ["/raw/a"], "uid-token": "ignored-when-token-present", "token": token}),
+    );
+    assert_eq!((status, body), (200, json!({"/raw/a": "va"})));
+
+    // Booleans and numbers as strings.
+    let (status, body) = post(
+        port,
+        "/update-secret-val",
+        &json!({"name": "/raw/a", "value": "va2", "keep_prev_version": "true", "token": token}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        port,
+        "/describe-item",
+        &json!({"name": "/raw/a", "show-versions": "true", "token": token}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["item_versions"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    let (status, body) = post(
+        port,
+        "/get-secret-value",
+        &json!({"names": "/raw/a", "version": "1", "token": token}),
+    );
+    assert_eq!((status, body), (200, json!({"/raw/a": "va"})));
+    let (status, body) = post(
+        port,
+        "/list-items",
+        &json!({"path": "/raw", "minimal-view": "false", "current-folder": "true", "token": token}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["item_name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&"/raw/a") && names.contains(&"/raw/b"),
+        "{body}"
+    );
+
+    // Errors.
+    let (status, text) = http(port, "POST", "/get-secret-value", b"{\"names\": [").unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} {text:?}"));
+    assert_error((status, body), 400, "malformed JSON");
+    let big = json!({"name": "/raw/big", "value": "a".repeat(1024 * 1024 + 1024), "token": token});
+    let (status, text) = http(port, "POST", "/create-secret", big.to_string().as_bytes()).unwrap();
+    assert_eq!(status, 413, "over 1 MiB: {text}");
+    assert_error(
+        post(port, "/no-such-operation", &json!({"token": token})),
+        404,
+        "unknown operation",
+    );
+    assert_error(
+        post(port, "/get-secret-value", &json!({"names": ["/raw/a"]})),
+        401,
+        "missing token",
+    );
+    assert_error(
+        post(
+            port,
+            "/get-secret-value",
+            &json!({"names": ["/raw/a"], "token": "t-0000000000000000000000000000000000000000000000000000000000000000"}),
+        ),
+        401,
+        "forged token",
+    );
+    assert_error(
+        post(
+            port,
+            "/auth",
+            &json!({"access-id": id, "access-key": "wrong"}),
+        ),
+        401,
+        "failed login",
+    );
+    assert_error(
+        post(
+            port,
+            "/get-secret-value",
+            &json!({"names": ["/raw/none"], "token": token}),
+        ),
+        404,
+        "unknown item",
+    );
+    assert_error(
+        post(
+            port,
+            "/create-secret",
+            &json!({"name": "/raw/a", "value": "x", "token": token}),
+        ),
+        409,
+        "name exists",
+    );
+    assert_error(
+        post(
+            port,
+            "/create-secret",
+            &json!({"name": "/raw/c", "token": token}),
+        ),
+        400,
+        "missing value",
+    );
+}
+
+#[test]
+fn audit_verify_reports_the_tampered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let mut server = Server::start(&data_dir);
+    let url = server.url();
+    let (id, key) = server.bootstrap_credentials();
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &id,
+        "--access-key",
+        &key,
+        "--gateway-url",
+        &url,
+    ])
+    .ok();
+    for i in 0..3 {
+        cli.run(&["create-secret", "-n", &format!("/t/{i}"), "-v", "v"])
+            .ok();
+    }
+    server.stop();
+    let data = data_dir.to_str().unwrap();
+    cli.run(&["audit", "verify", "--data-dir", data]).ok();
+
+    // Edit record 3 behind the server's back.
+    let db = format!("sqlite://{}", data_dir.join("coffer.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+            let done = sqlx::query("UPDATE audit_log SET operation = 'tampered' WHERE seq = 3")
+                .execute(&pool)
+                .await
+                .unwrap();
+            assert_eq!(done.rows_affected(), 1);
+            pool.close().await;
+        });
+
+    let broken = cli.run(&["audit", "verify", "--data-dir", data]).failed();
+    assert!(broken.stderr.contains("record 3"), "{broken:#?}");
+    let broken = cli.run(&["audit", "verify", "--data-dir", data, "--json"]);
+    assert_eq!(broken.code, 1, "{broken:#?}");
+    assert_eq!(broken.json()["valid"], false);
+
+    let server = Server::start(&data_dir);
+    let online = cli
+        .run(&["audit", "verify", "--gateway-url", &server.url()])
+        .failed();
+    assert!(online.stderr.contains("record 3"), "{online:#?}");
+}
+
+/// Run openssl (used only to make a throwaway CA and server certificate).
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the TLS test needs the openssl command");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn tls_gateway_with_a_private_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Coffer test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    let server = Server::start_with(
+        &dir.join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let (id, access_key) = server.bootstrap_credentials();
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let ca = dir.join("ca.pem");
+    let cli = Cli {
+        home: dir.join("home"),
+    };
+
+    // Not trusted without the CA: a transport error, exit 1.
+    let untrusted = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            &id,
+            "--access-key",
+            &access_key,
+            "--gateway-url",
+            &url,
+        ])
+        .failed();
+    assert!(untrusted.stderr.contains("cannot reach"), "{untrusted:#?}");
+    assert!(
+        untrusted.stderr.contains("CA certificate"),
+        "{untrusted:#?}"
+    );
+    assert!(!untrusted.stderr.contains(&access_key));
+
+    // --ca-cert on the command line, then from the profile.
+    cli.run(&[
+        "auth",
+        "--access-id",
+        &id,
+        "--access-key",
+        &access_key,
+        "--gateway-url",
+        &url,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ])
+    .ok();
+    cli.run(&[
+        "configure",
+        "--profile",
+        "tls",
+        "--access-id",
+        &id,
+        "--access-key",
+        &access_key,
+        "--gateway-url",
+        &url,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ])
+    .ok();
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/tls/x",
+        "-v",
+        "over-tls",
+        "--profile",
+        "tls",
+    ])
+    .ok();
+    let got = cli
+        .run(&["get-secret-value", "-n", "/tls/x", "--profile", "tls"])
+        .ok();
+    assert_eq!(got.stdout, "over-tls\n");
+}

@@ -1,0 +1,132 @@
+//! The client's error type. Messages never contain a token, access key or
+//! secret value: API errors carry the server's own message, transport
+//! errors only the URL (which holds no credentials) and the cause.
+
+use thiserror::Error;
+
+/// Result alias for the client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The server answered with a non-2xx status. `message` is the server's
+    /// `{"error": …}` text (or a short description of the body when the
+    /// server did not send one).
+    #[error("{message}")]
+    Api { status: u16, message: String },
+
+    /// The request never got an answer: connection refused, DNS failure,
+    /// TLS failure, timeout.
+    #[error("cannot reach the Coffer gateway at {url}: {reason} ({})", transport_hint(.reason))]
+    Transport { url: String, reason: String },
+
+    /// The server answered 2xx but the body is not the JSON we expected.
+    #[error("unexpected response to {operation}: {reason}")]
+    Decode { operation: String, reason: String },
+
+    /// The client could not be built (bad base URL, unreadable CA certificate).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What to check after a transport failure.
+fn transport_hint(reason: &str) -> &'static str {
+    if reason.to_ascii_lowercase().contains("certificate") {
+        "the gateway's TLS certificate is not trusted: pass its CA certificate (PEM)"
+    } else {
+        "check the gateway URL and that the server is running"
+    }
+}
+
+impl Error {
+    /// HTTP status for API errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True for 401 (missing, unknown, expired or revoked token; failed login).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(401)
+    }
+
+    /// Build the error for a non-2xx response from its body.
+    pub(crate) fn from_response(status: u16, body: &[u8]) -> Error {
+        let message = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(map)) => {
+                let error = map.get("error").and_then(|v| v.as_str());
+                let detail = map.get("message").and_then(|v| v.as_str());
+                match (error, detail) {
+                    (Some(e), Some(m)) if !m.trim().is_empty() => format!("{e}: {}", m.trim()),
+                    (Some(e), _) => e.to_string(),
+                    (None, Some(m)) => m.to_string(),
+                    (None, None) => format!("HTTP {status}"),
+                }
+            }
+            _ => {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                if text.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    let short: String = text.chars().take(200).collect();
+                    format!("HTTP {status}: {short}")
+                }
+            }
+        };
+        Error::Api { status, message }
+    }
+
+    /// Build a transport error for the gateway at `url` from a reqwest error.
+    pub(crate) fn transport(url: &str, err: &reqwest::Error) -> Error {
+        let mut reason = if err.is_timeout() {
+            "request timed out".to_string()
+        } else if err.is_connect() {
+            "connection failed".to_string()
+        } else {
+            "request failed".to_string()
+        };
+        // The innermost cause is the useful part ("Connection refused (os error 111)").
+        let mut cause = std::error::Error::source(err);
+        let mut innermost = None;
+        while let Some(c) = cause {
+            innermost = Some(c.to_string());
+            cause = c.source();
+        }
+        if let Some(text) = innermost.filter(|t| !t.is_empty()) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        Error::Transport {
+            url: url.to_string(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_uses_server_message() {
+        let e = Error::from_response(403, br#"{"error":"access denied: no read on /x"}"#);
+        assert_eq!(e.to_string(), "access denied: no read on /x");
+        assert_eq!(e.status(), Some(403));
+        let e = Error::from_response(
+            400,
+            br#"{"error":"InvalidParam","message":"Missing required parameter - AccessId "}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "InvalidParam: Missing required parameter - AccessId"
+        );
+        let e = Error::from_response(502, b"<html>bad gateway</html>");
+        assert_eq!(e.to_string(), "HTTP 502: <html>bad gateway</html>");
+        let e = Error::from_response(500, b"");
+        assert_eq!(e.to_string(), "HTTP 500");
+        assert!(Error::from_response(401, b"{}").is_unauthorized());
+    }
+}

@@ -1,0 +1,398 @@
+//! Typed responses. Every struct tolerates missing fields (defaults) and
+//! `null` lists, and ignores fields it does not know, like the Akeyless SDKs.
+//! Tokens, access keys and secret values are [`SecretString`]s.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Sub-claims: key → accepted values.
+pub type SubClaims = BTreeMap<String, Vec<String>>;
+
+/// Deserialize `null` as the type's default (for lists and maps).
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `auth` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthOutput {
+    pub token: SecretString,
+    /// Go `time.String()` form, e.g. `2026-11-22 04:16:25 +0000 UTC`.
+    pub expiration: String,
+    pub creds: AuthCreds,
+}
+
+/// `creds` of the `auth` response (the duplicate token in it is not kept).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthCreds {
+    /// Unix seconds.
+    pub expiry: i64,
+    pub access_id: String,
+    pub auth_method_name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub sub_claims: SubClaims,
+}
+
+impl AuthOutput {
+    /// When the token expires, in Unix seconds: `creds.expiry`, else parsed
+    /// from `expiration` (Go `time.String()` form or RFC 3339).
+    pub fn expires_at(&self) -> Option<i64> {
+        if self.creds.expiry > 0 {
+            return Some(self.creds.expiry);
+        }
+        parse_expiration(&self.expiration)
+    }
+}
+
+/// Parse an expiration date as the server sends it: Go's `time.String()`
+/// form (`2026-11-22 04:16:25 +0000 UTC`, optionally with fractional
+/// seconds) or RFC 3339. Returns Unix seconds.
+pub fn parse_expiration(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    // "<date> <time> <±hhmm> <zone name>"
+    let mut parts = text.split_whitespace();
+    let (date, clock, offset) = (parts.next()?, parts.next()?, parts.next()?);
+    let clock = clock.split('.').next()?;
+    let dt = PrimitiveDateTime::parse(
+        &format!("{date} {clock}"),
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+    )
+    .ok()?;
+    let offset = UtcOffset::parse(
+        offset,
+        time::macros::format_description!("[offset_hour sign:mandatory][offset_minute]"),
+    )
+    .ok()?;
+    Some(dt.assume_offset(offset).unix_timestamp())
+}
+
+/// `validate-token` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ValidateTokenOutput {
+    pub is_valid: bool,
+    pub expiration: Option<String>,
+    pub ttl: i64,
+    pub reason: String,
+}
+
+/// `{"name": …}` responses (create-secret, update-secret-val, delete-auth-method).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NameOutput {
+    pub name: String,
+}
+
+/// `{}` responses; whatever the server sends is ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Empty {}
+
+/// `get-secret-value` response: name → value. A value the server sends as
+/// JSON (not a string) is kept as its JSON text.
+#[derive(Debug, Clone, Default)]
+pub struct SecretValues(pub BTreeMap<String, SecretString>);
+
+impl SecretValues {
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.0.get(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+        Ok(SecretValues(
+            raw.into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, SecretString::from(text))
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// An item as returned by `describe-item` and `list-items`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ItemInfo {
+    pub item_name: String,
+    pub item_id: i64,
+    pub item_type: String,
+    pub item_sub_type: String,
+    #[serde(deserialize_with = "null_default")]
+    pub item_tags: Vec<String>,
+    /// The description.
+    pub item_metadata: String,
+    pub last_version: i64,
+    pub is_enabled: bool,
+    pub creation_date: Option<String>,
+    pub modification_date: Option<String>,
+    pub auto_rotate: bool,
+    pub rotation_interval: i64,
+    pub item_general_info: ItemGeneralInfo,
+    #[serde(deserialize_with = "null_default")]
+    pub item_versions: Vec<ItemVersion>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ItemGeneralInfo {
+    pub static_secret_info: Option<StaticSecretInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StaticSecretInfo {
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ItemVersion {
+    pub version: i64,
+    pub creation_date: Option<String>,
+}
+
+/// `list-items` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListItemsOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub items: Vec<ItemInfo>,
+    #[serde(deserialize_with = "null_default")]
+    pub folders: Vec<String>,
+    pub next_page: String,
+}
+
+/// `delete-item` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteItemOutput {
+    pub item_name: String,
+    pub version_deleted: i64,
+    pub deletion_date: Option<String>,
+}
+
+/// `create-auth-method` response. The access key is shown only here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateAuthMethodOutput {
+    pub access_id: String,
+    pub access_key: SecretString,
+    pub name: String,
+}
+
+/// An auth method as returned by `get-auth-method` / `list-auth-methods`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthMethodInfo {
+    pub auth_method_name: String,
+    pub auth_method_access_id: String,
+    pub description: String,
+    pub access_info: AccessInfo,
+    #[serde(deserialize_with = "null_default")]
+    pub auth_method_roles_assoc: Vec<AuthMethodRoleAssoc>,
+    pub creation_date: Option<String>,
+    pub modification_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessInfo {
+    pub access_expires: i64,
+    pub jwt_ttl: i64,
+    pub force_sub_claims: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub bound_ips: Vec<String>,
+    pub access_id_alias: String,
+    pub rules_type: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthMethodRoleAssoc {
+    pub assoc_id: String,
+    pub role_name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub auth_method_sub_claims: SubClaims,
+    pub sub_claims_case_sensitive: bool,
+}
+
+/// `list-auth-methods` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListAuthMethodsOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub auth_methods: Vec<AuthMethodInfo>,
+    pub next_page: String,
+}
+
+/// A role as returned by `get-role` / `list-roles`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleInfo {
+    pub role_name: String,
+    pub description: String,
+    pub audit_access: String,
+    pub rules: RoleRules,
+    #[serde(deserialize_with = "null_default")]
+    pub role_auth_methods_assoc: Vec<RoleAuthMethodAssoc>,
+    pub creation_date: Option<String>,
+    pub modification_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleRules {
+    #[serde(deserialize_with = "null_default")]
+    pub path_rules: Vec<PathRule>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PathRule {
+    pub path: String,
+    #[serde(deserialize_with = "null_default")]
+    pub capabilities: Vec<String>,
+    #[serde(rename = "type")]
+    pub rule_type: String,
+    pub ttl: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleAuthMethodAssoc {
+    pub assoc_id: String,
+    pub auth_method_name: String,
+    pub auth_method_access_id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub auth_method_sub_claims: SubClaims,
+    pub sub_claims_case_sensitive: bool,
+}
+
+/// `list-roles` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListRolesOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub roles: Vec<RoleInfo>,
+    pub next_page: String,
+}
+
+/// `assoc-role-am` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AssocOutput {
+    pub assoc_id: String,
+}
+
+/// One audit record as `audit-list` returns it. Holds no secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditRecord {
+    pub seq: i64,
+    /// RFC 3339.
+    pub time: String,
+    pub request_id: String,
+    pub operation: String,
+    pub object: String,
+    /// `allowed`, `denied` or `error`.
+    pub outcome: String,
+    pub status: u16,
+    pub error: String,
+    pub access_id: String,
+    pub auth_method: String,
+    pub identity: String,
+    pub client_type: String,
+    pub peer: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// `audit-list` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditListOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub records: Vec<AuditRecord>,
+    pub next_seq: i64,
+}
+
+/// `audit-verify` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditVerifyOutput {
+    pub valid: bool,
+    pub records: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn auth_output_parses_and_hides_the_token() {
+        let out: AuthOutput = serde_json::from_value(serde_json::json!({
+            "token": "t-abc",
+            "expiration": "2026-11-22 04:16:25 +0000 UTC",
+            "creds": {"token": "t-abc", "expiry": 1795000000, "access_id": "p-x", "sub_claims": null}
+        }))
+        .unwrap();
+        assert_eq!(out.token.expose_secret(), "t-abc");
+        assert_eq!(out.expires_at(), Some(1795000000));
+        assert!(!format!("{out:?}").contains("t-abc"));
+    }
+
+    #[test]
+    fn expiration_formats() {
+        assert_eq!(
+            parse_expiration("2026-11-22 04:16:25 +0000 UTC"),
+            Some(1795320985)
+        );
+        assert_eq!(
+            parse_expiration("2026-11-22 05:16:25.123456 +0100 CET"),
+            Some(1795320985)
+        );
+        assert_eq!(parse_expiration("2026-11-22T04:16:25Z"), Some(1795320985));
+        assert_eq!(parse_expiration(""), None);
+        assert_eq!(parse_expiration("soon"), None);
+    }
+
+    #[test]
+    fn lenient_lists_and_values() {
+        let out: ListItemsOutput = serde_json::from_value(
+            serde_json::json!({"items": null, "folders": null, "next_page": ""}),
+        )
+        .unwrap();
+        assert!(out.items.is_empty() && out.folders.is_empty());
+        let v: SecretValues =
+            serde_json::from_value(serde_json::json!({"/a": "x", "/b": {"k": "v"}})).unwrap();
+        assert_eq!(v.get("/a").unwrap().expose_secret(), "x");
+        assert_eq!(v.get("/b").unwrap().expose_secret(), r#"{"k":"v"}"#);
+    }
+}

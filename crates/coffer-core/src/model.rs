@@ -1,0 +1,261 @@
+//! Stored objects. Times are Unix milliseconds (UTC).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::policy::Rule;
+use crate::subclaims::{Claims, SubClaims};
+
+/// Kind of an auth method. The character is the second-to-last character of
+/// the access ID (after `p-`), as the Akeyless clients expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuthMethodKind {
+    ApiKey,
+    OAuth2,
+    AwsIam,
+    K8s,
+    Gcp,
+    AzureAd,
+    UniversalIdentity,
+}
+
+impl AuthMethodKind {
+    pub fn type_char(self) -> char {
+        match self {
+            AuthMethodKind::ApiKey => 'a',
+            AuthMethodKind::OAuth2 => 'o',
+            AuthMethodKind::AwsIam => 'w',
+            AuthMethodKind::K8s => 'k',
+            AuthMethodKind::Gcp => 'g',
+            AuthMethodKind::AzureAd => 'z',
+            AuthMethodKind::UniversalIdentity => 'u',
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethodKind::ApiKey => "api_key",
+            AuthMethodKind::OAuth2 => "oauth2",
+            AuthMethodKind::AwsIam => "aws_iam",
+            AuthMethodKind::K8s => "k8s",
+            AuthMethodKind::Gcp => "gcp",
+            AuthMethodKind::AzureAd => "azure_ad",
+            AuthMethodKind::UniversalIdentity => "universal_identity",
+        }
+    }
+    /// Whether role associations must carry sub-claims by default.
+    pub fn claims_based(self) -> bool {
+        matches!(
+            self,
+            AuthMethodKind::OAuth2
+                | AuthMethodKind::K8s
+                | AuthMethodKind::AzureAd
+                | AuthMethodKind::Gcp
+        )
+    }
+}
+
+impl FromStr for AuthMethodKind {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "api_key" | "access_key" => AuthMethodKind::ApiKey,
+            "oauth2" | "jwt" | "oidc" => AuthMethodKind::OAuth2,
+            "aws_iam" => AuthMethodKind::AwsIam,
+            "k8s" => AuthMethodKind::K8s,
+            "gcp" => AuthMethodKind::Gcp,
+            "azure_ad" => AuthMethodKind::AzureAd,
+            "universal_identity" => AuthMethodKind::UniversalIdentity,
+            other => {
+                return Err(CoreError::Invalid(format!(
+                    "unknown auth method type {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for AuthMethodKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An auth method: how an identity proves itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthMethod {
+    pub name: String,
+    pub access_id: String,
+    pub kind: AuthMethodKind,
+    pub description: String,
+    /// Keyed hash of the access key (API-key methods only). Never the key.
+    pub access_key_hash: Option<Vec<u8>>,
+    /// Unix ms after which the method can no longer log in; 0 = never.
+    pub access_expires_ms: i64,
+    /// CIDRs the caller's socket address must be in; empty = anywhere.
+    pub bound_ips: Vec<String>,
+    /// Lifetime of tokens issued by this method, in seconds; 0 = server default.
+    pub token_ttl_secs: i64,
+    pub force_sub_claims: bool,
+    /// Type-specific settings (JWKS URL, issuer, ...), for later auth kinds.
+    pub config: serde_json::Value,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// Who may see audit records, a role attribute (as in Akeyless).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AuditAccess {
+    #[default]
+    None,
+    Own,
+    All,
+}
+
+impl AuditAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAccess::None => "none",
+            AuditAccess::Own => "own",
+            AuditAccess::All => "all",
+        }
+    }
+}
+
+impl FromStr for AuditAccess {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => Ok(AuditAccess::None),
+            "own" => Ok(AuditAccess::Own),
+            "all" | "scoped" => Ok(AuditAccess::All),
+            other => Err(CoreError::Invalid(format!(
+                "audit-access must be none, own or all, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// An access role: a named set of rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub audit_access: AuditAccess,
+    pub rules: Vec<Rule>,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// Binding of a role to an auth method, optionally narrowed by sub-claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Association {
+    pub assoc_id: String,
+    pub role_name: String,
+    pub auth_method_name: String,
+    pub sub_claims: SubClaims,
+    pub case_sensitive: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ItemType {
+    StaticSecret,
+}
+
+impl ItemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::StaticSecret => "STATIC_SECRET",
+        }
+    }
+    /// The `type` filter value of list-items.
+    pub fn filter_name(self) -> &'static str {
+        match self {
+            ItemType::StaticSecret => "static-secret",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretFormat {
+    Text,
+    Json,
+    KeyValue,
+}
+
+impl SecretFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretFormat::Text => "text",
+            SecretFormat::Json => "json",
+            SecretFormat::KeyValue => "key-value",
+        }
+    }
+}
+
+impl FromStr for SecretFormat {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(SecretFormat::Text),
+            "json" => Ok(SecretFormat::Json),
+            "key-value" | "key_value" | "keyvalue" => Ok(SecretFormat::KeyValue),
+            _ => Err(CoreError::UnknownFormat(s.to_owned())),
+        }
+    }
+}
+
+/// A stored item's metadata (no values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: i64,
+    pub name: String,
+    pub item_type: ItemType,
+    pub format: SecretFormat,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Versions kept; older ones are pruned on update. 0 = server default.
+    pub max_versions: i32,
+    pub last_version: i32,
+    pub enabled: bool,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// One sealed version of an item's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedVersion {
+    pub version: i32,
+    /// Which data key sealed it.
+    pub key_id: i64,
+    /// nonce || ciphertext || tag
+    pub sealed: Vec<u8>,
+    pub created_ms: i64,
+}
+
+/// Metadata of a version, as shown by describe-item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: i32,
+    pub created_ms: i64,
+}
+
+/// An issued token, as stored (hash only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub token_hash: Vec<u8>,
+    pub access_id: String,
+    pub auth_method_name: String,
+    /// The caller's name for audit (access ID, or the unique-identifier claim).
+    pub identity: String,
+    pub claims: Claims,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Extra tags on an item, key=value style, kept for forward compatibility.
+pub type Tags = BTreeMap<String, String>;

@@ -1,0 +1,80 @@
+//! Audit-before-respond with group commit.
+//!
+//! Handlers hand their record to [`AuditSink::record`] and wait. One writer
+//! task drains the queue: it takes every record waiting (up to a batch
+//! limit), appends them to the hash chain in one transaction, then
+//! acknowledges each. Under load many requests share one commit, so the
+//! audit log does not cap throughput, yet no response leaves before its own
+//! record is durable. If the write fails, every waiting request fails.
+
+use std::sync::Arc;
+
+use coffer_core::audit::AuditRecord;
+use coffer_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::AuditMac;
+
+const QUEUE: usize = 16_384;
+const MAX_BATCH: usize = 2_048;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<(AuditRecord, Ack)>,
+}
+
+impl AuditSink {
+    /// Start the writer task.
+    pub fn start(store: Arc<dyn Store>, mac: Arc<AuditMac>) -> AuditSink {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(store, mac, rx));
+        AuditSink { tx }
+    }
+
+    /// Append one record and wait until it is durable.
+    pub async fn record(&self, rec: AuditRecord) -> Result<(), String> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.tx
+            .send((rec, ack_tx))
+            .await
+            .map_err(|_| "audit writer stopped".to_owned())?;
+        ack_rx
+            .await
+            .map_err(|_| "audit writer stopped".to_owned())?
+    }
+}
+
+async fn writer(
+    store: Arc<dyn Store>,
+    mac: Arc<AuditMac>,
+    mut rx: mpsc::Receiver<(AuditRecord, Ack)>,
+) {
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut acks = Vec::with_capacity(MAX_BATCH);
+    while let Some((rec, ack)) = rx.recv().await {
+        records.push(rec);
+        acks.push(ack);
+        while records.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((rec, ack)) => {
+                    records.push(rec);
+                    acks.push(ack);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = store
+            .append_audit(&mut records, &*mac)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, batch = records.len(), "audit write failed; refusing the requests");
+                "the audit log could not be written".to_owned()
+            });
+        for ack in acks.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+        records.clear();
+    }
+}

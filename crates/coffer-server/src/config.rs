@@ -1,0 +1,291 @@
+//! Server configuration: command-line flags, `COFFER_*` environment
+//! variables and an optional TOML file, in that order of precedence.
+//! `--dev` fills in safe local defaults; without it, anything missing or
+//! unsafe stops the server with a message that says what to set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// `coffer server` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// Local development mode: SQLite and a root key file in --data-dir,
+    /// loopback only, bootstrap admin printed on first start.
+    #[arg(long)]
+    pub dev: bool,
+    /// Data directory (dev mode default: ./.coffer-dev).
+    #[arg(long, env = "COFFER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8200).
+    #[arg(long, env = "COFFER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long, env = "COFFER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Storage URL: sqlite:///path/coffer.db or postgres://user@host/db.
+    #[arg(long, env = "COFFER_STORAGE_URL", hide_env_values = true)]
+    pub storage: Option<String>,
+    /// File holding the 256-bit root key (hex or base64, mode 0600).
+    #[arg(long, env = "COFFER_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
+    /// Command whose standard output is the root key (e.g. a KMS or vault CLI).
+    #[arg(long, env = "COFFER_ROOT_KEY_COMMAND")]
+    pub root_key_command: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "COFFER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "COFFER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (behind a TLS proxy).
+    #[arg(long, env = "COFFER_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+    /// Default token lifetime in seconds (default 3600).
+    #[arg(long, env = "COFFER_TOKEN_TTL")]
+    pub token_ttl: Option<i64>,
+    /// Longest token lifetime an auth method may ask for, in seconds (default 86400).
+    #[arg(long, env = "COFFER_MAX_TOKEN_TTL")]
+    pub max_token_ttl: Option<i64>,
+    /// Log format: text or json.
+    #[arg(long, env = "COFFER_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file: the same settings, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    storage: Option<String>,
+    root_key_file: Option<PathBuf>,
+    root_key_command: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allow_insecure_http: Option<bool>,
+    token_ttl: Option<i64>,
+    max_token_ttl: Option<i64>,
+    log_format: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
+}
+
+/// Where the root key comes from.
+#[derive(Debug, Clone)]
+pub enum RootKeySource {
+    /// `COFFER_ROOT_KEY` (hex or base64); read once at start-up.
+    Env,
+    File {
+        path: PathBuf,
+        create: bool,
+    },
+    Command(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dev: bool,
+    pub listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub storage_url: String,
+    pub root_key: RootKeySource,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub token_ttl_secs: i64,
+    pub max_token_ttl_secs: i64,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
+
+impl Config {
+    /// Resolve flags (already merged with env by clap) and the TOML file.
+    pub fn resolve(args: &ServerArgs) -> anyhow::Result<Config> {
+        let file: FileConfig = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let dev = args.dev;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .or_else(|| dev.then(|| PathBuf::from(".coffer-dev")));
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let storage_url = match args.storage.clone().or(file.storage) {
+            Some(s) => s,
+            None => match &data_dir {
+                Some(d) => sqlite_url(&d.join("coffer.db")),
+                None => bail!(
+                    "no storage configured: set --storage / COFFER_STORAGE_URL (sqlite:///path/coffer.db or postgres://…) or --data-dir, or use --dev"
+                ),
+            },
+        };
+        let env_key = std::env::var_os("COFFER_ROOT_KEY").is_some();
+        let key_file = args.root_key_file.clone().or(file.root_key_file);
+        let key_cmd = args.root_key_command.clone().or(file.root_key_command);
+        let sources =
+            usize::from(env_key) + usize::from(key_file.is_some()) + usize::from(key_cmd.is_some());
+        if sources > 1 {
+            bail!(
+                "more than one root key source: set only one of COFFER_ROOT_KEY, --root-key-file, --root-key-command"
+            );
+        }
+        let root_key = if env_key {
+            RootKeySource::Env
+        } else if let Some(path) = key_file {
+            RootKeySource::File {
+                path,
+                create: false,
+            }
+        } else if let Some(cmd) = key_cmd {
+            RootKeySource::Command(cmd)
+        } else if let Some(d) = &data_dir {
+            if !dev {
+                bail!(
+                    "no root key configured: set COFFER_ROOT_KEY, --root-key-file or --root-key-command (only --dev creates one automatically)"
+                );
+            }
+            RootKeySource::File {
+                path: d.join("root.key"),
+                create: true,
+            }
+        } else {
+            bail!(
+                "no root key configured: set COFFER_ROOT_KEY, --root-key-file or --root-key-command"
+            );
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both --tls-cert and --tls-key"),
+        };
+        let allow_insecure = args.allow_insecure_http || file.allow_insecure_http.unwrap_or(false);
+        if tls.is_none() && !listen.ip().is_loopback() && !allow_insecure {
+            bail!(
+                "refusing to serve plain HTTP on {listen}: secrets would cross the network unencrypted. Set --tls-cert and --tls-key, listen on 127.0.0.1, or pass --allow-insecure-http when a TLS proxy terminates in front of Coffer"
+            );
+        }
+        if dev && !listen.ip().is_loopback() {
+            bail!(
+                "--dev only listens on loopback addresses (127.0.0.1 or ::1); {listen} is not one"
+            );
+        }
+        let token_ttl_secs = args.token_ttl.or(file.token_ttl).unwrap_or(3600);
+        let max_token_ttl_secs = args.max_token_ttl.or(file.max_token_ttl).unwrap_or(86_400);
+        if token_ttl_secs < 1 || max_token_ttl_secs < token_ttl_secs {
+            bail!("token TTLs must be positive and token_ttl <= max_token_ttl");
+        }
+        let log_format = match args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log format must be text or json, not {other:?}"),
+        };
+        Ok(Config {
+            dev,
+            listen,
+            data_dir,
+            storage_url,
+            root_key,
+            tls,
+            token_ttl_secs,
+            max_token_ttl_secs,
+            log_format,
+            max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            max_value_bytes: file.max_value_bytes.unwrap_or(64 * 1024),
+        })
+    }
+}
+
+/// `sqlite://` URL for a filesystem path.
+pub fn sqlite_url(path: &Path) -> String {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    format!("sqlite://{}", abs.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_defaults() {
+        let c = Config::resolve(&ServerArgs {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.storage_url.starts_with("sqlite:///"));
+        assert!(matches!(
+            c.root_key,
+            RootKeySource::File { create: true, .. }
+        ));
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn production_refuses_missing_or_unsafe_settings() {
+        let err = Config::resolve(&ServerArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no storage configured"), "{err}");
+        let err = Config::resolve(&ServerArgs {
+            storage: Some("sqlite:///tmp/x.db".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no root key"), "{err}");
+        let err = Config::resolve(&ServerArgs {
+            storage: Some("sqlite:///tmp/x.db".into()),
+            root_key_file: Some("/tmp/k".into()),
+            listen: Some("0.0.0.0:8200".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("plain HTTP"), "{err}");
+        let err = Config::resolve(&ServerArgs {
+            dev: true,
+            listen: Some("0.0.0.0:8200".parse().unwrap()),
+            allow_insecure_http: true,
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("loopback"), "{err}");
+    }
+}

@@ -1,0 +1,254 @@
+//! The Coffer server. Public entry points used by the `coffer` binary:
+//! [`run`] starts the HTTP(S) server; [`offline`] reads a store directly for
+//! `coffer audit verify/list --data-dir|--storage`.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use coffer_crypto::RootKey;
+
+mod audit;
+pub mod bootstrap;
+pub mod config;
+mod error;
+pub mod http;
+pub mod offline;
+mod ops;
+pub mod state;
+mod timefmt;
+mod wire;
+
+pub use config::{Config, ServerArgs};
+use config::{LogFormat, RootKeySource};
+use state::{AppState, Keys, LoginLimiter, TokenCache};
+
+/// Start the server and serve until SIGINT/SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&args)?;
+    init_logging(config.log_format);
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    // Load TLS before bootstrap so a bad certificate fails before anything is created.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let (state, admin) = build(&config).await?;
+    let store = state.store.clone();
+
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("Coffer listening on {scheme}://{local}");
+    println!(
+        "  storage:  {}",
+        coffer_store::redact_url(&config.storage_url)
+    );
+    if let Some(d) = &config.data_dir {
+        println!("  data dir: {}", d.display());
+    }
+    if let Some(admin) = admin {
+        println!("Bootstrap admin created (shown once, store it now):");
+        println!("  access_id:  {}", admin.access_id);
+        println!(
+            "  access_key: {}",
+            secrecy::ExposeSecret::expose_secret(&admin.access_key)
+        );
+        println!(
+            "Try: coffer configure --access-id {} --access-key <access_key> --gateway-url {scheme}://{local}",
+            admin.access_id
+        );
+    }
+    tracing::info!(listen = %local, tls = config.tls.is_some(), backend = store.backend(), "coffer server started");
+
+    tokio::spawn(background(state.clone()));
+
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app)
+                .await?;
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(app)
+                .await?;
+        }
+    }
+    tracing::info!("coffer server stopped");
+    Ok(())
+}
+
+/// Open storage and keys, and bootstrap: everything but the listener.
+/// Returns the state and, on the very first start, the admin credentials.
+pub async fn build(
+    config: &Config,
+) -> anyhow::Result<(Arc<AppState>, Option<bootstrap::AdminCredentials>)> {
+    if let Some(dir) = &config.data_dir {
+        create_private_dir(dir)?;
+    }
+    let root = load_root_key(&config.root_key)?;
+    let store = coffer_store::open(&config.storage_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open storage {}",
+                coffer_store::redact_url(&config.storage_url)
+            )
+        })?;
+    let keys = Keys::load(&root, &*store).await?;
+    drop(root);
+    let audit = audit::AuditSink::start(store.clone(), keys.audit.clone());
+    let mut prefix = [0u8; 4];
+    coffer_crypto::fill_random(&mut prefix)?;
+    let state = Arc::new(AppState {
+        store,
+        keys,
+        config: config.clone(),
+        policy: Default::default(),
+        tokens: TokenCache::new(100_000),
+        audit,
+        limiter: LoginLimiter::default(),
+        request_prefix: hex::encode(prefix),
+        request_counter: Default::default(),
+    });
+    state
+        .reload_policy()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let admin = bootstrap::ensure_admin(&state).await?;
+    Ok((state, admin))
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+}
+
+/// Cache refresh for multi-node set-ups, and token clean-up.
+async fn background(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        match state.store.generation().await {
+            Ok(g) if g != state.snapshot().generation => {
+                state.tokens.clear();
+                if let Err(e) = state.reload_policy().await {
+                    tracing::warn!(error = ?e, "policy reload failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "generation check failed"),
+        }
+        if n.is_multiple_of(600)
+            && let Err(e) = state.store.purge_expired_tokens(state::now_ms()).await
+        {
+            tracing::warn!(error = %e, "token purge failed");
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn load_root_key(source: &RootKeySource) -> anyhow::Result<RootKey> {
+    Ok(match source {
+        RootKeySource::Env => {
+            let v = zeroize::Zeroizing::new(
+                std::env::var("COFFER_ROOT_KEY").context("COFFER_ROOT_KEY is not valid UTF-8")?,
+            );
+            // Do not leave the key in the environment of child processes.
+            RootKey::parse(&v).context("COFFER_ROOT_KEY")?
+        }
+        RootKeySource::File { path, create: true } => {
+            let (key, created) = RootKey::load_or_create_file(path)?;
+            if created {
+                tracing::info!(path = %path.display(), "created root key file (mode 0600)");
+            }
+            key
+        }
+        RootKeySource::File {
+            path,
+            create: false,
+        } => RootKey::load_file(path)?,
+        RootKeySource::Command(cmd) => {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .context("cannot run the root key command")?;
+            if !out.status.success() {
+                bail!("the root key command failed with {}", out.status);
+            }
+            let text = zeroize::Zeroizing::new(
+                String::from_utf8(out.stdout).context("root key command output is not UTF-8")?,
+            );
+            RootKey::parse(&text).context("root key command output")?
+        }
+    })
+}

@@ -1,0 +1,167 @@
+//! Auth-method operations (rule type `auth-method-rule`).
+
+use coffer_core::model::{AuthMethod, AuthMethodKind};
+use coffer_core::policy::{Caps, RuleType};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::{allowed, date_field, name_param, require, without_nulls};
+use crate::error::ApiError;
+use crate::http::Ctx;
+use crate::state::{PolicySnapshot, now_ms};
+use crate::wire::Body;
+
+/// Longest token lifetime accepted as `jwt-ttl`, in minutes (30 days).
+const MAX_JWT_TTL_MINUTES: i64 = 43_200;
+
+pub async fn create_api_key(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    require(ctx, RuleType::AuthMethod, &name, Caps::CREATE)?;
+    let bound_ips = parse_bound_ips(body)?;
+    let access_expires = body.opt_i64("access-expires")?.unwrap_or(0);
+    if access_expires < 0 {
+        return Err(ApiError::bad(
+            "access-expires must be a Unix time in seconds, or 0 for never",
+        ));
+    }
+    let jwt_ttl = body.opt_i64("jwt-ttl")?.unwrap_or(0);
+    if !(0..=MAX_JWT_TTL_MINUTES).contains(&jwt_ttl) {
+        return Err(ApiError::bad(format!(
+            "jwt-ttl is the token lifetime in minutes: 0 (server default) to {MAX_JWT_TTL_MINUTES}"
+        )));
+    }
+    let description = body.opt_str("description")?.unwrap_or_default();
+    check_description(&description)?;
+    let force_sub_claims = body.bool_or("force-sub-claims", false)?;
+
+    let access_key = coffer_crypto::new_access_key()?;
+    let access_id = coffer_crypto::new_access_id(AuthMethodKind::ApiKey.type_char())?;
+    let now = now_ms();
+    let am = AuthMethod {
+        name: name.clone(),
+        access_id: access_id.clone(),
+        kind: AuthMethodKind::ApiKey,
+        description,
+        access_key_hash: Some(coffer_crypto::hash_secret(
+            &ctx.state.keys.access_key_hasher,
+            &access_key,
+        )),
+        access_expires_ms: access_expires.saturating_mul(1000),
+        bound_ips,
+        token_ttl_secs: jwt_ttl * 60,
+        force_sub_claims,
+        config: json!({}),
+        created_ms: now,
+        modified_ms: now,
+    };
+    ctx.state
+        .store
+        .create_auth_method(&am)
+        .await
+        .map_err(|e| match e {
+            coffer_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("auth method {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
+    ctx.state.policy_changed().await?;
+    Ok(json!({
+        "access_id": access_id,
+        "access_key": access_key.expose_secret(),
+        "name": name,
+    }))
+}
+
+fn parse_bound_ips(body: &Body) -> Result<Vec<String>, ApiError> {
+    let ips = body.list("bound-ips")?;
+    if ips.len() > 256 {
+        return Err(ApiError::bad("bound-ips accepts at most 256 entries"));
+    }
+    for ip in &ips {
+        if ip.parse::<ipnet::IpNet>().is_err() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(ApiError::bad(format!(
+                "bound-ips entry {:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)",
+                coffer_core::name::truncate_for_message(ip)
+            )));
+        }
+    }
+    Ok(ips)
+}
+
+pub fn check_description(d: &str) -> Result<(), ApiError> {
+    if d.len() > 1024 {
+        return Err(ApiError::bad("description is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn render(am: &AuthMethod, snap: &PolicySnapshot) -> Value {
+    let assocs: Vec<Value> = snap
+        .assocs
+        .get(&am.name)
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            json!({
+                "assoc_id": a.assoc_id,
+                "role_name": a.role_name,
+                "auth_method_sub_claims": a.sub_claims,
+                "sub_claims_case_sensitive": a.case_sensitive,
+            })
+        })
+        .collect();
+    without_nulls(json!({
+        "auth_method_name": am.name,
+        "auth_method_access_id": am.access_id,
+        "description": am.description,
+        "access_info": {
+            "access_id_alias": "",
+            "rules_type": am.kind.as_str(),
+            "access_expires": am.access_expires_ms / 1000,
+            "jwt_ttl": am.token_ttl_secs / 60,
+            "force_sub_claims": am.force_sub_claims,
+            "cidr_whitelist": am.bound_ips.join(","),
+            "bound_ips": am.bound_ips,
+            "api_key_access_rules": if am.kind == AuthMethodKind::ApiKey { json!({"alg": "hmac-sha256"}) } else { Value::Null },
+        },
+        "auth_method_roles_assoc": assocs,
+        "creation_date": date_field(am.created_ms),
+        "modification_date": date_field(am.modified_ms),
+    }))
+}
+
+pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    require(ctx, RuleType::AuthMethod, &name, Caps::READ)?;
+    let snap = ctx.state.snapshot();
+    let am = snap
+        .auth_methods
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("auth method {name:?} not found")))?;
+    Ok(render(am, &snap))
+}
+
+pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
+    let caller = ctx.caller()?;
+    let snap = ctx.state.snapshot();
+    let mut ams: Vec<_> = snap
+        .auth_methods
+        .values()
+        .filter(|am| allowed(caller, RuleType::AuthMethod, &am.name, Caps::LIST))
+        .collect();
+    ams.sort_by(|a, b| a.name.cmp(&b.name));
+    let out: Vec<Value> = ams.iter().map(|am| render(am, &snap)).collect();
+    Ok(json!({"auth_methods": out, "next_page": ""}))
+}
+
+pub async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    require(ctx, RuleType::AuthMethod, &name, Caps::DELETE)?;
+    if !ctx.state.store.delete_auth_method(&name).await? {
+        return Err(ApiError::NotFound(format!(
+            "auth method {name:?} not found"
+        )));
+    }
+    ctx.state.policy_changed().await?;
+    Ok(json!({"name": name}))
+}

@@ -1,0 +1,208 @@
+//! Storage for Coffer, behind one trait ([`Store`]) with two
+//! implementations: SQLite (the embedded default, WAL mode) and PostgreSQL
+//! (for several Coffer nodes sharing one database).
+//!
+//! The store never sees plaintext secrets: values arrive sealed
+//! ([`SealedVersion`]), access keys and tokens arrive as keyed hashes.
+//! Migrations are embedded and run by [`open`].
+//!
+//! Layout:
+//! * `migrations/{sqlite,postgres}/` — the schema (the data model, with comments);
+//! * `sql.rs` — every SQL statement, shared by both backends;
+//! * `rows.rs` — row tuples and their conversion to and from the core types;
+//! * `sql_store.rs` — [`SqlStore`], the one [`Store`] implementation, generic
+//!   over the backend's [`Dialect`];
+//! * `sqlite.rs`, `postgres.rs` — connection setup and dialect of each backend;
+//! * [`conformance`] — the suite every backend must pass.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coffer_core::audit::{AuditRecord, ChainSealer, Outcome};
+use coffer_core::model::{
+    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, VersionInfo,
+};
+use coffer_core::policy::{Rule, RuleType};
+use thiserror::Error;
+
+pub mod conformance;
+mod migrations;
+mod postgres;
+mod rows;
+mod sql;
+mod sql_store;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sql_store::{Dialect, SqlStore};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A unique name/ID is already taken. The message names the object.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A referenced object does not exist. The message names it.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database failed. The detail is for server logs only.
+    #[error("storage error: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The storage URL or configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Filter for audit queries. All fields are optional; `limit` is capped.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Records with `time_ms >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// Records with `time_ms < until_ms`.
+    pub until_ms: Option<i64>,
+    pub access_id: Option<String>,
+    /// Exact object name.
+    pub object: Option<String>,
+    pub operation: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Return records with `seq` greater than this (pagination).
+    pub after_seq: Option<i64>,
+    /// At most this many records (capped at 10 000); `<= 0` means 1 000.
+    pub limit: i64,
+}
+
+/// The storage contract. Every method is one transaction.
+///
+/// Times are Unix milliseconds. Names are already normalised by the caller.
+/// IDs of items and data keys are chosen by the caller (random), because the
+/// encryption binds them into the ciphertext before the row is written.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    // ---- metadata and keys ----
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Insert if absent; returns false when the key already existed.
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
+    /// A counter bumped by every change to auth methods, roles, rules,
+    /// associations or token revocation; other nodes poll it to refresh caches.
+    async fn generation(&self) -> Result<i64>;
+    async fn bump_generation(&self) -> Result<i64>;
+    async fn insert_data_key(&self, id: i64, wrapped: &[u8], created_ms: i64) -> Result<()>;
+    async fn data_keys(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+
+    // ---- auth methods ----
+    /// Conflict if the name or access ID is taken.
+    async fn create_auth_method(&self, am: &AuthMethod) -> Result<()>;
+    async fn get_auth_method(&self, name: &str) -> Result<Option<AuthMethod>>;
+    async fn get_auth_method_by_access_id(&self, access_id: &str) -> Result<Option<AuthMethod>>;
+    async fn list_auth_methods(&self) -> Result<Vec<AuthMethod>>;
+    /// Deletes the method, its associations and its tokens.
+    async fn delete_auth_method(&self, name: &str) -> Result<bool>;
+
+    // ---- roles, rules, associations ----
+    /// Conflict if the name is taken. `role.rules` is stored too.
+    async fn create_role(&self, role: &Role) -> Result<()>;
+    async fn get_role(&self, name: &str) -> Result<Option<Role>>;
+    async fn list_roles(&self) -> Result<Vec<Role>>;
+    /// Deletes the role, its rules and its associations.
+    async fn delete_role(&self, name: &str) -> Result<bool>;
+    /// Insert or replace the rule with the same (rule type, path).
+    /// NotFound if the role does not exist.
+    async fn set_role_rule(&self, role: &str, rule: &Rule, now_ms: i64) -> Result<()>;
+    async fn delete_role_rule(&self, role: &str, rule_type: RuleType, path: &str) -> Result<bool>;
+    /// NotFound if the role or auth method does not exist.
+    async fn create_association(&self, assoc: &Association) -> Result<()>;
+    async fn delete_association(&self, assoc_id: &str) -> Result<bool>;
+    async fn list_associations(&self) -> Result<Vec<Association>>;
+
+    // ---- items ----
+    /// Conflict if the name is taken.
+    async fn create_item(&self, item: &Item, first: &SealedVersion) -> Result<()>;
+    async fn get_item(&self, name: &str) -> Result<Option<Item>>;
+    /// The item and one version (`None` = the latest), in one query.
+    async fn get_item_value(
+        &self,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<(Item, SealedVersion)>>;
+    async fn list_versions(&self, item_id: i64) -> Result<Vec<VersionInfo>>;
+    /// Append version `v.version`, which must be `expected_last + 1`
+    /// (Conflict otherwise: a concurrent update won). Then keep only the
+    /// newest `keep` versions (`keep <= 0` keeps all).
+    async fn add_version(
+        &self,
+        item_id: i64,
+        expected_last: i32,
+        v: &SealedVersion,
+        keep: i32,
+    ) -> Result<()>;
+    /// Items whose name starts with `prefix`, ordered by name, at most
+    /// `limit`, starting after `after_name` when given.
+    async fn list_items(
+        &self,
+        prefix: &str,
+        after_name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Item>>;
+    async fn delete_item(&self, item_id: i64) -> Result<bool>;
+    /// Delete one version. Deleting the last remaining version deletes the item.
+    async fn delete_version(&self, item_id: i64, version: i32) -> Result<bool>;
+
+    // ---- tokens ----
+    async fn insert_token(&self, t: &TokenRecord) -> Result<()>;
+    async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>>;
+    async fn revoke_token(&self, token_hash: &[u8]) -> Result<bool>;
+    async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
+
+    // ---- audit ----
+    /// Append records atomically: assigns consecutive `seq` after the chain
+    /// head, sets each `prev_hash` and `hash` (via `sealer`) and moves the
+    /// head, all under the chain lock so concurrent writers (other nodes)
+    /// serialize. On error nothing is written.
+    async fn append_audit(
+        &self,
+        records: &mut [AuditRecord],
+        sealer: &dyn ChainSealer,
+    ) -> Result<()>;
+    /// `(seq, hash)` of the last record; `(0, [])` when empty.
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+    /// Records with `seq > after_seq`, in order, at most `limit`.
+    async fn audit_range(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>>;
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+}
+
+/// Open a store from a URL and run the embedded migrations.
+///
+/// * `sqlite:///abs/path/coffer.db` or `sqlite://relative.db` (created if missing)
+/// * `postgres://user:pass@host:port/db` (or `postgresql://`)
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_url(url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported storage URL scheme in {:?}: use sqlite:///path/to/coffer.db or postgres://user@host/db",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Remove a password from a URL before printing it.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+    {
+        let user = creds.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}

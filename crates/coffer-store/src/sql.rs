@@ -1,0 +1,218 @@
+//! The SQL statements, shared by both backends.
+//!
+//! SQLite and PostgreSQL both accept `$n` placeholders, `ON CONFLICT` and
+//! `RETURNING`, so one text serves both; the few statements that must differ
+//! (transaction start, row locks) live in the [`Dialect`](crate::Dialect)
+//! impls. Column lists are macros so they can be spliced with `concat!` and
+//! stay `&'static str` (sqlx caches prepared statements by their text).
+//!
+//! The column order of every `SELECT` matches a row tuple in [`crate::rows`].
+
+macro_rules! auth_method_columns {
+    () => {
+        "name, access_id, kind, description, access_key_hash, access_expires_ms, bound_ips, \
+         token_ttl_secs, force_sub_claims, config, created_ms, modified_ms"
+    };
+}
+
+macro_rules! item_columns {
+    () => {
+        "i.id, i.name, i.item_type, i.format, i.description, i.tags, i.max_versions, \
+         i.last_version, i.enabled, i.created_ms, i.modified_ms"
+    };
+}
+
+macro_rules! token_columns {
+    () => {
+        "token_hash, access_id, auth_method_name, identity, claims, issued_ms, expires_ms"
+    };
+}
+
+macro_rules! audit_columns {
+    () => {
+        "seq, time_ms, request_id, operation, object, outcome, status, error, access_id, \
+         auth_method, identity, client_type, peer, prev_hash, hash"
+    };
+}
+
+/// Roles with their rules: one row per rule, or one row with NULL rule
+/// columns for a role without rules.
+macro_rules! select_roles_with_rules {
+    () => {
+        "SELECT r.name, r.description, r.audit_access, r.created_ms, r.modified_ms, \
+                rr.rule_type, rr.path, rr.caps \
+         FROM roles r LEFT JOIN role_rules rr ON rr.role_name = r.name"
+    };
+}
+
+pub(crate) use audit_columns;
+
+// ---- metadata and keys ----
+
+pub const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
+pub const PUT_META_IF_ABSENT: &str =
+    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+pub const GET_GENERATION: &str = "SELECT value FROM generation WHERE id = 1";
+pub const BUMP_GENERATION: &str =
+    "UPDATE generation SET value = value + 1 WHERE id = 1 RETURNING value";
+pub const INSERT_DATA_KEY: &str =
+    "INSERT INTO data_keys (id, wrapped, created_ms) VALUES ($1, $2, $3)";
+pub const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY id";
+
+// ---- auth methods ----
+
+pub const INSERT_AUTH_METHOD: &str = concat!(
+    "INSERT INTO auth_methods (",
+    auth_method_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
+pub const GET_AUTH_METHOD: &str = concat!(
+    "SELECT ",
+    auth_method_columns!(),
+    " FROM auth_methods WHERE name = $1"
+);
+pub const GET_AUTH_METHOD_BY_ACCESS_ID: &str = concat!(
+    "SELECT ",
+    auth_method_columns!(),
+    " FROM auth_methods WHERE access_id = $1"
+);
+pub const LIST_AUTH_METHODS: &str = concat!(
+    "SELECT ",
+    auth_method_columns!(),
+    " FROM auth_methods ORDER BY name"
+);
+pub const AUTH_METHOD_EXISTS: &str = "SELECT 1 FROM auth_methods WHERE name = $1";
+/// Associations and tokens go with it (`ON DELETE CASCADE`).
+pub const DELETE_AUTH_METHOD: &str = "DELETE FROM auth_methods WHERE name = $1";
+
+// ---- roles, rules, associations ----
+
+pub const INSERT_ROLE: &str = "INSERT INTO roles (name, description, audit_access, created_ms, modified_ms) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const GET_ROLE: &str = concat!(
+    select_roles_with_rules!(),
+    " WHERE r.name = $1 ORDER BY rr.id"
+);
+pub const LIST_ROLES: &str = concat!(select_roles_with_rules!(), " ORDER BY r.name, rr.id");
+pub const ROLE_EXISTS: &str = "SELECT 1 FROM roles WHERE name = $1";
+/// Rules and associations go with it (`ON DELETE CASCADE`).
+pub const DELETE_ROLE: &str = "DELETE FROM roles WHERE name = $1";
+pub const TOUCH_ROLE: &str = "UPDATE roles SET modified_ms = $2 WHERE name = $1";
+pub const UPSERT_ROLE_RULE: &str = "INSERT INTO role_rules (role_name, rule_type, path, caps) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (role_name, rule_type, path) DO UPDATE SET caps = excluded.caps";
+pub const DELETE_ROLE_RULE: &str =
+    "DELETE FROM role_rules WHERE role_name = $1 AND rule_type = $2 AND path = $3";
+
+pub const INSERT_ASSOCIATION: &str = "INSERT INTO associations \
+     (assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+pub const DELETE_ASSOCIATION: &str = "DELETE FROM associations WHERE assoc_id = $1";
+pub const LIST_ASSOCIATIONS: &str = "SELECT assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms \
+     FROM associations ORDER BY created_ms, assoc_id";
+
+// ---- items ----
+
+pub const INSERT_ITEM: &str = "INSERT INTO items (id, name, item_type, format, description, tags, max_versions, \
+     last_version, enabled, created_ms, modified_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub const ITEM_NAME_EXISTS: &str = "SELECT 1 FROM items WHERE name = $1";
+pub const GET_ITEM: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.name = $1"
+);
+/// The item and one version; `$2` NULL means the latest (`last_version`).
+pub const GET_ITEM_VALUE: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    ", v.version, v.key_id, v.sealed, v.created_ms \
+     FROM items i JOIN item_versions v \
+       ON v.item_id = i.id AND v.version = COALESCE($2, i.last_version) \
+     WHERE i.name = $1"
+);
+/// Names starting with a prefix, after `$2` (`""` for none): the range
+/// `[$1 = prefix, $3 = upper bound)`. With byte-wise collation this range is
+/// exactly "starts with the prefix", see [`crate::rows::prefix_upper_bound`];
+/// unlike `LIKE` it needs no escaping, is case-sensitive on both backends,
+/// and every bound is an index condition (no `$n IS NULL OR ...`, which
+/// PostgreSQL's generic plans cannot use to bound an index scan).
+pub const LIST_ITEMS: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.name >= $1 AND i.name > $2 AND i.name < $3 ORDER BY i.name LIMIT $4"
+);
+/// [`LIST_ITEMS`] for a prefix without upper bound (the empty prefix).
+pub const LIST_ITEMS_UNBOUNDED: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.name >= $1 AND i.name > $2 ORDER BY i.name LIMIT $3"
+);
+pub const DELETE_ITEM: &str = "DELETE FROM items WHERE id = $1";
+pub const INSERT_VERSION: &str = "INSERT INTO item_versions (item_id, version, key_id, sealed, created_ms) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const LIST_VERSIONS: &str =
+    "SELECT version, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
+/// Optimistic concurrency: moves `last_version` only if nobody else did.
+pub const ADVANCE_LAST_VERSION: &str = "UPDATE items SET last_version = $3, modified_ms = $4 \
+     WHERE id = $1 AND last_version = $2";
+pub const ITEM_ID_EXISTS: &str = "SELECT 1 FROM items WHERE id = $1";
+/// Keep the newest `$2 + 1` versions: delete every version below the
+/// (`$2 + 1`)-th newest. With fewer versions the subquery is NULL and
+/// nothing is deleted.
+pub const PRUNE_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1 AND version < \
+     (SELECT version FROM item_versions WHERE item_id = $1 ORDER BY version DESC LIMIT 1 OFFSET $2)";
+pub const DELETE_VERSION: &str = "DELETE FROM item_versions WHERE item_id = $1 AND version = $2";
+pub const MAX_VERSION: &str = "SELECT MAX(version) FROM item_versions WHERE item_id = $1";
+pub const SET_LAST_VERSION: &str = "UPDATE items SET last_version = $2 WHERE id = $1";
+
+// ---- tokens ----
+
+pub const INSERT_TOKEN: &str = concat!(
+    "INSERT INTO tokens (",
+    token_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+pub const GET_TOKEN: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM tokens WHERE token_hash = $1"
+);
+pub const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE token_hash = $1";
+pub const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_ms <= $1";
+
+// ---- audit ----
+
+pub const GET_AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+pub const AUDIT_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+);
+/// Number of bind parameters per audit row in [`insert_audit_rows`].
+pub const AUDIT_PARAMS_PER_ROW: usize = 15;
+
+/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` rows.
+/// The text only ever depends on `rows`, never on data.
+pub fn insert_audit_rows(rows: usize) -> String {
+    let mut sql = String::from(concat!(
+        "INSERT INTO audit_log (",
+        audit_columns!(),
+        ") VALUES "
+    ));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..AUDIT_PARAMS_PER_ROW {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * AUDIT_PARAMS_PER_ROW + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}

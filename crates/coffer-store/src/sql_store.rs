@@ -1,0 +1,850 @@
+//! [`SqlStore`]: the [`Store`] implementation shared by SQLite and
+//! PostgreSQL. The backends differ only in pool setup (see `sqlite.rs` and
+//! `postgres.rs`) and in the few statements of their [`Dialect`].
+//!
+//! Concurrency model:
+//! * every multi-statement write runs in a transaction begun with
+//!   [`Dialect::BEGIN_WRITE`], which on SQLite takes the database write lock
+//!   up front (no lock upgrade, no `SQLITE_BUSY` mid-transaction);
+//! * rows that concurrent writers on other nodes could race on are locked
+//!   explicitly ([`Dialect::LOCK_AUDIT_HEAD`], [`Dialect::LOCK_ITEM`]);
+//! * `add_version` is optimistic: it only moves `items.last_version` from
+//!   the expected value, so of two concurrent updates exactly one wins.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use coffer_core::audit::{AuditRecord, ChainSealer};
+use coffer_core::model::{
+    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, VersionInfo,
+};
+use coffer_core::policy::{Rule, RuleType};
+use sqlx::query::Query;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder,
+    Transaction, Type,
+};
+
+use crate::rows::{self, named};
+use crate::sql;
+use crate::{AuditQuery, Result, Store, StoreError};
+
+/// What differs between the SQL backends beyond pool setup. Sealed:
+/// implemented for [`sqlx::Sqlite`] and [`sqlx::Postgres`] only.
+pub trait Dialect: Database + sealed::Sealed {
+    /// `"sqlite"` or `"postgres"`, as returned by [`Store::backend`].
+    const BACKEND: &'static str;
+    /// Starts a write transaction.
+    const BEGIN_WRITE: &'static str;
+    /// Reads `(seq, hash)` of the audit chain head and holds it until commit.
+    const LOCK_AUDIT_HEAD: &'static str;
+    /// Reads an item's `last_version` (`$1` = id) and holds the row until commit.
+    const LOCK_ITEM: &'static str;
+    /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// A [`Store`] on an SQL database; use it as [`SqliteStore`](crate::SqliteStore)
+/// or [`PgStore`](crate::PgStore).
+pub struct SqlStore<D: Database> {
+    /// Reads: single statements, each consistent on its own.
+    read: Pool<D>,
+    /// Writes. On SQLite a one-connection pool, so writers queue in process
+    /// instead of contending for the file lock; on PostgreSQL the read pool.
+    write: Pool<D>,
+}
+
+impl<D: Database> SqlStore<D> {
+    /// Close every connection, waiting for those in use to be returned.
+    /// On SQLite the last connection to close checkpoints the WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// Most audit rows inserted by one statement (15 parameters each).
+const AUDIT_CHUNK: usize = 32;
+static INSERT_AUDIT_CHUNK: LazyLock<String> = LazyLock::new(|| sql::insert_audit_rows(AUDIT_CHUNK));
+static INSERT_AUDIT_ROW: LazyLock<String> = LazyLock::new(|| sql::insert_audit_rows(1));
+
+/// Highest `limit` honoured by the audit queries.
+const MAX_AUDIT_LIMIT: i64 = 10_000;
+/// `limit` used by [`Store::query_audit`] when the caller gives none.
+const DEFAULT_AUDIT_LIMIT: i64 = 1_000;
+
+// The where-clause below lists what the shared code needs from a backend's
+// type mapping; both impl blocks repeat it (Rust does not propagate it).
+impl<D> SqlStore<D>
+where
+    D: Dialect,
+    D::Arguments: IntoArguments<D>,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'a> i64: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> i32: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> bool: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> &'a str: Encode<'a, D> + Type<D>,
+    for<'a> String: Decode<'a, D> + Type<D>,
+    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
+    for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
+    for<'a> Option<i32>: Encode<'a, D>,
+    for<'a> Option<&'a [u8]>: Encode<'a, D>,
+    usize: ColumnIndex<D::Row>,
+{
+    pub(crate) fn from_pools(read: Pool<D>, write: Pool<D>) -> Self {
+        SqlStore { read, write }
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, D>> {
+        self.write.begin_with(D::BEGIN_WRITE).await.map_err(db)
+    }
+
+    async fn exists<'e, E, K>(ex: E, sql: &'static str, key: K) -> Result<bool>
+    where
+        E: Executor<'e, Database = D>,
+        K: Encode<'e, D> + Type<D> + 'e,
+    {
+        let row: Option<i32> = sqlx::query_scalar(sql)
+            .bind(key)
+            .fetch_optional(ex)
+            .await
+            .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    /// The NotFound error for a failed foreign key of an association.
+    async fn missing_role_or_method(&self, role: &str, method: &str) -> Result<StoreError> {
+        Ok(
+            if !Self::exists(&self.read, sql::ROLE_EXISTS, role).await? {
+                StoreError::NotFound(named("role", role))
+            } else if !Self::exists(&self.read, sql::AUTH_METHOD_EXISTS, method).await? {
+                StoreError::NotFound(named("auth method", method))
+            } else {
+                StoreError::Backend("association refused by a foreign key".into())
+            },
+        )
+    }
+
+    /// Insert one version inside the caller's transaction.
+    async fn insert_version(
+        &self,
+        tx: &mut Transaction<'static, D>,
+        item_id: i64,
+        v: &SealedVersion,
+    ) -> Result<()> {
+        let inserted = sqlx::query(sql::INSERT_VERSION)
+            .bind(item_id)
+            .bind(v.version)
+            .bind(v.key_id)
+            .bind(v.sealed.as_slice())
+            .bind(v.created_ms)
+            .execute(&mut **tx)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "version {} of item {item_id}",
+                v.version
+            ))),
+            // The only other foreign key is the item, which the caller holds.
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound(format!("data key {}", v.key_id)))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    fn bind_audit<'q>(
+        q: Query<'q, D, D::Arguments>,
+        r: &AuditRecord,
+    ) -> Query<'q, D, D::Arguments> {
+        q.bind(r.seq)
+            .bind(r.time_ms)
+            .bind(r.request_id.as_str())
+            .bind(r.operation.as_str())
+            .bind(r.object.as_str())
+            .bind(r.outcome.as_str())
+            .bind(i32::from(r.status))
+            .bind(r.error.as_str())
+            .bind(r.access_id.as_str())
+            .bind(r.auth_method.as_str())
+            .bind(r.identity.as_str())
+            .bind(r.client_type.as_str())
+            .bind(r.peer.as_str())
+            .bind(r.prev_hash.as_slice())
+            .bind(r.hash.as_slice())
+    }
+}
+
+#[async_trait]
+impl<D> Store for SqlStore<D>
+where
+    D: Dialect,
+    D::Arguments: IntoArguments<D>,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'a> i64: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> i32: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> bool: Encode<'a, D> + Decode<'a, D> + Type<D>,
+    for<'a> &'a str: Encode<'a, D> + Type<D>,
+    for<'a> String: Decode<'a, D> + Type<D>,
+    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
+    for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
+    for<'a> Option<i32>: Encode<'a, D>,
+    for<'a> Option<&'a [u8]>: Encode<'a, D>,
+    usize: ColumnIndex<D::Row>,
+{
+    fn backend(&self) -> &'static str {
+        D::BACKEND
+    }
+
+    // ---- metadata and keys ----
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(sql::GET_META)
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        let done = sqlx::query(sql::PUT_META_IF_ABSENT)
+            .bind(key)
+            .bind(value)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn generation(&self) -> Result<i64> {
+        sqlx::query_scalar(sql::GET_GENERATION)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn bump_generation(&self) -> Result<i64> {
+        sqlx::query_scalar(sql::BUMP_GENERATION)
+            .fetch_one(&self.write)
+            .await
+            .map_err(db)
+    }
+
+    async fn insert_data_key(&self, id: i64, wrapped: &[u8], created_ms: i64) -> Result<()> {
+        sqlx::query(sql::INSERT_DATA_KEY)
+            .bind(id)
+            .bind(wrapped)
+            .bind(created_ms)
+            .execute(&self.write)
+            .await
+            .map_err(|e| unique_or_db(e, || format!("data key {id}")))?;
+        Ok(())
+    }
+
+    async fn data_keys(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        sqlx::query_as(sql::LIST_DATA_KEYS)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    // ---- auth methods ----
+
+    async fn create_auth_method(&self, am: &AuthMethod) -> Result<()> {
+        let inserted = sqlx::query(sql::INSERT_AUTH_METHOD)
+            .bind(am.name.as_str())
+            .bind(am.access_id.as_str())
+            .bind(am.kind.as_str())
+            .bind(am.description.as_str())
+            .bind(am.access_key_hash.as_deref())
+            .bind(am.access_expires_ms)
+            .bind(rows::to_json("bound IPs", &am.bound_ips)?.as_str())
+            .bind(am.token_ttl_secs)
+            .bind(am.force_sub_claims)
+            .bind(rows::to_json("auth method config", &am.config)?.as_str())
+            .bind(am.created_ms)
+            .bind(am.modified_ms)
+            .execute(&self.write)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                // Name or access ID? Ask, rather than parse the error text.
+                let what =
+                    if Self::exists(&self.read, sql::AUTH_METHOD_EXISTS, am.name.as_str()).await? {
+                        named("auth method", &am.name)
+                    } else {
+                        named("auth method with access ID", &am.access_id)
+                    };
+                Err(StoreError::Conflict(what))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn get_auth_method(&self, name: &str) -> Result<Option<AuthMethod>> {
+        let row: Option<rows::AuthMethodRow> = sqlx::query_as(sql::GET_AUTH_METHOD)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::auth_method).transpose()
+    }
+
+    async fn get_auth_method_by_access_id(&self, access_id: &str) -> Result<Option<AuthMethod>> {
+        let row: Option<rows::AuthMethodRow> = sqlx::query_as(sql::GET_AUTH_METHOD_BY_ACCESS_ID)
+            .bind(access_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::auth_method).transpose()
+    }
+
+    async fn list_auth_methods(&self) -> Result<Vec<AuthMethod>> {
+        let found: Vec<rows::AuthMethodRow> = sqlx::query_as(sql::LIST_AUTH_METHODS)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::auth_method)
+    }
+
+    async fn delete_auth_method(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_AUTH_METHOD)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    // ---- roles, rules, associations ----
+
+    async fn create_role(&self, role: &Role) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql::INSERT_ROLE)
+            .bind(role.name.as_str())
+            .bind(role.description.as_str())
+            .bind(role.audit_access.as_str())
+            .bind(role.created_ms)
+            .bind(role.modified_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_or_db(e, || named("role", &role.name)))?;
+        for rule in &role.rules {
+            sqlx::query(sql::UPSERT_ROLE_RULE)
+                .bind(role.name.as_str())
+                .bind(rule.rule_type.as_str())
+                .bind(rule.path.as_str())
+                .bind(rows::caps_bits(rule.caps))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_role(&self, name: &str) -> Result<Option<Role>> {
+        let found: Vec<rows::RoleRuleRow> = sqlx::query_as(sql::GET_ROLE)
+            .bind(name)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(rows::roles(found)?.pop())
+    }
+
+    async fn list_roles(&self) -> Result<Vec<Role>> {
+        let found: Vec<rows::RoleRuleRow> = sqlx::query_as(sql::LIST_ROLES)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::roles(found)
+    }
+
+    async fn delete_role(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_ROLE)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn set_role_rule(&self, role: &str, rule: &Rule, now_ms: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let touched = sqlx::query(sql::TOUCH_ROLE)
+            .bind(role)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&touched) == 0 {
+            return Err(StoreError::NotFound(named("role", role)));
+        }
+        sqlx::query(sql::UPSERT_ROLE_RULE)
+            .bind(role)
+            .bind(rule.rule_type.as_str())
+            .bind(rule.path.as_str())
+            .bind(rows::caps_bits(rule.caps))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_role_rule(&self, role: &str, rule_type: RuleType, path: &str) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_ROLE_RULE)
+            .bind(role)
+            .bind(rule_type.as_str())
+            .bind(path)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn create_association(&self, assoc: &Association) -> Result<()> {
+        let inserted = sqlx::query(sql::INSERT_ASSOCIATION)
+            .bind(assoc.assoc_id.as_str())
+            .bind(assoc.role_name.as_str())
+            .bind(assoc.auth_method_name.as_str())
+            .bind(rows::to_json("sub-claims", &assoc.sub_claims)?.as_str())
+            .bind(assoc.case_sensitive)
+            .bind(assoc.created_ms)
+            .execute(&self.write)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(named("association", &assoc.assoc_id)))
+            }
+            Err(e) if is_foreign_key_violation(&e) => Err(self
+                .missing_role_or_method(&assoc.role_name, &assoc.auth_method_name)
+                .await?),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn delete_association(&self, assoc_id: &str) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_ASSOCIATION)
+            .bind(assoc_id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn list_associations(&self) -> Result<Vec<Association>> {
+        let found: Vec<rows::AssociationRow> = sqlx::query_as(sql::LIST_ASSOCIATIONS)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::association)
+    }
+
+    // ---- items ----
+
+    async fn create_item(&self, item: &Item, first: &SealedVersion) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(sql::INSERT_ITEM)
+            .bind(item.id)
+            .bind(item.name.as_str())
+            .bind(item.item_type.as_str())
+            .bind(item.format.as_str())
+            .bind(item.description.as_str())
+            .bind(rows::to_json("tags", &item.tags)?.as_str())
+            .bind(item.max_versions)
+            // The invariant is "last_version = highest stored version".
+            .bind(first.version)
+            .bind(item.enabled)
+            .bind(item.created_ms)
+            .bind(item.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            if !is_unique_violation(&e) {
+                return Err(db(e));
+            }
+            // PostgreSQL refuses further statements in a failed transaction.
+            drop(tx);
+            let name_taken =
+                Self::exists(&self.read, sql::ITEM_NAME_EXISTS, item.name.as_str()).await?;
+            return Err(StoreError::Conflict(if name_taken {
+                named("item", &item.name)
+            } else {
+                format!("item with ID {}", item.id)
+            }));
+        }
+        self.insert_version(&mut tx, item.id, first).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_item(&self, name: &str) -> Result<Option<Item>> {
+        let row: Option<rows::ItemRow> = sqlx::query_as(sql::GET_ITEM)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::item).transpose()
+    }
+
+    async fn get_item_value(
+        &self,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<(Item, SealedVersion)>> {
+        let row: Option<rows::ItemValueRow> = sqlx::query_as(sql::GET_ITEM_VALUE)
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::item_value).transpose()
+    }
+
+    async fn list_versions(&self, item_id: i64) -> Result<Vec<VersionInfo>> {
+        let found: Vec<(i32, i64)> = sqlx::query_as(sql::LIST_VERSIONS)
+            .bind(item_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(found
+            .into_iter()
+            .map(|(version, created_ms)| VersionInfo {
+                version,
+                created_ms,
+            })
+            .collect())
+    }
+
+    async fn add_version(
+        &self,
+        item_id: i64,
+        expected_last: i32,
+        v: &SealedVersion,
+        keep: i32,
+    ) -> Result<()> {
+        let new_last = expected_last
+            .checked_add(1)
+            .filter(|n| *n == v.version)
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("version {} of item {item_id}", v.version))
+            })?;
+        let mut tx = self.begin_write().await?;
+        let advanced = sqlx::query(sql::ADVANCE_LAST_VERSION)
+            .bind(item_id)
+            .bind(expected_last)
+            .bind(new_last)
+            .bind(v.created_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&advanced) == 0 {
+            return Err(
+                if Self::exists(&mut *tx, sql::ITEM_ID_EXISTS, item_id).await? {
+                    // Somebody else moved last_version first.
+                    StoreError::Conflict(format!("version {new_last} of item {item_id}"))
+                } else {
+                    StoreError::NotFound(format!("item {item_id}"))
+                },
+            );
+        }
+        self.insert_version(&mut tx, item_id, v).await?;
+        if keep > 0 {
+            sqlx::query(sql::PRUNE_VERSIONS)
+                .bind(item_id)
+                .bind(i64::from(keep) - 1)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_items(
+        &self,
+        prefix: &str,
+        after_name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Item>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        // Names are never empty, so "after the empty name" is "from the start".
+        let after = after_name.unwrap_or("");
+        let upper = rows::prefix_upper_bound(prefix);
+        let query = match upper.as_deref() {
+            Some(upper) => sqlx::query_as(sql::LIST_ITEMS)
+                .bind(prefix)
+                .bind(after)
+                .bind(upper),
+            None => sqlx::query_as(sql::LIST_ITEMS_UNBOUNDED)
+                .bind(prefix)
+                .bind(after),
+        };
+        let found: Vec<rows::ItemRow> =
+            query.bind(limit).fetch_all(&self.read).await.map_err(db)?;
+        rows::all(found, rows::item)
+    }
+
+    async fn delete_item(&self, item_id: i64) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_ITEM)
+            .bind(item_id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn delete_version(&self, item_id: i64, version: i32) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        // Lock the item first so a concurrent add_version cannot slip in
+        // between reading the remaining versions and moving last_version.
+        let last: Option<i32> = sqlx::query_scalar(D::LOCK_ITEM)
+            .bind(item_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some(last) = last else {
+            return Ok(false);
+        };
+        let deleted = sqlx::query(sql::DELETE_VERSION)
+            .bind(item_id)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&deleted) == 0 {
+            return Ok(false);
+        }
+        let highest: Option<i32> = sqlx::query_scalar(sql::MAX_VERSION)
+            .bind(item_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        match highest {
+            None => {
+                sqlx::query(sql::DELETE_ITEM)
+                    .bind(item_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            Some(highest) if highest != last => {
+                sqlx::query(sql::SET_LAST_VERSION)
+                    .bind(item_id)
+                    .bind(highest)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            Some(_) => {}
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    // ---- tokens ----
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        let inserted = sqlx::query(sql::INSERT_TOKEN)
+            .bind(t.token_hash.as_slice())
+            .bind(t.access_id.as_str())
+            .bind(t.auth_method_name.as_str())
+            .bind(t.identity.as_str())
+            .bind(rows::to_json("token claims", &t.claims)?.as_str())
+            .bind(t.issued_ms)
+            .bind(t.expires_ms)
+            .execute(&self.write)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Never put the hash in a message.
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("token".into())),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(named(
+                "auth method",
+                &t.auth_method_name,
+            ))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>> {
+        let row: Option<rows::TokenRow> = sqlx::query_as(sql::GET_TOKEN)
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::token).transpose()
+    }
+
+    async fn revoke_token(&self, token_hash: &[u8]) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_TOKEN)
+            .bind(token_hash)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(sql::PURGE_EXPIRED_TOKENS)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done))
+    }
+
+    // ---- audit ----
+
+    async fn append_audit(
+        &self,
+        records: &mut [AuditRecord],
+        sealer: &dyn ChainSealer,
+    ) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let (mut seq, mut prev_hash): (i64, Vec<u8>) = sqlx::query_as(D::LOCK_AUDIT_HEAD)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        for r in records.iter_mut() {
+            seq += 1;
+            r.seq = seq;
+            r.prev_hash = prev_hash;
+            r.hash = sealer.seal(r);
+            prev_hash = r.hash.clone();
+        }
+
+        let mut chunks = records.chunks_exact(AUDIT_CHUNK);
+        for chunk in &mut chunks {
+            let mut q = sqlx::query(INSERT_AUDIT_CHUNK.as_str());
+            for r in chunk {
+                q = Self::bind_audit(q, r);
+            }
+            q.execute(&mut *tx).await.map_err(db)?;
+        }
+        for r in chunks.remainder() {
+            Self::bind_audit(sqlx::query(INSERT_AUDIT_ROW.as_str()), r)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+
+        sqlx::query(sql::SET_AUDIT_HEAD)
+            .bind(seq)
+            .bind(prev_hash.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+        sqlx::query_as(sql::GET_AUDIT_HEAD)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn audit_range(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let found: Vec<rows::AuditRow> = sqlx::query_as(sql::AUDIT_RANGE)
+            .bind(after_seq)
+            .bind(limit.min(MAX_AUDIT_LIMIT))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::audit_record)
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        // Only the filters given appear in the statement, so each can use
+        // its index (a `$n IS NULL OR ...` form would defeat that).
+        let mut qb = QueryBuilder::<D>::new(concat!(
+            "SELECT ",
+            sql::audit_columns!(),
+            " FROM audit_log WHERE seq > "
+        ));
+        qb.push_bind(q.after_seq.unwrap_or(0));
+        if let Some(since) = q.since_ms {
+            qb.push(" AND time_ms >= ").push_bind(since);
+        }
+        if let Some(until) = q.until_ms {
+            qb.push(" AND time_ms < ").push_bind(until);
+        }
+        if let Some(access_id) = &q.access_id {
+            qb.push(" AND access_id = ").push_bind(access_id.as_str());
+        }
+        if let Some(object) = &q.object {
+            qb.push(" AND object = ").push_bind(object.as_str());
+        }
+        if let Some(operation) = &q.operation {
+            qb.push(" AND operation = ").push_bind(operation.as_str());
+        }
+        if let Some(outcome) = q.outcome {
+            qb.push(" AND outcome = ").push_bind(outcome.as_str());
+        }
+        let limit = if q.limit <= 0 {
+            DEFAULT_AUDIT_LIMIT
+        } else {
+            q.limit.min(MAX_AUDIT_LIMIT)
+        };
+        qb.push(" ORDER BY seq LIMIT ").push_bind(limit);
+        let found: Vec<rows::AuditRow> = qb
+            .build_query_as()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::audit_record)
+    }
+}
+
+// ---- error mapping ----
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+fn unique_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(what())
+    } else {
+        db(e)
+    }
+}
+
+/// Map a database error to [`StoreError`]. The text is for server logs: it
+/// carries the driver's message (SQLite and PostgreSQL put constraint and
+/// table names there; values only appear in PostgreSQL's DETAIL, which is
+/// not included) and never the bound parameters.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(d) => match d.code() {
+            Some(code) => StoreError::Backend(format!("database error {code}: {}", d.message())),
+            None => StoreError::Backend(format!("database error: {}", d.message())),
+        },
+        sqlx::Error::ColumnDecode { index, source } => {
+            StoreError::Corrupt(format!("column {index}: {source}"))
+        }
+        sqlx::Error::Decode(source) => StoreError::Corrupt(source.to_string()),
+        sqlx::Error::RowNotFound => StoreError::Corrupt("expected row is missing".into()),
+        sqlx::Error::PoolTimedOut => {
+            StoreError::Backend("timed out waiting for a database connection".into())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}

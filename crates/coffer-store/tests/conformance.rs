@@ -1,0 +1,439 @@
+//! The conformance suite on both backends, plus backend specifics.
+//!
+//! PostgreSQL: `COFFER_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) must reach a server where
+//! the user may create databases; each test creates a fresh database and
+//! drops it afterwards. An unreachable server fails the test, unless
+//! `COFFER_SKIP_POSTGRES=1`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
+use coffer_core::model::{Item, ItemType, SealedVersion, SecretFormat};
+use coffer_store::conformance::{self, TestSealer};
+use coffer_store::{PgStore, SqliteStore, Store, StoreError, redact_url};
+use sqlx::{Connection, Executor, PgConnection};
+
+// ---- SQLite ----
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open_url(&sqlite_url(&dir.path().join("coffer.db")))
+        .await
+        .expect("open SQLite store");
+    conformance::run_all(&store).await;
+    // Again on the same database: the suite must not depend on a fresh one.
+    conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_memory_conformance() {
+    let store = SqliteStore::open_url("sqlite::memory:")
+        .await
+        .expect("open in-memory store");
+    conformance::run_all(&store).await;
+}
+
+fn record(n: i64) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        time_ms: 1_700_000_000_000 + n,
+        request_id: format!("r{n}"),
+        operation: "create-secret".into(),
+        object: "/app/db".into(),
+        outcome: Outcome::Allowed,
+        status: 200,
+        error: String::new(),
+        access_id: "p-abc".into(),
+        auth_method: "/am".into(),
+        identity: "p-abc".into(),
+        client_type: "cli".into(),
+        peer: "127.0.0.1:1".into(),
+        prev_hash: Vec::new(),
+        hash: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_persists_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(&dir.path().join("coffer.db"));
+    let item = Item {
+        id: 4242,
+        name: "/app/db".into(),
+        item_type: ItemType::StaticSecret,
+        format: SecretFormat::Text,
+        description: String::new(),
+        tags: Vec::new(),
+        max_versions: 0,
+        last_version: 1,
+        enabled: true,
+        created_ms: 1,
+        modified_ms: 1,
+    };
+    let v1 = SealedVersion {
+        version: 1,
+        key_id: 7,
+        sealed: b"nonce-ciphertext-tag".to_vec(),
+        created_ms: 1,
+    };
+    let v2 = SealedVersion {
+        version: 2,
+        sealed: b"nonce-ciphertext-tag-2".to_vec(),
+        created_ms: 2,
+        ..v1.clone()
+    };
+    let mut audit = vec![record(1), record(2)];
+    {
+        let store = SqliteStore::open_url(&url).await.expect("open");
+        store
+            .insert_data_key(7, b"wrapped key", 1)
+            .await
+            .expect("data key");
+        store.create_item(&item, &v1).await.expect("create_item");
+        store
+            .add_version(item.id, 1, &v2, 0)
+            .await
+            .expect("add_version");
+        assert!(
+            store
+                .put_meta_if_absent("kdf", "argon2id")
+                .await
+                .expect("meta")
+        );
+        store.bump_generation().await.expect("bump");
+        store
+            .append_audit(&mut audit, &TestSealer)
+            .await
+            .expect("audit");
+        store.close().await;
+    }
+    let store = SqliteStore::open_url(&url).await.expect("reopen");
+    let expected_item = Item {
+        last_version: 2,
+        modified_ms: 2,
+        ..item.clone()
+    };
+    assert_eq!(
+        store.get_item_value("/app/db", None).await.expect("get"),
+        Some((expected_item.clone(), v2))
+    );
+    assert_eq!(
+        store.get_item_value("/app/db", Some(1)).await.expect("get"),
+        Some((expected_item, v1))
+    );
+    assert_eq!(
+        store.data_keys().await.expect("keys"),
+        [(7, b"wrapped key".to_vec())]
+    );
+    assert_eq!(
+        store.get_meta("kdf").await.expect("meta").as_deref(),
+        Some("argon2id")
+    );
+    assert_eq!(store.generation().await.expect("generation"), 1);
+    assert_eq!(
+        store.audit_head().await.expect("head"),
+        (2, audit[1].hash.clone())
+    );
+    let stored = store.audit_range(0, 10).await.expect("range");
+    assert_eq!(stored, audit);
+    let mut verifier = ChainVerifier::new();
+    for r in &stored {
+        verifier.push(&TestSealer, r).expect("chain verifies");
+    }
+    verifier.finish(2).expect("head matches");
+    // Migrations are not re-applied on reopen, and appending continues the chain.
+    let mut more = vec![record(3)];
+    store
+        .append_audit(&mut more, &TestSealer)
+        .await
+        .expect("audit");
+    assert_eq!(more[0].seq, 3);
+    assert_eq!(more[0].prev_hash, audit[1].hash);
+    assert_eq!(more[0].hash, TestSealer.seal(&more[0]));
+    store.close().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_file_is_private_and_wal() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("coffer.db");
+    let store = SqliteStore::open_url(&sqlite_url(&path))
+        .await
+        .expect("open");
+    store
+        .insert_data_key(1, b"wrapped", 1)
+        .await
+        .expect("write");
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode(&path).expect("db file"), 0o600, "database file mode");
+    // SQLite gives its WAL and shared-memory files the database's mode.
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.path().join(format!("coffer.db{suffix}"));
+        if let Ok(m) = mode(&side) {
+            assert_eq!(m, 0o600, "{suffix} file mode");
+        }
+    }
+    // The file is in WAL mode (a persistent setting, visible to any connection).
+    let mut conn = <sqlx::SqliteConnection as Connection>::connect(&sqlite_url(&path))
+        .await
+        .expect("raw connection");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    conn.close().await.ok();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_relative_url_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no/such/dir/coffer.db");
+    match SqliteStore::open_url(&sqlite_url(&missing)).await {
+        Err(StoreError::Config(msg)) => assert!(msg.contains("coffer.db"), "{msg}"),
+        Err(e) => panic!("expected a Config error, got {e}"),
+        Ok(_) => panic!("opened a database in a missing directory"),
+    }
+    match coffer_store::open("mysql://u:secret@host/db").await {
+        Err(StoreError::Config(msg)) => assert!(!msg.contains("secret"), "{msg}"),
+        Err(e) => panic!("expected a Config error, got {e}"),
+        Ok(_) => panic!("opened an unsupported URL"),
+    }
+    let store = coffer_store::open(&sqlite_url(&dir.path().join("via-open.db")))
+        .await
+        .expect("open()");
+    assert_eq!(store.backend(), "sqlite");
+}
+
+// ---- PostgreSQL ----
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, uniquely named database; `None` when PostgreSQL tests are
+/// explicitly skipped.
+struct TestDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn create(purpose: &str) -> Option<TestDb> {
+        let admin_url = std::env::var("COFFER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let mut admin = match PgConnection::connect(&admin_url).await {
+            Ok(conn) => conn,
+            Err(e) if std::env::var("COFFER_SKIP_POSTGRES").as_deref() == Ok("1") => {
+                eprintln!(
+                    "SKIPPED PostgreSQL test {purpose}: {} unreachable ({e}) and COFFER_SKIP_POSTGRES=1",
+                    redact_url(&admin_url)
+                );
+                return None;
+            }
+            Err(e) => panic!(
+                "PostgreSQL is not reachable at {}: {e}\n\
+                 Start PostgreSQL, point COFFER_TEST_POSTGRES_URL at a server where the user \
+                 may create databases, or set COFFER_SKIP_POSTGRES=1 to skip these tests.",
+                redact_url(&admin_url)
+            ),
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("coffer_test_{}_{nanos}", std::process::id());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        admin.close().await.ok();
+        let url = with_database(&admin_url, &name);
+        Some(TestDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop_db(self) {
+        match PgConnection::connect(&self.admin_url).await {
+            Ok(mut admin) => {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                if let Err(e) = admin.execute(sqlx::AssertSqlSafe(sql)).await {
+                    eprintln!("could not drop test database {}: {e}", self.name);
+                }
+                admin.close().await.ok();
+            }
+            Err(e) => eprintln!("could not drop test database {}: {e}", self.name),
+        }
+    }
+
+    /// Run `test` on this database, then drop it, even if `test` panicked.
+    async fn run<F, Fut>(self, test: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(test(self.url.clone())).await;
+        self.drop_db().await;
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("test task failed: {e}"),
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced by `db` (query string kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..]
+        .find('/')
+        .map_or(base.len(), |i| host_start + i);
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conformance() {
+    let Some(db) = TestDb::create("postgres_conformance").await else {
+        return;
+    };
+    db.run(|url| async move {
+        let store = PgStore::connect(&url).await.expect("connect");
+        assert_eq!(store.backend(), "postgres");
+        conformance::run_all(&store).await;
+        conformance::run_all(&store).await;
+        store.close().await;
+    })
+    .await;
+}
+
+/// Two nodes on one database: migrations run once, appends from both
+/// serialize into one chain, and racing updates yield one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_nodes() {
+    let Some(db) = TestDb::create("postgres_two_nodes").await else {
+        return;
+    };
+    db.run(|url| async move {
+        let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+        let nodes: [Arc<PgStore>; 2] = [
+            Arc::new(a.expect("node a connects")),
+            Arc::new(b.expect("node b connects")),
+        ];
+
+        let mut tasks = Vec::new();
+        for task in 0..12 {
+            let node = Arc::clone(&nodes[task % 2]);
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for batch in 0..10 {
+                    let mut recs: Vec<AuditRecord> = (0..1 + (task + batch) % 4)
+                        .map(|i| record(i as i64))
+                        .collect();
+                    node.append_audit(&mut recs, &TestSealer)
+                        .await
+                        .expect("append");
+                    seqs.extend(recs.iter().map(|r| r.seq));
+                }
+                seqs
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("append task"));
+        }
+        all.sort_unstable();
+        let n = all.len() as i64;
+        assert_eq!(all, (1..=n).collect::<Vec<_>>(), "one gapless chain");
+        let mut verifier = ChainVerifier::new();
+        let mut after = 0;
+        loop {
+            let page = nodes[1].audit_range(after, 1000).await.expect("range");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for r in &page {
+                verifier.push(&TestSealer, r).expect("chain verifies");
+            }
+        }
+        let head = nodes[0].audit_head().await.expect("head");
+        assert_eq!(verifier.finish(head.0), Ok(n));
+
+        // Racing updates of one item from both nodes.
+        nodes[0].insert_data_key(1, b"k", 1).await.expect("key");
+        let item = Item {
+            id: 99,
+            name: "/race".into(),
+            item_type: ItemType::StaticSecret,
+            format: SecretFormat::Text,
+            description: String::new(),
+            tags: Vec::new(),
+            max_versions: 0,
+            last_version: 1,
+            enabled: true,
+            created_ms: 1,
+            modified_ms: 1,
+        };
+        let v = |version: i32, fill: u8| SealedVersion {
+            version,
+            key_id: 1,
+            sealed: vec![fill; 30],
+            created_ms: 1,
+        };
+        nodes[0].create_item(&item, &v(1, 0)).await.expect("create");
+        let racers = (0..10u8).map(|n| {
+            let node = Arc::clone(&nodes[usize::from(n % 2)]);
+            tokio::spawn(async move { node.add_version(99, 1, &v(2, n), 0).await })
+        });
+        let mut wins = 0;
+        for r in racers {
+            match r.await.expect("racer") {
+                Ok(()) => wins += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(wins, 1, "exactly one update wins");
+        let versions = nodes[1].list_versions(99).await.expect("versions");
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [1, 2]
+        );
+
+        for node in nodes {
+            node.close().await;
+        }
+    })
+    .await;
+}
+
+#[test]
+fn database_name_replacement() {
+    assert_eq!(
+        with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
