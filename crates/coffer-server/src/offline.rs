@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier};
+use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
+use coffer_core::name::normalize_name;
 use coffer_crypto::RootKey;
 use coffer_store::{AuditQuery, Store};
 
 use crate::config::sqlite_url;
 use crate::state::AuditMac;
+use crate::timefmt::{parse_time, rfc3339};
 
 /// Where to find the store and its root key.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -17,7 +19,7 @@ pub struct OfflineArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Storage URL (sqlite:// or postgres://); needs the root key too.
-    #[arg(long, env = "COFFER_STORAGE_URL", hide_env_values = true)]
+    #[arg(long)]
     pub storage: Option<String>,
     /// Root key file (default: <data-dir>/root.key; or set COFFER_ROOT_KEY).
     #[arg(long, env = "COFFER_ROOT_KEY_FILE")]
@@ -29,6 +31,73 @@ impl OfflineArgs {
     pub fn is_set(&self) -> bool {
         self.data_dir.is_some() || self.storage.is_some()
     }
+}
+
+/// Audit filters as users give them (API fields or CLI flags), validated
+/// into an [`AuditQuery`] in one place for the API and offline tools.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// RFC 3339 or Unix seconds; inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 or Unix seconds; exclusive.
+    pub until: Option<String>,
+    pub access_id: Option<String>,
+    pub item: Option<String>,
+    pub operation: Option<String>,
+    /// allowed, denied or error.
+    pub outcome: Option<String>,
+    /// 1..=10000, default 100.
+    pub limit: Option<i64>,
+    pub after_seq: Option<i64>,
+}
+
+pub const AUDIT_DEFAULT_LIMIT: i64 = 100;
+pub const AUDIT_MAX_LIMIT: i64 = 10_000;
+
+impl AuditFilter {
+    /// Validate; the error says which filter is wrong and how to fix it.
+    pub fn to_query(&self) -> Result<AuditQuery, String> {
+        let time = |key: &str, v: &Option<String>| -> Result<Option<i64>, String> {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => parse_time(s).map(Some).ok_or_else(|| {
+                    format!("{key} must be an RFC 3339 time (2026-01-02T15:04:05Z) or Unix seconds")
+                }),
+            }
+        };
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let outcome = match nonempty(&self.outcome) {
+            None => None,
+            Some(o) => {
+                Some(Outcome::parse(o.trim()).ok_or("outcome must be allowed, denied or error")?)
+            }
+        };
+        let limit = self.limit.unwrap_or(AUDIT_DEFAULT_LIMIT);
+        if !(1..=AUDIT_MAX_LIMIT).contains(&limit) {
+            return Err(format!("limit must be between 1 and {AUDIT_MAX_LIMIT}"));
+        }
+        // Object names are recorded normalised; match them the same way.
+        let object = nonempty(&self.item).map(|item| normalize_name(&item).unwrap_or(item));
+        Ok(AuditQuery {
+            since_ms: time("since", &self.since)?,
+            until_ms: time("until", &self.until)?,
+            access_id: nonempty(&self.access_id),
+            object,
+            operation: nonempty(&self.operation),
+            outcome,
+            after_seq: self.after_seq,
+            limit,
+        })
+    }
+}
+
+/// A record as `audit-list` returns it: the stored fields plus `time` (RFC 3339).
+pub fn record_json(r: &AuditRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("time".into(), serde_json::Value::String(rfc3339(r.time_ms)));
+    }
+    v
 }
 
 /// Outcome of verifying the audit chain.

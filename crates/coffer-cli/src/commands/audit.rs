@@ -1,21 +1,14 @@
 //! `audit list` / `audit verify`: through the API by default, straight from
 //! the store with `--data-dir` / `--storage` (no server needed).
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use coffer_client::ops::{AuditList, AuditVerify};
 use coffer_client::{AuditListOutput, AuditRecord, AuditVerifyOutput};
-use coffer_core::audit::Outcome;
-use coffer_core::name::normalize_name;
 use coffer_server::offline;
 use coffer_store::AuditQuery;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{print_response, respond};
 use crate::args::{AuditCommand, AuditListArgs, AuditSubcommand, AuditVerifyArgs};
-
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 10_000;
 
 pub async fn run(a: AuditCommand) -> anyhow::Result<()> {
     match a.command {
@@ -43,7 +36,7 @@ async fn list(a: AuditListArgs) -> anyhow::Result<()> {
         .await?
         .into_iter()
         .map(wire_record)
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let output = AuditListOutput {
         next_seq: records
             .last()
@@ -120,131 +113,60 @@ fn format_records(records: &[AuditRecord]) -> String {
         .collect()
 }
 
-/// A time filter as the server takes it: RFC 3339 or Unix seconds → Unix ms.
-fn parse_time_ms(flag: &str, text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<i64>() {
-        return Ok(secs.saturating_mul(1000));
-    }
-    let t = OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
-        format!(
-            "--{flag} must be an RFC 3339 date (2026-11-22T03:16:25Z) or Unix seconds, not {text:?}"
-        )
-    })?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
+/// The same validation the server applies to `audit-list`.
 fn offline_query(r: &AuditList) -> anyhow::Result<AuditQuery> {
-    let outcome =
-        match r.outcome.as_deref() {
-            Some(o) => Some(Outcome::parse(o).with_context(|| {
-                format!("--outcome must be allowed, denied or error, not {o:?}")
-            })?),
-            None => None,
-        };
-    let limit = r.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        bail!("--limit must be between 1 and {MAX_LIMIT}");
-    }
-    Ok(AuditQuery {
-        since_ms: r
-            .since
-            .as_deref()
-            .map(|t| parse_time_ms("since", t))
-            .transpose()?,
-        until_ms: r
-            .until
-            .as_deref()
-            .map(|t| parse_time_ms("until", t))
-            .transpose()?,
-        access_id: r.access_id.clone().filter(|s| !s.is_empty()),
-        // Item names are matched in their normalised form, as online.
-        object: r.item.as_deref().filter(|s| !s.is_empty()).map(|item| {
-            if item.starts_with('/') {
-                normalize_name(item).unwrap_or_else(|_| item.to_string())
-            } else {
-                item.to_string()
-            }
-        }),
+    offline::AuditFilter {
+        since: r.since.clone(),
+        until: r.until.clone(),
+        access_id: r.access_id.clone(),
+        item: r.item.clone(),
         operation: r.operation.clone(),
-        outcome,
+        outcome: r.outcome.clone(),
+        limit: r.limit,
         after_seq: r.after_seq,
-        limit,
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    .to_query()
+    .map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
 /// A stored record in the shape `audit-list` returns.
-fn wire_record(r: coffer_core::audit::AuditRecord) -> AuditRecord {
-    // Second precision, as the server sends it.
-    let secs = r.time_ms.div_euclid(1000);
-    let time = OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| r.time_ms.to_string());
-    AuditRecord {
-        seq: r.seq,
-        time,
-        request_id: r.request_id,
-        operation: r.operation,
-        object: r.object,
-        outcome: r.outcome.as_str().to_string(),
-        status: r.status,
-        error: r.error,
-        access_id: r.access_id,
-        auth_method: r.auth_method,
-        identity: r.identity,
-        client_type: r.client_type,
-        peer: r.peer,
-        prev_hash: hex(&r.prev_hash),
-        hash: hex(&r.hash),
-    }
+fn wire_record(r: coffer_core::audit::AuditRecord) -> anyhow::Result<AuditRecord> {
+    Ok(serde_json::from_value(offline::record_json(&r))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_filters() {
-        assert_eq!(
-            parse_time_ms("since", "1700000000").unwrap(),
-            1_700_000_000_000
-        );
-        assert_eq!(
-            parse_time_ms("since", "2026-11-22T04:16:25Z").unwrap(),
-            1_795_320_985_000
-        );
-        assert!(parse_time_ms("since", "yesterday").is_err());
-    }
+    use coffer_core::audit::Outcome;
 
     #[test]
     fn offline_query_validates_like_the_server() {
         let q = offline_query(&AuditList {
             outcome: Some("denied".into()),
-            item: Some("/app/x".into()),
+            item: Some("app/x".into()),
+            since: Some("1700000000".into()),
             ..Default::default()
         })
         .unwrap();
         assert_eq!(q.outcome, Some(Outcome::Denied));
         assert_eq!(q.object.as_deref(), Some("/app/x"));
-        assert_eq!(q.limit, DEFAULT_LIMIT);
-        assert!(
-            offline_query(&AuditList {
+        assert_eq!(q.since_ms, Some(1_700_000_000_000));
+        assert_eq!(q.limit, offline::AUDIT_DEFAULT_LIMIT);
+        for bad in [
+            AuditList {
                 outcome: Some("maybe".into()),
                 ..Default::default()
-            })
-            .is_err()
-        );
-        assert!(
-            offline_query(&AuditList {
-                limit: Some(MAX_LIMIT + 1),
+            },
+            AuditList {
+                limit: Some(offline::AUDIT_MAX_LIMIT + 1),
                 ..Default::default()
-            })
-            .is_err()
-        );
+            },
+            AuditList {
+                since: Some("yesterday".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(offline_query(&bad).is_err());
+        }
     }
 }

@@ -1,13 +1,11 @@
 //! `audit-list` and `audit-verify`, gated by the roles' `audit-access`.
 
-use coffer_core::audit::Outcome;
 use coffer_core::model::AuditAccess;
-use coffer_store::AuditQuery;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::http::Ctx;
-use crate::timefmt::{parse_time, rfc3339};
+use crate::offline::{AuditFilter, record_json};
 use crate::wire::Body;
 
 fn audit_access(ctx: &Ctx) -> Result<AuditAccess, ApiError> {
@@ -23,41 +21,19 @@ fn audit_access(ctx: &Ctx) -> Result<AuditAccess, ApiError> {
     Ok(best)
 }
 
-fn time_param(body: &Body, key: &str) -> Result<Option<i64>, ApiError> {
-    match body.opt_str(key)? {
-        None => Ok(None),
-        Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => parse_time(&s).map(Some).ok_or_else(|| {
-            ApiError::bad(format!(
-                "{key} must be an RFC 3339 time (2026-01-02T15:04:05Z) or Unix seconds"
-            ))
-        }),
-    }
-}
-
 pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let access = audit_access(ctx)?;
-    let mut q = AuditQuery {
-        since_ms: time_param(body, "since")?,
-        until_ms: time_param(body, "until")?,
-        access_id: body.opt_str("access-id")?.filter(|s| !s.is_empty()),
-        object: body.opt_str("item")?.filter(|s| !s.is_empty()),
-        operation: body.opt_str("operation")?.filter(|s| !s.is_empty()),
-        outcome: None,
+    let filter = AuditFilter {
+        since: body.opt_str("since")?,
+        until: body.opt_str("until")?,
+        access_id: body.opt_str("access-id")?,
+        item: body.opt_str("item")?,
+        operation: body.opt_str("operation")?,
+        outcome: body.opt_str("outcome")?,
+        limit: body.opt_i64("limit")?,
         after_seq: body.opt_i64("after-seq")?,
-        limit: body.opt_i64("limit")?.unwrap_or(100).clamp(1, 10_000),
     };
-    if let Some(o) = body.opt_str("outcome")?.filter(|s| !s.is_empty()) {
-        q.outcome = Some(
-            Outcome::parse(&o)
-                .ok_or_else(|| ApiError::bad("outcome must be allowed, denied or error"))?,
-        );
-    }
-    if let Some(item) = &q.object
-        && item.starts_with('/')
-    {
-        q.object = Some(coffer_core::name::normalize_name(item).unwrap_or_else(|_| item.clone()));
-    }
+    let mut q = filter.to_query().map_err(ApiError::BadRequest)?;
     match access {
         AuditAccess::None => {
             return Err(ApiError::Forbidden(
@@ -78,16 +54,7 @@ pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     }
     let records = ctx.state.store.query_audit(&q).await?;
     let next_seq = records.last().map(|r| r.seq).unwrap_or(0);
-    let out: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut v {
-                m.insert("time".into(), Value::String(rfc3339(r.time_ms)));
-            }
-            v
-        })
-        .collect();
+    let out: Vec<Value> = records.iter().map(record_json).collect();
     Ok(json!({"records": out, "next_seq": next_seq}))
 }
 
