@@ -23,7 +23,7 @@ mod wire;
 
 pub use config::{Config, ServerArgs};
 use config::{LogFormat, RootKeySource};
-use state::{AppState, Keys, LoginLimiter, TokenCache};
+use state::{AppState, ItemCache, Keys, LoginLimiter, TokenCache};
 
 /// Start the server and serve until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -129,7 +129,8 @@ pub async fn build(
         keys,
         config: config.clone(),
         policy: Default::default(),
-        tokens: TokenCache::new(100_000),
+        tokens: TokenCache::new(100_000, None),
+        items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
         audit,
         limiter: LoginLimiter::default(),
         request_prefix: hex::encode(prefix),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use coffer_core::audit::{AuditRecord, ChainSealer};
-use coffer_core::model::{Association, AuthMethod, Role, TokenRecord};
+use coffer_core::model::{Association, AuthMethod, Item, Role, SealedVersion, TokenRecord};
 use coffer_core::policy::Rule;
 use coffer_core::subclaims::match_sub_claims;
 use coffer_crypto::{DataKey, KeyedHasher, RootKey};
@@ -87,6 +87,7 @@ pub struct AppState {
     pub config: Config,
     pub policy: RwLock<Arc<PolicySnapshot>>,
     pub tokens: TokenCache,
+    pub items: ItemCache,
     pub audit: AuditSink,
     pub limiter: LoginLimiter,
     pub request_prefix: String,
@@ -190,42 +191,75 @@ impl Caller {
     }
 }
 
-/// Bounded cache of valid tokens by keyed hash.
-pub struct TokenCache {
-    map: RwLock<HashMap<Vec<u8>, Arc<TokenRecord>>>,
+/// A bounded in-memory map with an optional time-to-live per entry.
+///
+/// Used for tokens (no TTL: invalidated explicitly and on generation
+/// changes) and for items (short TTL, so several nodes sharing a database
+/// see each other's writes within that time; local writes invalidate at
+/// once). The store stays the source of truth: when full, the cache drops
+/// stale entries, then everything, which only costs lookups.
+pub struct Cache<K, V> {
+    map: RwLock<HashMap<K, (V, Instant)>>,
     capacity: usize,
+    ttl: Option<Duration>,
 }
 
-impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
-        TokenCache {
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    pub fn new(capacity: usize, ttl: Option<Duration>) -> Self {
+        Cache {
             map: RwLock::new(HashMap::new()),
             capacity,
+            ttl,
         }
     }
-    pub fn get(&self, hash: &[u8]) -> Option<Arc<TokenRecord>> {
-        self.map.read().expect("token cache").get(hash).cloned()
+
+    fn fresh(&self, at: Instant) -> bool {
+        self.ttl.is_none_or(|ttl| at.elapsed() < ttl)
     }
-    pub fn insert(&self, rec: Arc<TokenRecord>) {
-        let mut m = self.map.write().expect("token cache");
-        if m.len() >= self.capacity {
-            // Drop expired entries first; if still full, start over. The
-            // store remains the source of truth, so this only costs lookups.
-            let now = now_ms();
-            m.retain(|_, t| t.expires_ms > now);
+
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let m = self.map.read().expect("cache lock");
+        m.get(key)
+            .filter(|(_, at)| self.fresh(*at))
+            .map(|(v, _)| v.clone())
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        let mut m = self.map.write().expect("cache lock");
+        if m.len() >= self.capacity && !m.contains_key(&key) {
+            m.retain(|_, (_, at)| self.fresh(*at));
             if m.len() >= self.capacity {
                 m.clear();
             }
         }
-        m.insert(rec.token_hash.clone(), rec);
+        m.insert(key, (value, Instant::now()));
     }
-    pub fn remove(&self, hash: &[u8]) {
-        self.map.write().expect("token cache").remove(hash);
+
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.map.write().expect("cache lock").remove(key);
     }
+
     pub fn clear(&self) {
-        self.map.write().expect("token cache").clear();
+        self.map.write().expect("cache lock").clear();
     }
 }
+
+/// Valid tokens by keyed hash.
+pub type TokenCache = Cache<Vec<u8>, Arc<TokenRecord>>;
+
+/// Latest version of items by name (sealed: values are decrypted per request).
+pub type ItemCache = Cache<String, Arc<(Item, SealedVersion)>>;
+
+/// How long another node's write to an item may take to show here.
+pub const ITEM_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Slows down repeated failed logins per access ID.
 ///

@@ -189,30 +189,24 @@ pub const AUDIT_RANGE: &str = concat!(
     audit_columns!(),
     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 );
-/// Number of bind parameters per audit row in [`insert_audit_rows`].
-pub const AUDIT_PARAMS_PER_ROW: usize = 15;
-
-/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` rows.
-/// The text only ever depends on `rows`, never on data.
-pub fn insert_audit_rows(rows: usize) -> String {
-    let mut sql = String::from(concat!(
-        "INSERT INTO audit_log (",
-        audit_columns!(),
-        ") VALUES "
-    ));
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..AUDIT_PARAMS_PER_ROW {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * AUDIT_PARAMS_PER_ROW + col + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
+/// Insert a whole batch of audit records from ONE bind parameter: the
+/// records as a JSON array (`AuditRecord`'s serde form, hashes in hex).
+/// Binding one parameter instead of 15 per row matters: SQLite looks up
+/// `$N` parameter names linearly, so wide multi-row inserts cost O(n²).
+pub const INSERT_AUDIT_JSON_SQLITE: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") SELECT value->>'seq', value->>'time_ms', value->>'request_id', value->>'operation', \
+     value->>'object', value->>'outcome', value->>'status', value->>'error', value->>'access_id', \
+     value->>'auth_method', value->>'identity', value->>'client_type', value->>'peer', \
+     unhex(value->>'prev_hash'), unhex(value->>'hash') FROM json_each($1)"
+);
+pub const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") SELECT (r->>'seq')::bigint, (r->>'time_ms')::bigint, r->>'request_id', r->>'operation', \
+     r->>'object', r->>'outcome', (r->>'status')::integer, r->>'error', r->>'access_id', \
+     r->>'auth_method', r->>'identity', r->>'client_type', r->>'peer', \
+     decode(r->>'prev_hash', 'hex'), decode(r->>'hash', 'hex') \
+     FROM jsonb_array_elements($1::text::jsonb) AS r"
+);

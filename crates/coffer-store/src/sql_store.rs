@@ -11,15 +11,12 @@
 //! * `add_version` is optimistic: it only moves `items.last_version` from
 //!   the expected value, so of two concurrent updates exactly one wins.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainSealer};
 use coffer_core::model::{
     Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
-use sqlx::query::Query;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder,
     Transaction, Type,
@@ -38,6 +35,8 @@ pub trait Dialect: Database + sealed::Sealed {
     const BEGIN_WRITE: &'static str;
     /// Reads `(seq, hash)` of the audit chain head and holds it until commit.
     const LOCK_AUDIT_HEAD: &'static str;
+    /// Inserts a JSON array of audit records (`$1`).
+    const INSERT_AUDIT_JSON: &'static str;
     /// Reads an item's `last_version` (`$1` = id) and holds the row until commit.
     const LOCK_ITEM: &'static str;
     /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
@@ -66,11 +65,6 @@ impl<D: Database> SqlStore<D> {
         self.write.close().await;
     }
 }
-
-/// Most audit rows inserted by one statement (15 parameters each).
-const AUDIT_CHUNK: usize = 32;
-static INSERT_AUDIT_CHUNK: LazyLock<String> = LazyLock::new(|| sql::insert_audit_rows(AUDIT_CHUNK));
-static INSERT_AUDIT_ROW: LazyLock<String> = LazyLock::new(|| sql::insert_audit_rows(1));
 
 /// Highest `limit` honoured by the audit queries.
 const MAX_AUDIT_LIMIT: i64 = 10_000;
@@ -156,27 +150,6 @@ where
             }
             Err(e) => Err(db(e)),
         }
-    }
-
-    fn bind_audit<'q>(
-        q: Query<'q, D, D::Arguments>,
-        r: &AuditRecord,
-    ) -> Query<'q, D, D::Arguments> {
-        q.bind(r.seq)
-            .bind(r.time_ms)
-            .bind(r.request_id.as_str())
-            .bind(r.operation.as_str())
-            .bind(r.object.as_str())
-            .bind(r.outcome.as_str())
-            .bind(i32::from(r.status))
-            .bind(r.error.as_str())
-            .bind(r.access_id.as_str())
-            .bind(r.auth_method.as_str())
-            .bind(r.identity.as_str())
-            .bind(r.client_type.as_str())
-            .bind(r.peer.as_str())
-            .bind(r.prev_hash.as_slice())
-            .bind(r.hash.as_slice())
     }
 }
 
@@ -723,20 +696,13 @@ where
             prev_hash = r.hash.clone();
         }
 
-        let mut chunks = records.chunks_exact(AUDIT_CHUNK);
-        for chunk in &mut chunks {
-            let mut q = sqlx::query(INSERT_AUDIT_CHUNK.as_str());
-            for r in chunk {
-                q = Self::bind_audit(q, r);
-            }
-            q.execute(&mut *tx).await.map_err(db)?;
-        }
-        for r in chunks.remainder() {
-            Self::bind_audit(sqlx::query(INSERT_AUDIT_ROW.as_str()), r)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
+        let batch = serde_json::to_string(&*records)
+            .map_err(|e| StoreError::Backend(format!("cannot encode audit records: {e}")))?;
+        sqlx::query(D::INSERT_AUDIT_JSON)
+            .bind(batch.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
 
         sqlx::query(sql::SET_AUDIT_HEAD)
             .bind(seq)

@@ -141,7 +141,9 @@ pub async fn issue_token(
         expires_ms: now + ttl * 1000,
     };
     state.store.insert_token(&rec).await?;
-    state.tokens.insert(Arc::new(rec.clone()));
+    state
+        .tokens
+        .insert(rec.token_hash.clone(), Arc::new(rec.clone()));
     Ok((token, rec))
 }
 

@@ -1,6 +1,7 @@
 //! Static secrets (rule type `item-rule`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use base64::Engine;
 use coffer_core::model::{Item, ItemType, SealedVersion, SecretFormat, VersionInfo};
@@ -166,6 +167,7 @@ pub async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
             )),
             other => other.into(),
         })?;
+    ctx.state.items.remove(name.as_str());
     Ok(json!({"name": name}))
 }
 
@@ -211,6 +213,7 @@ pub async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiE
             }
             other => other.into(),
         })?;
+    ctx.state.items.remove(name.as_str());
     Ok(json!({"name": name}))
 }
 
@@ -255,27 +258,40 @@ pub async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
     let fetched = futures::future::try_join_all(names.iter().map(|n| {
         let state = state.clone();
         async move {
-            state
-                .store
-                .get_item_value(n, version)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| match version {
-                    Some(v) => ApiError::NotFound(format!("version {v} of item {n:?} not found")),
-                    None => ApiError::NotFound(format!("item {n:?} not found")),
-                })
+            if version.is_none()
+                && let Some(hit) = state.items.get(n.as_str())
+            {
+                return Ok(hit);
+            }
+            let found =
+                state
+                    .store
+                    .get_item_value(n, version)
+                    .await?
+                    .ok_or_else(|| match version {
+                        Some(v) => {
+                            ApiError::NotFound(format!("version {v} of item {n:?} not found"))
+                        }
+                        None => ApiError::NotFound(format!("item {n:?} not found")),
+                    })?;
+            let found = Arc::new(found);
+            if version.is_none() {
+                state.items.insert(n.clone(), found.clone());
+            }
+            Ok::<_, ApiError>(found)
         }
     }))
     .await?;
     let mut out = serde_json::Map::with_capacity(names.len());
-    for (raw, (item, v)) in raw_names.iter().zip(fetched) {
+    for (raw, found) in raw_names.iter().zip(fetched) {
+        let (item, v) = &*found;
         if !item.enabled {
             return Err(ApiError::Forbidden(format!(
                 "item {:?} is disabled",
                 item.name
             )));
         }
-        let value = open(&state, &item, &v)?;
+        let value = open(&state, item, v)?;
         out.insert(raw.clone(), Value::String(value.to_string()));
     }
     Ok(Value::Object(out))
@@ -436,6 +452,7 @@ pub async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
             "version must be a version number, or -1 for the whole item",
         ));
     };
+    ctx.state.items.remove(name.as_str());
     if !deleted {
         return Err(ApiError::NotFound(format!(
             "version {version} of item {name:?} not found"

@@ -105,7 +105,7 @@ async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
             })?;
             let rec = Arc::new(rec);
             if rec.expires_ms > now_ms() {
-                state.tokens.insert(rec.clone());
+                state.tokens.insert(hash.clone(), rec.clone());
             }
             rec
         }
