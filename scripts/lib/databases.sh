@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Database servers for the test suites. Sourced by scripts/test.sh.
 #
-#   ensure_postgres   exports COFFER_TEST_POSTGRES_URL
-#   ensure_mysql      exports COFFER_TEST_MYSQL_URL
+#   ensure_postgres   exports COFFER_TEST_POSTGRES_URL: superuser "postgres",
+#                     database "postgres" (the Rust tests create and drop
+#                     their own databases there)
+#   ensure_mysql      exports COFFER_TEST_MYSQL_URL: root, database coffer_test
 #   stop_databases    stops whatever these functions started (call from a trap)
 #
 # Each function first uses a server that is already there (a URL set by the
@@ -59,8 +61,7 @@ ensure_postgres() {
     fi
     if [[ ${COFFER_TEST_THROWAWAY_DB:-0} != 1 ]] && tcp_open 127.0.0.1 5432 && command -v psql >/dev/null \
         && psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -XAtqc 'select 1' >/dev/null 2>&1; then
-        _pg_create_db 127.0.0.1 5432
-        export COFFER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/$DB_TEST_NAME"
+        export COFFER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
         log "PostgreSQL: using the local server on 127.0.0.1:5432"
         return 0
     fi
@@ -84,16 +85,7 @@ ensure_postgres() {
         || { tail -20 "$dir/server.log" >&2; die "pg_ctl start failed"; }
     _PG_STARTED_DIR=$dir
     _PG_BINDIR=$bindir
-    PATH="$bindir:$PATH" _pg_create_db 127.0.0.1 "$port"
-    export COFFER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/$DB_TEST_NAME"
-}
-
-_pg_create_db() {
-    local host=$1 port=$2
-    if [[ -z $(psql -h "$host" -p "$port" -U postgres -d postgres -XAtqc \
-        "select 1 from pg_database where datname = '$DB_TEST_NAME'") ]]; then
-        psql -h "$host" -p "$port" -U postgres -d postgres -Xqc "create database $DB_TEST_NAME" >/dev/null
-    fi
+    export COFFER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
 # ------------------------------------------------------------------- MariaDB

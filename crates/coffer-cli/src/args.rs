@@ -55,6 +55,9 @@ pub enum Command {
     DeleteItem(DeleteItemArgs),
     /// Create an API-key auth method (prints its access ID and key).
     CreateAuthMethod(CreateAuthMethodArgs),
+    /// Create an OAuth2/JWT auth method for CI job ID tokens (GitLab, GitHub, OIDC).
+    #[command(alias = "auth-method-create-oauth2")]
+    CreateAuthMethodOauth2(CreateAuthMethodOauth2Args),
     /// Show an auth method.
     GetAuthMethod(NameArgs),
     /// List auth methods.
@@ -79,6 +82,8 @@ pub enum Command {
     DeleteAssoc(DeleteAssocArgs),
     /// Read and verify the audit log (online, or offline with --data-dir/--storage).
     Audit(AuditCommand),
+    /// Local development helpers.
+    Dev(DevCommand),
 }
 
 /// Flags shared by every command that talks to a gateway.
@@ -325,6 +330,126 @@ pub struct CreateAuthMethodArgs {
     pub description: Option<String>,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodOauth2Args {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// URL of the issuer's JWKS (https; http only for loopback),
+    /// e.g. https://gitlab.example.com/oauth/discovery/keys.
+    #[arg(
+        long,
+        required_unless_present = "jwks_json_data",
+        conflicts_with = "jwks_json_data"
+    )]
+    pub jwks_uri: Option<String>,
+    /// The JWKS itself, base64-encoded (instead of --jwks-uri).
+    #[arg(long)]
+    pub jwks_json_data: Option<String>,
+    /// The claim that names the caller, e.g. user_login, sub or repository.
+    #[arg(long)]
+    pub unique_identifier: String,
+    /// Required iss claim.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Required aud claim (tokens without aud are then refused).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Accepted azp/client_id values (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_client_ids: Vec<String>,
+    /// Allowed client IPs/CIDRs (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_ips: Vec<String>,
+    /// Token lifetime in minutes (0 = server default).
+    #[arg(long)]
+    pub jwt_ttl: Option<i64>,
+    /// Require sub-claims on every role association (default true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_sub_claims: Option<bool>,
+    /// Refuse a second login with the same jti (true/false, default false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub refuse_replay: Option<bool>,
+    /// event_name values to refuse (default pull_request_target,workflow_run; "none" for none).
+    #[arg(long, value_delimiter = ',')]
+    pub refuse_events: Vec<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevCommand {
+    #[command(subcommand)]
+    pub command: DevSubcommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevSubcommand {
+    /// Run a local OIDC issuer (discovery document + JWKS) on loopback, or
+    /// mint ID tokens from one (`coffer dev oidc mint`). For testing only.
+    Oidc(DevOidcArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevOidcArgs {
+    #[command(subcommand)]
+    pub action: Option<DevOidcAction>,
+    /// Address to listen on (loopback only; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8900")]
+    pub listen: std::net::SocketAddr,
+    /// Keep the RS256 signing key in this PEM file (created if missing), so
+    /// the JWKS stays the same across restarts.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// The issuer URL put in tokens and the discovery document (default http://<listen>).
+    #[arg(long)]
+    pub issuer_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevOidcAction {
+    /// Mint an ID token from a running `coffer dev oidc` and print it.
+    Mint(DevOidcMintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevOidcMintArgs {
+    /// URL of the running dev issuer.
+    #[arg(
+        long,
+        env = "COFFER_DEV_OIDC_URL",
+        default_value = "http://127.0.0.1:8900"
+    )]
+    pub issuer_url: String,
+    /// Claim shape: gitlab, github or plain.
+    #[arg(long, default_value = "gitlab")]
+    pub profile: String,
+    /// Claim key=value, overriding the profile's default (repeatable).
+    #[arg(long = "claim", value_parser = claim_pair)]
+    pub claims: Vec<(String, String)>,
+    /// Audience (repeatable).
+    #[arg(long)]
+    pub aud: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ttl: i64,
+}
+
+/// `key=value` (the value may contain '=' and ',').
+fn claim_pair(value: &str) -> Result<(String, String), String> {
+    let (k, v) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not key=value"))?;
+    if k.trim().is_empty() {
+        return Err(format!("{value:?} has an empty key"));
+    }
+    Ok((k.trim().to_string(), v.to_string()))
 }
 
 #[derive(Debug, Args)]
@@ -625,5 +750,68 @@ mod tests {
             panic!()
         };
         assert!(s.args.dev);
+    }
+
+    #[test]
+    fn oauth2_and_dev_oidc_flags() {
+        let Command::CreateAuthMethodOauth2(a) = parse(&[
+            "auth-method-create-oauth2",
+            "--name",
+            "/ci",
+            "--jwks-uri",
+            "https://gitlab.example.com/oauth/discovery/keys",
+            "--unique-identifier",
+            "user_login",
+            "--force-sub-claims",
+            "false",
+            "--audience",
+            "coffer",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.force_sub_claims, Some(false));
+        assert!(
+            Cli::try_parse_from([
+                "coffer",
+                "create-auth-method-oauth2",
+                "--name",
+                "x",
+                "--unique-identifier",
+                "sub"
+            ])
+            .is_err(),
+            "a JWKS source is required"
+        );
+        let Command::Dev(DevCommand {
+            command: DevSubcommand::Oidc(o),
+        }) = parse(&[
+            "dev",
+            "oidc",
+            "mint",
+            "--issuer-url",
+            "http://127.0.0.1:1",
+            "--claim",
+            "ref=main",
+            "--aud",
+            "coffer",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        let Some(DevOidcAction::Mint(m)) = o.action else {
+            panic!()
+        };
+        assert_eq!(m.claims, [("ref".to_string(), "main".to_string())]);
+        assert_eq!(m.ttl, 300);
+        let Command::Dev(DevCommand {
+            command: DevSubcommand::Oidc(o),
+        }) = parse(&["dev", "oidc", "--listen", "127.0.0.1:0"]).command
+        else {
+            panic!()
+        };
+        assert!(o.action.is_none());
     }
 }

@@ -1304,3 +1304,252 @@ fn tls_gateway_with_a_private_ca() {
         .ok();
     assert_eq!(got.stdout, "over-tls\n");
 }
+
+/// A running `coffer dev oidc`; stopped on drop.
+struct DevOidc {
+    child: Child,
+    url: String,
+}
+
+impl DevOidc {
+    fn start(key_file: &Path) -> DevOidc {
+        let mut child = scrubbed(Command::new(COFFER))
+            .args(["dev", "oidc", "--listen", "127.0.0.1:0", "--key-file"])
+            .arg(key_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coffer dev oidc");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        drain(child.stdout.take().unwrap(), stdout.clone());
+        drain(
+            child.stderr.take().unwrap(),
+            Arc::new(Mutex::new(String::new())),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = stdout.lock().unwrap().clone();
+            if let Some(url) = field_after(&text, "issuer:")
+                && field_after(&text, "kid:").is_some()
+            {
+                return DevOidc { child, url };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("coffer dev oidc exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "coffer dev oidc did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DevOidc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CI job identity end to end: `coffer dev oidc` mints GitLab-shaped
+/// tokens, a JWT auth method trusts its JWKS, and sub-claims decide which
+/// role a job gets.
+#[test]
+fn ci_job_logs_in_with_a_dev_oidc_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let url = server.url();
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+    let admin = Cli {
+        home: tmp.path().join("admin"),
+    };
+    let job = Cli {
+        home: tmp.path().join("job"),
+    };
+    admin
+        .run(&[
+            "configure",
+            "--access-id",
+            &admin_id,
+            // `=`: an access key may start with '-'.
+            &format!("--access-key={admin_key}"),
+            "--gateway-url",
+            &url,
+        ])
+        .ok();
+    let key_file = tmp.path().join("issuer.pem");
+    let issuer = DevOidc::start(&key_file);
+    assert!(key_file.exists(), "--key-file keeps the signing key");
+    let (s, discovery) = {
+        let port: u16 = issuer.url.rsplit(':').next().unwrap().parse().unwrap();
+        let (s, body) = http(port, "GET", "/.well-known/openid-configuration", b"").unwrap();
+        (s, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    assert_eq!(s, 200);
+    assert_eq!(discovery["issuer"], issuer.url.as_str());
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap().to_owned();
+
+    let am = admin
+        .run(&[
+            "create-auth-method-oauth2",
+            "--name",
+            "/ci/gitlab",
+            "--jwks-uri",
+            &jwks_uri,
+            "--unique-identifier",
+            "user_login",
+            "--issuer",
+            &issuer.url,
+            "--audience",
+            "coffer",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let access_id = am["access_id"].as_str().unwrap().to_owned();
+    let shown = admin.run(&["get-auth-method", "-n", "/ci/gitlab"]).ok();
+    assert!(shown.stdout.contains(&jwks_uri), "{shown:#?}");
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("force_sub_claims:") && l.ends_with("true")),
+        "{shown:#?}"
+    );
+
+    for (name, value) in [
+        ("/app/db", "app-db-S3CR3T"),
+        ("/other/db", "other-db-S3CR3T"),
+    ] {
+        admin.run(&["create-secret", "-n", name, "-v", value]).ok();
+    }
+    admin.run(&["create-role", "-n", "app-job"]).ok();
+    admin
+        .run(&[
+            "set-role-rule",
+            "--role-name",
+            "app-job",
+            "--path",
+            "/app/*",
+            "--capability",
+            "read",
+        ])
+        .ok();
+    // force-sub-claims is on by default for JWT methods.
+    let refused = admin
+        .run(&["assoc-role-am", "-r", "app-job", "-a", "/ci/gitlab"])
+        .failed();
+    assert!(refused.stderr.contains("force-sub-claims"), "{refused:#?}");
+    admin
+        .run(&[
+            "assoc-role-am",
+            "-r",
+            "app-job",
+            "-a",
+            "/ci/gitlab",
+            "-s",
+            "project_path=group/app",
+            "-s",
+            "ref=main",
+        ])
+        .ok();
+
+    let mint = |git_ref: &str, extra: &[&str]| {
+        let mut args = vec![
+            "dev",
+            "oidc",
+            "mint",
+            "--issuer-url",
+            &issuer.url,
+            "--profile",
+            "gitlab",
+            "--claim",
+            "project_path=group/app",
+            "--aud",
+            "coffer",
+        ];
+        let claim = format!("ref={git_ref}");
+        args.extend(["--claim", &claim]);
+        args.extend(extra);
+        let out = job.run(&args).ok();
+        let token = out.stdout.trim().to_owned();
+        assert_eq!(token.split('.').count(), 3, "{out:#?}");
+        token
+    };
+    let login = |jwt: &str| {
+        job.run(&[
+            "auth",
+            "--access-id",
+            &access_id,
+            "--access-type",
+            "jwt",
+            "--jwt",
+            jwt,
+            "--gateway-url",
+            &url,
+        ])
+    };
+
+    // main: reads /app/*, refused /other/*.
+    let jwt = mint("main", &[]);
+    let token = login(&jwt).ok().stdout.trim().to_owned();
+    let got = job
+        .run(&[
+            "get-secret-value",
+            "-n",
+            "/app/db",
+            "--token",
+            &token,
+            "--gateway-url",
+            &url,
+        ])
+        .ok();
+    assert_eq!(got.stdout, "app-db-S3CR3T\n");
+    let denied = job
+        .run(&[
+            "get-secret-value",
+            "-n",
+            "/other/db",
+            "--token",
+            &token,
+            "--gateway-url",
+            &url,
+        ])
+        .failed();
+    assert!(looks_denied(&denied.stderr), "{denied:#?}");
+
+    // feature: logs in, but no role matches, so nothing is readable.
+    let feature = login(&mint("feature", &[])).ok().stdout.trim().to_owned();
+    let denied = job
+        .run(&[
+            "get-secret-value",
+            "-n",
+            "/app/db",
+            "--token",
+            &feature,
+            "--gateway-url",
+            &url,
+        ])
+        .failed();
+    assert!(looks_denied(&denied.stderr), "{denied:#?}");
+
+    // An expired dev-oidc token is refused with the reason.
+    let expired_at = (time::OffsetDateTime::now_utc().unix_timestamp() - 3600).to_string();
+    let old = format!("exp={expired_at}");
+    let iat = format!(
+        "iat={}",
+        time::OffsetDateTime::now_utc().unix_timestamp() - 7200
+    );
+    let expired = mint("main", &["--claim", &old, "--claim", &iat]);
+    let refused = login(&expired).failed();
+    assert!(refused.stderr.contains("exp check"), "{refused:#?}");
+
+    // The audit log names the job by its unique-identifier claim, without the JWT.
+    let recs = admin
+        .run(&["audit", "list", "--operation", "get-secret-value", "--json"])
+        .ok()
+        .json();
+    let text = recs.to_string();
+    assert!(text.contains("\"identity\":\"developer\""), "{text}");
+    assert!(!text.contains(&jwt));
+}

@@ -228,6 +228,25 @@ pub struct AccessInfo {
     pub bound_ips: Vec<String>,
     pub access_id_alias: String,
     pub rules_type: String,
+    /// OAuth2/JWT methods only.
+    pub oauth2_access_rules: Option<OAuth2AccessRules>,
+}
+
+/// `access_info.oauth2_access_rules` of an OAuth2/JWT auth method.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct OAuth2AccessRules {
+    pub jwks_uri: String,
+    pub jwks_json_data: String,
+    pub unique_identifier: String,
+    pub issuer: String,
+    /// Comma-separated.
+    pub audience: String,
+    #[serde(deserialize_with = "null_default")]
+    pub bound_client_ids: Vec<String>,
+    pub refuse_replay: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub refuse_events: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

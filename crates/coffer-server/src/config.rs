@@ -52,6 +52,9 @@ pub struct ServerArgs {
     /// Log format: text or json.
     #[arg(long, env = "COFFER_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Clock skew allowed on JWT exp/nbf/iat, in seconds (default 60).
+    #[arg(long, env = "COFFER_JWT_LEEWAY")]
+    pub jwt_leeway: Option<u64>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -71,6 +74,9 @@ struct FileConfig {
     log_format: Option<String>,
     max_body_bytes: Option<usize>,
     max_value_bytes: Option<usize>,
+    jwt_leeway: Option<u64>,
+    jwks_cache_ttl: Option<u64>,
+    jwks_refetch_interval: Option<u64>,
 }
 
 /// Where the root key comes from.
@@ -105,6 +111,12 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub max_value_bytes: usize,
+    /// Clock skew allowed on JWT exp/nbf/iat.
+    pub jwt_leeway_secs: u64,
+    /// How long a fetched JWKS is used.
+    pub jwks_cache_ttl_secs: u64,
+    /// Least time between two fetches of one JWKS (unknown kid, failures).
+    pub jwks_refetch_secs: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
@@ -221,6 +233,9 @@ impl Config {
             log_format,
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
             max_value_bytes: file.max_value_bytes.unwrap_or(64 * 1024),
+            jwt_leeway_secs: args.jwt_leeway.or(file.jwt_leeway).unwrap_or(60).min(3600),
+            jwks_cache_ttl_secs: file.jwks_cache_ttl.unwrap_or(600).max(1),
+            jwks_refetch_secs: file.jwks_refetch_interval.unwrap_or(30),
         })
     }
 }

@@ -13,8 +13,11 @@ use coffer_crypto::RootKey;
 mod audit;
 pub mod bootstrap;
 pub mod config;
+pub mod dev_oidc;
 mod error;
 pub mod http;
+pub mod jwks;
+pub mod jwt;
 pub mod offline;
 mod ops;
 pub mod state;
@@ -133,6 +136,11 @@ pub async fn build(
         items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
         audit,
         limiter: LoginLimiter::default(),
+        jwks: jwks::JwksCache::new(
+            Duration::from_secs(config.jwks_cache_ttl_secs),
+            Duration::from_secs(config.jwks_refetch_secs),
+        ),
+        replay: jwks::ReplayCache::new(1_000_000),
         request_prefix: hex::encode(prefix),
         request_counter: Default::default(),
     });

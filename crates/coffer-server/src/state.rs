@@ -90,6 +90,10 @@ pub struct AppState {
     pub items: ItemCache,
     pub audit: AuditSink,
     pub limiter: LoginLimiter,
+    /// JWKS of OAuth2/JWT auth methods, per access ID.
+    pub jwks: crate::jwks::JwksCache,
+    /// `jti` values of JWT logins, for methods with refuse-replay.
+    pub replay: crate::jwks::ReplayCache,
     pub request_prefix: String,
     pub request_counter: std::sync::atomic::AtomicU64,
 }

@@ -1,16 +1,17 @@
 //! Auth methods, roles, rules and associations.
 
 use coffer_client::ops::{
-    AssocRoleAm, CreateAuthMethod, CreateRole, DeleteAssoc, DeleteAuthMethod, DeleteRole,
-    DeleteRoleRule, GetAuthMethod, GetRole, ListAuthMethods, ListRoles, SetRoleRule,
+    AssocRoleAm, CreateAuthMethod, CreateAuthMethodOauth2, CreateRole, DeleteAssoc,
+    DeleteAuthMethod, DeleteRole, DeleteRoleRule, GetAuthMethod, GetRole, ListAuthMethods,
+    ListRoles, SetRoleRule,
 };
 use coffer_client::{AuthMethodInfo, RoleInfo};
 use secrecy::ExposeSecret;
 
 use super::{date, respond, sub_claims};
 use crate::args::{
-    AssocRoleAmArgs, CreateAuthMethodArgs, CreateRoleArgs, DeleteAssocArgs, DeleteRoleRuleArgs,
-    NameArgs, NoArgs, SetRoleRuleArgs,
+    AssocRoleAmArgs, CreateAuthMethodArgs, CreateAuthMethodOauth2Args, CreateRoleArgs,
+    DeleteAssocArgs, DeleteRoleRuleArgs, NameArgs, NoArgs, SetRoleRuleArgs,
 };
 use crate::output::{fields, note};
 
@@ -34,6 +35,29 @@ pub async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
     .await
 }
 
+pub async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow::Result<()> {
+    let request = CreateAuthMethodOauth2 {
+        name: a.name,
+        unique_identifier: a.unique_identifier,
+        jwks_uri: a.jwks_uri,
+        jwks_json_data: a.jwks_json_data,
+        issuer: a.issuer,
+        audience: a.audience,
+        bound_client_ids: a.bound_client_ids,
+        bound_ips: a.bound_ips,
+        jwt_ttl: a.jwt_ttl,
+        force_sub_claims: a.force_sub_claims,
+        refuse_replay: a.refuse_replay,
+        refuse_events: a.refuse_events,
+        description: a.description,
+    };
+    respond(&a.global, &request, |out| {
+        note("Jobs log in with: coffer auth --access-id <access_id> --access-type jwt --jwt \"$CI_JOB_JWT\"");
+        Ok(fields(&[("name", out.name), ("access_id", out.access_id)]))
+    })
+    .await
+}
+
 fn format_auth_method(am: &AuthMethodInfo) -> String {
     let info = &am.access_info;
     let expires = match info.access_expires {
@@ -49,6 +73,40 @@ fn format_auth_method(am: &AuthMethodInfo) -> String {
         ("bound_ips", info.bound_ips.join(", ")),
         ("jwt_ttl", format!("{} min", info.jwt_ttl)),
         ("force_sub_claims", info.force_sub_claims.to_string()),
+        (
+            "jwks",
+            info.oauth2_access_rules
+                .as_ref()
+                .map(|r| {
+                    if r.jwks_uri.is_empty() {
+                        "(inline)".to_string()
+                    } else {
+                        r.jwks_uri.clone()
+                    }
+                })
+                .unwrap_or_default(),
+        ),
+        (
+            "unique_identifier",
+            info.oauth2_access_rules
+                .as_ref()
+                .map(|r| r.unique_identifier.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "issuer",
+            info.oauth2_access_rules
+                .as_ref()
+                .map(|r| r.issuer.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "audience",
+            info.oauth2_access_rules
+                .as_ref()
+                .map(|r| r.audience.clone())
+                .unwrap_or_default(),
+        ),
         ("created", date(&am.creation_date)),
         ("modified", date(&am.modification_date)),
     ]);

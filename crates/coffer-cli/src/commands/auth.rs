@@ -46,8 +46,8 @@ pub async fn auth(a: AuthArgs) -> anyhow::Result<()> {
     if uses_access_key(&access_type) && access_key.is_none() {
         bail!("--access-key is required for --access-type {access_type}");
     }
-    if access_type == "jwt" && jwt.is_none() {
-        bail!("--jwt is required for --access-type jwt");
+    if matches!(access_type.as_str(), "jwt" | "oidc") && jwt.is_none() {
+        bail!("--jwt is required for --access-type {access_type} (the CI job's ID token)");
     }
     let request = Auth {
         access_id,

@@ -4,6 +4,7 @@ mod access;
 mod audit;
 mod auth;
 mod configure;
+mod dev;
 mod secrets;
 
 use coffer_client::Operation;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ListItems(a) => secrets::list_items(a).await,
         Command::DeleteItem(a) => secrets::delete_item(a).await,
         Command::CreateAuthMethod(a) => access::create_auth_method(a).await,
+        Command::CreateAuthMethodOauth2(a) => access::create_auth_method_oauth2(a).await,
         Command::GetAuthMethod(a) => access::get_auth_method(a).await,
         Command::ListAuthMethods(a) => access::list_auth_methods(a).await,
         Command::DeleteAuthMethod(a) => access::delete_auth_method(a).await,
@@ -39,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AssocRoleAm(a) => access::assoc_role_am(a).await,
         Command::DeleteAssoc(a) => access::delete_assoc(a).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Dev(a) => dev::run(a).await,
     }
 }
 

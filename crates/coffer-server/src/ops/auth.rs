@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::http::Ctx;
+use crate::jwt;
 use crate::state::{AppState, now_ms};
 use crate::timefmt::go_time;
 use crate::wire::Body;
@@ -26,13 +27,21 @@ pub async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         .unwrap_or_else(|| "access_key".into())
         .to_ascii_lowercase();
     let state = ctx.state.clone();
-    state.limiter.check(&access_id)?;
+    // Failed-login back-off protects guessable secrets (access keys). A
+    // signed JWT cannot be guessed, and JWT access IDs sit in CI files: a
+    // back-off there would let anyone lock a project's jobs out.
+    let limited = !matches!(access_type.as_str(), "jwt" | "oidc");
+    if limited {
+        state.limiter.check(&access_id)?;
+    }
 
     let result = login(ctx, &state, &access_id, &access_type, body).await;
-    match &result {
-        Ok(_) => state.limiter.succeeded(&access_id),
-        Err(ApiError::Unauthorized(_)) => state.limiter.failed(&access_id),
-        Err(_) => {}
+    if limited {
+        match &result {
+            Ok(_) => state.limiter.succeeded(&access_id),
+            Err(ApiError::Unauthorized(_)) => state.limiter.failed(&access_id),
+            Err(_) => {}
+        }
     }
     result
 }
@@ -77,16 +86,97 @@ async fn login(
             let (token, rec) = issue_token(state, &am, access_id.to_owned(), Claims::new()).await?;
             Ok(auth_response(&token, &rec))
         }
-        "jwt" | "oidc" | "k8s" | "aws_iam" | "azure_ad" | "gcp" | "universal_identity" => {
-            Err(ApiError::bad(format!(
-                "access-type {access_type} is not enabled on this server yet; use access_key"
-            )))
+        "jwt" | "oidc" => {
+            let Some(am) = am else {
+                return Err(ApiError::Unauthorized(
+                    "authentication failed: unknown access ID".into(),
+                ));
+            };
+            jwt_login(ctx, state, am, body).await
         }
+        "k8s" | "aws_iam" | "azure_ad" | "gcp" | "universal_identity" => Err(ApiError::bad(
+            format!("access-type {access_type} is not enabled on this server yet; use access_key"),
+        )),
         other => Err(ApiError::bad(format!(
-            "unknown access-type {:?}: use access_key (alias api_key)",
+            "unknown access-type {:?}: use access_key (alias api_key), jwt or oidc",
             coffer_core::name::truncate_for_message(other)
         ))),
     }
+}
+
+/// `jwt`/`oidc`: verify the token against the method's JWKS and rules;
+/// the Coffer token carries the verified claims (for sub-claim matching)
+/// and is named by the unique-identifier claim.
+async fn jwt_login(
+    ctx: &mut Ctx,
+    state: &Arc<AppState>,
+    am: Arc<AuthMethod>,
+    body: &Body,
+) -> Result<Value, ApiError> {
+    ctx.auth_method = am.name.clone();
+    if am.kind != AuthMethodKind::OAuth2 {
+        return Err(ApiError::Unauthorized(format!(
+            "access ID {} is a {} auth method, not a JWT one; use access-type {}",
+            am.access_id,
+            am.kind,
+            if am.kind == AuthMethodKind::ApiKey {
+                "access_key"
+            } else {
+                am.kind.as_str()
+            }
+        )));
+    }
+    let token = body.opt_str("jwt")?.unwrap_or_default();
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::bad(
+            "missing required parameter jwt (the CI job's ID token)",
+        ));
+    }
+    check_method_usable(&am, ctx.peer.ip())?;
+    let fail = |e: jwt::Rejected| ApiError::Unauthorized(format!("JWT authentication failed: {e}"));
+    let parsed = jwt::ParsedJwt::parse(token).map_err(fail)?;
+    let cfg = super::auth_methods::oauth2_settings(&am)?;
+    let keys = if cfg.jwks_uri.is_empty() {
+        state.jwks.inline(&am.access_id, &cfg.jwks_json).await
+    } else {
+        state
+            .jwks
+            .for_url(&am.access_id, &cfg.jwks_uri, parsed.kid.as_deref())
+            .await
+    }
+    .map_err(fail)?;
+    let now_secs = now_ms() / 1000;
+    let verified = jwt::verify(
+        &parsed,
+        &keys,
+        &jwt::Expectations {
+            unique_identifier: &cfg.unique_identifier,
+            issuer: Some(cfg.issuer.as_str()).filter(|i| !i.is_empty()),
+            audience: &cfg.audience,
+            bound_client_ids: &cfg.bound_client_ids,
+            refuse_events: &cfg.refuse_events,
+            leeway_secs: i64::try_from(state.config.jwt_leeway_secs).unwrap_or(60),
+            now_secs,
+        },
+    )
+    .map_err(fail)?;
+    if cfg.refuse_replay {
+        let Some(jti) = &verified.jti else {
+            return Err(fail(jwt::Rejected(
+                "replay check: this auth method refuses replays, so the JWT must carry a jti claim"
+                    .into(),
+            )));
+        };
+        state
+            .replay
+            .check_and_remember(&am.access_id, jti, verified.exp, now_secs)
+            .map_err(fail)?;
+    }
+    ctx.identity = verified.identity.clone();
+    let claims = coffer_core::subclaims::flatten_claims(&verified.claims);
+    let (token, rec) = issue_token(state, &am, verified.identity, claims).await?;
+    Ok(auth_response(&token, &rec))
 }
 
 /// Expiry and bound-IP checks shared by every access type.

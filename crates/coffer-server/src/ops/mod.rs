@@ -25,6 +25,8 @@ const AUTHENTICATED: &[&str] = &[
     "revoke-token",
     "create-auth-method",
     "auth-method-create-api-key",
+    "create-auth-method-oauth2",
+    "auth-method-create-oauth2",
     "get-auth-method",
     "list-auth-methods",
     "delete-auth-method",
@@ -61,6 +63,9 @@ pub async fn dispatch(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         "revoke-token" => auth::revoke_token(ctx).await,
         "create-auth-method" | "auth-method-create-api-key" => {
             auth_methods::create_api_key(ctx, body).await
+        }
+        "create-auth-method-oauth2" | "auth-method-create-oauth2" => {
+            auth_methods::create_oauth2(ctx, body).await
         }
         "get-auth-method" => auth_methods::get(ctx, body).await,
         "list-auth-methods" => auth_methods::list(ctx, body).await,

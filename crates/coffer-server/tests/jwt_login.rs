@@ -1,0 +1,759 @@
+//! JWT/OIDC logins through the real router: a JWKS served by a local axum
+//! server on 127.0.0.1, tokens signed by the test itself (including hostile
+//! ones) and by the dev OIDC issuer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ISS: &str = "https://gitlab.test";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    app: Router,
+    admin: String,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
+            dev: true,
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        config.jwks_refetch_secs = 30;
+        let (state, admin) = coffer_server::build(&config).await.unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let app = coffer_server::http::router(state).layer(MockConnectInfo(peer));
+        let admin = admin.unwrap();
+        let mut h = Harness {
+            _dir: dir,
+            app,
+            admin: String::new(),
+        };
+        let v = h
+            .ok(
+                "auth",
+                json!({"access-id": admin.access_id, "access-key": secrecy::ExposeSecret::expose_secret(&admin.access_key)}),
+            )
+            .await;
+        h.admin = v["token"].as_str().unwrap().to_owned();
+        h
+    }
+
+    async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::post(format!("/{op}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn ok(&self, op: &str, body: Value) -> Value {
+        let (s, v) = self.call(op, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{op} {body} -> {v}");
+        v
+    }
+
+    async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
+        body["token"] = json!(self.admin);
+        self.ok(op, body).await
+    }
+
+    async fn jwt_auth(&self, access_id: &str, jwt: &str) -> (StatusCode, Value) {
+        self.call(
+            "auth",
+            json!({"access-id": access_id, "access-type": "jwt", "jwt": jwt}),
+        )
+        .await
+    }
+
+    async fn audit(&self) -> Vec<Value> {
+        let v = self.admin_ok("audit-list", json!({"limit": 10000})).await;
+        v["records"].as_array().unwrap().clone()
+    }
+}
+
+struct Keys {
+    rsa: EncodingKey,
+    rsa_pem_public: Vec<u8>,
+    ec: EncodingKey,
+    jwks: Value,
+}
+
+fn keys() -> Keys {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der: Pkcs8V1Der = kp.as_der().unwrap();
+    let rsa = coffer_server::dev_oidc::rsa_encoding_key(der.as_ref()).unwrap();
+    let public: PublicKeyX509Der = kp.public_key().as_der().unwrap();
+    let rsa_pem_public = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        STANDARD.encode(public.as_ref())
+    )
+    .into_bytes();
+    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let ec = EncodingKey::from_ec_der(doc.as_ref());
+    let mut rj =
+        serde_json::to_value(Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap()).unwrap();
+    rj["kid"] = json!("rsa1");
+    let mut ej =
+        serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
+    ej["kid"] = json!("ec1");
+    Keys {
+        rsa,
+        rsa_pem_public,
+        ec,
+        jwks: json!({"keys": [rj, ej]}),
+    }
+}
+
+/// Serve `jwks` at http://127.0.0.1:<port>/jwks, counting fetches.
+async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let h = h.clone();
+            let jwks = jwks.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                axum::Json(jwks)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}/jwks"), hits)
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn claims() -> Value {
+    json!({
+        "iss": ISS, "aud": "coffer", "iat": now(), "nbf": now(), "exp": now() + 300,
+        "sub": "project_path:group/app:ref_type:branch:ref:main",
+        "project_path": "group/app", "ref": "main", "ref_type": "branch",
+        "user_login": "alice", "jti": format!("j-{}", rand_suffix()),
+    })
+}
+
+fn rand_suffix() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{}-{}", now(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+fn with(patch: Value) -> Value {
+    let mut c = claims();
+    for (k, v) in patch.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn sign(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// header.payload.signature with a chosen header and raw signature bytes.
+fn forge(header: Value, claims: &Value, sig: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(&header),
+        b64(claims),
+        URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+async fn setup(h: &Harness, jwks_uri: &str, name: &str, extra: Value) -> String {
+    let mut body = json!({
+        "name": name, "jwks-uri": jwks_uri, "unique-identifier": "user_login",
+        "issuer": ISS, "audience": "coffer",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let am = h.admin_ok("create-auth-method-oauth2", body).await;
+    let id = am["access_id"].as_str().unwrap().to_owned();
+    assert!(
+        id.starts_with("p-") && id.chars().rev().nth(1) == Some('o'),
+        "{id}"
+    );
+    id
+}
+
+#[tokio::test]
+async fn hostile_token_matrix() {
+    let h = Harness::new().await;
+    let k = keys();
+    let (uri, hits) = serve_jwks(k.jwks.clone()).await;
+    let id = setup(&h, &uri, "/ci/gitlab", json!({})).await;
+
+    // Roles: /app/* for group/app on main.
+    h.admin_ok("create-role", json!({"name": "app-reader"}))
+        .await;
+    h.admin_ok(
+        "set-role-rule",
+        json!({"role-name": "app-reader", "path": "/app/*", "capability": ["read"]}),
+    )
+    .await;
+    let (s, v) = h
+        .call(
+            "assoc-role-am",
+            json!({"token": h.admin, "role-name": "app-reader", "am-name": "/ci/gitlab"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("force-sub-claims"),
+        "{v}"
+    );
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "app-reader", "am-name": "/ci/gitlab", "sub-claims": {"project_path": "group/app", "ref": "main"}}),
+    )
+    .await;
+    h.admin_ok(
+        "create-secret",
+        json!({"name": "/app/db", "value": "app-secret"}),
+    )
+    .await;
+    h.admin_ok(
+        "create-secret",
+        json!({"name": "/other/db", "value": "other"}),
+    )
+    .await;
+
+    // The good token, RS256 and ES256.
+    let good = sign(&k.rsa, Algorithm::RS256, "rsa1", &claims());
+    let (s, v) = h.jwt_auth(&id, &good).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["creds"]["sub_claims"]["project_path"],
+        json!(["group/app"])
+    );
+    let t = v["token"].as_str().unwrap().to_owned();
+    let v = h
+        .ok(
+            "get-secret-value",
+            json!({"token": t, "names": ["/app/db"]}),
+        )
+        .await;
+    assert_eq!(v["/app/db"], "app-secret");
+    let (s, _) = h
+        .call(
+            "get-secret-value",
+            json!({"token": t, "names": ["/other/db"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = h
+        .call(
+            "auth",
+            json!({"access-id": id, "access-type": "oidc", "jwt": sign(&k.ec, Algorithm::ES256, "ec1", &claims())}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the JWKS is cached");
+
+    // Sub-claim mismatch: a token, but no role.
+    let (s, v) = h
+        .jwt_auth(
+            &id,
+            &sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"ref": "feature"})),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = h
+        .call(
+            "get-secret-value",
+            json!({"token": v["token"], "names": ["/app/db"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let hs_key = EncodingKey::from_secret(&k.rsa_pem_public);
+    let rsa_sig = {
+        // An RS256 signature presented as ES256 with the RSA key's kid.
+        let t = sign(&k.rsa, Algorithm::RS256, "rsa1", &claims());
+        URL_SAFE_NO_PAD
+            .decode(t.rsplit('.').next().unwrap())
+            .unwrap()
+    };
+    let mut tampered = good.clone();
+    let parts: Vec<&str> = good.split('.').collect();
+    let evil_payload = b64(&with(json!({"project_path": "group/other"})));
+    tampered = tampered.replacen(parts[1], &evil_payload, 1);
+    let big = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"pad": "x".repeat(17 * 1024)})),
+    );
+    let matrix: Vec<(&str, String, &str)> = vec![
+        (
+            "alg none",
+            forge(json!({"alg": "none", "kid": "rsa1"}), &claims(), b""),
+            "\"none\"",
+        ),
+        (
+            "alg none with a signature",
+            forge(json!({"alg": "none"}), &claims(), b"sig"),
+            "\"none\"",
+        ),
+        (
+            "HS256 keyed with the public key",
+            sign(&hs_key, Algorithm::HS256, "rsa1", &claims()),
+            "HMAC",
+        ),
+        (
+            "unknown kid",
+            sign(&k.rsa, Algorithm::RS256, "forged-kid", &claims()),
+            "unknown kid",
+        ),
+        (
+            "RSA key with an ES256 header",
+            forge(json!({"alg": "ES256", "kid": "rsa1"}), &claims(), &rsa_sig),
+            "algorithm check",
+        ),
+        (
+            "EC key claimed for an RS256 token",
+            forge(json!({"alg": "RS256", "kid": "ec1"}), &claims(), &rsa_sig),
+            "algorithm check",
+        ),
+        ("tampered payload", tampered, "signature check"),
+        (
+            "expired",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"exp": now() - 3600, "iat": now() - 7200, "nbf": now() - 7200})),
+            ),
+            "exp check",
+        ),
+        (
+            "no exp",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"exp": null})),
+            ),
+            "exp check",
+        ),
+        (
+            "nbf in the future",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"nbf": now() + 3600})),
+            ),
+            "nbf check",
+        ),
+        (
+            "iat in the future",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"iat": now() + 3600})),
+            ),
+            "iat check",
+        ),
+        (
+            "wrong issuer",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"iss": "https://evil.test"})),
+            ),
+            "iss check",
+        ),
+        (
+            "wrong audience",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"aud": "someone-else"})),
+            ),
+            "aud check",
+        ),
+        (
+            "missing audience",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"aud": null})),
+            ),
+            "aud check",
+        ),
+        ("oversized", big, "size check"),
+        (
+            "malformed base64",
+            "e30.###.abc".to_string(),
+            "format check",
+        ),
+        ("two parts", "abc.def".to_string(), "format check"),
+        (
+            "header not JSON",
+            format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode("nope"), b64(&claims())),
+            "format check",
+        ),
+        (
+            "missing unique-identifier claim",
+            sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"user_login": null})),
+            ),
+            "unique-identifier",
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (what, token, want) in &matrix {
+        let (s, v) = h.jwt_auth(&id, token).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}: {v}");
+        let msg = v["error"].as_str().unwrap().to_owned();
+        assert!(msg.contains(want), "{what}: {msg:?} should name {want:?}");
+        assert!(
+            msg.starts_with("JWT authentication failed"),
+            "{what}: {msg}"
+        );
+        assert!(v.get("token").is_none(), "{what}");
+        expected.push((*what, msg));
+    }
+    // Forged kids cause at most one refetch per interval.
+    for i in 0..5 {
+        let (s, _) = h
+            .jwt_auth(
+                &id,
+                &sign(&k.rsa, Algorithm::RS256, &format!("storm-{i}"), &claims()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        hits.load(Ordering::SeqCst) == 1,
+        "fetches: {}",
+        hits.load(Ordering::SeqCst)
+    );
+    // Not rate-limited into a lockout: the good token still works.
+    let (s, v) = h
+        .jwt_auth(&id, &sign(&k.rsa, Algorithm::RS256, "rsa1", &claims()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // One audit record per refusal, with the reason and without the token.
+    let recs = h.audit().await;
+    let text = serde_json::to_string(&recs).unwrap();
+    for (what, token, _) in &matrix {
+        if token.len() > 20 {
+            assert!(
+                !text.contains(token.as_str()),
+                "{what}: token in the audit log"
+            );
+        }
+    }
+    assert!(!text.contains(&good));
+    for (what, msg) in &expected {
+        let n = recs
+            .iter()
+            .filter(|r| r["operation"] == "auth" && r["error"] == msg.as_str())
+            .count();
+        let dup = expected.iter().filter(|(_, m)| m == msg).count();
+        assert_eq!(n, dup, "{what}: audit records for {msg:?}");
+        let r = recs
+            .iter()
+            .find(|r| r["operation"] == "auth" && r["error"] == msg.as_str())
+            .unwrap();
+        assert_eq!(r["outcome"], "denied");
+        assert_eq!(r["status"], 401);
+        assert_eq!(r["auth_method"], "/ci/gitlab");
+    }
+    let ok = recs
+        .iter()
+        .find(|r| {
+            r["operation"] == "auth" && r["outcome"] == "allowed" && r["access_id"] == id.as_str()
+        })
+        .unwrap();
+    assert_eq!(ok["identity"], "alice");
+    let read = recs
+        .iter()
+        .find(|r| {
+            r["operation"] == "get-secret-value"
+                && r["object"] == "/app/db"
+                && r["outcome"] == "allowed"
+                && r["access_id"] == id.as_str()
+        })
+        .unwrap();
+    assert_eq!(read["identity"], "alice");
+
+    // get-auth-method shows the rules.
+    let v = h
+        .admin_ok("get-auth-method", json!({"name": "/ci/gitlab"}))
+        .await;
+    let rules = &v["access_info"]["oauth2_access_rules"];
+    assert_eq!(rules["jwks_uri"], uri.as_str());
+    assert_eq!(rules["unique_identifier"], "user_login");
+    assert_eq!(rules["issuer"], ISS);
+    assert_eq!(rules["audience"], "coffer");
+    assert_eq!(v["access_info"]["force_sub_claims"], true);
+    assert_eq!(v["access_info"]["rules_type"], "oauth2");
+}
+
+#[tokio::test]
+async fn replay_events_and_unreachable_jwks() {
+    let h = Harness::new().await;
+    let k = keys();
+    let (uri, _) = serve_jwks(k.jwks.clone()).await;
+    let id = setup(&h, &uri, "/ci/replay", json!({"refuse-replay": "true"})).await;
+    let token = sign(&k.rsa, Algorithm::RS256, "rsa1", &claims());
+    assert_eq!(h.jwt_auth(&id, &token).await.0, StatusCode::OK);
+    let (s, v) = h.jwt_auth(&id, &token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["error"].as_str().unwrap().contains("replay check"), "{v}");
+    let (s, v) = h
+        .jwt_auth(
+            &id,
+            &sign(
+                &k.rsa,
+                Algorithm::RS256,
+                "rsa1",
+                &with(json!({"jti": null})),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["error"].as_str().unwrap().contains("jti"), "{v}");
+
+    // GitHub pull_request_target / workflow_run tokens are refused by default.
+    let gh = setup(&h, &uri, "/ci/github", json!({})).await;
+    for event in ["pull_request_target", "workflow_run"] {
+        let (s, v) = h
+            .jwt_auth(
+                &gh,
+                &sign(
+                    &k.rsa,
+                    Algorithm::RS256,
+                    "rsa1",
+                    &with(json!({"event_name": event})),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{event}");
+        assert!(v["error"].as_str().unwrap().contains("event check"), "{v}");
+    }
+    let push = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"event_name": "push"})),
+    );
+    assert_eq!(h.jwt_auth(&gh, &push).await.0, StatusCode::OK);
+    let allow = setup(&h, &uri, "/ci/github-all", json!({"refuse-events": "none"})).await;
+    let prt = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"event_name": "pull_request_target"})),
+    );
+    assert_eq!(h.jwt_auth(&allow, &prt).await.0, StatusCode::OK);
+
+    // A JWKS that cannot be fetched fails closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = setup(
+        &h,
+        &format!("http://127.0.0.1:{port}/jwks"),
+        "/ci/down",
+        json!({}),
+    )
+    .await;
+    let (s, v) = h.jwt_auth(&down, &token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be fetched"),
+        "{v}"
+    );
+
+    // Wrong access types and IDs.
+    let (s, v) = h.jwt_auth("p-unknown00000o.", &token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, v) = h
+        .call("auth", json!({"access-id": id, "access-type": "jwt"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = h
+        .call(
+            "auth",
+            json!({"access-id": id, "access-type": "access_key", "access-key": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+}
+
+#[tokio::test]
+async fn create_validation_and_inline_jwks() {
+    let h = Harness::new().await;
+    let k = keys();
+    for (body, want) in [
+        (
+            json!({"name": "/a", "jwks-uri": "https://x.test/jwks"}),
+            "unique-identifier",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub"}),
+            "jwks-uri",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub", "jwks-uri": "http://gitlab.test/jwks"}),
+            "https",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub", "jwks-json-data": "not base64!"}),
+            "base64",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub", "jwks-json-data": STANDARD.encode(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#)}),
+            "no usable signing key",
+        ),
+    ] {
+        let mut b = body.clone();
+        b["token"] = json!(h.admin);
+        let (s, v) = h.call("auth-method-create-oauth2", b).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    // Inline JWKS, force-sub-claims turned off, no audience configured.
+    let v = h
+        .admin_ok(
+            "auth-method-create-oauth2",
+            json!({"name": "/inline", "unique-identifier": "sub", "force-sub-claims": "false",
+                   "jwks-json-data": STANDARD.encode(k.jwks.to_string()), "jwt-ttl": 5}),
+        )
+        .await;
+    assert_eq!(v["access_key"], "");
+    let id = v["access_id"].as_str().unwrap().to_owned();
+    h.admin_ok("create-role", json!({"name": "r"})).await;
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "r", "am-name": "/inline"}),
+    )
+    .await;
+    let token = sign(
+        &k.ec,
+        Algorithm::ES256,
+        "ec1",
+        &with(json!({"aud": null, "iss": "https://anyone"})),
+    );
+    let (s, v) = h.jwt_auth(&id, &token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ttl = v["creds"]["expiry"].as_i64().unwrap() - now();
+    assert!((290..=301).contains(&ttl), "jwt-ttl 5 minutes: {ttl}");
+    let v = h
+        .admin_ok("get-auth-method", json!({"name": "/inline"}))
+        .await;
+    assert!(
+        v["access_info"]["oauth2_access_rules"]["jwks_json_data"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    assert_eq!(v["access_info"]["force_sub_claims"], false);
+}
+
+#[tokio::test]
+async fn dev_oidc_tokens_log_in() {
+    let h = Harness::new().await;
+    let issuer = coffer_server::dev_oidc::DevIssuer::generate().unwrap();
+    let (uri, _) = serve_jwks(issuer.jwks()).await;
+    let url = "http://127.0.0.1:1";
+    let v = h
+        .admin_ok(
+            "create-auth-method-oauth2",
+            json!({"name": "/dev", "jwks-uri": uri, "unique-identifier": "user_login", "issuer": url, "audience": "coffer"}),
+        )
+        .await;
+    let id = v["access_id"].as_str().unwrap().to_owned();
+    let claims = coffer_server::dev_oidc::profile_claims(
+        coffer_server::dev_oidc::Profile::Gitlab,
+        &Default::default(),
+        &["coffer".into()],
+    )
+    .unwrap();
+    let token = issuer.mint(url, claims.clone(), 60).unwrap();
+    let (s, v) = h.jwt_auth(&id, &token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["creds"]["sub_claims"]["sub"],
+        json!(["project_path:group/app:ref_type:branch:ref:main"])
+    );
+    let mut expired = claims;
+    expired.insert("exp".into(), json!(now() - 3600));
+    expired.insert("iat".into(), json!(now() - 7200));
+    expired.insert("nbf".into(), json!(now() - 7200));
+    let (s, v) = h
+        .jwt_auth(&id, &issuer.mint(url, expired, 60).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["error"].as_str().unwrap().contains("exp check"), "{v}");
+}

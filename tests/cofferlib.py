@@ -1,0 +1,301 @@
+"""Helpers shared by the Python suites: start/stop a real `coffer` server
+binary on a free loopback port and talk to its wire API.
+
+Nothing here prints secret values, access keys or tokens: the server's
+stdout/stderr go to files in the test's temp dir, and assertion messages
+only name items, never their values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ACCESS_ID_RE = re.compile(r"access_id:\s+(p-\S+)")
+ACCESS_KEY_RE = re.compile(r"access_key:\s+(\S+)")
+
+# How long a server may take to answer /health (debug build, busy 2-core CI).
+START_TIMEOUT = float(os.environ.get("COFFER_TEST_START_TIMEOUT", "60"))
+
+
+def coffer_bin() -> Path:
+    """The server binary under test: $COFFER_BIN or target/debug/coffer."""
+    path = Path(os.environ.get("COFFER_BIN", REPO_ROOT / "target" / "debug" / "coffer"))
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"coffer binary not found at {path}: build it (cargo build -p coffer-cli) or set COFFER_BIN")
+    return path
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    """The caller's environment without COFFER_* settings, so a developer's
+    shell (COFFER_STORAGE_URL, COFFER_ROOT_KEY, …) cannot change what the
+    tests start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
+    env.setdefault("RUST_BACKTRACE", "1")
+    return env
+
+
+def poll(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Call predicate() until it returns a truthy value or timeout expires."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Credentials:
+    access_id: str
+    access_key: str
+
+
+@dataclass
+class CofferServer:
+    """One `coffer server --dev` process on a data dir.
+
+    The same object can be started again after stop()/kill() on the same
+    data dir and port; each start appends to the same stdout/stderr logs
+    and the output of each start is kept separately in `starts`.
+    """
+
+    data_dir: Path
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    binary: Path = field(default_factory=coffer_bin)
+    proc: subprocess.Popen | None = None
+    admin: Credentials | None = None
+    starts: list[str] = field(default_factory=list)  # stdout of each start
+    _stdout_offset: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / "coffer.stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / "coffer.stderr.log"
+
+    def start(self, expect_credentials: bool | None = None) -> "CofferServer":
+        """Start the server and wait until /health answers 200.
+
+        expect_credentials: True = the bootstrap admin must be printed (first
+        start), False = it must not be, None = first start iff the data dir
+        is empty.
+        """
+        assert self.proc is None, "server already running"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if expect_credentials is None:
+            expect_credentials = not any(self.data_dir.iterdir())
+        self._stdout_offset = self.stdout_path.stat().st_size if self.stdout_path.exists() else 0
+        cmd = [
+            str(self.binary), "server", "--dev",
+            "--data-dir", str(self.data_dir),
+            "--listen", f"127.0.0.1:{self.port}",
+            *self.extra_args,
+        ]
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                cwd=self.log_dir, env=server_env(),
+            )
+        # scripts/test.sh kills any PID listed here that outlives the run.
+        if pidfile := os.environ.get("COFFER_TEST_PIDFILE"):
+            with open(pidfile, "a") as f:
+                f.write(f"{self.proc.pid}\n")
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"coffer exited with {self.proc.returncode} during start-up; "
+                    f"see {self.stderr_path}:\n{self._tail(self.stderr_path)}"
+                )
+            try:
+                r = requests.get(f"{self.url}/health", timeout=2)
+            except requests.ConnectionError:
+                return False
+            if r.status_code != 200:
+                return False
+            if expect_credentials:
+                # The banner may be flushed a moment after the listener is up.
+                return self._parse_credentials() is not None
+            return True
+
+        poll(ready, START_TIMEOUT, f"coffer on {self.url} to become healthy")
+        out = self.current_stdout()
+        self.starts.append(out)
+        if expect_credentials:
+            self.admin = self._parse_credentials()
+        else:
+            assert not ACCESS_ID_RE.search(out) and not ACCESS_KEY_RE.search(out), (
+                "a restart on an initialised data dir printed bootstrap credentials again"
+            )
+        return self
+
+    def current_stdout(self) -> str:
+        with open(self.stdout_path, "rb") as f:
+            f.seek(self._stdout_offset)
+            return f.read().decode("utf-8", "replace")
+
+    def _parse_credentials(self) -> Credentials | None:
+        out = self.current_stdout()
+        mid, mkey = ACCESS_ID_RE.search(out), ACCESS_KEY_RE.search(out)
+        if mid and mkey:
+            return Credentials(mid.group(1), mkey.group(1))
+        return None
+
+    @staticmethod
+    def _tail(path: Path, n: int = 30) -> str:
+        try:
+            return "\n".join(path.read_text("utf-8", "replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no output)"
+
+    def stop(self, timeout: float = 20) -> int:
+        """Graceful stop (SIGTERM), SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        """kill -9, as in a crash or power loss of the process."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def logs(self) -> bytes:
+        data = b""
+        for p in (self.stdout_path, self.stderr_path):
+            if p.exists():
+                data += p.read_bytes()
+        return data
+
+    def client(self, base: str = "") -> "Client":
+        return Client(self.url + base)
+
+    def admin_client(self, base: str = "") -> "Client":
+        assert self.admin is not None, "no bootstrap credentials captured"
+        c = self.client(base)
+        c.login(self.admin.access_id, self.admin.access_key)
+        return c
+
+
+class ApiError(Exception):
+    def __init__(self, op: str, status: int, body):
+        self.op, self.status, self.body = op, status, body
+        super().__init__(f"{op} -> HTTP {status}: {body!r}")
+
+
+class Client:
+    """Minimal JSON client for the wire API (POST <base>/<op>)."""
+
+    def __init__(self, base_url: str, token: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.session = requests.Session()
+
+    def raw(self, op: str, body=None, *, data: bytes | None = None, token: bool = True,
+            headers: dict | None = None, timeout: float = 30) -> requests.Response:
+        """POST and return the response whatever its status."""
+        if data is None:
+            body = dict(body or {})
+            if token and self.token and "token" not in body:
+                body["token"] = self.token
+            return self.session.post(f"{self.base_url}/{op}", json=body, headers=headers, timeout=timeout)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        return self.session.post(f"{self.base_url}/{op}", data=data, headers=hdrs, timeout=timeout)
+
+    def call(self, op: str, body=None, **kw):
+        """POST and return the decoded JSON; raise ApiError on non-2xx."""
+        r = self.raw(op, body, **kw)
+        try:
+            decoded = r.json()
+        except ValueError:
+            decoded = r.text
+        if not 200 <= r.status_code < 300:
+            raise ApiError(op, r.status_code, decoded)
+        return decoded
+
+    def login(self, access_id: str, access_key: str) -> str:
+        out = self.call("auth", {"access-id": access_id, "access-key": access_key, "access-type": "access_key"},
+                        token=False)
+        self.token = out["token"]
+        return self.token
+
+    # Convenience wrappers used by several tests.
+    def create_secret(self, name: str, value: str, **extra):
+        return self.call("create-secret", {"name": name, "value": value, **extra})
+
+    def update_secret(self, name: str, value: str, **extra):
+        return self.call("update-secret-val", {"name": name, "value": value, **extra})
+
+    def get_values(self, names, version: int | None = None) -> dict:
+        body = {"names": list(names)}
+        if version is not None:
+            body["version"] = version
+        return self.call("get-secret-value", body)
+
+    def get_value(self, name: str, version: int | None = None) -> str:
+        return self.get_values([name], version)[name]
+
+    def new_reader(self, name: str, path: str, caps=("read", "list")) -> Credentials:
+        """Create an API-key auth method + role granting caps on path, associated."""
+        am = self.call("create-auth-method", {"name": f"/am/{name}"})
+        self.call("create-role", {"name": f"/role/{name}"})
+        self.call("set-role-rule", {"role-name": f"/role/{name}", "path": path, "capability": list(caps)})
+        self.call("assoc-role-am", {"role-name": f"/role/{name}", "am-name": f"/am/{name}"})
+        return Credentials(am["access_id"], am["access_key"])
+
+    def audit(self, **query) -> list[dict]:
+        """All audit records matching query (follows next_seq paging)."""
+        records, after = [], None
+        while True:
+            body = {"limit": 10000, **query}
+            if after is not None:
+                body["after-seq"] = after
+            page = self.call("audit-list", body)
+            recs = page.get("records") or []
+            records.extend(recs)
+            nxt = page.get("next_seq")
+            if len(recs) < body["limit"] or not nxt or nxt == after:
+                return records
+            after = nxt

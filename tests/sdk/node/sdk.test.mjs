@@ -1,0 +1,172 @@
+// Compatibility of the official npm `akeyless` SDK (pinned in package.json)
+// with a real Coffer server. Run with `node --test` from this directory;
+// the server binary is $COFFER_BIN (default <repo>/target/debug/coffer).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync, readFileSync, closeSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const akeyless = require('akeyless');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..', '..');
+const cofferBin = path.resolve(repoRoot, process.env.COFFER_BIN ?? 'target/debug/coffer');
+
+let proc;
+let workDir;
+let baseUrl;
+let admin; // { accessId, accessKey } of the bootstrap admin
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Start `coffer server --dev` on a free port and wait for /health and the
+// bootstrap credentials banner.
+before(async () => {
+  workDir = mkdtempSync(path.join(tmpdir(), 'coffer-node-sdk-'));
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  const stdoutPath = path.join(workDir, 'stdout.log');
+  const out = openSync(stdoutPath, 'a');
+  const err = openSync(path.join(workDir, 'stderr.log'), 'a');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COFFER_')));
+  proc = spawn(cofferBin, ['server', '--dev', '--data-dir', path.join(workDir, 'data'),
+    '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', out, err], cwd: workDir, env });
+  closeSync(out);
+  closeSync(err);
+  // scripts/test.sh kills any PID listed here that outlives the run.
+  if (process.env.COFFER_TEST_PIDFILE) appendFileSync(process.env.COFFER_TEST_PIDFILE, `${proc.pid}\n`);
+  let exited = null;
+  proc.on('exit', (code) => { exited = code; });
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited !== null) throw new Error(`coffer exited with ${exited}; see ${workDir}/stderr.log`);
+    if (Date.now() > deadline) throw new Error(`coffer did not become healthy on ${baseUrl}`);
+    try {
+      const res = await fetch(`${baseUrl}/health`);
+      const text = readFileSync(stdoutPath, 'utf8');
+      const id = text.match(/access_id:\s+(p-\S+)/);
+      const key = text.match(/access_key:\s+(\S+)/);
+      if (res.status === 200 && id && key) {
+        admin = { accessId: id[1], accessKey: key[1] };
+        return;
+      }
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+});
+
+after(() => {
+  if (proc && proc.exitCode === null) proc.kill('SIGTERM');
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+function makeApi(base = '') {
+  const client = new akeyless.ApiClient();
+  client.basePath = baseUrl + base;
+  return new akeyless.V2Api(client);
+}
+
+// The SDK rejects with its whole superagent response (hundreds of lines);
+// turn it into a one-line error that says which call failed and why.
+async function call(what, promise) {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err && err.status !== undefined) {
+      const e = new Error(`${what}: HTTP ${err.status} ${JSON.stringify(err.body)}`);
+      e.status = err.status;
+      throw e;
+    }
+    throw err;
+  }
+}
+
+async function login(api, accessId, accessKey) {
+  const out = await call('auth', api.auth(akeyless.Auth.constructFromObject({
+    'access-id': accessId, 'access-key': accessKey, 'access-type': 'access_key',
+  })));
+  assert.match(out.token, /^t-/);
+  assert.ok(out.expiration, 'auth returns a non-empty expiration');
+  return out.token;
+}
+
+async function expectStatus(promise, status) {
+  await assert.rejects(call('request', promise), (err) => {
+    assert.equal(err.status, status, `expected HTTP ${status}: ${err.message}`);
+    return true;
+  });
+}
+
+for (const base of ['', '/api/v2']) {
+  test(`static secrets and RBAC through the npm SDK (base "${base || '/'}")`, async () => {
+    const api = makeApi(base);
+    const token = await login(api, admin.accessId, admin.accessKey);
+    const tag = Math.random().toString(36).slice(2, 10);
+    const allowed = `/app/${tag}/api-key`;
+    const forbidden = `/other/${tag}/api-key`;
+
+    for (const name of [allowed, forbidden]) {
+      const created = await call('createSecret', api.createSecret(akeyless.CreateSecret.constructFromObject({
+        name, value: `node-value-${tag}`, token,
+      })));
+      assert.equal(created.name, name);
+    }
+    const got = await call('getSecretValue', api.getSecretValue(akeyless.GetSecretValue.constructFromObject({
+      names: [allowed, forbidden], token,
+    })));
+    assert.deepEqual(Object.keys(got).sort(), [allowed, forbidden].sort());
+    assert.equal(got[allowed], `node-value-${tag}`);
+
+    // A second API-key identity that may only read /app/*.
+    const am = await call('createAuthMethod', api.createAuthMethod(akeyless.CreateAuthMethod.constructFromObject({
+      name: `/ci/node-${tag}`, token,
+    })));
+    assert.match(am.access_id, /^p-[A-Za-z0-9]{12}$/);
+    await call('createRole', api.createRole(akeyless.CreateRole.constructFromObject({ name: `/roles/node-${tag}`, token })));
+    await call('setRoleRule', api.setRoleRule(akeyless.SetRoleRule.constructFromObject({
+      'role-name': `/roles/node-${tag}`, path: '/app/*', capability: ['read', 'list'], token,
+    })));
+    await call('assocRoleAuthMethod', api.assocRoleAuthMethod(akeyless.AssocRoleAuthMethod.constructFromObject({
+      'role-name': `/roles/node-${tag}`, 'am-name': `/ci/node-${tag}`, token,
+    })));
+    const ciToken = await login(api, am.access_id, am.access_key);
+
+    const mine = await call('getSecretValue', api.getSecretValue(akeyless.GetSecretValue.constructFromObject({
+      names: [allowed], token: ciToken,
+    })));
+    assert.equal(mine[allowed], `node-value-${tag}`);
+    await expectStatus(api.getSecretValue(akeyless.GetSecretValue.constructFromObject({
+      names: [forbidden], token: ciToken,
+    })), 403);
+  });
+}
+
+test('unknown token and wrong access key are rejected with 401', async () => {
+  const api = makeApi();
+  await expectStatus(api.getSecretValue(akeyless.GetSecretValue.constructFromObject({
+    names: ['/app/x'], token: 't-00000000000000000000000000000000',
+  })), 401);
+  await expectStatus(api.auth(akeyless.Auth.constructFromObject({
+    'access-id': admin.accessId, 'access-key': 'not-the-key', 'access-type': 'access_key',
+  })), 401);
+});

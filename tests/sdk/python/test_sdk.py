@@ -1,0 +1,206 @@
+"""Compatibility of the official PyPI `akeyless` SDK (pinned in
+tests/requirements.txt) with a real Coffer server.
+
+Everything goes through the SDK's own model classes and V2Api methods,
+exactly as a user would write it; only the host URL points at Coffer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+
+import akeyless
+import pytest
+from akeyless.rest import ApiException
+
+# The three ways a gateway URL is written (wire contract §1.1).
+BASES = ["", "/api/v2", "/v2"]
+
+
+def make_api(url: str) -> akeyless.V2Api:
+    return akeyless.V2Api(akeyless.ApiClient(akeyless.Configuration(host=url)))
+
+
+def login(api: akeyless.V2Api, access_id: str, access_key: str) -> str:
+    out = api.auth(akeyless.Auth(access_id=access_id, access_key=access_key, access_type="access_key"))
+    assert isinstance(out, akeyless.AuthOutput)
+    assert out.token and out.token.startswith("t-")
+    assert out.expiration, "auth must return a non-empty expiration (DAPR fails on an empty one)"
+    assert out.creds is not None and out.creds.access_id == access_id
+    return out.token
+
+
+def status_of(excinfo) -> int:
+    return excinfo.value.status
+
+
+@pytest.fixture(params=BASES, ids=["root", "api-v2", "v2"])
+def base(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api(server, base) -> akeyless.V2Api:
+    return make_api(server.url + base)
+
+
+@pytest.fixture
+def token(server, api) -> str:
+    return login(api, server.admin.access_id, server.admin.access_key)
+
+
+def test_bootstrap_access_id_format(server):
+    # p- + 12 alphanumerics, second-to-last character 'a' = API key (§1.3).
+    assert re.fullmatch(r"p-[A-Za-z0-9]{12}", server.admin.access_id)
+    assert server.admin.access_id[-2] == "a"
+
+
+def test_static_secret_lifecycle(api, token):
+    prefix = f"/app/{uuid.uuid4().hex[:8]}"
+    pw, user, cfg = f"{prefix}/db/password", f"{prefix}/db/user", f"{prefix}/config"
+
+    out = api.create_secret(akeyless.CreateSecret(name=pw, value="pw-v1", description="db password",
+                                                  tags=["team-a", "db"], token=token))
+    assert out.name == pw
+    api.create_secret(akeyless.CreateSecret(name=user, value="app_user", token=token))
+    api.create_secret(akeyless.CreateSecret(name=cfg, value=json.dumps({"host": "db", "port": "5432"}),
+                                            format="json", token=token))
+
+    # Two more versions of the password.
+    assert api.update_secret_val(akeyless.UpdateSecretVal(name=pw, value="pw-v2", token=token)).name == pw
+    api.update_secret_val(akeyless.UpdateSecretVal(name=pw, value="pw-v3", token=token))
+
+    # Several names in one call; the JSON secret comes back as its JSON text.
+    got = api.get_secret_value(akeyless.GetSecretValue(names=[pw, user, cfg], token=token))
+    assert set(got) == {pw, user, cfg}
+    assert got[pw] == "pw-v3" and got[user] == "app_user"
+    assert json.loads(got[cfg]) == {"host": "db", "port": "5432"}
+
+    # Explicit versions.
+    for version, expected in [(1, "pw-v1"), (2, "pw-v2"), (3, "pw-v3")]:
+        got = api.get_secret_value(akeyless.GetSecretValue(names=[pw], version=version, token=token))
+        assert got[pw] == expected, f"version {version} of {pw}"
+
+    # describe-item: types and dates the SDK deserialises.
+    item = api.describe_item(akeyless.DescribeItem(name=pw, show_versions=True, token=token))
+    assert isinstance(item, akeyless.Item)
+    assert item.item_name == pw
+    assert item.item_type == "STATIC_SECRET"
+    assert item.last_version == 3
+    assert item.is_enabled is True
+    assert isinstance(item.creation_date, dt.datetime)
+    assert isinstance(item.modification_date, dt.datetime)
+    assert item.modification_date >= item.creation_date
+    assert sorted(item.item_tags or []) == ["db", "team-a"]
+    assert sorted(v.version for v in item.item_versions) == [1, 2, 3]
+    assert all(isinstance(v.creation_date, dt.datetime) for v in item.item_versions)
+
+    # list-items: the three items under the prefix, and the db folder.
+    listing = api.list_items(akeyless.ListItems(path=prefix, token=token))
+    assert isinstance(listing, akeyless.ListItemsInPathOutput)
+    names = sorted(i.item_name for i in listing.items or [])
+    assert names == sorted([pw, user, cfg])
+    assert all(i.item_type == "STATIC_SECRET" for i in listing.items)
+    only_here = api.list_items(akeyless.ListItems(path=prefix, current_folder=True, token=token))
+    assert [i.item_name for i in only_here.items or []] == [cfg]
+    assert f"{prefix}/db" in (only_here.folders or [])
+    filtered = api.list_items(akeyless.ListItems(path=prefix, filter="pass", token=token))
+    assert [i.item_name for i in filtered.items or []] == [pw]
+
+    # Delete one version, then the whole item.
+    deleted = api.delete_item(akeyless.DeleteItem(name=pw, version=1, token=token))
+    assert deleted.item_name == pw and deleted.version_deleted == 1
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=[pw], version=1, token=token))
+    assert status_of(e) == 404
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[pw], token=token))[pw] == "pw-v3"
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[pw], version=2, token=token))[pw] == "pw-v2"
+
+    api.delete_item(akeyless.DeleteItem(name=pw, token=token))  # SDK default version=-1: whole item
+    for call in (
+        lambda: api.get_secret_value(akeyless.GetSecretValue(names=[pw], token=token)),
+        lambda: api.describe_item(akeyless.DescribeItem(name=pw, token=token)),
+    ):
+        with pytest.raises(ApiException) as e:
+            call()
+        assert status_of(e) == 404
+    remaining = api.list_items(akeyless.ListItems(path=prefix, token=token))
+    assert sorted(i.item_name for i in remaining.items or []) == sorted([user, cfg])
+
+    # The JSON secret gets a new version through the SDK too.
+    api.update_secret_val(akeyless.UpdateSecretVal(name=cfg, value=json.dumps({"host": "db2"}),
+                                                   format="json", token=token))
+    got = api.get_secret_value(akeyless.GetSecretValue(names=[cfg], token=token))
+    assert json.loads(got[cfg]) == {"host": "db2"}
+
+
+def test_create_existing_name_conflicts(api, token):
+    name = f"/app/{uuid.uuid4().hex[:8]}/dup"
+    api.create_secret(akeyless.CreateSecret(name=name, value="one", token=token))
+    with pytest.raises(ApiException) as e:
+        api.create_secret(akeyless.CreateSecret(name=name, value="two", token=token))
+    assert status_of(e) == 409
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[name], token=token))[name] == "one"
+
+
+def test_api_key_auth_method_role_and_rbac(server, api, token):
+    tag = uuid.uuid4().hex[:8]
+    allowed, forbidden = f"/app/{tag}/token", f"/other/{tag}/token"
+    for name in (allowed, forbidden):
+        api.create_secret(akeyless.CreateSecret(name=name, value=f"value-of-{name}", token=token))
+
+    am = api.create_auth_method(akeyless.CreateAuthMethod(name=f"/ci/{tag}", token=token))
+    assert isinstance(am, akeyless.CreateAuthMethodOutput)
+    assert re.fullmatch(r"p-[A-Za-z0-9]{12}", am.access_id) and am.access_id[-2] == "a"
+    assert am.access_key
+    role = f"/roles/{tag}"
+    api.create_role(akeyless.CreateRole(name=role, token=token))
+    api.set_role_rule(akeyless.SetRoleRule(role_name=role, path="/app/*", capability=["read", "list"],
+                                           token=token))
+    assoc = api.assoc_role_auth_method(akeyless.AssocRoleAuthMethod(role_name=role, am_name=f"/ci/{tag}",
+                                                                    token=token))
+    assert assoc.assoc_id
+
+    ci_token = login(api, am.access_id, am.access_key)
+    assert ci_token != token
+
+    got = api.get_secret_value(akeyless.GetSecretValue(names=[allowed], token=ci_token))
+    assert got[allowed] == f"value-of-{allowed}"
+
+    # Read outside the granted path: 403, also when mixed with an allowed name.
+    for names in ([forbidden], [allowed, forbidden]):
+        with pytest.raises(ApiException) as e:
+            api.get_secret_value(akeyless.GetSecretValue(names=names, token=ci_token))
+        assert status_of(e) == 403, names
+    # No create capability.
+    with pytest.raises(ApiException) as e:
+        api.create_secret(akeyless.CreateSecret(name=f"/app/{tag}/new", value="x", token=ci_token))
+    assert status_of(e) == 403
+    # Listing shows only what the role may list.
+    listing = api.list_items(akeyless.ListItems(path="/", token=ci_token))
+    names = {i.item_name for i in listing.items or []}
+    assert allowed in names and forbidden not in names
+
+    # validate-token for a real token and a made-up one.
+    ok = api.validate_token(akeyless.ValidateToken(token=ci_token))
+    assert ok.is_valid is True and ok.ttl > 0
+    bad = api.validate_token(akeyless.ValidateToken(token="t-" + "0" * 32))
+    assert bad.is_valid is False and bad.reason
+
+
+def test_bad_credentials_and_tokens(server, api):
+    bogus = "t-" + uuid.uuid4().hex
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=["/app/anything"], token=bogus))
+    assert status_of(e) == 401
+    with pytest.raises(ApiException) as e:
+        api.list_items(akeyless.ListItems(path="/"))  # no token at all
+    assert status_of(e) == 401
+    with pytest.raises(ApiException) as e:
+        api.auth(akeyless.Auth(access_id=server.admin.access_id, access_key="wrong-key"))
+    assert status_of(e) == 401
+    # The error body is the documented {"error": "..."} shape.
+    assert "error" in json.loads(e.value.body)
