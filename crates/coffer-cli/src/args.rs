@@ -150,7 +150,7 @@ pub struct ConfigureArgs {
     #[arg(long)]
     pub access_id: String,
     /// Access key (for access_key/api_key; "-" reads it from standard input).
-    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true)]
+    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
     pub access_key: Option<SecretString>,
     /// Access type.
     #[arg(long, default_value = "access_key")]
@@ -179,7 +179,7 @@ pub struct AuthArgs {
     #[arg(long)]
     pub access_type: Option<String>,
     /// Access key ("-" reads it from standard input).
-    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true)]
+    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
     pub access_key: Option<SecretString>,
     /// JWT for --access-type jwt.
     #[arg(long, value_parser = secret)]

@@ -307,13 +307,18 @@ pub fn new_token() -> Result<SecretString, CryptoError> {
     Ok(SecretString::from(s))
 }
 
-/// A new access key: 43 URL-safe base64 characters (256 bits).
+/// A new access key: 43 URL-safe base64 characters (256 bits). Never
+/// starts with `-`, so `--access-key KEY` is not mistaken for a flag.
 pub fn new_access_key() -> Result<SecretString, CryptoError> {
     use base64::Engine;
-    let mut b: [u8; 32] = random_array()?;
-    let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    b.zeroize();
-    Ok(SecretString::from(s))
+    loop {
+        let mut b: [u8; 32] = random_array()?;
+        let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        b.zeroize();
+        if !s.starts_with('-') {
+            return Ok(SecretString::from(s));
+        }
+    }
 }
 
 /// A new access ID: `p-` + 12 alphanumerics whose second-to-last character
@@ -395,8 +400,11 @@ mod tests {
         assert_eq!(id.chars().nth(12), Some('a'));
         let t = new_token().unwrap();
         assert_eq!(t.expose_secret().len(), 66);
-        let k = new_access_key().unwrap();
-        assert_eq!(k.expose_secret().len(), 43);
+        for _ in 0..500 {
+            let k = new_access_key().unwrap();
+            assert_eq!(k.expose_secret().len(), 43);
+            assert!(!k.expose_secret().starts_with('-'));
+        }
         assert_ne!(new_token().unwrap().expose_secret(), t.expose_secret());
     }
 
