@@ -316,20 +316,39 @@ pub struct CreateAuthMethodArgs {
     /// Unix time after which it cannot log in (0 = never).
     #[arg(long)]
     pub access_expires: Option<i64>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every auth-method type takes.
+#[derive(Debug, Args)]
+pub struct AuthMethodCommonArgs {
     /// Allowed client IPs/CIDRs (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub bound_ips: Vec<String>,
     /// Token lifetime in minutes (0 = server default).
     #[arg(long)]
     pub jwt_ttl: Option<i64>,
-    /// Require sub-claims on every role association.
+    /// Require sub-claims on every role association (default: on for
+    /// JWT-type methods, off for API keys).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub force_sub_claims: Option<bool>,
     /// Description.
     #[arg(long)]
     pub description: Option<String>,
-    #[command(flatten)]
-    pub global: GlobalArgs,
+}
+
+impl From<AuthMethodCommonArgs> for coffer_client::ops::AuthMethodCommon {
+    fn from(a: AuthMethodCommonArgs) -> Self {
+        coffer_client::ops::AuthMethodCommon {
+            bound_ips: a.bound_ips,
+            jwt_ttl: a.jwt_ttl,
+            force_sub_claims: a.force_sub_claims,
+            description: a.description,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -360,24 +379,14 @@ pub struct CreateAuthMethodOauth2Args {
     /// Accepted azp/client_id values (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub bound_client_ids: Vec<String>,
-    /// Allowed client IPs/CIDRs (repeatable or comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub bound_ips: Vec<String>,
-    /// Token lifetime in minutes (0 = server default).
-    #[arg(long)]
-    pub jwt_ttl: Option<i64>,
-    /// Require sub-claims on every role association (default true).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
-    pub force_sub_claims: Option<bool>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
     /// Refuse a second login with the same jti (true/false, default false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub refuse_replay: Option<bool>,
     /// event_name values to refuse (default pull_request_target,workflow_run; "none" for none).
     #[arg(long, value_delimiter = ',')]
     pub refuse_events: Vec<String>,
-    /// Description.
-    #[arg(long)]
-    pub description: Option<String>,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -771,7 +780,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(a.force_sub_claims, Some(false));
+        assert_eq!(a.common.force_sub_claims, Some(false));
         assert!(
             Cli::try_parse_from([
                 "coffer",

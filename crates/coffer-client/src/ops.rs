@@ -158,6 +158,22 @@ pub struct DeleteItem {
 }
 operation!(DeleteItem, "delete-item", DeleteItemOutput);
 
+/// Options every auth-method type takes.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuthMethodCommon {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_ips: Vec<String>,
+    /// Token TTL in minutes, 0 = server default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_ttl: Option<i64>,
+    /// Server default: on for JWT-type methods, off for API keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_sub_claims: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// `create-auth-method` (API key).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -166,15 +182,8 @@ pub struct CreateAuthMethod {
     /// Unix seconds, 0 = never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_expires: Option<i64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub bound_ips: Vec<String>,
-    /// Token TTL in minutes, 0 = server default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_ttl: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub force_sub_claims: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
 }
 operation!(
     CreateAuthMethod,
@@ -200,22 +209,14 @@ pub struct CreateAuthMethodOauth2 {
     pub audience: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bound_client_ids: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub bound_ips: Vec<String>,
-    /// Token TTL in minutes, 0 = server default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_ttl: Option<i64>,
-    /// Default on for this type.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub force_sub_claims: Option<bool>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refuse_replay: Option<bool>,
     /// `event_name` values refused; `["none"]` refuses none. Unset: the
     /// server default (`pull_request_target`, `workflow_run`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refuse_events: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
 }
 operation!(
     CreateAuthMethodOauth2,
@@ -398,7 +399,10 @@ mod tests {
             name: "/ci".into(),
             unique_identifier: "user_login".into(),
             jwks_uri: Some("https://gitlab.example.com/oauth/discovery/keys".into()),
-            force_sub_claims: Some(true),
+            common: AuthMethodCommon {
+                force_sub_claims: Some(true),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .unwrap();

@@ -19,10 +19,7 @@ pub async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
     let request = CreateAuthMethod {
         name: a.name,
         access_expires: a.access_expires,
-        bound_ips: a.bound_ips,
-        jwt_ttl: a.jwt_ttl,
-        force_sub_claims: a.force_sub_claims,
-        description: a.description,
+        common: a.common.into(),
     };
     respond(&a.global, &request, |out| {
         note("Save the access key now: it is not shown again.");
@@ -44,12 +41,9 @@ pub async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow:
         issuer: a.issuer,
         audience: a.audience,
         bound_client_ids: a.bound_client_ids,
-        bound_ips: a.bound_ips,
-        jwt_ttl: a.jwt_ttl,
-        force_sub_claims: a.force_sub_claims,
+        common: a.common.into(),
         refuse_replay: a.refuse_replay,
         refuse_events: a.refuse_events,
-        description: a.description,
     };
     respond(&a.global, &request, |out| {
         note("Jobs log in with: coffer auth --access-id <access_id> --access-type jwt --jwt \"$CI_JOB_JWT\"");
