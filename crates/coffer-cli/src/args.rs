@@ -58,6 +58,34 @@ pub enum Command {
     /// Create an OAuth2/JWT auth method for CI job ID tokens (GitLab, GitHub, OIDC).
     #[command(alias = "auth-method-create-oauth2")]
     CreateAuthMethodOauth2(CreateAuthMethodOauth2Args),
+    /// Create an AWS IAM auth method (logins send a signed STS GetCallerIdentity request).
+    #[command(alias = "auth-method-create-aws-iam")]
+    CreateAuthMethodAwsIam(CreateAuthMethodAwsIamArgs),
+    /// Create a Kubernetes auth method (service-account tokens).
+    #[command(alias = "auth-method-create-k8s")]
+    CreateAuthMethodK8s(CreateAuthMethodK8sArgs),
+    /// Create an Azure AD (Entra ID) auth method (managed identities).
+    #[command(alias = "auth-method-create-azure-ad")]
+    CreateAuthMethodAzureAd(CreateAuthMethodAzureAdArgs),
+    /// Create a GCP auth method (Google-signed ID tokens).
+    #[command(alias = "auth-method-create-gcp")]
+    CreateAuthMethodGcp(CreateAuthMethodGcpArgs),
+    /// Explain which role associations a login proof (e.g. a CI job's JWT)
+    /// matches, which fail and why, and the capabilities on a path.
+    ExplainAccess(ExplainAccessArgs),
+    /// Create a Universal Identity auth method (machines hold rotating UID tokens).
+    #[command(alias = "auth-method-create-universal-identity")]
+    CreateAuthMethodUniversalIdentity(CreateAuthMethodUniversalIdentityArgs),
+    /// Make a root UID token for a Universal Identity auth method (prints the token).
+    UidGenerateToken(UidGenerateTokenArgs),
+    /// Rotate the UID token given with --uid-token (prints the new token; the old one stops working).
+    UidRotateToken(NoArgs),
+    /// Make a child of a UID token (--uid-token), or of the token --uid-token-id (admin).
+    UidCreateChildToken(UidCreateChildTokenArgs),
+    /// Revoke a UID token alone (revokeSelf) or with every token below it (revokeAll).
+    UidRevokeToken(UidRevokeTokenArgs),
+    /// Show the UID token tree below --uid-token, or every tree of --auth-method-name (admin).
+    UidListChildren(UidListChildrenArgs),
     /// Show an auth method.
     GetAuthMethod(NameArgs),
     /// List auth methods.
@@ -175,15 +203,30 @@ pub struct AuthArgs {
     /// Access ID (default: the profile's).
     #[arg(long)]
     pub access_id: Option<String>,
-    /// access_key (alias api_key) or jwt.
+    /// access_key (alias api_key), jwt (alias oidc), k8s, aws_iam,
+    /// azure_ad, gcp or universal_identity.
     #[arg(long)]
     pub access_type: Option<String>,
     /// Access key ("-" reads it from standard input).
     #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
     pub access_key: Option<SecretString>,
-    /// JWT for --access-type jwt.
-    #[arg(long, value_parser = secret)]
+    /// JWT for --access-type jwt ("-" reads it from standard input).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
     pub jwt: Option<SecretString>,
+    /// Identity document for aws_iam, azure_ad and gcp (base64, as the
+    /// cloud-id tools print it; "-" reads it from standard input).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub cloud_id: Option<SecretString>,
+    /// gcp: the audience the ID token was requested for.
+    #[arg(long)]
+    pub gcp_audience: Option<String>,
+    /// k8s: the service-account token (raw or base64; default: the pod's
+    /// /var/run/secrets/kubernetes.io/serviceaccount/token).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub k8s_service_account_token: Option<SecretString>,
+    /// k8s: auth config name (accepted for Akeyless compatibility).
+    #[arg(long)]
+    pub k8s_auth_config_name: Option<String>,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -389,6 +432,305 @@ pub struct CreateAuthMethodOauth2Args {
     pub refuse_events: Vec<String>,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodAwsIamArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// AWS account IDs (12 digits) allowed to log in (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub bound_aws_account_id: Vec<String>,
+    /// STS endpoint the signed requests are sent to (default https://sts.amazonaws.com;
+    /// https, http only for loopback). Clients must sign for this same URL.
+    #[arg(long)]
+    pub sts_url: Option<String>,
+    /// Allowed caller ARNs, `*` wildcards allowed; an assumed role also
+    /// matches its role ARN arn:aws:iam::<account>:role/<name>.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_arn: Vec<String>,
+    /// Allowed role names (assumed roles).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_role_name: Vec<String>,
+    /// Allowed role IDs (AROA…).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_role_id: Vec<String>,
+    /// Allowed role session names (for EC2 instance profiles: instance IDs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_resource_id: Vec<String>,
+    /// Allowed IAM user names.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_user_name: Vec<String>,
+    /// Allowed user IDs (AIDA…, or the role ID of an assumed role).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_user_id: Vec<String>,
+    /// Unix time after which it cannot log in (0 = never).
+    #[arg(long)]
+    pub access_expires: Option<i64>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodK8sArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// Allowed namespaces (globs; repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_namespaces: Vec<String>,
+    /// Allowed service-account names (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_sa_names: Vec<String>,
+    /// Allowed pod names (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_pod_names: Vec<String>,
+    /// Required token audience.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The cluster's service-account issuer (with --jwks-uri/--jwks-json-data).
+    #[arg(long)]
+    pub k8s_issuer: Option<String>,
+    /// The cluster issuer's JWKS URL.
+    #[arg(long, conflicts_with_all = ["jwks_json_data", "k8s_host"])]
+    pub jwks_uri: Option<String>,
+    /// The cluster issuer's JWKS, base64 (`kubectl get --raw /openid/v1/jwks | base64 -w0`).
+    #[arg(long, conflicts_with = "k8s_host")]
+    pub jwks_json_data: Option<String>,
+    /// API server URL, to verify tokens with the TokenReview API instead.
+    #[arg(long, required_unless_present_any = ["jwks_uri", "jwks_json_data"])]
+    pub k8s_host: Option<String>,
+    /// API server CA certificate (PEM file).
+    #[arg(long)]
+    pub k8s_ca_cert: Option<PathBuf>,
+    /// Token of a service account allowed to create TokenReviews ("-" reads standard input).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub token_reviewer_jwt: Option<SecretString>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodAzureAdArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// The Entra ID tenant whose identities may log in.
+    #[arg(long)]
+    pub bound_tenant_id: String,
+    /// Issuer (default: the tenant's v1 or v2 issuer).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// JWKS URL (default https://login.microsoftonline.com/common/discovery/keys).
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+    /// Audience (default https://management.azure.com/).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Claim naming the caller (default oid).
+    #[arg(long)]
+    pub unique_identifier: Option<String>,
+    /// Service principal (object or app) IDs.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_spid: Vec<String>,
+    /// Group IDs (groups claim).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_group_id: Vec<String>,
+    /// Subscription IDs.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_sub_id: Vec<String>,
+    /// Resource groups.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_rg_id: Vec<String>,
+    /// Resource providers (e.g. Microsoft.Compute).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_providers: Vec<String>,
+    /// Resource types (e.g. virtualMachines).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_resource_types: Vec<String>,
+    /// Resource names.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_resource_names: Vec<String>,
+    /// Full resource IDs.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_resource_id: Vec<String>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodGcpArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// iam (service-account ID tokens) or gce (instance identity tokens).
+    #[arg(long = "type", default_value = "iam")]
+    pub kind: String,
+    /// Audience the tokens must carry (default akeyless.io).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// JWKS URL (default Google's).
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+    /// Claim naming the caller (default: email, else sub).
+    #[arg(long)]
+    pub unique_identifier: Option<String>,
+    /// Service-account emails or IDs.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_service_accounts: Vec<String>,
+    /// Projects.
+    #[arg(long, value_delimiter = ',')]
+    pub bound_projects: Vec<String>,
+    /// Zones (gce).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_zones: Vec<String>,
+    /// Regions (gce).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_regions: Vec<String>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainAccessArgs {
+    /// Access ID of the auth method the job logs in to.
+    #[arg(long)]
+    pub access_id: String,
+    /// The job's JWT ("-" reads it from standard input).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub jwt: Option<SecretString>,
+    /// Cloud identity document (aws_iam, azure_ad, gcp).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub cloud_id: Option<SecretString>,
+    /// gcp: the audience the ID token was requested for.
+    #[arg(long)]
+    pub gcp_audience: Option<String>,
+    /// k8s: the service-account token.
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
+    pub k8s_service_account_token: Option<SecretString>,
+    /// Path to compute capabilities on (e.g. /app/db).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Rule type of --path (default item-rule).
+    #[arg(long)]
+    pub rule_type: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAuthMethodUniversalIdentityArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// Lifetime of a UID token, renewed by each rotation, in minutes (default 60).
+    #[arg(long)]
+    pub ttl: Option<i64>,
+    /// Root tokens cannot be rotated (true/false, default false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub deny_rotate: Option<bool>,
+    /// Root tokens cannot create child tokens (true/false, default false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub deny_inheritance: Option<bool>,
+    /// Longest child-token TTL in minutes (default 43200).
+    #[arg(long)]
+    pub child_ttl_limit: Option<i64>,
+    /// Deepest token level, root = 1 (default 200).
+    #[arg(long)]
+    pub tree_length: Option<i64>,
+    /// Unix time after which it cannot log in (0 = never).
+    #[arg(long)]
+    pub access_expires: Option<i64>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UidGenerateTokenArgs {
+    /// The Universal Identity auth method.
+    #[arg(long)]
+    pub auth_method_name: String,
+    /// Description of the token.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UidCreateChildTokenArgs {
+    /// The auth method (admin form, with --uid-token-id).
+    #[arg(long)]
+    pub auth_method_name: Option<String>,
+    /// The parent token's ID (admin form).
+    #[arg(long)]
+    pub uid_token_id: Option<String>,
+    /// Child TTL in minutes (default and maximum: the parent's).
+    #[arg(long)]
+    pub child_ttl: Option<i64>,
+    /// The child cannot be rotated.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub child_deny_rotate: Option<bool>,
+    /// The child cannot create children.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub child_deny_inheritance: Option<bool>,
+    /// Description of the child token.
+    #[arg(long, alias = "comment")]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UidRevokeTokenArgs {
+    /// ID of the token to revoke (uid-…).
+    #[arg(long)]
+    pub revoke_token: String,
+    /// revokeSelf (this token only) or revokeAll (with every token below it).
+    #[arg(long, value_parser = ["revokeSelf", "revokeAll"])]
+    pub revoke_type: String,
+    /// The auth method (admin form; not needed with --uid-token).
+    #[arg(long)]
+    pub auth_method_name: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UidListChildrenArgs {
+    /// The auth method (admin form; not needed with --uid-token).
+    #[arg(long)]
+    pub auth_method_name: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+impl From<CreateAuthMethodUniversalIdentityArgs>
+    for coffer_client::ops::CreateAuthMethodUniversalIdentity
+{
+    fn from(a: CreateAuthMethodUniversalIdentityArgs) -> Self {
+        coffer_client::ops::CreateAuthMethodUniversalIdentity {
+            name: a.name,
+            ttl: a.ttl,
+            deny_rotate: a.deny_rotate,
+            deny_inheritance: a.deny_inheritance,
+            child_ttl_limit: a.child_ttl_limit,
+            tree_length: a.tree_length,
+            access_expires: a.access_expires,
+            common: a.common.into(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -759,6 +1101,41 @@ mod tests {
             panic!()
         };
         assert!(s.args.dev);
+    }
+
+    #[test]
+    fn aws_iam_flags() {
+        let Command::CreateAuthMethodAwsIam(a) = parse(&[
+            "auth-method-create-aws-iam",
+            "-n",
+            "/aws",
+            "--bound-aws-account-id",
+            "123456789012,210987654321",
+            "--bound-arn",
+            "arn:aws:iam::123456789012:role/ci-*",
+            "--bound-role-name",
+            "ci-deployer",
+            "--sts-url",
+            "https://sts.us-east-1.amazonaws.com",
+            "--jwt-ttl",
+            "30",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.bound_aws_account_id, ["123456789012", "210987654321"]);
+        assert_eq!(a.bound_arn, ["arn:aws:iam::123456789012:role/ci-*"]);
+        assert_eq!(a.bound_role_name, ["ci-deployer"]);
+        assert_eq!(
+            a.sts_url.as_deref(),
+            Some("https://sts.us-east-1.amazonaws.com")
+        );
+        assert_eq!(a.common.jwt_ttl, Some(30));
+        assert!(
+            Cli::try_parse_from(["coffer", "create-auth-method-aws-iam", "--name", "x"]).is_err(),
+            "bound-aws-account-id is required"
+        );
     }
 
     #[test]

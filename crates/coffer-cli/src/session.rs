@@ -124,7 +124,7 @@ impl Context {
             access_id: profile.access_id.clone(),
             access_type: profile.access_type.clone(),
             access_key: Some(key.clone()),
-            jwt: None,
+            ..Default::default()
         };
         Ok(self.login(&request).await?.1.token)
     }

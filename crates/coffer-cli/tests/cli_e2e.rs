@@ -1533,6 +1533,54 @@ fn ci_job_logs_in_with_a_dev_oidc_token() {
         .failed();
     assert!(looks_denied(&denied.stderr), "{denied:#?}");
 
+    // explain-access (admin): why main reads /app/db and feature does not.
+    let explained = admin
+        .run(&[
+            "explain-access",
+            "--access-id",
+            &access_id,
+            "--jwt",
+            &jwt,
+            "--path",
+            "/app/db",
+        ])
+        .ok();
+    assert!(
+        explained.stdout.contains("login: verified as developer"),
+        "{explained:#?}"
+    );
+    assert!(
+        explained.stdout.contains("MATCH   /app-job"),
+        "{explained:#?}"
+    );
+    assert!(
+        explained
+            .stdout
+            .contains("capabilities on /app/db (item-rule): read"),
+        "{explained:#?}"
+    );
+    let explained = admin
+        .run(&[
+            "explain-access",
+            "--access-id",
+            &access_id,
+            "--jwt",
+            &mint("feature", &[]),
+            "--path",
+            "/app/db",
+        ])
+        .ok();
+    assert!(
+        explained.stdout.contains("claim \"ref\" is [\"feature\"]"),
+        "{explained:#?}"
+    );
+    assert!(
+        explained
+            .stdout
+            .contains("capabilities on /app/db (item-rule): none"),
+        "{explained:#?}"
+    );
+
     // An expired dev-oidc token is refused with the reason.
     let expired_at = (time::OffsetDateTime::now_utc().unix_timestamp() - 3600).to_string();
     let old = format!("exp={expired_at}");

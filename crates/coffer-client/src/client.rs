@@ -214,7 +214,7 @@ impl Client {
                 access_id: access_id.to_string(),
                 access_type: "access_key".to_string(),
                 access_key: Some(access_key.clone()),
-                jwt: None,
+                ..Default::default()
             },
         )
         .await

@@ -55,6 +55,20 @@ pub struct Auth {
     pub access_key: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
     pub jwt: Option<SecretString>,
+    /// aws_iam, azure_ad, gcp: the base64 identity document.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub cloud_id: Option<SecretString>,
+    /// gcp: the audience the ID token was requested for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcp_audience: Option<String>,
+    /// k8s: the pod's service-account token, base64-encoded.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub k8s_service_account_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_auth_config_name: Option<String>,
+    /// universal_identity: the UID token.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub uid_token: Option<SecretString>,
 }
 
 impl Operation for Auth {
@@ -224,6 +238,328 @@ operation!(
     CreateAuthMethodOutput
 );
 
+/// `create-auth-method-aws-iam`: an AWS IAM auth method (logins replay a
+/// signed STS GetCallerIdentity request, the `cloud-id`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodAwsIam {
+    pub name: String,
+    /// 12-digit AWS account IDs allowed to log in (required).
+    pub bound_aws_account_id: Vec<String>,
+    /// STS endpoint the signed requests are replayed to (server default
+    /// `https://sts.amazonaws.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sts_url: Option<String>,
+    /// ARN patterns (`*` wildcards).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_arn: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_role_name: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_role_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_resource_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_user_name: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_user_id: Vec<String>,
+    /// Unix seconds, 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<i64>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodAwsIam,
+    "create-auth-method-aws-iam",
+    CreateAuthMethodOutput
+);
+
+/// `create-auth-method-k8s`: Kubernetes service-account tokens, verified
+/// with the cluster issuer's JWKS or the TokenReview API.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodK8s {
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_namespaces: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_sa_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_pod_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_json_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_ca_cert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub token_reviewer_jwt: Option<SecretString>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodK8s,
+    "create-auth-method-k8s",
+    CreateAuthMethodOutput
+);
+
+/// `create-auth-method-azure-ad`: Entra ID (Azure AD) managed identities.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodAzureAd {
+    pub name: String,
+    pub bound_tenant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_spid: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_group_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_sub_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_rg_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_providers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_resource_types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_resource_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_resource_id: Vec<String>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodAzureAd,
+    "create-auth-method-azure-ad",
+    CreateAuthMethodOutput
+);
+
+/// `create-auth-method-gcp`: Google-signed ID tokens (service accounts or
+/// Compute Engine instances).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodGcp {
+    pub name: String,
+    /// `iam` or `gce`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_service_accounts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_projects: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_zones: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_regions: Vec<String>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodGcp,
+    "create-auth-method-gcp",
+    CreateAuthMethodOutput
+);
+
+/// `explain-access` (Coffer): how a login proof would fare against an auth
+/// method's role associations, and the capabilities on a path.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExplainAccess {
+    pub access_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub jwt: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub cloud_id: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcp_audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub k8s_service_account_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub uid_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_type: Option<String>,
+}
+operation!(ExplainAccess, "explain-access", ExplainAccessOutput);
+
+/// `create-auth-method-universal-identity`: machines hold Coffer-issued
+/// UID tokens they rotate. TTLs are in minutes.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodUniversalIdentity {
+    pub name: String,
+    /// Lifetime of a root token and of each rotation (server default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// Root tokens cannot be rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_rotate: Option<bool>,
+    /// Root tokens cannot create children.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_inheritance: Option<bool>,
+    /// Longest child TTL (server default 43200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_ttl_limit: Option<i64>,
+    /// Deepest token level, root = 1 (server default 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_length: Option<i64>,
+    /// Unix seconds, 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<i64>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodUniversalIdentity,
+    "create-auth-method-universal-identity",
+    CreateAuthMethodOutput
+);
+
+/// A new or rotated UID token. `token` is the secret (shown once).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UidTokenOutput {
+    pub token: SecretString,
+    /// The token's stable ID (`uid-…`), for revocation and admin children.
+    pub token_id: String,
+    /// Go `time.String()` form.
+    pub expiration: String,
+}
+
+/// `uid-generate-token`: an admin makes a root token for a UID method.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidGenerateToken {
+    pub auth_method_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+operation!(UidGenerateToken, "uid-generate-token", UidTokenOutput);
+
+/// `uid-rotate-token`: authenticated by the UID token it rotates (no
+/// session token is sent). The old secret stops working.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidRotateToken {
+    #[serde(serialize_with = "expose")]
+    pub uid_token: SecretString,
+}
+
+impl Operation for UidRotateToken {
+    const NAME: &'static str = "uid-rotate-token";
+    const AUTHENTICATED: bool = false;
+    type Output = UidTokenOutput;
+}
+
+/// `uid-create-child-token`: sent with a UID token (its child), or with a
+/// session token plus `auth_method_name` and `uid_token_id` (admin).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidCreateChildToken {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method_name: Option<String>,
+    /// The parent's ID (admin form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_token_id: Option<String>,
+    /// Minutes; default and maximum: the parent's TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_ttl: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_deny_rotate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_deny_inheritance: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+operation!(
+    UidCreateChildToken,
+    "uid-create-child-token",
+    UidTokenOutput
+);
+
+/// `uid-revoke-token`: by the token's holder or an ancestor's (UID token),
+/// or an admin (session token + `auth_method_name`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidRevokeToken {
+    /// The token's ID (`uid-…`).
+    pub revoke_token: String,
+    /// `revokeSelf` or `revokeAll` (the token and every token below it).
+    pub revoke_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method_name: Option<String>,
+}
+operation!(UidRevokeToken, "uid-revoke-token", UidRevokeOutput);
+
+/// `uid-revoke-token` response.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UidRevokeOutput {
+    pub token_id: String,
+    pub revoke_type: String,
+    /// IDs newly revoked.
+    pub revoked: Vec<String>,
+}
+
+/// `uid-list-children`: the caller's UID token and everything below it,
+/// or (admin, session token + `auth_method_name`) every tree of the method.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidListChildren {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method_name: Option<String>,
+}
+operation!(UidListChildren, "uid-list-children", UidListChildrenOutput);
+
+/// `uid-list-children` response.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UidListChildrenOutput {
+    pub max_depth: i64,
+    pub number_of_tokens: i64,
+    pub root: UidTokenDetails,
+}
+
+/// One UID token in a tree (never its secret).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UidTokenDetails {
+    pub id: String,
+    pub comment: String,
+    pub depth: i64,
+    /// Minutes.
+    pub ttl: i64,
+    pub deny_rotate: bool,
+    pub deny_inheritance: bool,
+    pub revoked: bool,
+    pub expired_date: Option<String>,
+    pub last_rotate: Option<String>,
+    /// By token ID.
+    pub children: BTreeMap<String, UidTokenDetails>,
+}
+
 /// A request that names one object (`{name}`).
 macro_rules! by_name {
     ($(#[$doc:meta])* $ty:ident, $name:literal, $out:ty) => {
@@ -373,7 +709,7 @@ mod tests {
             access_id: "p-1".into(),
             access_type: "access_key".into(),
             access_key: Some(SecretString::from("k")),
-            jwt: None,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(
@@ -410,11 +746,26 @@ mod tests {
             v,
             json!({"name":"/ci","unique-identifier":"user_login","jwks-uri":"https://gitlab.example.com/oauth/discovery/keys","force-sub-claims":true})
         );
+        let v = serde_json::to_value(CreateAuthMethodAwsIam {
+            name: "/aws".into(),
+            bound_aws_account_id: vec!["123456789012".into()],
+            bound_role_name: vec!["ci-deployer".into()],
+            common: AuthMethodCommon {
+                jwt_ttl: Some(15),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"name":"/aws","bound-aws-account-id":["123456789012"],"bound-role-name":["ci-deployer"],"jwt-ttl":15})
+        );
         let v = serde_json::to_value(Auth {
             access_id: "p-1".into(),
             access_type: "jwt".into(),
-            access_key: None,
             jwt: Some(SecretString::from("eyJ.x.y")),
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(
@@ -431,5 +782,56 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{req:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod uid_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uid_bodies_and_outputs() {
+        let v = serde_json::to_value(CreateAuthMethodUniversalIdentity {
+            name: "/m".into(),
+            ttl: Some(30),
+            deny_rotate: Some(true),
+            common: AuthMethodCommon {
+                bound_ips: vec!["10.0.0.0/8".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"name":"/m","ttl":30,"deny-rotate":true,"bound-ips":["10.0.0.0/8"]})
+        );
+        // Rotation carries its own credential, not the session token.
+        const { assert!(!UidRotateToken::AUTHENTICATED) };
+        let r = UidRotateToken {
+            uid_token: SecretString::from("u-abc"),
+        };
+        assert!(!format!("{r:?}").contains("u-abc"));
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"uid-token":"u-abc"})
+        );
+        let v = serde_json::to_value(UidRevokeToken {
+            revoke_token: "uid-1".into(),
+            revoke_type: "revokeAll".into(),
+            auth_method_name: None,
+        })
+        .unwrap();
+        assert_eq!(v, json!({"revoke-token":"uid-1","revoke-type":"revokeAll"}));
+        let out: UidListChildrenOutput = serde_json::from_value(json!({
+            "max_depth": 2, "number_of_tokens": 2,
+            "root": {"id": "uid-r", "depth": 1, "ttl": 60, "children": {
+                "uid-c": {"id": "uid-c", "depth": 2, "revoked": true, "children": {}}
+            }}
+        }))
+        .unwrap();
+        assert_eq!(out.root.children["uid-c"].depth, 2);
+        assert!(out.root.children["uid-c"].revoked);
     }
 }

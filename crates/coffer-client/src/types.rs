@@ -230,6 +230,73 @@ pub struct AccessInfo {
     pub rules_type: String,
     /// OAuth2/JWT methods only.
     pub oauth2_access_rules: Option<OAuth2AccessRules>,
+    /// AWS IAM methods only.
+    pub aws_iam_access_rules: Option<AwsIamAccessRules>,
+    /// The rules of the other types (`k8s_access_rules`, …), as sent.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `explain-access`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExplainAccessOutput {
+    pub auth_method: ExplainedMethod,
+    pub login: ExplainedLogin,
+    #[serde(deserialize_with = "null_default")]
+    pub claims: BTreeMap<String, Vec<String>>,
+    #[serde(deserialize_with = "null_default")]
+    pub associations: Vec<ExplainedAssoc>,
+    #[serde(deserialize_with = "null_default")]
+    pub roles: Vec<String>,
+    /// Set when a path was asked about.
+    pub path: Option<String>,
+    pub rule_type: Option<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub capabilities: Vec<String>,
+    pub denied: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub rules: Vec<ExplainedRule>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExplainedMethod {
+    pub name: String,
+    pub access_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExplainedLogin {
+    pub verified: bool,
+    pub identity: Option<String>,
+    pub error: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExplainedAssoc {
+    pub assoc_id: String,
+    pub role_name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub sub_claims: BTreeMap<String, Vec<String>>,
+    pub case_sensitive: bool,
+    pub matched: bool,
+    pub failed_claim: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExplainedRule {
+    pub role: String,
+    pub path: String,
+    #[serde(deserialize_with = "null_default")]
+    pub capabilities: Vec<String>,
 }
 
 /// `access_info.oauth2_access_rules` of an OAuth2/JWT auth method.
@@ -247,6 +314,27 @@ pub struct OAuth2AccessRules {
     pub refuse_replay: bool,
     #[serde(deserialize_with = "null_default")]
     pub refuse_events: Vec<String>,
+}
+
+/// `access_info.aws_iam_access_rules` of an AWS IAM auth method.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AwsIamAccessRules {
+    #[serde(deserialize_with = "null_default")]
+    pub account_id: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub arn: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub role_name: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub role_id: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub resource_id: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub user_name: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub user_id: Vec<String>,
+    pub sts_endpoint: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -257,5 +257,39 @@ pub struct TokenRecord {
     pub expires_ms: i64,
 }
 
+/// A Universal Identity (UID) token, as stored: the keyed hash of its
+/// current secret, never the secret. Tokens of one auth method form a
+/// tree: root tokens (made by an admin) have no parent and depth 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidToken {
+    /// Public, stable ID (`uid-…`); the secret changes on rotation, the ID does not.
+    pub token_id: String,
+    /// Keyed hash of the current secret.
+    pub token_hash: Vec<u8>,
+    pub parent_id: Option<String>,
+    /// The auth method's access ID.
+    pub access_id: String,
+    /// 1 for a root token, parent's depth + 1 for a child.
+    pub depth: i32,
+    /// Lifetime given by a rotation, in seconds.
+    pub ttl_secs: i64,
+    pub expires_ms: i64,
+    pub deny_rotate: bool,
+    pub deny_inheritance: bool,
+    pub comment: String,
+    pub revoked: bool,
+    /// Last rotation; 0 = never rotated.
+    pub last_rotated_ms: i64,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+impl UidToken {
+    /// Not revoked and not expired at `now_ms`.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        !self.revoked && self.expires_ms > now_ms
+    }
+}
+
 /// Extra tags on an item, key=value style, kept for forward compatibility.
 pub type Tags = BTreeMap<String, String>;

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dev_oidc;
 mod error;
 pub mod http;
+mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod offline;

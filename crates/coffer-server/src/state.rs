@@ -21,6 +21,9 @@ use crate::error::ApiError;
 pub struct Keys {
     pub token_hasher: KeyedHasher,
     pub access_key_hasher: KeyedHasher,
+    /// Universal Identity token secrets (its own purpose: a UID secret
+    /// never matches a session token's hash).
+    pub uid_token_hasher: KeyedHasher,
     pub audit: Arc<AuditMac>,
     pub data_keys: HashMap<i64, DataKey>,
     pub active_key_id: i64,
@@ -52,6 +55,7 @@ impl Keys {
         Ok(Keys {
             token_hasher: KeyedHasher::new(root, "token-hash"),
             access_key_hasher: KeyedHasher::new(root, "access-key-hash"),
+            uid_token_hasher: KeyedHasher::new(root, "uid-token-hash"),
             audit: Arc::new(AuditMac::new(root)),
             data_keys,
             active_key_id,

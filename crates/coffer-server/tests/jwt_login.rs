@@ -2,165 +2,18 @@
 //! server on 127.0.0.1, tokens signed by the test itself (including hostile
 //! ones) and by the dev OIDC issuer.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::connect_info::MockConnectInfo;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use common::{Harness, keys, now, serve_jwks, sign};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const ISS: &str = "https://gitlab.test";
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    app: Router,
-    admin: String,
-}
-
-impl Harness {
-    async fn new() -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
-            dev: true,
-            data_dir: Some(dir.path().join("data")),
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
-        })
-        .unwrap();
-        config.jwks_refetch_secs = 30;
-        let (state, admin) = coffer_server::build(&config).await.unwrap();
-        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let app = coffer_server::http::router(state).layer(MockConnectInfo(peer));
-        let admin = admin.unwrap();
-        let mut h = Harness {
-            _dir: dir,
-            app,
-            admin: String::new(),
-        };
-        let v = h
-            .ok(
-                "auth",
-                json!({"access-id": admin.access_id, "access-key": secrecy::ExposeSecret::expose_secret(&admin.access_key)}),
-            )
-            .await;
-        h.admin = v["token"].as_str().unwrap().to_owned();
-        h
-    }
-
-    async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
-        let req = Request::post(format!("/{op}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body.clone()).await;
-        assert_eq!(s, StatusCode::OK, "{op} {body} -> {v}");
-        v
-    }
-
-    async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
-        body["token"] = json!(self.admin);
-        self.ok(op, body).await
-    }
-
-    async fn jwt_auth(&self, access_id: &str, jwt: &str) -> (StatusCode, Value) {
-        self.call(
-            "auth",
-            json!({"access-id": access_id, "access-type": "jwt", "jwt": jwt}),
-        )
-        .await
-    }
-
-    async fn audit(&self) -> Vec<Value> {
-        let v = self.admin_ok("audit-list", json!({"limit": 10000})).await;
-        v["records"].as_array().unwrap().clone()
-    }
-}
-
-struct Keys {
-    rsa: EncodingKey,
-    rsa_pem_public: Vec<u8>,
-    ec: EncodingKey,
-    jwks: Value,
-}
-
-fn keys() -> Keys {
-    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
-    use aws_lc_rs::signature::KeyPair as _;
-    let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der: Pkcs8V1Der = kp.as_der().unwrap();
-    let rsa = coffer_server::dev_oidc::rsa_encoding_key(der.as_ref()).unwrap();
-    let public: PublicKeyX509Der = kp.public_key().as_der().unwrap();
-    let rsa_pem_public = format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        STANDARD.encode(public.as_ref())
-    )
-    .into_bytes();
-    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
-    let ec = EncodingKey::from_ec_der(doc.as_ref());
-    let mut rj =
-        serde_json::to_value(Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap()).unwrap();
-    rj["kid"] = json!("rsa1");
-    let mut ej =
-        serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
-    ej["kid"] = json!("ec1");
-    Keys {
-        rsa,
-        rsa_pem_public,
-        ec,
-        jwks: json!({"keys": [rj, ej]}),
-    }
-}
-
-/// Serve `jwks` at http://127.0.0.1:<port>/jwks, counting fetches.
-async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let app = Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let h = h.clone();
-            let jwks = jwks.clone();
-            async move {
-                h.fetch_add(1, Ordering::SeqCst);
-                axum::Json(jwks)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://127.0.0.1:{port}/jwks"), hits)
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 fn claims() -> Value {
     json!({
@@ -186,12 +39,6 @@ fn with(patch: Value) -> Value {
         }
     }
     c
-}
-
-fn sign(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
-    let mut h = Header::new(alg);
-    h.kid = Some(kid.into());
-    jsonwebtoken::encode(&h, claims, key).unwrap()
 }
 
 fn b64(v: &Value) -> String {
@@ -756,4 +603,149 @@ async fn dev_oidc_tokens_log_in() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(v["error"].as_str().unwrap().contains("exp check"), "{v}");
+}
+
+#[tokio::test]
+async fn explain_access_names_matches_failures_and_capabilities() {
+    let h = Harness::new().await;
+    let k = keys();
+    let (uri, _) = serve_jwks(k.jwks.clone()).await;
+    let id = setup(&h, &uri, "/ci", json!({"refuse-replay": true})).await;
+    for (role, path, caps) in [
+        ("app-main", "/app/*", json!(["read", "list"])),
+        ("other", "/other/*", json!(["read"])),
+        ("app-deny", "/app/prod/*", json!(["deny"])),
+    ] {
+        h.admin_ok("create-role", json!({"name": role})).await;
+        h.admin_ok(
+            "set-role-rule",
+            json!({"role-name": role, "path": path, "capability": caps}),
+        )
+        .await;
+    }
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "app-main", "am-name": "/ci", "sub-claims": {"project_path": "group/app", "ref": "main"}}),
+    )
+    .await;
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "other", "am-name": "/ci", "sub-claims": {"project_path": "group/other"}}),
+    )
+    .await;
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "app-deny", "am-name": "/ci", "sub-claims": {"environment": "*"}}),
+    )
+    .await;
+    let token = sign(&k.rsa, Algorithm::RS256, "rsa1", &claims());
+    let v = h
+        .admin_ok(
+            "explain-access",
+            json!({"access-id": id, "jwt": token, "path": "/app/db"}),
+        )
+        .await;
+    assert_eq!(v["login"]["verified"], json!(true), "{v}");
+    assert_eq!(v["login"]["identity"], "alice");
+    assert_eq!(v["roles"], json!(["/app-main"]));
+    assert_eq!(v["capabilities"], json!(["read", "list"]), "{v}");
+    let assocs = v["associations"].as_array().unwrap();
+    let by_role = |r: &str| {
+        assocs
+            .iter()
+            .find(|a| a["role_name"].as_str().unwrap().trim_start_matches('/') == r)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_role("app-main")["matched"], json!(true));
+    let other = by_role("other");
+    assert_eq!(other["matched"], json!(false));
+    assert_eq!(other["failed_claim"], "project_path");
+    assert!(
+        other["reason"].as_str().unwrap().contains("group/app"),
+        "{other}"
+    );
+    assert_eq!(by_role("app-deny")["failed_claim"], "environment");
+    assert!(
+        by_role("app-deny")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no \"environment\" claim")
+    );
+    // The explained token is not burnt: the real (refuse-replay) login works.
+    assert_eq!(h.jwt_auth(&id, &token).await.0, StatusCode::OK);
+
+    // With an environment claim the deny role matches and wins on /app/prod.
+    let prod = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"environment": "production"})),
+    );
+    let v = h
+        .admin_ok(
+            "explain-access",
+            json!({"access-id": id, "jwt": prod, "path": "/app/prod/db"}),
+        )
+        .await;
+    assert_eq!(v["capabilities"], json!([]), "{v}");
+    assert_eq!(v["denied"], json!(true));
+    assert_eq!(v["rules"].as_array().unwrap().len(), 2, "{v}");
+
+    // ref=feature: the app association fails on ref; nothing is granted.
+    let feature = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"ref": "feature"})),
+    );
+    let v = h
+        .admin_ok(
+            "explain-access",
+            json!({"access-id": id, "jwt": feature, "path": "/app/db"}),
+        )
+        .await;
+    assert_eq!(v["roles"], json!([]));
+    assert_eq!(v["capabilities"], json!([]));
+    let a = &v["associations"].as_array().unwrap()[0];
+    assert_eq!(a["failed_claim"], "ref", "{v}");
+
+    // A token that fails verification is explained, not an error.
+    let expired = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"exp": now() - 3600, "iat": now() - 7200, "nbf": now() - 7200})),
+    );
+    let v = h
+        .admin_ok("explain-access", json!({"access-id": id, "jwt": expired}))
+        .await;
+    assert_eq!(v["login"]["verified"], json!(false));
+    assert!(
+        v["login"]["error"].as_str().unwrap().contains("exp check"),
+        "{v}"
+    );
+    assert!(
+        v["associations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["matched"] == json!(false))
+    );
+
+    // Only callers who may read the auth method get an explanation.
+    let (s, _) = h
+        .call(
+            "explain-access",
+            json!({"token": h.jwt_auth(&id, &sign(&k.rsa, Algorithm::RS256, "rsa1", &claims())).await.1["token"], "access-id": id, "jwt": token}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = h
+        .call(
+            "explain-access",
+            json!({"token": h.admin, "access-id": "p-nonexistent"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
 use coffer_core::model::{
     Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemType, Role, SealedVersion,
-    SecretFormat, TokenRecord, VersionInfo,
+    SecretFormat, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
@@ -65,6 +65,10 @@ pub async fn run_all(store: &dyn Store) {
     audit_query(store).await;
     concurrent_audit(store).await;
     concurrent_add_version(store).await;
+    uid_tokens(store).await;
+    uid_revocation(store).await;
+    concurrent_uid_rotation(store).await;
+    concurrent_uid_child_and_revoke(store).await;
 }
 
 // ---- fixtures ----
@@ -1455,4 +1459,500 @@ pub async fn concurrent_add_version(store: &dyn Store) {
     }
     let listed = versions_of(&ok(store.list_versions(it.id).await, "list_versions"));
     assert_eq!(listed, [3, 4, 5], "no duplicate versions, pruned to 3");
+}
+
+// ---- Universal Identity tokens ----
+
+/// A Universal Identity auth method.
+fn uid_method(run: &Run, suffix: &str) -> AuthMethod {
+    AuthMethod {
+        kind: AuthMethodKind::UniversalIdentity,
+        access_key_hash: None,
+        bound_ips: Vec::new(),
+        force_sub_claims: false,
+        config: serde_json::json!({"ttl_minutes": 60}),
+        ..auth_method(run, suffix)
+    }
+}
+
+/// A live UID token (expires an hour after `T0`); `parent` sets depth.
+fn uid(run: &Run, method: &AuthMethod, suffix: &str, parent: Option<&UidToken>) -> UidToken {
+    UidToken {
+        token_id: run.word(&format!("uid-{suffix}")),
+        token_hash: uid_hash(run, suffix, 0),
+        parent_id: parent.map(|p| p.token_id.clone()),
+        access_id: method.access_id.clone(),
+        depth: parent.map_or(1, |p| p.depth + 1),
+        ttl_secs: 3600,
+        expires_ms: T0 + 3_600_000,
+        deny_rotate: false,
+        deny_inheritance: false,
+        comment: format!("token {suffix}"),
+        revoked: false,
+        last_rotated_ms: 0,
+        created_ms: T0,
+        modified_ms: T0,
+    }
+}
+
+/// A distinct fake keyed hash per run, token and generation.
+fn uid_hash(run: &Run, suffix: &str, generation: u8) -> Vec<u8> {
+    let mut h = format!("{}:{suffix}", run.tag).into_bytes();
+    h.push(generation);
+    h
+}
+
+/// A session token minted from a UID token (its identity is the UID token's ID).
+fn session_of(run: &Run, method: &AuthMethod, n: u8, identity: &str) -> TokenRecord {
+    TokenRecord {
+        identity: identity.to_owned(),
+        ..token(run, method, n, T0 + 3_600_000)
+    }
+}
+
+pub async fn uid_tokens(store: &dyn Store) {
+    let run = Run::new();
+    let am = uid_method(&run, "uid");
+    let other = uid_method(&run, "uidother");
+    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&other).await, "create_auth_method");
+
+    let root = uid(&run, &am, "root", None);
+    ok(store.insert_uid_token(&root).await, "insert root");
+    assert_eq!(
+        ok(store.get_uid_token(&root.token_id).await, "get").as_ref(),
+        Some(&root)
+    );
+    assert_eq!(
+        ok(
+            store.get_uid_token_by_hash(&root.token_hash).await,
+            "by hash"
+        )
+        .as_ref(),
+        Some(&root)
+    );
+    assert_eq!(
+        ok(store.get_uid_token("uid-nonexistent").await, "get missing"),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.get_uid_token_by_hash(b"no such hash").await,
+            "missing hash"
+        ),
+        None
+    );
+    expect_conflict(
+        store.insert_uid_token(&root).await,
+        &root.token_id,
+        "same token ID",
+    );
+    let same_hash = UidToken {
+        token_id: run.word("uid-samehash"),
+        ..root.clone()
+    };
+    expect_conflict(
+        store.insert_uid_token(&same_hash).await,
+        "UID token",
+        "same hash",
+    );
+    // The message of a hash conflict names the ID, never the hash.
+    match store.insert_uid_token(&same_hash).await {
+        Err(StoreError::Conflict(msg)) => assert!(!msg.contains(":root"), "{msg}"),
+        other => panic!("same hash: expected Conflict, got {other:?}"),
+    }
+
+    let child = uid(&run, &am, "child", Some(&root));
+    let grandchild = uid(&run, &am, "grandchild", Some(&child));
+    ok(store.insert_uid_token(&child).await, "insert child");
+    ok(
+        store.insert_uid_token(&grandchild).await,
+        "insert grandchild",
+    );
+    let with_flags = UidToken {
+        deny_rotate: true,
+        deny_inheritance: true,
+        comment: "flags, and a 'quote'".into(),
+        ..uid(&run, &am, "flags", Some(&root))
+    };
+    ok(
+        store.insert_uid_token(&with_flags).await,
+        "insert with flags",
+    );
+    assert_eq!(
+        ok(store.get_uid_token(&with_flags.token_id).await, "get").as_ref(),
+        Some(&with_flags),
+        "flags and comment round-trip"
+    );
+
+    // Children need a live parent of the same method.
+    expect_not_found(
+        store
+            .insert_uid_token(&uid(
+                &run,
+                &am,
+                "orphan",
+                Some(&uid(&run, &am, "nope", None)),
+            ))
+            .await,
+        &run.word("uid-nope"),
+        "child of a missing parent",
+    );
+    let foreign_root = uid(&run, &other, "foreign", None);
+    ok(
+        store.insert_uid_token(&foreign_root).await,
+        "insert foreign root",
+    );
+    let cross = uid(&run, &am, "cross", Some(&foreign_root));
+    expect_not_found(
+        store.insert_uid_token(&cross).await,
+        &foreign_root.token_id,
+        "child of another method's token",
+    );
+    let late = UidToken {
+        created_ms: root.expires_ms,
+        ..uid(&run, &am, "late", Some(&root))
+    };
+    expect_not_found(
+        store.insert_uid_token(&late).await,
+        &root.token_id,
+        "child of a parent expired at creation time",
+    );
+    let mut no_method = uid(&run, &am, "nomethod", None);
+    no_method.access_id = format!("p-{}zzu", run.tag);
+    expect_not_found(
+        store.insert_uid_token(&no_method).await,
+        &no_method.access_id,
+        "token of a missing auth method",
+    );
+
+    let listed = ok(
+        store.list_uid_tokens(&am.access_id).await,
+        "list_uid_tokens",
+    );
+    let ids: Vec<&str> = listed.iter().map(|t| t.token_id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "list_uid_tokens: {ids:?}");
+    for t in &listed {
+        if let Some(p) = &t.parent_id {
+            let parent_at = ids.iter().position(|i| i == p).expect("parent listed");
+            let at = ids.iter().position(|i| *i == t.token_id).expect("listed");
+            assert!(parent_at < at, "parents before children: {ids:?}");
+        }
+    }
+    assert_eq!(
+        ok(store.list_uid_tokens(&other.access_id).await, "list other").len(),
+        1,
+        "tokens are listed per method"
+    );
+    assert_eq!(
+        ok(
+            store.count_live_uid_tokens(&am.access_id, T0).await,
+            "count"
+        ),
+        4
+    );
+    assert_eq!(
+        ok(
+            store
+                .count_live_uid_tokens(&am.access_id, root.expires_ms)
+                .await,
+            "count at expiry"
+        ),
+        0,
+        "a token expiring at now_ms is not live"
+    );
+
+    // Rotation is a compare-and-swap on the current hash.
+    let now = T0 + 60_000;
+    let new_hash = uid_hash(&run, "root", 1);
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(&root.token_id, b"stale hash", &new_hash, now)
+                .await,
+            "rotate from a wrong hash"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(&root.token_id, &root.token_hash, &new_hash, now)
+                .await,
+            "rotate"
+        ),
+        Some(now + root.ttl_secs * 1000),
+        "rotation restarts the TTL"
+    );
+    let rotated = ok(store.get_uid_token(&root.token_id).await, "get").expect("rotated root");
+    assert_eq!(rotated.token_hash, new_hash);
+    assert_eq!(rotated.expires_ms, now + 3_600_000);
+    assert_eq!(rotated.last_rotated_ms, now);
+    assert_eq!(rotated.modified_ms, now);
+    assert_eq!(
+        ok(
+            store.get_uid_token_by_hash(&root.token_hash).await,
+            "old hash"
+        ),
+        None,
+        "the old secret is gone"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(
+                    &root.token_id,
+                    &root.token_hash,
+                    &uid_hash(&run, "root", 2),
+                    now
+                )
+                .await,
+            "rotate from the old hash"
+        ),
+        None,
+        "the old hash cannot rotate again"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(
+                    &with_flags.token_id,
+                    &with_flags.token_hash,
+                    &uid_hash(&run, "flags", 1),
+                    now
+                )
+                .await,
+            "rotate deny-rotate"
+        ),
+        None,
+        "deny-rotate tokens do not rotate"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(
+                    &child.token_id,
+                    &child.token_hash,
+                    &uid_hash(&run, "child", 1),
+                    child.expires_ms
+                )
+                .await,
+            "rotate expired"
+        ),
+        None,
+        "expired tokens do not rotate"
+    );
+    expect_conflict(
+        store
+            .rotate_uid_token(&child.token_id, &child.token_hash, &new_hash, now)
+            .await,
+        "UID token",
+        "rotate to a hash in use",
+    );
+
+    // Tokens go with their auth method.
+    assert!(ok(
+        store.delete_auth_method(&am.name).await,
+        "delete_auth_method"
+    ));
+    assert_eq!(
+        ok(
+            store.list_uid_tokens(&am.access_id).await,
+            "list after delete"
+        ),
+        Vec::<UidToken>::new()
+    );
+    assert_eq!(ok(store.get_uid_token(&child.token_id).await, "get"), None);
+    assert_eq!(
+        ok(store.list_uid_tokens(&other.access_id).await, "other kept").len(),
+        1
+    );
+}
+
+pub async fn uid_revocation(store: &dyn Store) {
+    let run = Run::new();
+    let am = uid_method(&run, "rev");
+    ok(store.create_auth_method(&am).await, "create_auth_method");
+    let root = uid(&run, &am, "root", None);
+    let child = uid(&run, &am, "child", Some(&root));
+    let grandchild = uid(&run, &am, "grandchild", Some(&child));
+    let sibling = uid(&run, &am, "sibling", Some(&root));
+    for t in [&root, &child, &grandchild, &sibling] {
+        ok(store.insert_uid_token(t).await, "insert_uid_token");
+    }
+    let sessions: Vec<TokenRecord> = [&root, &child, &grandchild, &sibling]
+        .iter()
+        .enumerate()
+        .map(|(n, t)| session_of(&run, &am, n as u8 + 10, &t.token_id))
+        .collect();
+    let unrelated = session_of(&run, &am, 20, "some-other-identity");
+    for t in sessions.iter().chain([&unrelated]) {
+        ok(store.insert_token(t).await, "insert_token");
+    }
+    let live = |t: &TokenRecord| {
+        let hash = t.token_hash.clone();
+        async move { ok(store.get_token(&hash).await, "get_token").is_some() }
+    };
+
+    // revokeSelf: only the token; its children stay.
+    let now = T0 + 1000;
+    assert_eq!(
+        ok(
+            store.revoke_uid_token(&child.token_id, false, now).await,
+            "revoke self"
+        ),
+        std::slice::from_ref(&child.token_id)
+    );
+    let c = ok(store.get_uid_token(&child.token_id).await, "get").expect("child kept");
+    assert!(c.revoked && c.modified_ms == now, "child revoked: {c:?}");
+    assert!(
+        !ok(store.get_uid_token(&grandchild.token_id).await, "get")
+            .expect("gc")
+            .revoked
+    );
+    assert!(
+        !live(&sessions[1]).await,
+        "sessions minted from the child are deleted"
+    );
+    assert!(live(&sessions[2]).await, "the grandchild's sessions stay");
+    assert!(live(&sessions[0]).await, "the root's sessions stay");
+    assert_eq!(
+        ok(
+            store.revoke_uid_token(&child.token_id, false, now).await,
+            "revoke again"
+        ),
+        Vec::<String>::new(),
+        "revoking twice revokes nothing new"
+    );
+    expect_not_found(
+        store
+            .insert_uid_token(&uid(&run, &am, "late", Some(&child)))
+            .await,
+        &child.token_id,
+        "child of a revoked token",
+    );
+    assert_eq!(
+        ok(
+            store
+                .rotate_uid_token(
+                    &child.token_id,
+                    &child.token_hash,
+                    &uid_hash(&run, "child", 1),
+                    now
+                )
+                .await,
+            "rotate revoked"
+        ),
+        None,
+        "revoked tokens do not rotate"
+    );
+
+    // revokeAll: the whole subtree, through the already revoked child.
+    let mut all = ok(
+        store.revoke_uid_token(&root.token_id, true, now + 1).await,
+        "revoke all",
+    );
+    all.sort();
+    let mut expected = vec![
+        root.token_id.clone(),
+        grandchild.token_id.clone(),
+        sibling.token_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(all, expected, "newly revoked by revokeAll");
+    for t in ok(store.list_uid_tokens(&am.access_id).await, "list") {
+        assert!(t.revoked, "{} revoked", t.token_id);
+    }
+    for s in &sessions {
+        assert!(!live(s).await, "sessions of the subtree are deleted");
+    }
+    assert!(live(&unrelated).await, "other sessions of the method stay");
+    assert_eq!(
+        ok(
+            store.count_live_uid_tokens(&am.access_id, T0).await,
+            "count"
+        ),
+        0
+    );
+    expect_not_found(
+        store
+            .revoke_uid_token(&run.word("uid-none"), true, now)
+            .await,
+        &run.word("uid-none"),
+        "revoke a missing token",
+    );
+}
+
+pub async fn concurrent_uid_rotation(store: &dyn Store) {
+    let run = Run::new();
+    let am = uid_method(&run, "rot");
+    ok(store.create_auth_method(&am).await, "create_auth_method");
+    let t = uid(&run, &am, "race", None);
+    ok(store.insert_uid_token(&t).await, "insert_uid_token");
+    let mut current = t.token_hash.clone();
+    for round in 1..=3u8 {
+        let attempts = (0..8u8).map(|n| {
+            let old = current.clone();
+            let new = uid_hash(&run, &format!("race{round}"), n);
+            let id = t.token_id.clone();
+            async move {
+                let r = store
+                    .rotate_uid_token(&id, &old, &new, T0 + i64::from(round))
+                    .await;
+                (r, new)
+            }
+        });
+        let mut winners = Vec::new();
+        for (r, new) in join_all(attempts).await {
+            if ok(r, "concurrent rotate").is_some() {
+                winners.push(new);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one rotation wins");
+        let stored = ok(store.get_uid_token(&t.token_id).await, "get").expect("token");
+        assert_eq!(
+            stored.token_hash, winners[0],
+            "the winner's secret is current"
+        );
+        current = winners.remove(0);
+    }
+}
+
+/// Children created while their ancestor's subtree is revoked either fail
+/// or end up revoked: none survives live.
+pub async fn concurrent_uid_child_and_revoke(store: &dyn Store) {
+    let run = Run::new();
+    let am = uid_method(&run, "crev");
+    ok(store.create_auth_method(&am).await, "create_auth_method");
+    let root = uid(&run, &am, "root", None);
+    let mid = uid(&run, &am, "mid", Some(&root));
+    ok(store.insert_uid_token(&root).await, "insert root");
+    ok(store.insert_uid_token(&mid).await, "insert mid");
+    let children: Vec<UidToken> = (0..12)
+        .map(|n| {
+            uid(
+                &run,
+                &am,
+                &format!("kid{n}"),
+                Some(if n % 2 == 0 { &mid } else { &root }),
+            )
+        })
+        .collect();
+    let inserts = join_all(children.iter().map(|c| store.insert_uid_token(c)));
+    let revoke = store.revoke_uid_token(&root.token_id, true, T0 + 5);
+    let (inserted, revoked) = futures::join!(inserts, revoke);
+    ok(revoked, "revoke all");
+    for r in inserted {
+        match r {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => panic!("concurrent child insert: unexpected error {e}"),
+        }
+    }
+    for t in ok(store.list_uid_tokens(&am.access_id).await, "list") {
+        assert!(
+            t.revoked,
+            "{} escaped the revocation of its ancestor",
+            t.token_id
+        );
+    }
 }

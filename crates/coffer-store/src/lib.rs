@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainSealer, Outcome};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, VersionInfo,
+    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use thiserror::Error;
@@ -161,6 +161,50 @@ pub trait Store: Send + Sync + 'static {
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>>;
     async fn revoke_token(&self, token_hash: &[u8]) -> Result<bool>;
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
+
+    // ---- Universal Identity tokens ----
+    /// Insert a UID token. A child (`parent_id` set) is inserted only while
+    /// its parent is live at `t.created_ms` (not revoked, not expired) and
+    /// belongs to the same auth method, else NotFound. Serialized with
+    /// [`Store::revoke_uid_token`] on the same method, so a child cannot
+    /// slip past a concurrent revocation of its parent's subtree.
+    /// NotFound if the auth method does not exist; Conflict if the ID or
+    /// hash is taken. Checking depth and TTL limits is the caller's job.
+    async fn insert_uid_token(&self, t: &UidToken) -> Result<()>;
+    async fn get_uid_token(&self, token_id: &str) -> Result<Option<UidToken>>;
+    /// By the keyed hash of the current secret. Revoked and expired tokens
+    /// are returned too (the caller checks).
+    async fn get_uid_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<UidToken>>;
+    /// Every token of an auth method, revoked and expired ones included,
+    /// parents before children.
+    async fn list_uid_tokens(&self, access_id: &str) -> Result<Vec<UidToken>>;
+    /// How many tokens of an auth method are live at `now_ms`.
+    async fn count_live_uid_tokens(&self, access_id: &str, now_ms: i64) -> Result<i64>;
+    /// Rotate a token's secret by compare-and-swap: `new_hash` replaces
+    /// `old_hash` only if `old_hash` is still current and the token is
+    /// live at `now_ms` and not deny-rotate; the expiry restarts from
+    /// `now_ms` with the token's TTL. Returns the new expiry, or `None` when
+    /// the swap did not happen (a concurrent rotation won, or the token is
+    /// revoked, expired, deny-rotate or unknown).
+    async fn rotate_uid_token(
+        &self,
+        token_id: &str,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<i64>>;
+    /// Revoke a token and, with `descendants`, every token below it (also
+    /// below tokens revoked earlier on their own). In the same transaction,
+    /// deletes the session tokens minted from the revoked tokens: those of
+    /// the same access ID whose `identity` is a revoked token's ID. Returns
+    /// the IDs newly revoked (empty if all were revoked already); NotFound
+    /// if there is no such token.
+    async fn revoke_uid_token(
+        &self,
+        token_id: &str,
+        descendants: bool,
+        now_ms: i64,
+    ) -> Result<Vec<String>>;
 
     // ---- audit ----
     /// Append records atomically: assigns consecutive `seq` after the chain

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use coffer_core::audit::{AuditRecord, Outcome};
 use coffer_core::model::{
     Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemType, Role, SealedVersion,
-    SecretFormat, TokenRecord,
+    SecretFormat, TokenRecord, UidToken,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use serde::Serialize;
@@ -94,6 +94,23 @@ pub(crate) type TokenRow = (
     String,  // claims (JSON)
     i64,     // issued_ms
     i64,     // expires_ms
+);
+
+pub(crate) type UidTokenRow = (
+    String,         // token_id
+    Vec<u8>,        // token_hash
+    Option<String>, // parent_id
+    String,         // access_id
+    i32,            // depth
+    i64,            // ttl_secs
+    i64,            // expires_ms
+    bool,           // deny_rotate
+    bool,           // deny_inheritance
+    String,         // comment
+    bool,           // revoked
+    i64,            // last_rotated_ms
+    i64,            // created_ms
+    i64,            // modified_ms
 );
 
 pub(crate) type AuditRow = (
@@ -241,6 +258,41 @@ pub(crate) fn token(row: TokenRow) -> Result<TokenRecord> {
         identity,
         issued_ms,
         expires_ms,
+    })
+}
+
+pub(crate) fn uid_token(row: UidTokenRow) -> Result<UidToken> {
+    let (
+        token_id,
+        token_hash,
+        parent_id,
+        access_id,
+        depth,
+        ttl_secs,
+        expires_ms,
+        deny_rotate,
+        deny_inheritance,
+        comment,
+        revoked,
+        last_rotated_ms,
+        created_ms,
+        modified_ms,
+    ) = row;
+    Ok(UidToken {
+        token_id,
+        token_hash,
+        parent_id,
+        access_id,
+        depth,
+        ttl_secs,
+        expires_ms,
+        deny_rotate,
+        deny_inheritance,
+        comment,
+        revoked,
+        last_rotated_ms,
+        created_ms,
+        modified_ms,
     })
 }
 

@@ -28,6 +28,24 @@ macro_rules! token_columns {
     };
 }
 
+macro_rules! uid_token_columns {
+    () => {
+        "token_id, token_hash, parent_id, access_id, depth, ttl_secs, expires_ms, deny_rotate, \
+         deny_inheritance, comment, revoked, last_rotated_ms, created_ms, modified_ms"
+    };
+}
+
+/// The IDs of token `$1` and every token below it (`sub(id)`). Parents are
+/// fixed at insertion, so the tree has no cycles.
+macro_rules! uid_subtree {
+    () => {
+        "WITH RECURSIVE sub(id) AS ( \
+           SELECT token_id FROM uid_tokens WHERE token_id = $1 \
+           UNION ALL \
+           SELECT t.token_id FROM uid_tokens t JOIN sub ON t.parent_id = sub.id) "
+    };
+}
+
 macro_rules! audit_columns {
     () => {
         "seq, time_ms, request_id, operation, object, outcome, status, error, access_id, \
@@ -179,6 +197,63 @@ pub const GET_TOKEN: &str = concat!(
 );
 pub const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE token_hash = $1";
 pub const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_ms <= $1";
+
+// ---- Universal Identity tokens ----
+
+pub const INSERT_UID_TOKEN: &str = concat!(
+    "INSERT INTO uid_tokens (",
+    uid_token_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+pub const GET_UID_TOKEN: &str = concat!(
+    "SELECT ",
+    uid_token_columns!(),
+    " FROM uid_tokens WHERE token_id = $1"
+);
+pub const GET_UID_TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    uid_token_columns!(),
+    " FROM uid_tokens WHERE token_hash = $1"
+);
+/// Parents before children: a parent's depth is always lower.
+pub const LIST_UID_TOKENS: &str = concat!(
+    "SELECT ",
+    uid_token_columns!(),
+    " FROM uid_tokens WHERE access_id = $1 ORDER BY depth, created_ms, token_id"
+);
+pub const COUNT_LIVE_UID_TOKENS: &str =
+    "SELECT COUNT(*) FROM uid_tokens WHERE access_id = $1 AND NOT revoked AND expires_ms > $2";
+pub const UID_TOKEN_ACCESS_ID: &str = "SELECT access_id FROM uid_tokens WHERE token_id = $1";
+/// Serializes changes to one auth method's token tree. The no-op update
+/// takes the auth method row's write lock on PostgreSQL (held until
+/// commit); on SQLite `BEGIN IMMEDIATE` already holds the database lock.
+/// One text for both, and 0 rows means the method does not exist.
+pub const LOCK_UID_TREE: &str =
+    "UPDATE auth_methods SET modified_ms = modified_ms WHERE access_id = $1";
+/// A parent that may take a child now: same method, not revoked, not expired at `$3`.
+pub const LIVE_UID_PARENT: &str = "SELECT depth FROM uid_tokens \
+     WHERE token_id = $1 AND access_id = $2 AND NOT revoked AND expires_ms > $3";
+/// Compare-and-swap of the secret: only from the current hash `$2`, only
+/// while live and rotatable at `$4`. The expiry restarts from `$4` with the
+/// token's own TTL. Returns the new expiry; no row = the swap lost.
+pub const ROTATE_UID_TOKEN: &str = "UPDATE uid_tokens \
+     SET token_hash = $3, expires_ms = $4 + ttl_secs * 1000, last_rotated_ms = $4, modified_ms = $4 \
+     WHERE token_id = $1 AND token_hash = $2 AND NOT revoked AND NOT deny_rotate AND expires_ms > $4 \
+     RETURNING expires_ms";
+pub const REVOKE_UID_TOKEN: &str = "UPDATE uid_tokens SET revoked = TRUE, modified_ms = $2 \
+     WHERE token_id = $1 AND NOT revoked RETURNING token_id";
+pub const REVOKE_UID_SUBTREE: &str = concat!(
+    uid_subtree!(),
+    "UPDATE uid_tokens SET revoked = TRUE, modified_ms = $2 \
+     WHERE token_id IN (SELECT id FROM sub) AND NOT revoked RETURNING token_id"
+);
+/// Session tokens minted from UID token `$1` (their identity is its ID).
+pub const DELETE_UID_SESSIONS: &str = "DELETE FROM tokens WHERE access_id = $2 AND identity = $1";
+/// Session tokens minted from UID token `$1` or any token below it.
+pub const DELETE_UID_SUBTREE_SESSIONS: &str = concat!(
+    uid_subtree!(),
+    "DELETE FROM tokens WHERE access_id = $2 AND identity IN (SELECT id FROM sub)"
+);
 
 // ---- audit ----
 

@@ -14,7 +14,7 @@
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainSealer};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, VersionInfo,
+    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use sqlx::{
@@ -87,6 +87,7 @@ where
     for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
     for<'a> Option<i32>: Encode<'a, D>,
     for<'a> Option<&'a [u8]>: Encode<'a, D>,
+    for<'a> Option<&'a str>: Encode<'a, D>,
     usize: ColumnIndex<D::Row>,
 {
     pub(crate) fn from_pools(read: Pool<D>, write: Pool<D>) -> Self {
@@ -121,6 +122,23 @@ where
                 StoreError::Backend("association refused by a foreign key".into())
             },
         )
+    }
+
+    /// Lock an auth method's UID token tree for the rest of the
+    /// transaction; NotFound if the method does not exist.
+    async fn lock_uid_tree(tx: &mut Transaction<'static, D>, access_id: &str) -> Result<()> {
+        let locked = sqlx::query(sql::LOCK_UID_TREE)
+            .bind(access_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&locked) == 0 {
+            return Err(StoreError::NotFound(named(
+                "auth method with access ID",
+                access_id,
+            )));
+        }
+        Ok(())
     }
 
     /// Insert one version inside the caller's transaction.
@@ -168,6 +186,7 @@ where
     for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
     for<'a> Option<i32>: Encode<'a, D>,
     for<'a> Option<&'a [u8]>: Encode<'a, D>,
+    for<'a> Option<&'a str>: Encode<'a, D>,
     usize: ColumnIndex<D::Row>,
 {
     fn backend(&self) -> &'static str {
@@ -671,6 +690,149 @@ where
             .await
             .map_err(db)?;
         Ok(D::rows_affected(&done))
+    }
+
+    // ---- Universal Identity tokens ----
+
+    async fn insert_uid_token(&self, t: &UidToken) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        Self::lock_uid_tree(&mut tx, &t.access_id).await?;
+        if let Some(parent) = &t.parent_id {
+            let live: Option<i32> = sqlx::query_scalar(sql::LIVE_UID_PARENT)
+                .bind(parent.as_str())
+                .bind(t.access_id.as_str())
+                .bind(t.created_ms)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if live.is_none() {
+                return Err(StoreError::NotFound(named("live parent UID token", parent)));
+            }
+        }
+        let inserted = sqlx::query(sql::INSERT_UID_TOKEN)
+            .bind(t.token_id.as_str())
+            .bind(t.token_hash.as_slice())
+            .bind(t.parent_id.as_deref())
+            .bind(t.access_id.as_str())
+            .bind(t.depth)
+            .bind(t.ttl_secs)
+            .bind(t.expires_ms)
+            .bind(t.deny_rotate)
+            .bind(t.deny_inheritance)
+            .bind(t.comment.as_str())
+            .bind(t.revoked)
+            .bind(t.last_rotated_ms)
+            .bind(t.created_ms)
+            .bind(t.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => tx.commit().await.map_err(db),
+            // ID or hash: never put the hash in a message.
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(named("UID token", &t.token_id)))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn get_uid_token(&self, token_id: &str) -> Result<Option<UidToken>> {
+        let row: Option<rows::UidTokenRow> = sqlx::query_as(sql::GET_UID_TOKEN)
+            .bind(token_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::uid_token).transpose()
+    }
+
+    async fn get_uid_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<UidToken>> {
+        let row: Option<rows::UidTokenRow> = sqlx::query_as(sql::GET_UID_TOKEN_BY_HASH)
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::uid_token).transpose()
+    }
+
+    async fn list_uid_tokens(&self, access_id: &str) -> Result<Vec<UidToken>> {
+        let found: Vec<rows::UidTokenRow> = sqlx::query_as(sql::LIST_UID_TOKENS)
+            .bind(access_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::uid_token)
+    }
+
+    async fn count_live_uid_tokens(&self, access_id: &str, now_ms: i64) -> Result<i64> {
+        sqlx::query_scalar(sql::COUNT_LIVE_UID_TOKENS)
+            .bind(access_id)
+            .bind(now_ms)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn rotate_uid_token(
+        &self,
+        token_id: &str,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        // One statement: the row lock makes it a compare-and-swap (on
+        // PostgreSQL a waiting writer re-checks the WHERE clause against
+        // the winner's row, whose hash no longer matches).
+        let rotated = sqlx::query_scalar(sql::ROTATE_UID_TOKEN)
+            .bind(token_id)
+            .bind(old_hash)
+            .bind(new_hash)
+            .bind(now_ms)
+            .fetch_optional(&self.write)
+            .await;
+        match rotated {
+            Ok(expires) => Ok(expires),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("UID token".into())),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn revoke_uid_token(
+        &self,
+        token_id: &str,
+        descendants: bool,
+        now_ms: i64,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let access_id: Option<String> = sqlx::query_scalar(sql::UID_TOKEN_ACCESS_ID)
+            .bind(token_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some(access_id) = access_id else {
+            return Err(StoreError::NotFound(named("UID token", token_id)));
+        };
+        // Serialize with insert_uid_token: once the lock is held, every
+        // child committed before is visible to the statements below.
+        Self::lock_uid_tree(&mut tx, &access_id).await?;
+        let (revoke, sessions) = if descendants {
+            (sql::REVOKE_UID_SUBTREE, sql::DELETE_UID_SUBTREE_SESSIONS)
+        } else {
+            (sql::REVOKE_UID_TOKEN, sql::DELETE_UID_SESSIONS)
+        };
+        let revoked: Vec<String> = sqlx::query_scalar(revoke)
+            .bind(token_id)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(sessions)
+            .bind(token_id)
+            .bind(access_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
     }
 
     // ---- audit ----

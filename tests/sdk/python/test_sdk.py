@@ -204,3 +204,142 @@ def test_bad_credentials_and_tokens(server, api):
     assert status_of(e) == 401
     # The error body is the documented {"error": "..."} shape.
     assert "error" in json.loads(e.value.body)
+
+
+@pytest.fixture
+def dev_oidc(tmp_path):
+    """A running `coffer dev oidc` (GitLab-shaped ID tokens); yields its URL."""
+    import subprocess
+    import time
+
+    from cofferlib import coffer_bin
+
+    proc = subprocess.Popen(
+        [str(coffer_bin()), "dev", "oidc", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path / "oidc.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"issuer:\s+(\S+)", line)
+            if m:
+                url = m.group(1)
+        assert url, "coffer dev oidc did not print its issuer URL"
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def mint(issuer: str, ref: str, **extra) -> str:
+    import requests
+
+    claims = {"project_path": "group/app", "ref": ref, **{k: str(v) for k, v in extra.items()}}
+    r = requests.post(f"{issuer}/mint", json={"profile": "gitlab", "claims": claims, "aud": ["coffer"]}, timeout=10)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def test_jwt_login_with_sub_claims(server, api, token, dev_oidc):
+    """A CI job logs in with the SDK's access_type="jwt" and a GitLab-shaped
+    ID token; role-association sub-claims decide what it may read."""
+    tag = uuid.uuid4().hex[:8]
+    am_name = f"/ci/gitlab-{tag}"
+    am = api.create_auth_method_o_auth2(akeyless.CreateAuthMethodOAuth2(
+        name=am_name, jwks_uri=f"{dev_oidc}/oauth/discovery/keys", unique_identifier="user_login",
+        issuer=dev_oidc, audience="coffer", token=token))
+    assert am.access_id and am.access_id[-2] == "o"
+    role = f"/roles/app-main-{tag}"
+    api.create_role(akeyless.CreateRole(name=role, token=token))
+    api.set_role_rule(akeyless.SetRoleRule(role_name=role, path=f"/app/{tag}/*", capability=["read"], token=token))
+    # force-sub-claims is on by default for JWT methods.
+    with pytest.raises(ApiException) as e:
+        api.assoc_role_auth_method(akeyless.AssocRoleAuthMethod(role_name=role, am_name=am_name, token=token))
+    assert status_of(e) == 400
+    api.assoc_role_auth_method(akeyless.AssocRoleAuthMethod(
+        role_name=role, am_name=am_name, sub_claims={"project_path": "group/app", "ref": "main"}, token=token))
+    secret = f"/app/{tag}/db"
+    api.create_secret(akeyless.CreateSecret(name=secret, value="jwt-read-ok", token=token))
+
+    out = api.auth(akeyless.Auth(access_id=am.access_id, access_type="jwt", jwt=mint(dev_oidc, "main")))
+    assert out.token.startswith("t-") and out.expiration
+    assert out.creds.sub_claims["ref"] == ["main"]
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=out.token))[secret] == "jwt-read-ok"
+
+    # ref=feature logs in but matches no association: the read is refused.
+    feature = api.auth(akeyless.Auth(access_id=am.access_id, access_type="jwt", jwt=mint(dev_oidc, "feature")))
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=feature.token))
+    assert status_of(e) == 403
+    # access_type "oidc" is the same login.
+    assert api.auth(akeyless.Auth(access_id=am.access_id, access_type="oidc", jwt=mint(dev_oidc, "main"))).token
+    # A token signed by someone else is refused with 401 and the failed check.
+    forged = mint(dev_oidc, "main")
+    head, payload, sig = forged.split(".")
+    with pytest.raises(ApiException) as e:
+        api.auth(akeyless.Auth(access_id=am.access_id, access_type="jwt", jwt=f"{head}.{payload}.{sig[::-1]}"))
+    assert status_of(e) == 401 and "signature check" in e.value.body
+
+
+def test_uid_generate_login_rotate_revoke(server, api, token):
+    tag = uuid.uuid4().hex[:8]
+    name, secret = f"/uid/{tag}", f"/uid-app/{tag}/db"
+    api.create_secret(akeyless.CreateSecret(name=secret, value="uid-value", token=token))
+    out = api.create_auth_method_universal_identity(
+        akeyless.CreateAuthMethodUniversalIdentity(name=name, ttl=30, token=token))
+    assert isinstance(out, akeyless.CreateAuthMethodUniversalIdentityOutput)
+    assert re.fullmatch(r"p-[A-Za-z0-9]{12}", out.access_id) and out.access_id[-2] == "u"
+    role = f"/roles/uid-{tag}"
+    api.create_role(akeyless.CreateRole(name=role, token=token))
+    api.set_role_rule(akeyless.SetRoleRule(role_name=role, path=f"/uid-app/{tag}/*", capability=["read"],
+                                           token=token))
+    api.assoc_role_auth_method(akeyless.AssocRoleAuthMethod(role_name=role, am_name=name, token=token))
+
+    # An admin makes the root token.
+    gen = api.uid_generate_token(akeyless.UidGenerateToken(auth_method_name=name, token=token))
+    assert isinstance(gen, akeyless.UidGenerateTokenOutput)
+    uid = gen.token
+    assert uid and uid.startswith("u-")
+
+    # The machine logs in with it...
+    auth = api.auth(akeyless.Auth(access_id=out.access_id, access_type="universal_identity", uid_token=uid))
+    assert auth.token.startswith("t-") and auth.expiration
+    got = api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=auth.token))
+    assert got[secret] == "uid-value"
+    # ... or uses the UID token directly.
+    got = api.get_secret_value(akeyless.GetSecretValue(names=[secret], uid_token=uid))
+    assert got[secret] == "uid-value"
+
+    # Rotation: a new secret; the old one is dead at once.
+    rotated = api.uid_rotate_token(akeyless.UidRotateToken(uid_token=uid))
+    assert isinstance(rotated, akeyless.UidRotateTokenOutput)
+    assert rotated.token and rotated.token.startswith("u-") and rotated.token != uid
+    with pytest.raises(ApiException) as e:
+        api.auth(akeyless.Auth(access_id=out.access_id, access_type="universal_identity", uid_token=uid))
+    assert status_of(e) == 401
+    auth = api.auth(akeyless.Auth(access_id=out.access_id, access_type="universal_identity",
+                                  uid_token=rotated.token))
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=auth.token))[secret] == "uid-value"
+
+    # The tree through the SDK's models; a child, then revokeAll by the admin.
+    child = api.uid_create_child_token(akeyless.UidCreateChildToken(uid_token=rotated.token, child_ttl=10,
+                                                                    comment="agent"))
+    assert child.token.startswith("u-")
+    tree = api.uid_list_children(akeyless.UidListChildren(uid_token=rotated.token))
+    assert isinstance(tree, akeyless.UniversalIdentityDetails)
+    assert tree.number_of_tokens == 2
+    (kid,) = tree.root.children.values()
+    assert kid.ttl == 10 and kid.comment == "agent" and kid.depth == 2 and not kid.revoked
+    api.uid_revoke_token(akeyless.UidRevokeToken(revoke_token=tree.root.id, revoke_type="revokeAll",
+                                                 auth_method_name=name, token=token))
+    for dead in (rotated.token, child.token):
+        with pytest.raises(ApiException) as e:
+            api.get_secret_value(akeyless.GetSecretValue(names=[secret], uid_token=dead))
+        assert status_of(e) == 401
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=auth.token))
+    assert status_of(e) == 401

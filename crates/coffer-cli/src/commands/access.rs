@@ -1,17 +1,17 @@
 //! Auth methods, roles, rules and associations.
 
 use coffer_client::ops::{
-    AssocRoleAm, CreateAuthMethod, CreateAuthMethodOauth2, CreateRole, DeleteAssoc,
-    DeleteAuthMethod, DeleteRole, DeleteRoleRule, GetAuthMethod, GetRole, ListAuthMethods,
-    ListRoles, SetRoleRule,
+    AssocRoleAm, CreateAuthMethod, CreateAuthMethodAwsIam, CreateAuthMethodOauth2, CreateRole,
+    DeleteAssoc, DeleteAuthMethod, DeleteRole, DeleteRoleRule, GetAuthMethod, GetRole,
+    ListAuthMethods, ListRoles, SetRoleRule,
 };
 use coffer_client::{AuthMethodInfo, RoleInfo};
 use secrecy::ExposeSecret;
 
 use super::{date, respond, sub_claims};
 use crate::args::{
-    AssocRoleAmArgs, CreateAuthMethodArgs, CreateAuthMethodOauth2Args, CreateRoleArgs,
-    DeleteAssocArgs, DeleteRoleRuleArgs, NameArgs, NoArgs, SetRoleRuleArgs,
+    AssocRoleAmArgs, CreateAuthMethodArgs, CreateAuthMethodAwsIamArgs, CreateAuthMethodOauth2Args,
+    CreateRoleArgs, DeleteAssocArgs, DeleteRoleRuleArgs, NameArgs, NoArgs, SetRoleRuleArgs,
 };
 use crate::output::{fields, note};
 
@@ -47,6 +47,27 @@ pub async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow:
     };
     respond(&a.global, &request, |out| {
         note("Jobs log in with: coffer auth --access-id <access_id> --access-type jwt --jwt \"$CI_JOB_JWT\"");
+        Ok(fields(&[("name", out.name), ("access_id", out.access_id)]))
+    })
+    .await
+}
+
+pub async fn create_auth_method_aws_iam(a: CreateAuthMethodAwsIamArgs) -> anyhow::Result<()> {
+    let request = CreateAuthMethodAwsIam {
+        name: a.name,
+        bound_aws_account_id: a.bound_aws_account_id,
+        sts_url: a.sts_url,
+        bound_arn: a.bound_arn,
+        bound_role_name: a.bound_role_name,
+        bound_role_id: a.bound_role_id,
+        bound_resource_id: a.bound_resource_id,
+        bound_user_name: a.bound_user_name,
+        bound_user_id: a.bound_user_id,
+        access_expires: a.access_expires,
+        common: a.common.into(),
+    };
+    respond(&a.global, &request, |out| {
+        note("Clients log in with access-type aws_iam and a cloud-id (a signed STS GetCallerIdentity request for this method's sts-url), e.g. the Akeyless GitHub Action with access-type: aws_iam.");
         Ok(fields(&[("name", out.name), ("access_id", out.access_id)]))
     })
     .await
@@ -99,6 +120,34 @@ fn format_auth_method(am: &AuthMethodInfo) -> String {
             info.oauth2_access_rules
                 .as_ref()
                 .map(|r| r.audience.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "bound_aws_account_id",
+            info.aws_iam_access_rules
+                .as_ref()
+                .map(|r| r.account_id.join(", "))
+                .unwrap_or_default(),
+        ),
+        (
+            "bound_arn",
+            info.aws_iam_access_rules
+                .as_ref()
+                .map(|r| r.arn.join(", "))
+                .unwrap_or_default(),
+        ),
+        (
+            "bound_role_name",
+            info.aws_iam_access_rules
+                .as_ref()
+                .map(|r| r.role_name.join(", "))
+                .unwrap_or_default(),
+        ),
+        (
+            "sts_url",
+            info.aws_iam_access_rules
+                .as_ref()
+                .map(|r| r.sts_endpoint.clone())
                 .unwrap_or_default(),
         ),
         ("created", date(&am.creation_date)),

@@ -1,13 +1,18 @@
 //! `auth`, `validate-token`, `revoke-token`.
 
 use anyhow::bail;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use coffer_client::ops::{Auth, RevokeToken, ValidateToken};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{configure::uses_access_key, print_response, respond};
 use crate::args::{AuthArgs, NoArgs};
 use crate::output::{emit, emit_json, fields};
 use crate::session::{Context, Session, secret_or_stdin};
+
+/// Where Kubernetes mounts a pod's service-account token.
+const K8S_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// Log in, cache the token for the profile and print it: only the token on
 /// stdout, so `TOKEN=$(coffer auth …)` works.
@@ -39,21 +44,53 @@ pub async fn auth(a: AuthArgs) -> anyhow::Result<()> {
         Some(k) => Some(secret_or_stdin(k, true)?),
         None => profile.and_then(|p| p.access_key.clone()),
     };
-    let jwt = match a.jwt {
-        Some(j) => Some(secret_or_stdin(j, true)?),
-        None => None,
-    };
+    let read = |s: Option<SecretString>| s.map(|v| secret_or_stdin(v, true)).transpose();
+    let jwt = read(a.jwt)?;
+    let cloud_id = read(a.cloud_id)?;
+    let uid_token = read(a.global.uid_token.clone())?;
+    let mut k8s_token = read(a.k8s_service_account_token)?;
     if uses_access_key(&access_type) && access_key.is_none() {
         bail!("--access-key is required for --access-type {access_type}");
     }
-    if matches!(access_type.as_str(), "jwt" | "oidc") && jwt.is_none() {
-        bail!("--jwt is required for --access-type {access_type} (the CI job's ID token)");
+    match access_type.as_str() {
+        "jwt" | "oidc" if jwt.is_none() => {
+            bail!("--jwt is required for --access-type {access_type} (the CI job's ID token)")
+        }
+        "aws_iam" | "azure_ad" | "gcp" if cloud_id.is_none() => bail!(
+            "--cloud-id is required for --access-type {access_type} (the base64 identity document of this machine)"
+        ),
+        "universal_identity" if uid_token.is_none() => {
+            bail!("--uid-token is required for --access-type universal_identity")
+        }
+        "k8s" if k8s_token.is_none() => {
+            let text = std::fs::read_to_string(K8S_TOKEN_PATH).map_err(|e| {
+                anyhow::anyhow!(
+                    "--k8s-service-account-token is required outside a pod (cannot read {K8S_TOKEN_PATH}: {e})"
+                )
+            })?;
+            k8s_token = Some(SecretString::from(text.trim().to_owned()));
+        }
+        _ => {}
     }
+    // The server takes the service-account token base64-encoded.
+    let k8s_token = k8s_token.map(|t| {
+        let t = t.expose_secret().trim();
+        if t.starts_with("eyJ") {
+            SecretString::from(STANDARD.encode(t))
+        } else {
+            SecretString::from(t.to_owned())
+        }
+    });
     let request = Auth {
         access_id,
         access_type,
         access_key,
         jwt,
+        cloud_id,
+        gcp_audience: a.gcp_audience,
+        k8s_service_account_token: k8s_token,
+        k8s_auth_config_name: a.k8s_auth_config_name,
+        uid_token,
     };
     let (raw, out) = ctx.login(&request).await?;
     if ctx.json {

@@ -5,7 +5,9 @@ mod audit;
 mod auth;
 mod configure;
 mod dev;
+mod identity;
 mod secrets;
+mod uid;
 
 use coffer_client::Operation;
 
@@ -29,6 +31,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeleteItem(a) => secrets::delete_item(a).await,
         Command::CreateAuthMethod(a) => access::create_auth_method(a).await,
         Command::CreateAuthMethodOauth2(a) => access::create_auth_method_oauth2(a).await,
+        Command::CreateAuthMethodAwsIam(a) => access::create_auth_method_aws_iam(a).await,
+        Command::CreateAuthMethodK8s(a) => identity::create_auth_method_k8s(a).await,
+        Command::CreateAuthMethodAzureAd(a) => identity::create_auth_method_azure_ad(a).await,
+        Command::CreateAuthMethodGcp(a) => identity::create_auth_method_gcp(a).await,
+        Command::ExplainAccess(a) => identity::explain_access(a).await,
+        Command::CreateAuthMethodUniversalIdentity(a) => {
+            uid::create_auth_method_universal_identity(a).await
+        }
+        Command::UidGenerateToken(a) => uid::generate_token(a).await,
+        Command::UidRotateToken(a) => uid::rotate_token(a).await,
+        Command::UidCreateChildToken(a) => uid::create_child_token(a).await,
+        Command::UidRevokeToken(a) => uid::revoke_token(a).await,
+        Command::UidListChildren(a) => uid::list_children(a).await,
         Command::GetAuthMethod(a) => access::get_auth_method(a).await,
         Command::ListAuthMethods(a) => access::list_auth_methods(a).await,
         Command::DeleteAuthMethod(a) => access::delete_auth_method(a).await,

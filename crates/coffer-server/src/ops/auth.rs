@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::http::Ctx;
-use crate::jwt;
+use crate::identity;
 use crate::state::{AppState, now_ms};
 use crate::timefmt::go_time;
 use crate::wire::Body;
@@ -25,17 +25,27 @@ pub async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let access_type = body
         .opt_str("access-type")?
         .unwrap_or_else(|| "access_key".into())
+        .trim()
         .to_ascii_lowercase();
+    let kind = identity::kind_for_access_type(&access_type).ok_or_else(|| {
+        ApiError::bad(format!(
+            "unknown access-type {:?}: use access_key (alias api_key), jwt, oidc, k8s, aws_iam, azure_ad, gcp or universal_identity",
+            coffer_core::name::truncate_for_message(&access_type)
+        ))
+    })?;
     let state = ctx.state.clone();
-    // Failed-login back-off protects guessable secrets (access keys). A
-    // signed JWT cannot be guessed, and JWT access IDs sit in CI files: a
-    // back-off there would let anyone lock a project's jobs out.
-    let limited = !matches!(access_type.as_str(), "jwt" | "oidc");
+    // Failed-login back-off protects guessable secrets (access keys and
+    // UID tokens). A signed identity document cannot be guessed, and JWT
+    // access IDs sit in CI files: a back-off there would let anyone lock a
+    // project's jobs out.
+    let limited = matches!(
+        kind,
+        AuthMethodKind::ApiKey | AuthMethodKind::UniversalIdentity
+    );
     if limited {
         state.limiter.check(&access_id)?;
     }
-
-    let result = login(ctx, &state, &access_id, &access_type, body).await;
+    let result = login(ctx, &state, &access_id, kind, body).await;
     if limited {
         match &result {
             Ok(_) => state.limiter.succeeded(&access_id),
@@ -50,132 +60,70 @@ async fn login(
     ctx: &mut Ctx,
     state: &Arc<AppState>,
     access_id: &str,
-    access_type: &str,
+    kind: AuthMethodKind,
+    body: &Body,
+) -> Result<Value, ApiError> {
+    let snap = state.snapshot();
+    let am = snap.by_access_id.get(access_id).cloned();
+    if kind == AuthMethodKind::ApiKey {
+        return api_key_login(ctx, state, access_id, am, body).await;
+    }
+    let Some(am) = am else {
+        return Err(ApiError::Unauthorized(
+            "authentication failed: unknown access ID".into(),
+        ));
+    };
+    ctx.auth_method = am.name.clone();
+    if am.kind != kind {
+        return Err(wrong_type(&am));
+    }
+    check_method_usable(&am, ctx.peer.ip())?;
+    let v = identity::verify(ctx, state, &am, body).await?;
+    ctx.identity = v.identity.clone();
+    let (token, rec) = issue_token(state, &am, v.identity, v.claims, v.not_after_ms).await?;
+    Ok(auth_response(&token, &rec))
+}
+
+fn wrong_type(am: &AuthMethod) -> ApiError {
+    ApiError::Unauthorized(format!(
+        "access ID {} is a {} auth method; log in with access-type {}",
+        am.access_id,
+        am.kind,
+        identity::access_type_for(am.kind)
+    ))
+}
+
+async fn api_key_login(
+    ctx: &mut Ctx,
+    state: &Arc<AppState>,
+    access_id: &str,
+    am: Option<Arc<AuthMethod>>,
     body: &Body,
 ) -> Result<Value, ApiError> {
     // One message for unknown IDs and wrong keys: no account enumeration.
     let failed =
         || ApiError::Unauthorized("authentication failed: wrong access ID or access key".into());
-    let snap = state.snapshot();
-    let am = snap.by_access_id.get(access_id).cloned();
-    match access_type {
-        "access_key" | "api_key" => {
-            let key = body.opt_str("access-key")?.unwrap_or_default();
-            if key.is_empty() {
-                return Err(ApiError::bad("missing required parameter access-key"));
-            }
-            let Some(am) = am else {
-                return Err(failed());
-            };
-            ctx.auth_method = am.name.clone();
-            if am.kind != AuthMethodKind::ApiKey {
-                return Err(ApiError::Unauthorized(format!(
-                    "access ID {access_id} is a {} auth method; use access-type {}",
-                    am.kind, am.kind
-                )));
-            }
-            check_method_usable(&am, ctx.peer.ip())?;
-            let ok = am
-                .access_key_hash
-                .as_ref()
-                .is_some_and(|h| state.keys.access_key_hasher.verify(key.as_bytes(), h));
-            if !ok {
-                return Err(failed());
-            }
-            ctx.identity = access_id.to_owned();
-            let (token, rec) = issue_token(state, &am, access_id.to_owned(), Claims::new()).await?;
-            Ok(auth_response(&token, &rec))
-        }
-        "jwt" | "oidc" => {
-            let Some(am) = am else {
-                return Err(ApiError::Unauthorized(
-                    "authentication failed: unknown access ID".into(),
-                ));
-            };
-            jwt_login(ctx, state, am, body).await
-        }
-        "k8s" | "aws_iam" | "azure_ad" | "gcp" | "universal_identity" => Err(ApiError::bad(
-            format!("access-type {access_type} is not enabled on this server yet; use access_key"),
-        )),
-        other => Err(ApiError::bad(format!(
-            "unknown access-type {:?}: use access_key (alias api_key), jwt or oidc",
-            coffer_core::name::truncate_for_message(other)
-        ))),
+    let key = body.opt_str("access-key")?.unwrap_or_default();
+    if key.is_empty() {
+        return Err(ApiError::bad("missing required parameter access-key"));
     }
-}
-
-/// `jwt`/`oidc`: verify the token against the method's JWKS and rules;
-/// the Coffer token carries the verified claims (for sub-claim matching)
-/// and is named by the unique-identifier claim.
-async fn jwt_login(
-    ctx: &mut Ctx,
-    state: &Arc<AppState>,
-    am: Arc<AuthMethod>,
-    body: &Body,
-) -> Result<Value, ApiError> {
+    let Some(am) = am else {
+        return Err(failed());
+    };
     ctx.auth_method = am.name.clone();
-    if am.kind != AuthMethodKind::OAuth2 {
-        return Err(ApiError::Unauthorized(format!(
-            "access ID {} is a {} auth method, not a JWT one; use access-type {}",
-            am.access_id,
-            am.kind,
-            if am.kind == AuthMethodKind::ApiKey {
-                "access_key"
-            } else {
-                am.kind.as_str()
-            }
-        )));
-    }
-    let token = body.opt_str("jwt")?.unwrap_or_default();
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(ApiError::bad(
-            "missing required parameter jwt (the CI job's ID token)",
-        ));
+    if am.kind != AuthMethodKind::ApiKey {
+        return Err(wrong_type(&am));
     }
     check_method_usable(&am, ctx.peer.ip())?;
-    let fail = |e: jwt::Rejected| ApiError::Unauthorized(format!("JWT authentication failed: {e}"));
-    let parsed = jwt::ParsedJwt::parse(token).map_err(fail)?;
-    let cfg = super::auth_methods::oauth2_settings(&am)?;
-    let keys = if cfg.jwks_uri.is_empty() {
-        state.jwks.inline(&am.access_id, &cfg.jwks_json).await
-    } else {
-        state
-            .jwks
-            .for_url(&am.access_id, &cfg.jwks_uri, parsed.kid.as_deref())
-            .await
+    let ok = am
+        .access_key_hash
+        .as_ref()
+        .is_some_and(|h| state.keys.access_key_hasher.verify(key.as_bytes(), h));
+    if !ok {
+        return Err(failed());
     }
-    .map_err(fail)?;
-    let now_secs = now_ms() / 1000;
-    let verified = jwt::verify(
-        &parsed,
-        &keys,
-        &jwt::Expectations {
-            unique_identifier: &cfg.unique_identifier,
-            issuer: Some(cfg.issuer.as_str()).filter(|i| !i.is_empty()),
-            audience: &cfg.audience,
-            bound_client_ids: &cfg.bound_client_ids,
-            refuse_events: &cfg.refuse_events,
-            leeway_secs: i64::try_from(state.config.jwt_leeway_secs).unwrap_or(60),
-            now_secs,
-        },
-    )
-    .map_err(fail)?;
-    if cfg.refuse_replay {
-        let Some(jti) = &verified.jti else {
-            return Err(fail(jwt::Rejected(
-                "replay check: this auth method refuses replays, so the JWT must carry a jti claim"
-                    .into(),
-            )));
-        };
-        state
-            .replay
-            .check_and_remember(&am.access_id, jti, verified.exp, now_secs)
-            .map_err(fail)?;
-    }
-    ctx.identity = verified.identity.clone();
-    let claims = coffer_core::subclaims::flatten_claims(&verified.claims);
-    let (token, rec) = issue_token(state, &am, verified.identity, claims).await?;
+    ctx.identity = access_id.to_owned();
+    let (token, rec) = issue_token(state, &am, access_id.to_owned(), Claims::new(), None).await?;
     Ok(auth_response(&token, &rec))
 }
 
@@ -213,6 +161,7 @@ pub async fn issue_token(
     am: &AuthMethod,
     identity: String,
     claims: Claims,
+    not_after_ms: Option<i64>,
 ) -> Result<(SecretString, TokenRecord), ApiError> {
     let token = coffer_crypto::new_token()?;
     let ttl = if am.token_ttl_secs > 0 {
@@ -228,7 +177,8 @@ pub async fn issue_token(
         identity,
         claims,
         issued_ms: now,
-        expires_ms: now + ttl * 1000,
+        // Never outlive the proof the login presented (e.g. a UID token).
+        expires_ms: not_after_ms.map_or(now + ttl * 1000, |n| n.min(now + ttl * 1000)),
     };
     state.store.insert_token(&rec).await?;
     state

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use coffer_core::model::AuthMethodKind;
 use coffer_core::policy::{Caps, RuleType, effective};
 use serde_json::Value;
 
@@ -15,11 +16,22 @@ use crate::wire::Body;
 mod audit_ops;
 mod auth;
 mod auth_methods;
+mod explain;
 mod items;
 mod roles;
+mod uid;
 
 /// Operations that are called without a token.
-const PUBLIC: &[&str] = &["auth", "validate-token"];
+/// The `uid-*` ones authenticate themselves: with the `uid-token` they act
+/// on, or as an admin with `token` (see `uid.rs`).
+const PUBLIC: &[&str] = &[
+    "auth",
+    "validate-token",
+    "uid-rotate-token",
+    "uid-create-child-token",
+    "uid-revoke-token",
+    "uid-list-children",
+];
 
 const AUTHENTICATED: &[&str] = &[
     "revoke-token",
@@ -27,9 +39,20 @@ const AUTHENTICATED: &[&str] = &[
     "auth-method-create-api-key",
     "create-auth-method-oauth2",
     "auth-method-create-oauth2",
+    "create-auth-method-k8s",
+    "auth-method-create-k8s",
+    "create-auth-method-aws-iam",
+    "auth-method-create-aws-iam",
+    "create-auth-method-azure-ad",
+    "auth-method-create-azure-ad",
+    "create-auth-method-gcp",
+    "auth-method-create-gcp",
+    "create-auth-method-universal-identity",
+    "auth-method-create-universal-identity",
     "get-auth-method",
     "list-auth-methods",
     "delete-auth-method",
+    "uid-generate-token",
     "create-role",
     "get-role",
     "list-roles",
@@ -46,6 +69,7 @@ const AUTHENTICATED: &[&str] = &[
     "delete-item",
     "audit-list",
     "audit-verify",
+    "explain-access",
 ];
 
 pub fn is_known(op: &str) -> bool {
@@ -56,20 +80,43 @@ pub async fn dispatch(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     match ctx.op.as_str() {
         "auth" => return auth::auth(ctx, body).await,
         "validate-token" => return auth::validate_token(ctx, body).await,
+        "uid-rotate-token" => return uid::rotate(ctx, body).await,
+        "uid-create-child-token" => return uid::create_child(ctx, body).await,
+        "uid-revoke-token" => return uid::revoke(ctx, body).await,
+        "uid-list-children" => return uid::list_children(ctx, body).await,
         _ => {}
     }
     authenticate(ctx, body).await?;
     match ctx.op.as_str() {
+        "revoke-token" if uid::called_with_uid(body) => Err(ApiError::bad(
+            "revoke-token revokes session tokens; revoke a UID token with uid-revoke-token",
+        )),
         "revoke-token" => auth::revoke_token(ctx).await,
         "create-auth-method" | "auth-method-create-api-key" => {
             auth_methods::create_api_key(ctx, body).await
         }
         "create-auth-method-oauth2" | "auth-method-create-oauth2" => {
-            auth_methods::create_oauth2(ctx, body).await
+            auth_methods::create_typed(ctx, body, AuthMethodKind::OAuth2).await
+        }
+        "create-auth-method-k8s" | "auth-method-create-k8s" => {
+            auth_methods::create_typed(ctx, body, AuthMethodKind::K8s).await
+        }
+        "create-auth-method-aws-iam" | "auth-method-create-aws-iam" => {
+            auth_methods::create_typed(ctx, body, AuthMethodKind::AwsIam).await
+        }
+        "create-auth-method-azure-ad" | "auth-method-create-azure-ad" => {
+            auth_methods::create_typed(ctx, body, AuthMethodKind::AzureAd).await
+        }
+        "create-auth-method-gcp" | "auth-method-create-gcp" => {
+            auth_methods::create_typed(ctx, body, AuthMethodKind::Gcp).await
+        }
+        "create-auth-method-universal-identity" | "auth-method-create-universal-identity" => {
+            auth_methods::create_typed(ctx, body, AuthMethodKind::UniversalIdentity).await
         }
         "get-auth-method" => auth_methods::get(ctx, body).await,
         "list-auth-methods" => auth_methods::list(ctx, body).await,
         "delete-auth-method" => auth_methods::delete(ctx, body).await,
+        "uid-generate-token" => uid::generate(ctx, body).await,
         "create-role" => roles::create(ctx, body).await,
         "get-role" => roles::get(ctx, body).await,
         "list-roles" => roles::list(ctx, body).await,
@@ -86,6 +133,7 @@ pub async fn dispatch(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         "delete-item" => items::delete_item(ctx, body).await,
         "audit-list" => audit_ops::list(ctx, body).await,
         "audit-verify" => audit_ops::verify(ctx, body).await,
+        "explain-access" => explain::explain_access(ctx, body).await,
         other => Err(ApiError::NotFound(format!("unknown operation {other:?}"))),
     }
 }
@@ -99,6 +147,9 @@ async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
     })?;
     if token.len() > 4096 {
         return Err(ApiError::Unauthorized("invalid token".into()));
+    }
+    if crate::identity::uid::is_uid_secret(&token) {
+        return uid::authenticate_uid(ctx, &token).await;
     }
     let state = ctx.state.clone();
     let hash = state.keys.token_hasher.hash(token.as_bytes());

@@ -1,0 +1,168 @@
+//! Shared by the in-process integration tests: a dev-mode server behind
+//! the real router, an admin token, JWT signing keys and a local JWKS
+//! server on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    pub app: Router,
+    pub admin: String,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
+            dev: true,
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        config.jwks_refetch_secs = 30;
+        let (state, admin) = coffer_server::build(&config).await.unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let app = coffer_server::http::router(state).layer(MockConnectInfo(peer));
+        let admin = admin.unwrap();
+        let mut h = Harness {
+            _dir: dir,
+            app,
+            admin: String::new(),
+        };
+        let v = h
+            .ok(
+                "auth",
+                json!({"access-id": admin.access_id, "access-key": secrecy::ExposeSecret::expose_secret(&admin.access_key)}),
+            )
+            .await;
+        h.admin = v["token"].as_str().unwrap().to_owned();
+        h
+    }
+
+    pub async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::post(format!("/{op}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn ok(&self, op: &str, body: Value) -> Value {
+        let (s, v) = self.call(op, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{op} {body} -> {v}");
+        v
+    }
+
+    pub async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
+        body["token"] = json!(self.admin);
+        self.ok(op, body).await
+    }
+
+    pub async fn jwt_auth(&self, access_id: &str, jwt: &str) -> (StatusCode, Value) {
+        self.call(
+            "auth",
+            json!({"access-id": access_id, "access-type": "jwt", "jwt": jwt}),
+        )
+        .await
+    }
+
+    pub async fn audit(&self) -> Vec<Value> {
+        let v = self.admin_ok("audit-list", json!({"limit": 10000})).await;
+        v["records"].as_array().unwrap().clone()
+    }
+}
+
+pub struct Keys {
+    pub rsa: EncodingKey,
+    pub rsa_pem_public: Vec<u8>,
+    pub ec: EncodingKey,
+    pub jwks: Value,
+}
+
+pub fn keys() -> Keys {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der: Pkcs8V1Der = kp.as_der().unwrap();
+    let rsa = coffer_server::dev_oidc::rsa_encoding_key(der.as_ref()).unwrap();
+    let public: PublicKeyX509Der = kp.public_key().as_der().unwrap();
+    let rsa_pem_public = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        STANDARD.encode(public.as_ref())
+    )
+    .into_bytes();
+    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let ec = EncodingKey::from_ec_der(doc.as_ref());
+    let mut rj =
+        serde_json::to_value(Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap()).unwrap();
+    rj["kid"] = json!("rsa1");
+    let mut ej =
+        serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
+    ej["kid"] = json!("ec1");
+    Keys {
+        rsa,
+        rsa_pem_public,
+        ec,
+        jwks: json!({"keys": [rj, ej]}),
+    }
+}
+
+/// Serve `jwks` at http://127.0.0.1:<port>/jwks, counting fetches.
+pub async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let h = h.clone();
+            let jwks = jwks.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                axum::Json(jwks)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}/jwks"), hits)
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn sign(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
