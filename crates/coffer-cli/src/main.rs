@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: under load glibc's allocator took
+/// about 20 % of the server's CPU (perf, JWT logins); see docs/benchmarks.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One crypto provider for every TLS user (reqwest, the server, sqlx).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

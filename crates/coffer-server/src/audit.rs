@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use coffer_core::audit::AuditRecord;
+use coffer_core::model::TokenRecord;
 use coffer_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,7 +23,7 @@ type Ack = oneshot::Sender<Result<(), String>>;
 
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<(AuditRecord, Ack)>,
+    tx: mpsc::Sender<(AuditRecord, Option<TokenRecord>, Ack)>,
 }
 
 impl AuditSink {
@@ -34,10 +35,12 @@ impl AuditSink {
     }
 
     /// Append one record and wait until it is durable.
-    pub async fn record(&self, rec: AuditRecord) -> Result<(), String> {
+    /// Append `rec` (and write `token`, minted by this request, in the same
+    /// transaction); resolves once both are durable.
+    pub async fn record(&self, rec: AuditRecord, token: Option<TokenRecord>) -> Result<(), String> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
-            .send((rec, ack_tx))
+            .send((rec, token, ack_tx))
             .await
             .map_err(|_| "audit writer stopped".to_owned())?;
         ack_rx
@@ -49,24 +52,27 @@ impl AuditSink {
 async fn writer(
     store: Arc<dyn Store>,
     mac: Arc<AuditMac>,
-    mut rx: mpsc::Receiver<(AuditRecord, Ack)>,
+    mut rx: mpsc::Receiver<(AuditRecord, Option<TokenRecord>, Ack)>,
 ) {
     let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut tokens = Vec::new();
     let mut acks = Vec::with_capacity(MAX_BATCH);
-    while let Some((rec, ack)) = rx.recv().await {
+    while let Some((rec, token, ack)) = rx.recv().await {
         records.push(rec);
+        tokens.extend(token);
         acks.push(ack);
         while records.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((rec, ack)) => {
+                Ok((rec, token, ack)) => {
                     records.push(rec);
+                    tokens.extend(token);
                     acks.push(ack);
                 }
                 Err(_) => break,
             }
         }
         let result = store
-            .append_audit(&mut records, &*mac)
+            .append_audit(&mut records, &tokens, &*mac)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, batch = records.len(), "audit write failed; refusing the requests");
@@ -76,5 +82,6 @@ async fn writer(
             let _ = ack.send(result.clone());
         }
         records.clear();
+        tokens.clear();
     }
 }

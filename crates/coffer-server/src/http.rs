@@ -45,6 +45,9 @@ pub struct Ctx {
     pub access_id: String,
     pub auth_method: String,
     pub identity: String,
+    /// A token minted by this request (login): written with its audit
+    /// record, in the same transaction, before the response leaves.
+    pub minted: Option<coffer_core::model::TokenRecord>,
 }
 
 impl Ctx {
@@ -110,6 +113,7 @@ async fn handle(
         access_id: String::new(),
         auth_method: String::new(),
         identity: String::new(),
+        minted: None,
     };
 
     let result: Result<Value, ApiError> = async {
@@ -168,7 +172,17 @@ async fn handle(
         prev_hash: Vec::new(),
         hash: Vec::new(),
     };
-    if state.audit.record(record).await.is_err() {
+    let minted = ctx.minted.take();
+    let token_hash = minted.as_ref().map(|t| t.token_hash.clone());
+    if state
+        .audit
+        .record(record, minted.filter(|_| result.is_ok()))
+        .await
+        .is_err()
+    {
+        if let Some(h) = token_hash {
+            state.tokens.remove(&h);
+        }
         // Nothing leaves without its audit record: drop the result.
         return error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -61,6 +61,7 @@ pub async fn run_all(store: &dyn Store) {
     delete_version(store).await;
     list_items(store).await;
     tokens(store).await;
+    tokens_with_audit(store).await;
     audit_chain(store).await;
     audit_query(store).await;
     concurrent_audit(store).await;
@@ -1049,6 +1050,63 @@ pub async fn list_items(store: &dyn Store) {
     assert_eq!(got[0], expected);
 }
 
+/// Tokens written in the audit batch of their logins: one transaction;
+/// a token whose auth method is gone (or whose hash exists) is skipped
+/// without failing the batch.
+pub async fn tokens_with_audit(store: &dyn Store) {
+    let run = Run::new();
+    let am = auth_method(&run, "tok-audit");
+    ok(store.create_auth_method(&am).await, "create_auth_method");
+    let now = T0 + 10_000;
+    let a = token(&run, &am, 1, now + 60_000);
+    let b = token(&run, &am, 2, now + 60_000);
+    let mut orphan = token(&run, &am, 3, now + 60_000);
+    orphan.auth_method_name = run.name("am/none");
+    let mut wrong_id = token(&run, &am, 4, now + 60_000);
+    wrong_id.access_id = "p-notthisone".into();
+    let who = run.word("login");
+    let mut recs: Vec<AuditRecord> = (0..2)
+        .map(|i| audit_record(&who, "/am", "auth", T0 + i))
+        .collect();
+    let (seq0, _) = ok(store.audit_head().await, "audit_head");
+    ok(
+        store
+            .append_audit(
+                &mut recs,
+                &[a.clone(), orphan.clone(), wrong_id.clone(), b.clone()],
+                &TestSealer,
+            )
+            .await,
+        "append_audit with tokens",
+    );
+    assert!(recs.iter().all(|r| r.seq > seq0), "records appended");
+    for t in [&a, &b] {
+        assert_eq!(
+            ok(store.get_token(&t.token_hash).await, "get").as_ref(),
+            Some(t),
+            "token written with its audit batch"
+        );
+    }
+    for t in [&orphan, &wrong_id] {
+        assert_eq!(
+            ok(store.get_token(&t.token_hash).await, "get skipped"),
+            None,
+            "a token whose auth method does not exist is not written"
+        );
+    }
+    // A repeated hash is skipped, the first token stays.
+    let mut dup = a.clone();
+    dup.identity = "someone-else".into();
+    ok(
+        store.append_audit(&mut [], &[dup], &TestSealer).await,
+        "tokens without records",
+    );
+    assert_eq!(
+        ok(store.get_token(&a.token_hash).await, "get").as_ref(),
+        Some(&a)
+    );
+}
+
 pub async fn tokens(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "tok");
@@ -1170,7 +1228,7 @@ pub async fn audit_chain(store: &dyn Store) {
 
     // Nothing to append: no change.
     ok(
-        store.append_audit(&mut [], &TestSealer).await,
+        store.append_audit(&mut [], &[], &TestSealer).await,
         "append nothing",
     );
     assert_eq!(
@@ -1187,7 +1245,7 @@ pub async fn audit_chain(store: &dyn Store) {
     batch[2].outcome = Outcome::Error;
     batch[2].status = 500;
     ok(
-        store.append_audit(&mut batch, &TestSealer).await,
+        store.append_audit(&mut batch, &[], &TestSealer).await,
         "append_audit",
     );
 
@@ -1227,7 +1285,7 @@ pub async fn audit_chain(store: &dyn Store) {
         .map(|i| audit_record(&who, &format!("/obj/{i}"), "list-items", T0 + 100 + i))
         .collect();
     ok(
-        store.append_audit(&mut big, &TestSealer).await,
+        store.append_audit(&mut big, &[], &TestSealer).await,
         "append 517",
     );
     assert_eq!(big[0].seq, seq0 + 4);
@@ -1267,7 +1325,7 @@ pub async fn audit_query(store: &dyn Store) {
     recs[4].outcome = Outcome::Error;
     recs[4].status = 500;
     ok(
-        store.append_audit(&mut recs, &TestSealer).await,
+        store.append_audit(&mut recs, &[], &TestSealer).await,
         "append_audit",
     );
     let seqs = |r: Vec<AuditRecord>| r.into_iter().map(|r| r.seq).collect::<Vec<_>>();
@@ -1411,7 +1469,7 @@ pub async fn concurrent_audit(store: &dyn Store) {
                     .map(|i| audit_record(&who, &format!("/t{task}/{batch}/{i}"), "op", T0))
                     .collect();
                 ok(
-                    store.append_audit(&mut recs, &TestSealer).await,
+                    store.append_audit(&mut recs, &[], &TestSealer).await,
                     "concurrent append_audit",
                 );
                 // Within a batch the seqs are consecutive.

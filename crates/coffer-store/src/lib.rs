@@ -211,9 +211,13 @@ pub trait Store: Send + Sync + 'static {
     /// head, sets each `prev_hash` and `hash` (via `sealer`) and moves the
     /// head, all under the chain lock so concurrent writers (other nodes)
     /// serialize. On error nothing is written.
+    /// The tokens minted by the requests of this batch are written in the
+    /// same transaction (group commit: a login costs no commit of its
+    /// own); a token whose auth method no longer exists is skipped.
     async fn append_audit(
         &self,
         records: &mut [AuditRecord],
+        tokens: &[TokenRecord],
         sealer: &dyn ChainSealer,
     ) -> Result<()>;
     /// `(seq, hash)` of the last record; `(0, [])` when empty.

@@ -190,6 +190,15 @@ pub const INSERT_TOKEN: &str = concat!(
     token_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
 );
+/// A token written with the audit batch of its login: skipped (not an
+/// error) when its auth method was deleted meanwhile or the hash exists.
+pub const INSERT_TOKEN_IF_METHOD: &str = concat!(
+    "INSERT INTO tokens (",
+    token_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS ",
+    "(SELECT 1 FROM auth_methods WHERE name = $3 AND access_id = $2) ",
+    "ON CONFLICT DO NOTHING"
+);
 pub const GET_TOKEN: &str = concat!(
     "SELECT ",
     token_columns!(),

@@ -840,12 +840,29 @@ where
     async fn append_audit(
         &self,
         records: &mut [AuditRecord],
+        tokens: &[TokenRecord],
         sealer: &dyn ChainSealer,
     ) -> Result<()> {
-        if records.is_empty() {
+        if records.is_empty() && tokens.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
+        for t in tokens {
+            sqlx::query(sql::INSERT_TOKEN_IF_METHOD)
+                .bind(t.token_hash.as_slice())
+                .bind(t.access_id.as_str())
+                .bind(t.auth_method_name.as_str())
+                .bind(t.identity.as_str())
+                .bind(rows::to_json("token claims", &t.claims)?.as_str())
+                .bind(t.issued_ms)
+                .bind(t.expires_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        if records.is_empty() {
+            return tx.commit().await.map_err(db);
+        }
         let (mut seq, mut prev_hash): (i64, Vec<u8>) = sqlx::query_as(D::LOCK_AUDIT_HEAD)
             .fetch_one(&mut *tx)
             .await

@@ -111,7 +111,7 @@ async fn sqlite_persists_across_reopen() {
         );
         store.bump_generation().await.expect("bump");
         store
-            .append_audit(&mut audit, &TestSealer)
+            .append_audit(&mut audit, &[], &TestSealer)
             .await
             .expect("audit");
         store.close().await;
@@ -153,7 +153,7 @@ async fn sqlite_persists_across_reopen() {
     // Migrations are not re-applied on reopen, and appending continues the chain.
     let mut more = vec![record(3)];
     store
-        .append_audit(&mut more, &TestSealer)
+        .append_audit(&mut more, &[], &TestSealer)
         .await
         .expect("audit");
     assert_eq!(more[0].seq, 3);
@@ -353,7 +353,7 @@ async fn postgres_two_nodes() {
                     let mut recs: Vec<AuditRecord> = (0..1 + (task + batch) % 4)
                         .map(|i| record(i as i64))
                         .collect();
-                    node.append_audit(&mut recs, &TestSealer)
+                    node.append_audit(&mut recs, &[], &TestSealer)
                         .await
                         .expect("append");
                     seqs.extend(recs.iter().map(|r| r.seq));

@@ -153,6 +153,28 @@ fn format_auth_method(am: &AuthMethodInfo) -> String {
         ("created", date(&am.creation_date)),
         ("modified", date(&am.modification_date)),
     ]);
+    // The rules of the other access types (k8s, Azure AD, GCP, universal
+    // identity), field by field as the server sends them.
+    for (key, rules) in &info.other {
+        let Some(map) = rules.as_object().filter(|_| key.ends_with("_access_rules")) else {
+            continue;
+        };
+        for (field, value) in map {
+            let shown = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            let inline_jwks = field.starts_with("jwks_json") && shown.len() > 64;
+            if !shown.is_empty() && !inline_jwks {
+                text.push_str(&format!("{field}: {shown}\n"));
+            }
+        }
+    }
     if !am.auth_method_roles_assoc.is_empty() {
         text.push_str("roles:\n");
         for r in &am.auth_method_roles_assoc {

@@ -80,7 +80,7 @@ async fn login(
     check_method_usable(&am, ctx.peer.ip())?;
     let v = identity::verify(ctx, state, &am, body).await?;
     ctx.identity = v.identity.clone();
-    let (token, rec) = issue_token(state, &am, v.identity, v.claims, v.not_after_ms).await?;
+    let (token, rec) = issue_token(ctx, &am, v.identity, v.claims, v.not_after_ms)?;
     Ok(auth_response(&token, &rec))
 }
 
@@ -123,7 +123,7 @@ async fn api_key_login(
         return Err(failed());
     }
     ctx.identity = access_id.to_owned();
-    let (token, rec) = issue_token(state, &am, access_id.to_owned(), Claims::new(), None).await?;
+    let (token, rec) = issue_token(ctx, &am, access_id.to_owned(), Claims::new(), None)?;
     Ok(auth_response(&token, &rec))
 }
 
@@ -155,14 +155,16 @@ fn ip_allowed(bound: &[String], peer: IpAddr) -> bool {
     })
 }
 
-/// Mint a token for an authenticated identity and store its keyed hash.
-pub async fn issue_token(
-    state: &Arc<AppState>,
+/// Mint a token for an authenticated identity; its keyed hash is stored
+/// with the request's audit record.
+pub fn issue_token(
+    ctx: &mut Ctx,
     am: &AuthMethod,
     identity: String,
     claims: Claims,
     not_after_ms: Option<i64>,
 ) -> Result<(SecretString, TokenRecord), ApiError> {
+    let state = &ctx.state;
     let token = coffer_crypto::new_token()?;
     let ttl = if am.token_ttl_secs > 0 {
         am.token_ttl_secs.min(state.config.max_token_ttl_secs)
@@ -180,7 +182,9 @@ pub async fn issue_token(
         // Never outlive the proof the login presented (e.g. a UID token).
         expires_ms: not_after_ms.map_or(now + ttl * 1000, |n| n.min(now + ttl * 1000)),
     };
-    state.store.insert_token(&rec).await?;
+    // Written with this request's audit record (group commit), before the
+    // response leaves; cached now so the caller can use it at once.
+    ctx.minted = Some(rec.clone());
     state
         .tokens
         .insert(rec.token_hash.clone(), Arc::new(rec.clone()));
