@@ -106,7 +106,11 @@ setup_node() {
 ensure_postgres
 ensure_mysql
 
-if want sdk-python || want system; then setup_python; fi
+# The cargo stage needs the venv too: coffer-ci's AWS tests run moto from it.
+if want sdk-python || want system || want cargo; then
+    setup_python
+    export COFFER_MOTO_SERVER=$ROOT/.venv-test/bin/moto_server COFFER_REQUIRE_MOTO=1
+fi
 if want sdk-node; then setup_node; fi
 
 # --------------------------------------------------------------------- cargo

@@ -112,6 +112,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Local development helpers.
     Dev(DevCommand),
+    /// Resolve GitLab `secrets:` blocks in any CI, run commands with
+    /// secrets injected and masked, Azure DevOps task equivalents.
+    Ci(crate::ci_args::CiCommand),
 }
 
 /// Flags shared by every command that talks to a gateway.

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod ci_args;
 mod commands;
 mod output;
 mod profile;

@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod auth;
+mod ci;
 mod configure;
 mod dev;
 mod identity;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeleteAssoc(a) => access::delete_assoc(a).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Dev(a) => dev::run(a).await,
+        Command::Ci(a) => ci::run(a).await,
     }
 }
 

@@ -1,0 +1,280 @@
+//! Secret providers: one module per GitLab `secrets:` provider key.
+//!
+//! Every provider separates the *login* (a credential exchange the caller
+//! can cache and share between secrets) from the *fetch* of one secret, so
+//! that 50 secrets behind the same identity cost one login. Values are
+//! returned as [`secrecy::SecretString`] and are never logged or put into
+//! an error message; errors name the secret (id, name), never its value or
+//! a credential.
+//!
+//! Shared here: [`ProviderError`], the HTTP client every provider uses
+//! ([`http_client`]: timeouts, no redirects, a User-Agent) and a capped
+//! response reader.
+
+pub mod akeyless;
+pub mod aws;
+pub mod azure;
+
+use std::time::Duration;
+
+/// Per-request timeout, as GitLab Runner's AWS resolver (30 s per secret).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connection timeout (TCP + TLS handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response body read from any provider. Secrets Manager values are
+/// at most 64 KiB (88 KiB once base64-encoded in JSON), Key Vault values
+/// 25 KiB; anything larger is not a legitimate reply.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Why a provider could not produce a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The secret's settings are unusable; found before any request was sent.
+    #[error("{0}")]
+    Config(String),
+    /// No credentials could be found on this host (AWS default chain).
+    #[error("{0}")]
+    Credentials(String),
+    /// The provider answered with an error (login or fetch).
+    #[error("{message}")]
+    Api {
+        /// HTTP status of the reply.
+        status: u16,
+        /// The provider's error code (`ResourceNotFoundException`,
+        /// `InvalidIdentityToken`, `invalid_client`, `ForbiddenByRbac`, …),
+        /// empty when the reply had none.
+        code: String,
+        /// The readable message shown to the user.
+        message: String,
+    },
+    /// The provider says the secret does not exist (GitLab's
+    /// `ErrSecretNotFound`; the caller decides between failing and an empty
+    /// value, as `FF_SECRET_RESOLVING_FAILS_IF_MISSING` does).
+    #[error("secret not found")]
+    NotFound,
+    /// The request did not complete, or the reply could not be understood.
+    #[error("{0}")]
+    Transport(String),
+    /// The secret was fetched but no value could be taken from it (empty
+    /// secret, `field` extraction).
+    #[error("{0}")]
+    Value(String),
+}
+
+impl ProviderError {
+    /// The HTTP status of a provider error reply, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the failure lies in the job's configuration or in the
+    /// provider's access rules (bad settings, 400/401/403/404) rather than in
+    /// an unavailable dependency (connection failures, 5xx). This mirrors
+    /// GitLab Runner's Vault classification (`config_error` versus
+    /// `runner_external_dependency_failure`).
+    pub fn is_config_error(&self) -> bool {
+        match self {
+            ProviderError::Config(_)
+            | ProviderError::Credentials(_)
+            | ProviderError::NotFound
+            | ProviderError::Value(_) => true,
+            ProviderError::Api { status, .. } => (400..500).contains(status),
+            ProviderError::Transport(_) => false,
+        }
+    }
+}
+
+/// The HTTP client for provider calls: `timeout` per request
+/// ([`DEFAULT_TIMEOUT`] is what GitLab Runner uses), [`CONNECT_TIMEOUT`] to
+/// connect, redirects not followed (a redirect could carry a bearer token or
+/// a signed request elsewhere), and a `coffer-ci/<version>` User-Agent.
+///
+/// One client is meant to be shared by every secret of a run (it pools
+/// connections).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("coffer-ci/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ProviderError::Transport(format!("building the HTTP client: {}", chain(&e))))
+}
+
+/// `e` and its sources, `: `-separated (reqwest's own message alone does not
+/// say *why* a connection failed).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A transport error for a request to `what` (for example
+/// `AWS STS AssumeRoleWithWebIdentity`).
+pub(crate) fn transport(what: &str, e: &reqwest::Error) -> ProviderError {
+    let reason = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        chain(e)
+    };
+    ProviderError::Transport(format!("{what}: request failed: {reason}"))
+}
+
+/// Reads a reply body, refusing more than [`MAX_RESPONSE_BYTES`]. The buffer
+/// is wiped on drop: it may hold a secret or a credential.
+pub(crate) async fn read_capped(
+    what: &str,
+    mut response: reqwest::Response,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+    let too_large = || {
+        ProviderError::Transport(format!(
+            "{what}: the reply is larger than {MAX_RESPONSE_BYTES} bytes"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = zeroize::Zeroizing::new(Vec::new());
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(what, &e))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// True when `url`'s host is `localhost` or a loopback address.
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// Makes provider-supplied text safe and short enough for one log line:
+/// control characters (CR/LF included) become spaces, runs of spaces are
+/// collapsed, and the result is cut at 600 characters.
+pub(crate) fn clean_text(text: &str) -> String {
+    const MAX: usize = 600;
+    let mut out = String::with_capacity(text.len().min(MAX + 3));
+    let mut last_space = true;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if out.chars().count() >= MAX {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
+/// Where host settings (endpoint overrides, host credentials, authority
+/// host) are read from: the process environment, or a fixed map (tests,
+/// embedding). An empty value counts as unset, as in the AWS and Azure SDKs.
+#[derive(Clone, Default)]
+pub enum Env {
+    /// `std::env::var`.
+    #[default]
+    Process,
+    /// A fixed set of variables; nothing else is visible.
+    Map(std::collections::HashMap<String, String>),
+}
+
+impl Env {
+    /// A fixed environment from `(name, value)` pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// The variable's value; `None` when unset, empty or not UTF-8.
+    pub fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Env::Process => std::env::var(name).ok(),
+            Env::Map(map) => map.get(name).cloned(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+}
+
+/// Names only: the values may be credentials.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Env::Process => f.write_str("Env::Process"),
+            Env::Map(map) => {
+                let mut names: Vec<&String> = map.keys().collect();
+                names.sort();
+                f.debug_tuple("Env::Map").field(&names).finish()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_text_flattens_and_caps() {
+        assert_eq!(clean_text("a\r\nb  \t c\n"), "a b c");
+        let long = "x".repeat(1000);
+        let cleaned = clean_text(&long);
+        assert_eq!(cleaned.chars().count(), 601);
+        assert!(cleaned.ends_with('…'));
+    }
+
+    #[test]
+    fn classification() {
+        let api = |status| ProviderError::Api {
+            status,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(api(403).is_config_error());
+        assert!(!api(503).is_config_error());
+        assert!(ProviderError::NotFound.is_config_error());
+        assert!(!ProviderError::Transport("x".into()).is_config_error());
+        assert_eq!(ProviderError::NotFound.to_string(), "secret not found");
+        assert_eq!(api(404).status(), Some(404));
+    }
+}

@@ -1,0 +1,461 @@
+//! `coffer ci`: GitLab `secrets:` blocks in any CI, `akeyless://`
+//! references, and the Azure DevOps task equivalents.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use coffer_ci::gitlab::{self, Variables};
+use coffer_ci::providers::{Env, akeyless};
+use coffer_ci::resolve::{self, Options, Resolved};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::ci_args::{
+    CiAuthArgs, CiCommand, CiEnvArgs, CiFormat, CiGetDynamicArgs, CiGetRotatedArgs,
+    CiGetSecretsArgs, CiJobArgs, CiLoginArgs, CiResolveArgs, CiRunArgs, CiSubcommand,
+};
+use crate::session::secret_or_stdin;
+
+pub async fn run(c: CiCommand) -> anyhow::Result<()> {
+    match c.command {
+        CiSubcommand::Resolve(a) => resolve_cmd(a).await,
+        CiSubcommand::Run(a) => run_cmd(a).await,
+        CiSubcommand::Explain(a) => explain_cmd(a).await,
+        CiSubcommand::Env(a) => env_cmd(a).await,
+        CiSubcommand::Auth(a) => auth_cmd(a).await,
+        CiSubcommand::GetSecrets(a) => get_secrets_cmd(a).await,
+        CiSubcommand::GetDynamicSecret(a) => get_dynamic_cmd(a).await,
+        CiSubcommand::GetRotatedSecret(a) => get_rotated_cmd(a).await,
+    }
+}
+
+/// The CI/CD variables: this process's environment, then `--var`.
+fn variables(extra: &[String]) -> anyhow::Result<Variables> {
+    let mut vars = Variables::from_env();
+    for kv in extra {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--var {kv:?}: expected NAME=VALUE"))?;
+        vars.insert(k.trim(), v);
+    }
+    Ok(vars)
+}
+
+/// Load and validate the job, obtain its ID tokens, and compute the
+/// expansion variables.
+async fn prepare(
+    file: &std::path::Path,
+    job_name: &str,
+    extra: &[String],
+    id_tokens: &[String],
+) -> anyhow::Result<(gitlab::Job, Variables)> {
+    let ci_vars = variables(extra)?;
+    let job = gitlab::load_file(file, job_name, &ci_vars)?;
+    let given = coffer_ci::id_tokens::parse_given(id_tokens)?;
+    let mut env_vars = ci_vars;
+    coffer_ci::id_tokens::provide(&job, &mut env_vars, &given, &Env::Process).await?;
+    let vars = job.expansion_variables(&env_vars);
+    Ok((job, vars))
+}
+
+fn options(concurrency: usize) -> Options {
+    let progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>> =
+        if std::io::stderr().is_terminal() {
+            Some(Arc::new(|done, total| {
+                eprint!("\r\x1b[2Kresolving secrets: {done}/{total}");
+                if done == total {
+                    eprintln!();
+                }
+            }))
+        } else {
+            None
+        };
+    let fail_if_missing = std::env::var("FF_SECRET_RESOLVING_FAILS_IF_MISSING")
+        .map(|v| !matches!(v.trim(), "false" | "0"))
+        .unwrap_or(true);
+    Options {
+        concurrency,
+        fail_if_missing,
+        progress,
+    }
+}
+
+async fn resolve_job(a: &CiJobArgs) -> anyhow::Result<(gitlab::Job, Vec<Resolved>)> {
+    let (job, vars) = prepare(&a.file, &a.job, &a.vars, &a.id_tokens).await?;
+    let resolved = resolve::resolve(&job, &vars, &Env::Process, &options(a.concurrency)).await?;
+    Ok((job, resolved))
+}
+
+async fn resolve_cmd(a: CiResolveArgs) -> anyhow::Result<()> {
+    let (_, resolved) = resolve_job(&a.job).await?;
+    let pairs: Vec<(String, SecretString)> =
+        resolved.into_iter().map(|r| (r.var, r.value)).collect();
+    emit(a.format, &pairs)
+}
+
+async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
+    let ci_vars = variables(&a.vars)?;
+    let job = gitlab::load_file(&a.file, &a.job, &ci_vars)?;
+    let given = coffer_ci::id_tokens::parse_given(&a.id_tokens)?;
+    let mut env_vars = ci_vars;
+    // Tokens given on the command line count; nothing is requested.
+    for (k, v) in &given {
+        env_vars.insert(k.clone(), v.expose_secret().to_owned());
+    }
+    let vars = job.expansion_variables(&env_vars);
+    let explained = resolve::explain(&job, &vars, &Env::Process);
+    let mut out = format!("job {} ({} secret(s))\n", job.name, explained.len());
+    for (name, t) in &job.id_tokens {
+        let aud = t.audiences(&vars).join(", ");
+        let source = if given.contains_key(name) {
+            "--id-token"
+        } else if vars.get(name).is_some_and(|v| !v.is_empty()) {
+            "variable"
+        } else if std::env::var_os("ACTIONS_ID_TOKEN_REQUEST_URL").is_some() {
+            "GitHub Actions OIDC"
+        } else {
+            "NOT AVAILABLE"
+        };
+        out.push_str(&format!("id_token {name}: aud {aud}; from {source}\n"));
+    }
+    let mut problems = 0;
+    for e in &explained {
+        out.push_str(&format!("\n{}\n", e.var));
+        for (k, v) in [
+            ("provider", e.provider.to_string()),
+            ("endpoint", e.endpoint.clone()),
+            ("identity", e.identity.clone()),
+            ("token", e.token.clone()),
+            ("fetches", e.item.clone()),
+            ("lands in", e.destination.clone()),
+        ] {
+            if !v.is_empty() {
+                out.push_str(&format!("  {k:<9} {v}\n"));
+            }
+        }
+        if let Some(p) = &e.problem {
+            problems += 1;
+            out.push_str(&format!("  PROBLEM   {p}\n"));
+        }
+    }
+    print!("{out}");
+    if problems > 0 {
+        bail!("{problems} secret(s) cannot be resolved as configured");
+    }
+    Ok(())
+}
+
+async fn run_cmd(a: CiRunArgs) -> anyhow::Result<()> {
+    let mut secrets: Vec<Resolved> = Vec::new();
+    if let Some(job) = &a.job {
+        let args = CiJobArgs {
+            job: job.clone(),
+            file: a.file.clone(),
+            vars: a.vars.clone(),
+            id_tokens: a.id_tokens.clone(),
+            concurrency: a.concurrency,
+        };
+        secrets = resolve_job(&args).await?.1;
+    } else if !a.resolve_refs {
+        bail!(
+            "nothing to resolve: pass --job NAME (a job's secrets:) and/or --resolve-refs (akeyless:// variables)"
+        );
+    }
+    if a.resolve_refs {
+        for (var, value) in resolve_refs(&a.login).await? {
+            secrets.push(Resolved {
+                var,
+                file: false,
+                value,
+            });
+        }
+    }
+    let code = run_child(secrets, a.secrets_dir, a.command).await?;
+    std::process::exit(code);
+}
+
+/// Environment variables whose value is `akeyless://NAME` / `coffer://NAME`.
+fn refs_in_env() -> Vec<(String, String)> {
+    let mut refs: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(k, v)| {
+            let name = v
+                .strip_prefix("akeyless://")
+                .or_else(|| v.strip_prefix("coffer://"))?;
+            let name = if name.starts_with('/') {
+                name.to_owned()
+            } else {
+                format!("/{name}")
+            };
+            Some((k, name))
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+/// Resolve every `akeyless://` reference of the environment with one login
+/// and one `get-secret-value` call.
+async fn resolve_refs(login: &CiLoginArgs) -> anyhow::Result<Vec<(String, SecretString)>> {
+    let refs = refs_in_env();
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (client, token) = login_with(login).await?;
+    let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
+    let out = client
+        .call_with_token(&token, "get-secret-value", json!({"names": names}))
+        .await
+        .map_err(|e| anyhow::anyhow!("resolving akeyless:// references: {e}"))?;
+    refs.into_iter()
+        .map(|(var, name)| {
+            let value = match out.get(&name) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => bail!("{var}: secret {name} not found"),
+            };
+            Ok((var, SecretString::from(value)))
+        })
+        .collect()
+}
+
+async fn env_cmd(a: CiEnvArgs) -> anyhow::Result<()> {
+    let pairs = resolve_refs(&a.login).await?;
+    if pairs.is_empty() {
+        eprintln!("no environment variable holds an akeyless:// or coffer:// reference");
+    }
+    emit(a.format, &pairs)
+}
+
+/// Log in as the Azure DevOps tasks do (API key or JWT), or take a token.
+async fn login_with(
+    a: &CiLoginArgs,
+) -> anyhow::Result<(coffer_client::Client, coffer_client::Token)> {
+    let api_url = a
+        .gateway_url
+        .clone()
+        .or_else(|| std::env::var("AKEYLESS_API_URL").ok())
+        .or_else(|| std::env::var("COFFER_GATEWAY_URL").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned());
+    let ca_pem = match &a.ca_cert {
+        Some(p) => Some(
+            std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let read = |s: &Option<SecretString>| s.clone().map(|v| secret_or_stdin(v, true)).transpose();
+    let credential = if let Some(t) = read(&a.token)? {
+        akeyless::Credential::Token(t)
+    } else {
+        let key = read(&a.access_key)?;
+        let jwt = read(&a.jwt)?;
+        let uid = read(&a.uid_token)?;
+        let access_type = a.access_type.clone().unwrap_or_else(|| {
+            if key.is_some() {
+                "access_key".into()
+            } else if uid.is_some() {
+                "universal_identity".into()
+            } else {
+                "jwt".into()
+            }
+        });
+        match access_type.as_str() {
+            "access_key" | "api_key" => akeyless::Credential::AccessKey(
+                key.context("--access-key (or AKEYLESS_ACCESS_KEY) is required for access type access_key")?,
+            ),
+            "jwt" | "oidc" => akeyless::Credential::Jwt(jwt.context(
+                "log in with --access-key, --jwt (or AKEYLESS_ACCESS_KEY / AKEYLESS_JWT), --uid-token, or pass --token",
+            )?),
+            "universal_identity" => akeyless::Credential::Uid(
+                uid.context("--uid-token is required for access type universal_identity")?,
+            ),
+            other => bail!("access type {other} is not supported here: use access_key, jwt or universal_identity"),
+        }
+    };
+    let access_type = match &credential {
+        akeyless::Credential::AccessKey(_) => "access_key",
+        akeyless::Credential::Uid(_) => "universal_identity",
+        _ => "jwt",
+    };
+    let login = akeyless::Login {
+        api_url,
+        access_id: a.access_id.clone().unwrap_or_default(),
+        access_type: access_type.to_owned(),
+        credential,
+        ca_pem,
+    };
+    let client = login.client()?;
+    let token = login.token(&client).await?;
+    Ok((client, token))
+}
+
+async fn auth_cmd(a: CiAuthArgs) -> anyhow::Result<()> {
+    let (_, token) = login_with(&a.login).await?;
+    emit(
+        a.format,
+        &[("akeylessToken".to_owned(), token.secret().clone())],
+    )
+}
+
+/// `out=/path,out2=/path2` (the Azure DevOps task's `secretsPaths`).
+fn parse_secrets_paths(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("--secrets-paths entry {part:?}: expected name=/path"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || v.is_empty() {
+            bail!("--secrets-paths entry {part:?}: expected name=/path");
+        }
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    if out.is_empty() {
+        bail!("--secrets-paths is empty: expected name=/path[,name=/path…]");
+    }
+    Ok(out)
+}
+
+async fn get_secrets_cmd(a: CiGetSecretsArgs) -> anyhow::Result<()> {
+    let paths = parse_secrets_paths(&a.secrets_paths)?;
+    let (client, token) = login_with(&a.login).await?;
+    let names: Vec<&str> = paths.iter().map(|(_, p)| p.as_str()).collect();
+    let mut body = json!({"names": names});
+    if let Some(v) = a.version {
+        body["version"] = json!(v);
+    }
+    let out = client
+        .call_with_token(&token, "get-secret-value", body)
+        .await?;
+    let mut pairs = Vec::new();
+    for (var, path) in paths {
+        let value = match out.get(&path) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => bail!("secret {path} not found in the response"),
+        };
+        pairs.push((var, SecretString::from(value)));
+    }
+    emit(a.format, &pairs)
+}
+
+async fn get_dynamic_cmd(a: CiGetDynamicArgs) -> anyhow::Result<()> {
+    let (client, token) = login_with(&a.login).await?;
+    let mut body = json!({"name": a.name});
+    if let Some(t) = a.target {
+        body["target"] = json!(t);
+    }
+    if let Some(t) = a.timeout {
+        body["timeout"] = json!(t);
+    }
+    if !a.args.is_empty() {
+        body["args"] = json!(a.args);
+    }
+    if let Some(h) = a.host {
+        body["host"] = json!(h);
+    }
+    let out = client
+        .call_with_token(&token, "get-dynamic-secret-value", body)
+        .await?;
+    emit(
+        a.format,
+        &[(
+            "dynamicSecretValue".to_owned(),
+            SecretString::from(out.to_string()),
+        )],
+    )
+}
+
+async fn get_rotated_cmd(a: CiGetRotatedArgs) -> anyhow::Result<()> {
+    let (client, token) = login_with(&a.login).await?;
+    let mut body = json!({"names": a.name});
+    if let Some(v) = a.version {
+        body["version"] = json!(v);
+    }
+    if let Some(h) = a.host {
+        body["host"] = json!(h);
+    }
+    let out = client
+        .call_with_token(&token, "get-rotated-secret-value", body)
+        .await?;
+    emit(
+        a.format,
+        &[(
+            "rotatedSecretValue".to_owned(),
+            SecretString::from(out.to_string()),
+        )],
+    )
+}
+
+/// Print (or, for GitHub, write) resolved secrets in a CI's format.
+fn emit(format: CiFormat, pairs: &[(String, SecretString)]) -> anyhow::Result<()> {
+    use coffer_ci::format;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match format {
+        CiFormat::Env => out.write_all(format::env(pairs)?.as_bytes())?,
+        CiFormat::Dotenv => out.write_all(format::dotenv(pairs)?.as_bytes())?,
+        CiFormat::Json => out.write_all(format::json(pairs)?.as_bytes())?,
+        CiFormat::Github => {
+            let gh = format::github(pairs)?;
+            for w in &gh.warnings {
+                eprintln!("warning: {w}");
+            }
+            // Masks first, so no later log line shows a value.
+            out.write_all(gh.commands.as_bytes())?;
+            out.flush()?;
+            let target = std::env::var_os("GITHUB_ENV")
+                .context("--format github needs $GITHUB_ENV (run inside GitHub Actions, or set it to a file)")?;
+            format::append_to_file(std::path::Path::new(&target), &gh.file).with_context(|| {
+                format!("cannot append to $GITHUB_ENV {}", target.to_string_lossy())
+            })?;
+            if let Some(output) = std::env::var_os("GITHUB_OUTPUT") {
+                format::append_to_file(std::path::Path::new(&output), &gh.file).with_context(
+                    || {
+                        format!(
+                            "cannot append to $GITHUB_OUTPUT {}",
+                            output.to_string_lossy()
+                        )
+                    },
+                )?;
+            }
+        }
+        CiFormat::AzureDevops => {
+            let az = format::azure_devops(pairs, true)?;
+            for w in &az.warnings {
+                eprintln!("warning: {w}");
+            }
+            out.write_all(az.commands.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Run the command with the secrets injected and masked; its exit code.
+async fn run_child(
+    secrets: Vec<Resolved>,
+    dir: Option<std::path::PathBuf>,
+    command: Vec<String>,
+) -> anyhow::Result<i32> {
+    use coffer_ci::run::{RunSpec, SecretVar};
+    let mut parts = command.into_iter();
+    let program = parts.next().context("no command given after --")?;
+    let secrets: Vec<SecretVar> = secrets
+        .into_iter()
+        .map(|r| SecretVar {
+            name: r.var,
+            value: r.value,
+            file: r.file,
+        })
+        .collect();
+    let mut spec = RunSpec::new(program, parts, secrets);
+    spec.secret_dir_parent = dir;
+    // Masking warnings are printed by `run` before the command starts.
+    let outcome = coffer_ci::run::run(spec).await?;
+    if let Some(e) = &outcome.cleanup_error {
+        eprintln!("warning: the secret files could not all be removed: {e}");
+    }
+    Ok(outcome.exit_code)
+}
