@@ -408,6 +408,150 @@ def setup_openbao_jwt(bao: dict, oidc: dict) -> str:
     return body
 
 
+class LatencyProxy:
+    """A TCP proxy on loopback adding a round-trip time: a new connection
+    waits one RTT (the TCP handshake a real network costs) and every chunk
+    is delivered half an RTT later in each direction, in order. Counts the
+    HTTP requests and connections that pass through it."""
+
+    def __init__(self, upstream_port: int, rtt_s: float):
+        import asyncio
+        import threading
+        self.upstream_port, self.rtt = upstream_port, rtt_s
+        self.requests = self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = free_port()
+
+        async def pump(reader, writer, count):
+            queue: asyncio.Queue = asyncio.Queue()
+
+            async def deliver():
+                while True:
+                    due, data = await queue.get()
+                    if data is None:
+                        break
+                    await asyncio.sleep(max(0.0, due - self.loop.time()))
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            task = asyncio.ensure_future(deliver())
+            try:
+                while data := await reader.read(65536):
+                    if count:
+                        self.requests += data.count(b"POST /")
+                    queue.put_nowait((self.loop.time() + self.rtt / 2, data))
+            finally:
+                queue.put_nowait((0, None))
+                await task
+
+        async def handle(creader, cwriter):
+            self.connections += 1
+            await asyncio.sleep(self.rtt)
+            ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            await asyncio.gather(pump(creader, uwriter, True), pump(ureader, cwriter, False),
+                                 return_exceptions=True)
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(main()), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def ci_phase(coffer: dict, out: Path, secrets_n: int, rtt_ms: float, runs: int) -> dict:
+    """`coffer ci resolve` of N secrets behind an added RTT, against a
+    sequential resolver that logs in for every secret (what GitLab Runner's
+    akeyless resolver does: auth, describe-item, get-secret-value)."""
+    import http.client
+    url, admin = coffer["url"], coffer["admin"]
+    names = [f"/bench/ci/s{i:02d}" for i in range(secrets_n)]
+    for n in names:
+        post(url, "create-secret", {"name": n, "value": secrets.token_urlsafe(18), "token": admin})
+    am = post(url, "create-auth-method", {"name": "/bench/ci-resolver", "token": admin})
+    post(url, "create-role", {"name": "/bench/ci-read", "token": admin})
+    post(url, "set-role-rule", {"role-name": "/bench/ci-read", "path": "/bench/ci/*", "capability": ["read"],
+                                "token": admin})
+    post(url, "assoc-role-am", {"role-name": "/bench/ci-read", "am-name": "/bench/ci-resolver", "token": admin})
+    yml = out / "ci-bench.gitlab-ci.yml"
+    lines = ["bench:", "  secrets:"]
+    for i, n in enumerate(names):
+        lines += [f"    S{i:02d}:", "      file: false", "      akeyless:", f"        name: {n}",
+                  "        akeyless_access_type: api_key", f"        akeyless_access_key: \"{am['access_key']}\""]
+    yml.write_text("\n".join(lines) + "\n")
+    port = int(url.rsplit(":", 1)[1])
+    proxy = LatencyProxy(port, rtt_ms / 1000)
+    direct = LatencyProxy(port, 0.0)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AKEYLESS_"))}
+    env = {**base_env, "AKEYLESS_ACCESS_ID": am["access_id"], "AKEYLESS_API_URL": proxy.url}
+
+    def coffer_ci():
+        r0, c0 = proxy.requests, proxy.connections
+        t0 = time.perf_counter()
+        res = subprocess.run([str(RELEASE / "coffer"), "ci", "resolve", "--job", "bench", "--file", str(yml),
+                              "--format", "json"], env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        assert res.returncode == 0, f"coffer ci resolve failed: {res.stderr[-500:]}"
+        assert len(json.loads(res.stdout)) == secrets_n
+        return wall, proxy.requests - r0, proxy.connections - c0
+
+    def sequential():
+        r0, c0 = proxy.requests, proxy.connections
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+
+        def call(op, body):
+            conn.request("POST", f"/{op}", json.dumps(body), {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            assert resp.status == 200, f"{op}: HTTP {resp.status}"
+            return json.loads(data)
+
+        for n in names:
+            token = call("auth", {"access-id": am["access_id"], "access-type": "api_key",
+                                  "access-key": am["access_key"]})["token"]
+            call("describe-item", {"name": n, "token": token})
+            call("get-secret-value", {"names": [n], "token": token})
+        conn.close()
+        return time.perf_counter() - t0, proxy.requests - r0, proxy.connections - c0
+
+    # The same command without added latency: process start, YAML, TLS
+    # roots and CPU, to tell local time from round trips.
+    local_env = {**env, "AKEYLESS_API_URL": direct.url}
+    local = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([str(RELEASE / "coffer"), "ci", "resolve", "--job", "bench", "--file", str(yml),
+                        "--format", "json"], env=local_env, capture_output=True, check=True)
+        local.append(time.perf_counter() - t0)
+    local.sort()
+    local_s = local[len(local) // 2]
+    ours = [coffer_ci() for _ in range(runs)]
+    seq = [sequential() for _ in range(max(1, runs // 2))]
+    ours.sort()
+    seq.sort()
+    o, q = ours[len(ours) // 2], seq[len(seq) // 2]
+    res = {"secrets": secrets_n, "rtt_ms": rtt_ms, "runs": runs,
+           "coffer_ci_s": o[0], "coffer_ci_requests": o[1], "coffer_ci_connections": o[2],
+           "coffer_ci_local_s": local_s,
+           "coffer_ci_rtts": max(0.0, o[0] - local_s) * 1000 / rtt_ms,
+           "sequential_s": q[0], "sequential_requests": q[1], "speedup": q[0] / o[0]}
+    print(f"    coffer ci resolve: {o[0] * 1000:.0f} ms (without added latency {local_s * 1000:.0f} ms; "
+          f"{res['coffer_ci_rtts']:.1f} RTTs, {o[1]} requests, "
+          f"{o[2]} connections); sequential: {q[0] * 1000:.0f} ms ({q[1]} requests); {res['speedup']:.0f}x",
+          flush=True)
+    return res
+
+
 def loadgen(*args: str) -> dict:
     cmd = [str(RELEASE / "coffer-bench-loadgen"), *args]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -524,6 +668,23 @@ def write_report(path: Path, r: dict, args) -> str:
                 f"{jh['other_cpu_pct']:.0f} % / {jh['steal_pct']:.0f} % |",
             ]
         lines.append("")
+    ci = r.get("ci")
+    if ci:
+        lines += [
+            f"`coffer ci resolve` of {ci['secrets']} Akeyless static secrets (one API-key identity) through a proxy adding",
+            f"{ci['rtt_ms']:.0f} ms per round trip (and one per new connection), median of {ci['runs']} runs, against a",
+            "sequential resolver that logs in for every secret as GitLab Runner's akeyless resolver did",
+            "(auth, describe-item, get-secret-value per secret, one kept-alive connection):",
+            "",
+            "| resolver | wall time | round trips ((wall − wall without latency) / RTT) | requests | connections |",
+            "|---|---:|---:|---:|---:|",
+            f"| `coffer ci resolve` (whole process; {ci['coffer_ci_local_s'] * 1000:.0f} ms without added latency) | "
+            f"{ci['coffer_ci_s'] * 1000:.0f} ms | {ci['coffer_ci_rtts']:.1f} | "
+            f"{ci['coffer_ci_requests']} | {ci['coffer_ci_connections']} |",
+            f"| sequential login per secret | {ci['sequential_s'] * 1000:.0f} ms | {ci['sequential_s'] * 1000 / ci['rtt_ms']:.0f} | "
+            f"{ci['sequential_requests']} | 1 |",
+            "",
+        ]
     lines += [
         "Memory and bulk load:",
         "",
@@ -553,6 +714,11 @@ def write_report(path: Path, r: dict, args) -> str:
     if j and oj:
         ratio_jwt = j["rps"] / oj["rps"]
         lines.append(f"| JWT logins/s ≥ 5× OpenBao's | {ratio_jwt:.1f}× | {verdict(ratio_jwt >= 5)} |")
+    if ci:
+        lines.append(f"| coffer ci: under 4 round trips for {ci['secrets']} secrets | {ci['coffer_ci_rtts']:.1f} | "
+                     f"{verdict(ci['coffer_ci_rtts'] < 4)} |")
+        lines.append(f"| coffer ci ≥ 20× faster than the sequential resolver | {ci['speedup']:.0f}× | "
+                     f"{verdict(ci['speedup'] >= 20)} |")
     if jh:
         lines.append(f"| JWT login p99 < 10 ms at half of max rate | {jh['p99_ms']:.2f} ms | "
                      f"{verdict(jh['p99_ms'] < 10 and jh['errors'] + jh['dropped'] == 0)} |")
@@ -608,7 +774,7 @@ def write_report(path: Path, r: dict, args) -> str:
 
 # --------------------------------------------------------------------- main
 
-PHASES = ("read", "baseline", "openbao", "jwt", "load")
+PHASES = ("read", "baseline", "openbao", "jwt", "ci", "load")
 
 
 def half_rate(args, url: str, body: str, rps: float) -> dict:
@@ -717,6 +883,10 @@ def main() -> int:
                 procs.stop(bao["proc"])
                 cooldown()
             procs.stop(oidc["proc"])
+
+        if "ci" in phases:
+            log("coffer ci resolve: 50 secrets behind a 20 ms round trip")
+            results["ci"] = ci_phase(coffer, out, 50, 20.0, 5)
 
         if "load" in phases:
             log(f"loading {args.secrets:,} secrets through the API")
