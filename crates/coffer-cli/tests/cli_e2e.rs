@@ -1303,6 +1303,48 @@ fn tls_gateway_with_a_private_ca() {
         .run(&["get-secret-value", "-n", "/tls/x", "--profile", "tls"])
         .ok();
     assert_eq!(got.stdout, "over-tls\n");
+
+    // coffer ci: the akeyless provider trusts the gateway through the
+    // secret's gateway_ca_certificate, and only through it.
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    let pem_block: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+    let job = |with_ca: bool| {
+        let mut y = format!(
+            "job:\n  secrets:\n    X:\n      file: false\n      akeyless:\n        name: /tls/x\n        akeyless_api_url: '{url}'\n        akeyless_access_type: api_key\n        akeyless_access_key: '{access_key}'\n"
+        );
+        if with_ca {
+            y.push_str("        gateway_ca_certificate: |\n");
+            y.push_str(&pem_block);
+        }
+        let f = dir.join(format!("ci-{with_ca}.yml"));
+        std::fs::write(&f, y).unwrap();
+        f
+    };
+    let var = format!("AKEYLESS_ACCESS_ID={id}");
+    for (with_ca, ok) in [(true, true), (false, false)] {
+        let file = job(with_ca);
+        let run = cli.run(&[
+            "ci",
+            "resolve",
+            "--job",
+            "job",
+            "--file",
+            file.to_str().unwrap(),
+            "--format",
+            "json",
+            "--var",
+            &var,
+        ]);
+        if ok {
+            let run = run.ok();
+            assert_eq!(run.json(), json!({"X": "over-tls"}), "{run:#?}");
+        } else {
+            let run = run.failed();
+            assert!(run.stderr.contains("X (akeyless)"), "{run:#?}");
+            assert!(run.stderr.contains("certificate"), "{run:#?}");
+            assert!(!run.stderr.contains(&access_key), "{run:#?}");
+        }
+    }
 }
 
 /// A running `coffer dev oidc`; stopped on drop.

@@ -218,10 +218,7 @@ pub async fn login(
             state,
             am,
             token,
-            KeySource {
-                jwks_uri: &cfg.jwks_uri,
-                jwks_json: &cfg.jwks_json,
-            },
+            KeySource::new(&cfg.jwks_uri, &cfg.jwks_json),
             jwt::Expectations {
                 unique_identifier: "sub",
                 issuer: Some(cfg.issuer.as_str()),

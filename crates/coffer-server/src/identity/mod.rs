@@ -123,6 +123,15 @@ pub struct KeySource<'a> {
     pub jwks_json: &'a str,
 }
 
+impl<'a> KeySource<'a> {
+    pub fn new(jwks_uri: &'a str, jwks_json: &'a str) -> Self {
+        KeySource {
+            jwks_uri,
+            jwks_json,
+        }
+    }
+}
+
 /// Verify a JWT for a method: keys from the method's JWKS (cached per
 /// access ID), then signature and claim rules. Every rejection names the
 /// failed check.

@@ -167,10 +167,7 @@ pub async fn verify(
         state,
         am,
         token,
-        KeySource {
-            jwks_uri: &cfg.jwks_uri,
-            jwks_json: &cfg.jwks_json,
-        },
+        KeySource::new(&cfg.jwks_uri, &cfg.jwks_json),
         jwt::Expectations {
             unique_identifier: &cfg.unique_identifier,
             issuer: Some(cfg.issuer.as_str()).filter(|i| !i.is_empty()),
