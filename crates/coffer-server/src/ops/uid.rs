@@ -251,8 +251,24 @@ pub async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     }
     let am = admin_method(ctx, body, Caps::UPDATE)?;
     let s = uid_id::settings_of(&am)?;
+    mint(ctx, body, &am, &s, None, s.ttl_minutes).await
+}
+
+/// Mint and store a new token of `am` living `ttl_minutes`: a root token
+/// (`parent` None) with the method's deny flags, or a child of `parent`
+/// with the `child-deny-*` flags of `body` (deny-rotate also when the
+/// parent is). Takes the `description`/`comment` of `body`, and refuses
+/// when the method already has [`MAX_LIVE_TOKENS_PER_METHOD`] live tokens.
+async fn mint(
+    ctx: &Ctx,
+    body: &Body,
+    am: &AuthMethod,
+    s: &UidSettings,
+    parent: Option<&UidToken>,
+    ttl_minutes: i64,
+) -> Result<Value, ApiError> {
     let comment = comment_param(body)?;
-    let state = ctx.state.clone();
+    let state = &ctx.state;
     if state
         .store
         .count_live_uid_tokens(&am.access_id, now_ms())
@@ -265,14 +281,20 @@ pub async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let now = now_ms();
     let token = UidToken {
         token_id: uid_id::new_token_id()?,
-        token_hash: uid_id::hash_new(&state, &secret),
-        parent_id: None,
+        token_hash: uid_id::hash_new(state, &secret),
+        parent_id: parent.map(|p| p.token_id.clone()),
         access_id: am.access_id.clone(),
-        depth: 1,
-        ttl_secs: s.ttl_minutes * 60,
-        expires_ms: now + s.ttl_minutes * 60_000,
-        deny_rotate: s.deny_rotate,
-        deny_inheritance: s.deny_inheritance,
+        depth: parent.map_or(1, |p| p.depth + 1),
+        ttl_secs: ttl_minutes * 60,
+        expires_ms: now + ttl_minutes * 60_000,
+        deny_rotate: match parent {
+            None => s.deny_rotate,
+            Some(p) => p.deny_rotate || body.bool_or("child-deny-rotate", false)?,
+        },
+        deny_inheritance: match parent {
+            None => s.deny_inheritance,
+            Some(_) => body.bool_or("child-deny-inheritance", false)?,
+        },
         comment,
         revoked: false,
         last_rotated_ms: 0,
@@ -404,40 +426,7 @@ pub async fn create_child(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
             )));
         }
     };
-    let comment = comment_param(body)?;
-    let state = ctx.state.clone();
-    if state
-        .store
-        .count_live_uid_tokens(&am.access_id, now_ms())
-        .await?
-        >= MAX_LIVE_TOKENS_PER_METHOD
-    {
-        return Err(too_many_tokens());
-    }
-    let secret = uid_id::new_secret()?;
-    let now = now_ms();
-    let child = UidToken {
-        token_id: uid_id::new_token_id()?,
-        token_hash: uid_id::hash_new(&state, &secret),
-        parent_id: Some(parent.token_id.clone()),
-        access_id: am.access_id.clone(),
-        depth,
-        ttl_secs: child_ttl * 60,
-        expires_ms: now + child_ttl * 60_000,
-        deny_rotate: parent.deny_rotate || body.bool_or("child-deny-rotate", false)?,
-        deny_inheritance: body.bool_or("child-deny-inheritance", false)?,
-        comment,
-        revoked: false,
-        last_rotated_ms: 0,
-        created_ms: now,
-        modified_ms: now,
-    };
-    state
-        .store
-        .insert_uid_token(&child)
-        .await
-        .map_err(store_insert_error)?;
-    Ok(token_response(&secret, &child))
+    mint(ctx, body, &am, &s, Some(&parent), child_ttl).await
 }
 
 /// A token of `am` by ID; NotFound (naming the method) otherwise.

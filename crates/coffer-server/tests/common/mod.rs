@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,6 +14,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use coffer_server::state::AppState;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -20,16 +22,20 @@ use tower::ServiceExt;
 
 pub struct Harness {
     _dir: tempfile::TempDir,
+    /// The server's data directory (its SQLite database is `coffer.db`).
+    pub dir: PathBuf,
+    pub state: Arc<AppState>,
     pub app: Router,
     pub admin: String,
 }
 
 impl Harness {
     pub async fn new() -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
         let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
             dev: true,
-            data_dir: Some(dir.path().join("data")),
+            data_dir: Some(dir.clone()),
             listen: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
         })
@@ -37,10 +43,12 @@ impl Harness {
         config.jwks_refetch_secs = 30;
         let (state, admin) = coffer_server::build(&config).await.unwrap();
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let app = coffer_server::http::router(state).layer(MockConnectInfo(peer));
-        let admin = admin.unwrap();
+        let app = coffer_server::http::router(state.clone()).layer(MockConnectInfo(peer));
+        let admin = admin.expect("first start creates the admin");
         let mut h = Harness {
-            _dir: dir,
+            _dir: tmp,
+            dir,
+            state,
             app,
             admin: String::new(),
         };
@@ -76,6 +84,19 @@ impl Harness {
         v
     }
 
+    /// Expect `status`; returns the error message.
+    pub async fn fails(&self, op: &str, body: Value, status: StatusCode) -> String {
+        let (s, v) = self.call(op, body.clone()).await;
+        assert_eq!(s, status, "{op} {body} -> {v}");
+        v["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Expect `status` and an error message that mentions `needle`.
+    pub async fn fails_with(&self, op: &str, body: Value, status: StatusCode, needle: &str) {
+        let msg = self.fails(op, body, status).await;
+        assert!(msg.contains(needle), "{op}: {msg}");
+    }
+
     pub async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
         body["token"] = json!(self.admin);
         self.ok(op, body).await
@@ -90,7 +111,12 @@ impl Harness {
     }
 
     pub async fn audit(&self) -> Vec<Value> {
-        let v = self.admin_ok("audit-list", json!({"limit": 10000})).await;
+        self.audit_where(json!({"limit": 10000})).await
+    }
+
+    /// The audit records `audit-list` returns for `filter`.
+    pub async fn audit_where(&self, filter: Value) -> Vec<Value> {
+        let v = self.admin_ok("audit-list", filter).await;
         v["records"].as_array().unwrap().clone()
     }
 }
