@@ -206,7 +206,23 @@ async fn resolve_refs(login: &CiLoginArgs) -> anyhow::Result<Vec<(String, Secret
     let out = client
         .call_with_token(&token, "get-secret-value", json!({"names": names}))
         .await
-        .map_err(|e| anyhow::anyhow!("resolving akeyless:// references: {e}"))?;
+        .map_err(|e| {
+            // Name the variables whose reference the server complained about.
+            let msg = e.to_string();
+            let vars: Vec<String> = refs
+                .iter()
+                .filter(|(_, n)| msg.contains(&format!("\"{n}\"")))
+                .map(|(v, n)| format!("{v}=akeyless://{n}"))
+                .collect();
+            if vars.is_empty() {
+                anyhow::anyhow!("resolving akeyless:// references: {e}")
+            } else {
+                anyhow::anyhow!(
+                    "resolving akeyless:// references ({}): {e}",
+                    vars.join(", ")
+                )
+            }
+        })?;
     refs.into_iter()
         .map(|(var, name)| {
             let value = match out.get(&name) {
