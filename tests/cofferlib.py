@@ -299,3 +299,94 @@ class Client:
             if len(recs) < body["limit"] or not nxt or nxt == after:
                 return records
             after = nxt
+
+
+class DevOidc:
+    """A running `coffer dev oidc` (the local OIDC issuer) on a free port."""
+
+    def __init__(self, log_dir: Path):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.jwks_uri = f"{self.url}/.well-known/jwks.json"
+        self.log = log_dir / "dev-oidc.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(coffer_bin()), "dev", "oidc", "--listen", f"127.0.0.1:{self.port}",
+                 "--key-file", str(log_dir / "oidc.key")],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=log_dir,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(log_dir)},
+            )
+        _remember_pid(self.proc.pid)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"coffer dev oidc exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                return requests.get(f"{self.url}/.well-known/openid-configuration", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+
+        poll(up, START_TIMEOUT, "coffer dev oidc to answer")
+
+    def mint(self, aud: str | list[str] = "coffer", profile: str = "gitlab", ttl: int = 300, **claims) -> str:
+        """An ID token: the profile's claims overridden by `claims` (values
+        are sent as strings; exp/iat/nbf as numbers)."""
+        r = requests.post(f"{self.url}/mint", timeout=10, json={
+            "profile": profile, "claims": {k: str(v) for k, v in claims.items()},
+            "aud": [aud] if isinstance(aud, str) else list(aud), "ttl": ttl,
+        })
+        assert r.status_code == 200, f"mint failed: HTTP {r.status_code} {r.text[:300]}"
+        return r.json()["token"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # it shuts down on Ctrl-C
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class MotoServer:
+    """A real `moto.server` (AWS STS, Secrets Manager, …) on a free port."""
+
+    def __init__(self, log_dir: Path):
+        import sys
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log_dir / "moto.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        _remember_pid(self.proc.pid)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto.server exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                return requests.get(f"{self.url}/moto-api/", timeout=2).status_code < 500
+            except requests.ConnectionError:
+                return False
+
+        poll(up, 60, "moto.server to start")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _remember_pid(pid: int) -> None:
+    """scripts/test.sh kills any PID listed here that outlives the run."""
+    if pidfile := os.environ.get("COFFER_TEST_PIDFILE"):
+        with open(pidfile, "a") as f:
+            f.write(f"{pid}\n")

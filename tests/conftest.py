@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cofferlib import CofferServer
+from cofferlib import CofferServer, DevOidc, MotoServer
 
 
 @pytest.fixture
@@ -33,3 +33,20 @@ def server(server_factory) -> CofferServer:
 def admin(server):
     """A wire client logged in as the bootstrap admin of `server`."""
     return server.admin_client()
+
+
+@pytest.fixture(scope="module")
+def dev_oidc(tmp_path_factory) -> DevOidc:
+    """A running `coffer dev oidc` (GitLab/GitHub-shaped ID tokens)."""
+    issuer = DevOidc(tmp_path_factory.mktemp("dev-oidc"))
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory) -> str:
+    """A real `moto.server` on a free loopback port; its URL with a
+    trailing slash (STS is picked from the signature's credential scope)."""
+    moto = MotoServer(tmp_path_factory.mktemp("moto"))
+    yield moto.url + "/"
+    moto.stop()

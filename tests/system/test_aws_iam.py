@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cofferlib import Client, coffer_bin, free_port, poll
+from cofferlib import Client, coffer_bin, free_port
 
 ACCOUNT = "123456789012"  # moto's default account
 GCI_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -100,42 +99,6 @@ def assert_refused(r: requests.Response, status: int, *needles: str) -> str:
 # ---------------------------------------------------------------------------
 # Peers: moto's STS and a recording stub
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url(tmp_path_factory):
-    """A real `moto.server` on a free loopback port (STS is picked from the
-    signature's credential scope)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    if pidfile := os.environ.get("COFFER_TEST_PIDFILE"):
-        with open(pidfile, "a") as f:
-            f.write(f"{proc.pid}\n")
-    url = f"http://127.0.0.1:{port}/"
-
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            return requests.get(url + "moto-api/", timeout=2).status_code < 500
-        except requests.ConnectionError:
-            return False
-
-    try:
-        poll(up, 60, "moto.server to start")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class StubSts:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -37,9 +35,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import requests
 
-from cofferlib import REPO_ROOT, Client, CofferServer, coffer_bin, free_port, poll, server_env
+from cofferlib import REPO_ROOT, Client, CofferServer, DevOidc, coffer_bin, free_port, server_env
 
 FIXTURES = REPO_ROOT / "crates" / "coffer-ci" / "tests" / "fixtures" / "gitlab"
 PROVIDER_NOT_FOUND = "The secrets provider can not be found. Check your CI/CD variables and try again."
@@ -55,17 +52,12 @@ GCP_SA = "ci-runner@my-project.iam.gserviceaccount.com"
 
 
 class World:
-    def __init__(self, server: CofferServer, admin: Client, issuer: str):
-        self.server, self.admin, self.issuer = server, admin, issuer
+    def __init__(self, server: CofferServer, admin: Client, oidc: DevOidc):
+        self.server, self.admin, self.oidc, self.issuer = server, admin, oidc, oidc.url
         self.jwt_access_id = ""
 
     def mint(self, aud=SEED_AUD, profile="gitlab", ttl=300, **claims) -> str:
-        r = requests.post(f"{self.issuer}/mint", timeout=10, json={
-            "profile": profile, "claims": {k: str(v) for k, v in claims.items()},
-            "aud": [aud] if isinstance(aud, str) else aud, "ttl": ttl,
-        })
-        r.raise_for_status()
-        return r.json()["token"]
+        return self.oidc.mint(aud, profile=profile, ttl=ttl, **claims)
 
     def grant(self, role: str, am: str, path: str, sub_claims: dict | None):
         self.admin.call("create-role", {"name": role})
@@ -82,32 +74,14 @@ class World:
         return max((r["seq"] for r in self.admin.audit()), default=0)
 
 
-def start_dev_oidc(tmp: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [str(coffer_bin()), "dev", "oidc", "--listen", "127.0.0.1:0", "--key-file", str(tmp / "oidc.key")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=server_env(),
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if m := re.search(r"issuer:\s+(\S+)", line):
-            # Keep draining its stdout so it never blocks on a full pipe.
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, m.group(1)
-    proc.kill()
-    raise RuntimeError("coffer dev oidc did not print its issuer URL")
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, dev_oidc):
     tmp = tmp_path_factory.mktemp("ci-world")
     server = CofferServer(data_dir=tmp / "data", log_dir=tmp / "logs").start(expect_credentials=True)
-    oidc, issuer = start_dev_oidc(tmp)
+    issuer = dev_oidc.url
     try:
         admin = server.admin_client()
-        w = World(server, admin, issuer)
+        w = World(server, admin, dev_oidc)
         admin.create_secret("/secret_name", json.dumps(JSON_SECRET))
         # The GitLab job's JWT auth method: the seed's audience, the dev issuer.
         w.jwt_access_id = admin.call("create-auth-method-oauth2", {
@@ -119,8 +93,6 @@ def world(tmp_path_factory):
         w.grant("/roles/gitlab-app-bulk", "/ci/gitlab", "/ci-bulk/*", {"project_path": "group/app"})
         yield w
     finally:
-        oidc.kill()
-        oidc.wait()
         server.stop()
 
 
@@ -372,31 +344,6 @@ def test_seed_gcp_uses_the_metadata_server_identity_token(world, stub):
     failed(p, "DATABASE_PASSWORD", "metadata")
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    binary = os.environ.get("COFFER_MOTO_SERVER") or shutil.which("moto_server") \
-        or str(Path(os.__file__).parents[3] / "bin" / "moto_server")
-    if not os.access(binary, os.X_OK):
-        pytest.fail(f"moto_server not found ({binary}): run scripts/test.sh, which installs tests/requirements.txt")
-    port = free_port()
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(f"{url}/moto-api/", timeout=1).status_code < 500
-        except requests.ConnectionError:
-            return False
-
-    try:
-        poll(up, 30, "moto_server")
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def test_seed_aws_iam_signs_get_caller_identity_with_host_credentials(world, moto_url):
     """akeyless_03: the cloud-id is a GetCallerIdentity request signed with
     the machine's AWS credentials; Coffer replays it to STS (moto)."""
@@ -610,7 +557,7 @@ def test_github_format_masks_each_line_and_writes_env_and_output(tricky, tmp_pat
     assert p.returncode == 0, p.stderr
     masks = [l.removeprefix("::add-mask::") for l in p.stdout.splitlines() if l.startswith("::add-mask::")]
     for line in TRICKY.splitlines():
-        assert any(line.strip() in m for m in masks), f"no ::add-mask:: for a line of the value"
+        assert any(line.strip() in m for m in masks), "no ::add-mask:: for a line of the value"
     assert TRICKY.splitlines()[1] not in p.stdout.replace("::add-mask::", "", 99).split("\n")[-1]
     # Parse $GITHUB_ENV as the runner does: NAME<<DELIM ... DELIM.
     text, parsed, i = gh_env.read_text().splitlines(), {}, 0

@@ -206,42 +206,8 @@ def test_bad_credentials_and_tokens(server, api):
     assert "error" in json.loads(e.value.body)
 
 
-@pytest.fixture
-def dev_oidc(tmp_path):
-    """A running `coffer dev oidc` (GitLab-shaped ID tokens); yields its URL."""
-    import subprocess
-    import time
-
-    from cofferlib import coffer_bin
-
-    proc = subprocess.Popen(
-        [str(coffer_bin()), "dev", "oidc", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path / "oidc.key")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"issuer:\s+(\S+)", line)
-            if m:
-                url = m.group(1)
-        assert url, "coffer dev oidc did not print its issuer URL"
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def mint(issuer: str, ref: str, **extra) -> str:
-    import requests
-
-    claims = {"project_path": "group/app", "ref": ref, **{k: str(v) for k, v in extra.items()}}
-    r = requests.post(f"{issuer}/mint", json={"profile": "gitlab", "claims": claims, "aud": ["coffer"]}, timeout=10)
-    r.raise_for_status()
-    return r.json()["token"]
+def mint(issuer, ref: str, **extra) -> str:
+    return issuer.mint("coffer", project_path="group/app", ref=ref, **extra)
 
 
 def test_jwt_login_with_sub_claims(server, api, token, dev_oidc):
@@ -250,8 +216,8 @@ def test_jwt_login_with_sub_claims(server, api, token, dev_oidc):
     tag = uuid.uuid4().hex[:8]
     am_name = f"/ci/gitlab-{tag}"
     am = api.create_auth_method_o_auth2(akeyless.CreateAuthMethodOAuth2(
-        name=am_name, jwks_uri=f"{dev_oidc}/oauth/discovery/keys", unique_identifier="user_login",
-        issuer=dev_oidc, audience="coffer", token=token))
+        name=am_name, jwks_uri=f"{dev_oidc.url}/oauth/discovery/keys", unique_identifier="user_login",
+        issuer=dev_oidc.url, audience="coffer", token=token))
     assert am.access_id and am.access_id[-2] == "o"
     role = f"/roles/app-main-{tag}"
     api.create_role(akeyless.CreateRole(name=role, token=token))
