@@ -44,12 +44,18 @@ pub fn fields(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// The error line: `Error: <message>` on one line (the server's message for
-/// API errors; context chains joined with ": ").
+/// The error text: `Error: <message>` (the server's message for API errors;
+/// context chains joined with ": "). Runs of whitespace are folded, but a
+/// message made of several lines (one per failed secret, say) keeps them,
+/// each further line indented.
 pub fn error_line(err: &anyhow::Error) -> String {
     let text = format!("{err:#}");
-    let one_line: Vec<&str> = text.split_whitespace().collect();
-    format!("Error: {}", one_line.join(" "))
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("Error: {}", lines.join("\n  "))
 }
 
 /// Print the error line to stderr.
@@ -72,11 +78,11 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_one_line() {
-        let err = anyhow::anyhow!("access denied:\n  read on /other/y").context("x");
+    fn errors_fold_whitespace_and_keep_lines() {
+        let err = anyhow::anyhow!("access  denied:\t read\n\n  on /other/y\n").context("x");
         assert_eq!(
             error_line(&err),
-            "Error: x: access denied: read on /other/y"
+            "Error: x: access denied: read\n  on /other/y"
         );
     }
 }

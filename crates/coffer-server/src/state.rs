@@ -205,7 +205,10 @@ impl Caller {
 /// changes) and for items (short TTL, so several nodes sharing a database
 /// see each other's writes within that time; local writes invalidate at
 /// once). The store stays the source of truth: when full, the cache drops
-/// stale entries, then everything, which only costs lookups.
+/// stale entries, then an arbitrary quarter of the rest (which only costs
+/// lookups). Evicted entries are freed after the lock is released, and at
+/// most a quarter at a time: clearing a full 100,000-token cache under the
+/// lock stalled every request for hundreds of milliseconds.
 pub struct Cache<K, V> {
     map: RwLock<HashMap<K, (V, Instant)>>,
     capacity: usize,
@@ -237,14 +240,44 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 
     pub fn insert(&self, key: K, value: V) {
-        let mut m = self.map.write().expect("cache lock");
-        if m.len() >= self.capacity && !m.contains_key(&key) {
-            m.retain(|_, (_, at)| self.fresh(*at));
-            if m.len() >= self.capacity {
-                m.clear();
-            }
+        let evicted = {
+            let mut m = self.map.write().expect("cache lock");
+            let evicted = if m.len() >= self.capacity && !m.contains_key(&key) {
+                self.evict(&mut m)
+            } else {
+                Vec::new()
+            };
+            m.insert(key, (value, Instant::now()));
+            evicted
+        };
+        drop(evicted);
+    }
+
+    /// Take out the stale entries, then (if still full) a quarter of the
+    /// capacity; the caller drops them outside the lock.
+    fn evict(&self, m: &mut HashMap<K, (V, Instant)>) -> Vec<(K, (V, Instant))> {
+        let mut out: Vec<_> = if self.ttl.is_some() {
+            m.extract_if(|_, (_, at)| !self.fresh(*at)).collect()
+        } else {
+            Vec::new()
+        };
+        if m.len() >= self.capacity {
+            let mut left = (self.capacity / 4).max(1);
+            out.extend(m.extract_if(|_, _| {
+                let take = left > 0;
+                left = left.saturating_sub(1);
+                take
+            }));
         }
-        m.insert(key, (value, Instant::now()));
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().expect("cache lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn remove<Q>(&self, key: &Q)
@@ -351,6 +384,47 @@ pub fn random_id() -> Result<i64, coffer_crypto::CryptoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_cache_evicts_a_quarter_not_everything() {
+        let c: Cache<u32, u32> = Cache::new(100, None);
+        for i in 0..100 {
+            c.insert(i, i);
+        }
+        assert_eq!(c.len(), 100);
+        c.insert(1000, 1);
+        assert_eq!(c.len(), 76, "a quarter evicted, the new entry added");
+        assert_eq!(c.get(&1000), Some(1));
+        for i in 2000..5000 {
+            c.insert(i, i);
+            assert!(c.len() <= 100);
+        }
+        // Re-inserting a present key never evicts.
+        let before = c.len();
+        c.insert(4999, 7);
+        assert_eq!((c.len(), c.get(&4999)), (before, Some(7)));
+        // A capacity below 4 still evicts one at a time.
+        let tiny: Cache<u32, u32> = Cache::new(1, None);
+        tiny.insert(1, 1);
+        tiny.insert(2, 2);
+        assert_eq!((tiny.len(), tiny.get(&2)), (1, Some(2)));
+    }
+
+    #[test]
+    fn stale_entries_go_first() {
+        let c: Cache<u32, u32> = Cache::new(4, Some(Duration::from_millis(20)));
+        for i in 0..4 {
+            c.insert(i, i);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        c.insert(9, 9);
+        assert_eq!(
+            c.len(),
+            1,
+            "the four stale entries were evicted, nothing else"
+        );
+        assert_eq!(c.get(&0), None);
+    }
 
     #[test]
     fn limiter_backs_off_after_free_failures() {
