@@ -478,10 +478,10 @@ def ci_phase(coffer: dict, out: Path, secrets_n: int, rtt_ms: float, runs: int) 
     for n in names:
         post(url, "create-secret", {"name": n, "value": secrets.token_urlsafe(18), "token": admin})
     am = post(url, "create-auth-method", {"name": "/bench/ci-resolver", "token": admin})
-    post(url, "create-role", {"name": "/bench/ci-read", "token": admin})
-    post(url, "set-role-rule", {"role-name": "/bench/ci-read", "path": "/bench/ci/*", "capability": ["read"],
+    post(url, "create-role", {"name": "/bench/ci-resolver-read", "token": admin})
+    post(url, "set-role-rule", {"role-name": "/bench/ci-resolver-read", "path": "/bench/ci/*", "capability": ["read"],
                                 "token": admin})
-    post(url, "assoc-role-am", {"role-name": "/bench/ci-read", "am-name": "/bench/ci-resolver", "token": admin})
+    post(url, "assoc-role-am", {"role-name": "/bench/ci-resolver-read", "am-name": "/bench/ci-resolver", "token": admin})
     yml = out / "ci-bench.gitlab-ci.yml"
     lines = ["bench:", "  secrets:"]
     for i, n in enumerate(names):
