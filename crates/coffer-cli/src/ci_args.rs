@@ -51,11 +51,9 @@ pub enum CiFormat {
     AzureDevops,
 }
 
+/// Where a job's secrets come from: the pipeline file, variables, ID tokens.
 #[derive(Debug, Args)]
-pub struct CiJobArgs {
-    /// The job whose `secrets:` to resolve.
-    #[arg(long)]
-    pub job: String,
+pub struct CiPipelineArgs {
     /// The pipeline file.
     #[arg(long, default_value = ".gitlab-ci.yml")]
     pub file: PathBuf,
@@ -68,6 +66,15 @@ pub struct CiJobArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CiJobArgs {
+    /// The job whose `secrets:` to resolve.
+    #[arg(long)]
+    pub job: String,
+    #[command(flatten)]
+    pub pipeline: CiPipelineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -84,15 +91,8 @@ pub struct CiRunArgs {
     /// The job whose `secrets:` to resolve (optional with --resolve-refs).
     #[arg(long)]
     pub job: Option<String>,
-    /// The pipeline file.
-    #[arg(long, default_value = ".gitlab-ci.yml")]
-    pub file: PathBuf,
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
-    #[arg(long = "id-token", value_name = "NAME=VALUE|@FILE")]
-    pub id_tokens: Vec<String>,
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub pipeline: CiPipelineArgs,
     /// Also replace environment variables whose value is `akeyless://NAME`
     /// or `coffer://NAME` with the secret's value.
     #[arg(long)]

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::ci_args::{
     CiAuthArgs, CiCommand, CiEnvArgs, CiFormat, CiGetDynamicArgs, CiGetRotatedArgs,
-    CiGetSecretsArgs, CiJobArgs, CiLoginArgs, CiResolveArgs, CiRunArgs, CiSubcommand,
+    CiGetSecretsArgs, CiJobArgs, CiLoginArgs, CiPipelineArgs, CiResolveArgs, CiRunArgs,
+    CiSubcommand,
 };
 use crate::session::secret_or_stdin;
 
@@ -81,23 +82,27 @@ fn options(concurrency: usize) -> Options {
     }
 }
 
-async fn resolve_job(a: &CiJobArgs) -> anyhow::Result<(gitlab::Job, Vec<Resolved>)> {
-    let (job, vars) = prepare(&a.file, &a.job, &a.vars, &a.id_tokens).await?;
-    let resolved = resolve::resolve(&job, &vars, &Env::Process, &options(a.concurrency)).await?;
+async fn resolve_job(
+    job_name: &str,
+    p: &CiPipelineArgs,
+) -> anyhow::Result<(gitlab::Job, Vec<Resolved>)> {
+    let (job, vars) = prepare(&p.file, job_name, &p.vars, &p.id_tokens).await?;
+    let resolved = resolve::resolve(&job, &vars, &Env::Process, &options(p.concurrency)).await?;
     Ok((job, resolved))
 }
 
 async fn resolve_cmd(a: CiResolveArgs) -> anyhow::Result<()> {
-    let (_, resolved) = resolve_job(&a.job).await?;
+    let (_, resolved) = resolve_job(&a.job.job, &a.job.pipeline).await?;
     let pairs: Vec<(String, SecretString)> =
         resolved.into_iter().map(|r| (r.var, r.value)).collect();
     emit(a.format, &pairs)
 }
 
 async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
-    let ci_vars = variables(&a.vars)?;
-    let job = gitlab::load_file(&a.file, &a.job, &ci_vars)?;
-    let given = coffer_ci::id_tokens::parse_given(&a.id_tokens)?;
+    let p = &a.pipeline;
+    let ci_vars = variables(&p.vars)?;
+    let job = gitlab::load_file(&p.file, &a.job, &ci_vars)?;
+    let given = coffer_ci::id_tokens::parse_given(&p.id_tokens)?;
     let mut env_vars = ci_vars;
     // Tokens given on the command line count; nothing is requested.
     for (k, v) in &given {
@@ -149,14 +154,7 @@ async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
 async fn run_cmd(a: CiRunArgs) -> anyhow::Result<()> {
     let mut secrets: Vec<Resolved> = Vec::new();
     if let Some(job) = &a.job {
-        let args = CiJobArgs {
-            job: job.clone(),
-            file: a.file.clone(),
-            vars: a.vars.clone(),
-            id_tokens: a.id_tokens.clone(),
-            concurrency: a.concurrency,
-        };
-        secrets = resolve_job(&args).await?.1;
+        secrets = resolve_job(job, &a.pipeline).await?.1;
     } else if !a.resolve_refs {
         bail!(
             "nothing to resolve: pass --job NAME (a job's secrets:) and/or --resolve-refs (akeyless:// variables)"
