@@ -131,7 +131,7 @@ limit() {
 }
 
 if want cargo; then
-    stage "cargo test" limit 1500 cargo test --workspace
+    stage "cargo test" limit 1500 cargo test --workspace --no-fail-fast
 fi
 
 export COFFER_BIN=${COFFER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/coffer}

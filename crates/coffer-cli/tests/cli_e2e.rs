@@ -199,7 +199,9 @@ impl Run {
         self
     }
 
-    /// Failed with exit code 1 and exactly one `Error: …` line on stderr.
+    /// Failed with exit code 1 and one `Error: …` message on stderr (a
+    /// message of several parts, one per failed secret, continues on
+    /// indented lines).
     #[track_caller]
     fn failed(self) -> Run {
         assert_eq!(
@@ -208,8 +210,14 @@ impl Run {
             self.args
         );
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
+        assert!(!lines.is_empty(), "an error message expected: {self:#?}");
         assert!(lines[0].starts_with("Error: "), "{self:#?}");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.starts_with("  ") && l.trim().len() > 2),
+            "continuation lines are indented: {self:#?}"
+        );
         self
     }
 
