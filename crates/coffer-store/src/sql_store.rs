@@ -55,14 +55,34 @@ pub struct SqlStore<D: Database> {
     /// Writes. On SQLite a one-connection pool, so writers queue in process
     /// instead of contending for the file lock; on PostgreSQL the read pool.
     write: Pool<D>,
+    /// A maintenance task of this store (SQLite's WAL checkpointer), stopped
+    /// when the store is closed or dropped.
+    background: Option<AbortOnDrop>,
+}
+
+/// Aborts a spawned task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl<D: Database> SqlStore<D> {
     /// Close every connection, waiting for those in use to be returned.
     /// On SQLite the last connection to close checkpoints the WAL.
     pub async fn close(&self) {
+        if let Some(task) = &self.background {
+            task.0.abort();
+        }
         self.read.close().await;
         self.write.close().await;
+    }
+
+    pub(crate) fn with_background(mut self, task: AbortOnDrop) -> Self {
+        self.background = Some(task);
+        self
     }
 }
 
@@ -91,7 +111,11 @@ where
     usize: ColumnIndex<D::Row>,
 {
     pub(crate) fn from_pools(read: Pool<D>, write: Pool<D>) -> Self {
-        SqlStore { read, write }
+        SqlStore {
+            read,
+            write,
+            background: None,
+        }
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, D>> {
