@@ -647,6 +647,8 @@ def test_explain_sends_nothing(world, tmp_path):
     # Without the ID token: each secret's problem is named, exit non-zero.
     p = ci(["explain", "--job", "deploy", "--file", str(f)], env)
     assert p.returncode != 0 and p.stdout.count("PROBLEM") == 3 and "NOT SET" in p.stdout, p.stdout
+    # ... and still says where and as whom each login would go.
+    assert p.stdout.count("https://gateway.invalid:8000") == 3 and world.jwt_access_id in p.stdout, p.stdout
     assert [r for r in world.audit_after(seq) if r["operation"] != "audit-list"] == []
 
 

@@ -273,6 +273,40 @@ fn plan_one(
     }
 }
 
+fn akeyless_api_url(a: &gitlab::AkeylessSecret, vars: &Variables) -> String {
+    non_empty(&a.akeyless_api_url)
+        .or_else(|| {
+            vars.get("AKEYLESS_API_URL")
+                .map(str::to_owned)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned())
+}
+
+fn akeyless_access_id(vars: &Variables) -> String {
+    vars.get("AKEYLESS_ACCESS_ID")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn akeyless_access_type(a: &gitlab::AkeylessSecret) -> String {
+    non_empty(&a.akeyless_access_type).unwrap_or_else(|| "jwt".into())
+}
+
+/// What `explain` says an `akeyless:` secret fetches.
+fn akeyless_item(a: &gitlab::AkeylessSecret) -> String {
+    match non_empty(&a.name) {
+        Some(n) => format!(
+            "item {n}{}",
+            non_empty(&a.data_key)
+                .map(|k| format!(", key {k}"))
+                .unwrap_or_default()
+        ),
+        None => "the Akeyless token itself (no name)".into(),
+    }
+}
+
 /// The login of an `akeyless:` secret (GitLab's server block: access ID
 /// from `AKEYLESS_ACCESS_ID`, API URL from `akeyless_api_url`, else
 /// `AKEYLESS_API_URL`, else the SaaS).
@@ -281,19 +315,9 @@ fn akeyless_login(
     jwt: String,
     vars: &Variables,
 ) -> Result<(akeyless::Login, Option<CloudSource>), String> {
-    let api_url = non_empty(&a.akeyless_api_url)
-        .or_else(|| {
-            vars.get("AKEYLESS_API_URL")
-                .map(str::to_owned)
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned());
-    let access_id = vars
-        .get("AKEYLESS_ACCESS_ID")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let access_type = non_empty(&a.akeyless_access_type).unwrap_or_else(|| "jwt".into());
+    let api_url = akeyless_api_url(a, vars);
+    let access_id = akeyless_access_id(vars);
+    let access_type = akeyless_access_type(a);
     let secret = |v: &Option<String>, what: &str| {
         non_empty(v)
             .map(SecretString::from)
@@ -691,16 +715,22 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                             format!("access type {}", login.access_type)
                         }
                     ),
-                    match non_empty(&a.name) {
-                        Some(n) => format!(
-                            "item {n}{}",
-                            non_empty(&a.data_key)
-                                .map(|k| format!(", key {k}"))
-                                .unwrap_or_default()
-                        ),
-                        None => "the Akeyless token itself (no name)".into(),
-                    },
+                    akeyless_item(a),
                 ),
+                // The login cannot be planned (the problem is shown): still
+                // say where and as whom it would go.
+                (Provider::Akeyless(a), Err(_)) => {
+                    let id = akeyless_access_id(vars);
+                    (
+                        akeyless_api_url(a, vars),
+                        format!(
+                            "access ID {} (access type {})",
+                            if id.is_empty() { "NOT SET" } else { &id },
+                            akeyless_access_type(a)
+                        ),
+                        akeyless_item(a),
+                    )
+                }
                 (Provider::Aws(a), Ok((_, spec, Fetch::Aws(plan)))) => (
                     plan.endpoint.clone(),
                     match spec {
