@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,6 +384,29 @@ class MotoServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class InThread:
+    """A loopback server (`http.server` or `wsgiref`, bound to port 0)
+    serving from a daemon thread; `url` has no trailing slash."""
+
+    def __init__(self, server):
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def loopback_http(handler) -> InThread:
+    """An `http.server` handler class served on a free loopback port."""
+    from http.server import ThreadingHTTPServer
+
+    return InThread(ThreadingHTTPServer(("127.0.0.1", 0), handler))
 
 
 def _remember_pid(pid: int) -> None:

@@ -13,9 +13,8 @@ import datetime
 import json
 import os
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from unittest import mock
 
 import botocore.session
@@ -25,7 +24,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cofferlib import Client, coffer_bin, free_port
+from cofferlib import Client, coffer_bin, free_port, loopback_http
 
 ACCOUNT = "123456789012"  # moto's default account
 GCI_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -132,14 +131,11 @@ class StubSts:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = loopback_http(Handler)
+        self.url = self.http.url + "/"
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

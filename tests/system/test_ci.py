@@ -27,16 +27,15 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from cofferlib import REPO_ROOT, Client, CofferServer, DevOidc, coffer_bin, free_port, server_env
+from cofferlib import REPO_ROOT, Client, CofferServer, DevOidc, coffer_bin, free_port, loopback_http, server_env
 
 FIXTURES = REPO_ROOT / "crates" / "coffer-ci" / "tests" / "fixtures" / "gitlab"
 PROVIDER_NOT_FOUND = "The secrets provider can not be found. Check your CI/CD variables and try again."
@@ -281,12 +280,10 @@ class StubHandler(BaseHTTPRequestHandler):
 def stub():
     """A loopback HTTP server whose GET routes the test sets."""
     handler = type("H", (StubHandler,), {"routes": {}, "seen": []})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    srv = loopback_http(handler)
+    srv.routes = handler.routes
     yield srv
-    srv.shutdown()
-    srv.server_close()
+    srv.close()
 
 
 def test_seed_azure_ad_uses_the_managed_identity_token(world, stub):
@@ -304,7 +301,7 @@ def test_seed_azure_ad_uses_the_managed_identity_token(world, stub):
         return 200, json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": "86399",
                                 "resource": "https://management.azure.com/"}), "application/json"
 
-    stub.RequestHandlerClass.routes["/metadata/identity/oauth2/token"] = imds
+    stub.routes["/metadata/identity/oauth2/token"] = imds
     name = f"/ci/azure-{uuid.uuid4().hex[:6]}"
     access_id = world.admin.call("create-auth-method-azure-ad", {
         "name": name, "bound-tenant-id": AZURE_TENANT, "issuer": world.issuer,
@@ -328,7 +325,7 @@ def test_seed_gcp_uses_the_metadata_server_identity_token(world, stub):
         assert q["audience"] == ["gcp_audience"] and q["format"] == ["full"], q
         return 200, token, "application/text"
 
-    stub.RequestHandlerClass.routes["/computeMetadata/v1/instance/service-accounts/default/identity"] = identity
+    stub.routes["/computeMetadata/v1/instance/service-accounts/default/identity"] = identity
     name = f"/ci/gcp-{uuid.uuid4().hex[:6]}"
     access_id = world.admin.call("create-auth-method-gcp", {
         "name": name, "type": "iam", "audience": "gcp_audience", "issuer": world.issuer,

@@ -45,7 +45,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import boto3
@@ -55,7 +55,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from cofferlib import REPO_ROOT, coffer_bin
+from cofferlib import REPO_ROOT, InThread, coffer_bin, loopback_http
 
 FIXTURES = REPO_ROOT / "crates" / "coffer-ci" / "tests" / "fixtures" / "gitlab"
 TIMEOUT = 60  # seconds, for every subprocess
@@ -214,10 +214,8 @@ class Moto:
                 self.calls.append(AwsCall(target, m and m.group(1), m and m.group(2), body))
             return app(environ, start_response)
 
-        self.server = make_server("127.0.0.1", 0, recorder, threaded=True, request_handler=QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = InThread(make_server("127.0.0.1", 0, recorder, threaded=True, request_handler=QuietHandler))
+        self.url = self.http.url
 
     def reset(self):
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
@@ -242,9 +240,7 @@ class Moto:
         return list(sts_backends[ACCOUNT]["aws"].assumed_roles)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -638,15 +634,12 @@ class AzureStub:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = loopback_http(Handler)
+        self.url = self.http.url
         return self
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
     def put(self, name: str, version: str, value: str):
         self.secrets[(name, version)] = value
