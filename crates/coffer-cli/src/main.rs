@@ -22,6 +22,15 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Usage errors exit with clap's status 2.
     let cli = args::Cli::parse();
+    if matches!(cli.command, args::Command::Server(_))
+        && let Err(err) = coffer_server::scrub_root_key_env()
+    {
+        // Only returns on failure: COFFER_ROOT_KEY is set and re-executing
+        // without it did not work. Refuse rather than run with the key in
+        // the environment.
+        output::print_error(&err);
+        return ExitCode::FAILURE;
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -90,10 +90,47 @@ impl AuditRecord {
     }
 }
 
-/// Computes a record's chain hash. Implemented with a keyed MAC by the
-/// crypto crate; the store calls it while appending under its chain lock.
+/// Computes a record's chain hash, and the MAC of the chain head.
+/// Implemented with a keyed MAC by the server; the store calls it while
+/// appending under its chain lock.
 pub trait ChainSealer: Send + Sync {
     fn seal(&self, record: &AuditRecord) -> Vec<u8>;
+    /// MAC of the chain head `(seq, hash)`: without the key nobody can point
+    /// the head at an earlier record (tail truncation) or at `(0, [])` (a
+    /// wiped log) and have it verify.
+    fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8>;
+}
+
+/// The bytes the head MAC covers.
+pub fn head_bytes(seq: i64, hash: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + hash.len());
+    out.extend_from_slice(b"coffer-audit-head-v1");
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&(hash.len() as u64).to_be_bytes());
+    out.extend_from_slice(hash);
+    out
+}
+
+/// The stored chain head: the last record's `seq` and `hash`, and their MAC
+/// (empty only in a store that has never been written to).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+/// A copy of the chain head kept outside the database (log stream, anchor
+/// file): the chain must still contain record `seq` with this `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub seq: i64,
+    #[serde(with = "hex_bytes")]
+    pub hash: Vec<u8>,
+    /// `seal_head(seq, hash)`: proves the anchor was written with the key.
+    #[serde(with = "hex_bytes")]
+    pub mac: Vec<u8>,
+    pub time_ms: i64,
 }
 
 /// Result of verifying a chain.
@@ -107,6 +144,14 @@ pub enum ChainBreak {
     Gap { expected: i64, found: i64 },
     /// The chain head stored beside the records disagrees with the last record.
     HeadMismatch { head_seq: i64, last_seq: i64 },
+    /// The head's MAC is wrong: the head was rewritten without the key.
+    HeadForged { head_seq: i64 },
+    /// The log is shorter than a copy of its head kept elsewhere says.
+    Truncated { anchor_seq: i64, last_seq: i64 },
+    /// The record an anchor names has another hash: the log was rewritten.
+    AnchorMismatch { seq: i64 },
+    /// An anchor's own MAC is wrong (not written by this server's key).
+    AnchorForged { seq: i64 },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -124,6 +169,25 @@ impl std::fmt::Display for ChainBreak {
                 f,
                 "chain head says {head_seq} records but the last record is {last_seq} (records removed from the end)"
             ),
+            ChainBreak::HeadForged { head_seq } => write!(
+                f,
+                "the chain head (record {head_seq}) does not carry a valid MAC: it was rewritten, e.g. to hide records removed from the end or a wiped log"
+            ),
+            ChainBreak::Truncated {
+                anchor_seq,
+                last_seq,
+            } => write!(
+                f,
+                "an anchor records {anchor_seq} records but the log ends at {last_seq}: records were removed from the end (or the whole log was replaced)"
+            ),
+            ChainBreak::AnchorMismatch { seq } => write!(
+                f,
+                "record {seq} differs from the anchored copy of the chain head: the log was rewritten"
+            ),
+            ChainBreak::AnchorForged { seq } => write!(
+                f,
+                "the anchor for record {seq} does not carry a valid MAC; ignore that anchor file or check where it came from"
+            ),
         }
     }
 }
@@ -133,6 +197,8 @@ impl std::fmt::Display for ChainBreak {
 pub struct ChainVerifier {
     expected_seq: i64,
     prev_hash: Vec<u8>,
+    /// Anchors not yet reached, by seq.
+    anchors: std::collections::BTreeMap<i64, Vec<u8>>,
 }
 
 impl Default for ChainVerifier {
@@ -146,7 +212,23 @@ impl ChainVerifier {
         ChainVerifier {
             expected_seq: 1,
             prev_hash: Vec::new(),
+            anchors: Default::default(),
         }
+    }
+    /// Also check the chain against copies of its head kept elsewhere.
+    /// Anchors with a wrong MAC are refused.
+    pub fn with_anchors<'a>(
+        mut self,
+        sealer: &dyn ChainSealer,
+        anchors: impl IntoIterator<Item = &'a Anchor>,
+    ) -> Result<Self, ChainBreak> {
+        for a in anchors {
+            if a.mac != sealer.seal_head(a.seq, &a.hash) {
+                return Err(ChainBreak::AnchorForged { seq: a.seq });
+            }
+            self.anchors.insert(a.seq, a.hash.clone());
+        }
+        Ok(self)
     }
     /// Check the next record; on success it becomes the new chain tip.
     pub fn push(&mut self, sealer: &dyn ChainSealer, rec: &AuditRecord) -> Result<(), ChainBreak> {
@@ -162,6 +244,11 @@ impl ChainVerifier {
         if rec.prev_hash != self.prev_hash {
             return Err(ChainBreak::BadLink { seq: rec.seq });
         }
+        if let Some(h) = self.anchors.remove(&rec.seq)
+            && h != rec.hash
+        {
+            return Err(ChainBreak::AnchorMismatch { seq: rec.seq });
+        }
         self.prev_hash = rec.hash.clone();
         self.expected_seq += 1;
         Ok(())
@@ -170,13 +257,26 @@ impl ChainVerifier {
     pub fn count(&self) -> i64 {
         self.expected_seq - 1
     }
-    /// Compare with the stored chain head after the last record.
-    pub fn finish(&self, head_seq: i64) -> Result<i64, ChainBreak> {
-        if head_seq != self.count() {
-            return Err(ChainBreak::HeadMismatch {
-                head_seq,
+    /// Compare with the stored chain head after the last record: it must
+    /// name the last record and carry a valid MAC, and no anchor may lie
+    /// beyond the end. An unsealed head (`mac` empty) is accepted only for
+    /// a log that was never written to.
+    pub fn finish(&self, sealer: &dyn ChainSealer, head: &ChainHead) -> Result<i64, ChainBreak> {
+        if let Some((&anchor_seq, _)) = self.anchors.iter().next_back() {
+            return Err(ChainBreak::Truncated {
+                anchor_seq,
                 last_seq: self.count(),
             });
+        }
+        if head.seq != self.count() || head.hash != self.prev_hash {
+            return Err(ChainBreak::HeadMismatch {
+                head_seq: head.seq,
+                last_seq: self.count(),
+            });
+        }
+        let unwritten = head.seq == 0 && head.mac.is_empty();
+        if !unwritten && head.mac != sealer.seal_head(head.seq, &head.hash) {
+            return Err(ChainBreak::HeadForged { head_seq: head.seq });
         }
         Ok(self.count())
     }
@@ -186,9 +286,11 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(b.len() * 2);
         for byte in b {
-            out.push_str(&format!("{byte:02x}"));
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
         }
         s.serialize_str(&out)
     }
@@ -218,6 +320,24 @@ mod tests {
                 acc[i % 8] = acc[i % 8].wrapping_mul(31).wrapping_add(*b);
             }
             acc.to_vec()
+        }
+        fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
+            let mut acc = [7u8; 8];
+            for (i, b) in head_bytes(seq, hash).iter().enumerate() {
+                acc[i % 8] = acc[i % 8].wrapping_mul(31).wrapping_add(*b);
+            }
+            acc.to_vec()
+        }
+    }
+
+    fn head_of(recs: &[AuditRecord]) -> ChainHead {
+        let (seq, hash) = recs
+            .last()
+            .map_or((0, Vec::new()), |r| (r.seq, r.hash.clone()));
+        ChainHead {
+            mac: if seq == 0 { Vec::new() } else { Sum.seal_head(seq, &hash) },
+            seq,
+            hash,
         }
     }
 
@@ -249,29 +369,103 @@ mod tests {
             .collect()
     }
 
-    fn verify(recs: &[AuditRecord], head: i64) -> Result<i64, ChainBreak> {
+    fn verify(recs: &[AuditRecord], head: &ChainHead) -> Result<i64, ChainBreak> {
         let mut v = ChainVerifier::new();
         for r in recs {
             v.push(&Sum, r)?;
         }
-        v.finish(head)
+        v.finish(&Sum, head)
     }
 
     #[test]
     fn intact_chain_verifies() {
-        assert_eq!(verify(&chain(5), 5), Ok(5));
+        let c = chain(5);
+        assert_eq!(verify(&c, &head_of(&c)), Ok(5));
+        assert_eq!(verify(&[], &ChainHead::default()), Ok(0));
+    }
+
+    #[test]
+    fn tail_truncation_and_wipes_are_detected() {
+        let c = chain(5);
+        // Drop the last two records and point the head at record 3 without the key.
+        let forged = ChainHead {
+            seq: 3,
+            hash: c[2].hash.clone(),
+            mac: b"not the mac".to_vec(),
+        };
+        assert_eq!(
+            verify(&c[..3], &forged),
+            Err(ChainBreak::HeadForged { head_seq: 3 })
+        );
+        // A wiped log with a head reset to (0, []) but a leftover MAC field.
+        let wiped = ChainHead {
+            seq: 0,
+            hash: vec![],
+            mac: b"x".to_vec(),
+        };
+        assert_eq!(
+            verify(&[], &wiped),
+            Err(ChainBreak::HeadForged { head_seq: 0 })
+        );
+        // Replaying an older, genuinely sealed head is caught by an anchor.
+        let old_head = head_of(&c[..3]);
+        let anchor = Anchor {
+            seq: 5,
+            hash: c[4].hash.clone(),
+            mac: Sum.seal_head(5, &c[4].hash),
+            time_ms: 0,
+        };
+        let mut v = ChainVerifier::new()
+            .with_anchors(&Sum, [&anchor])
+            .unwrap();
+        for r in &c[..3] {
+            v.push(&Sum, r).unwrap();
+        }
+        assert_eq!(
+            v.finish(&Sum, &old_head),
+            Err(ChainBreak::Truncated {
+                anchor_seq: 5,
+                last_seq: 3
+            })
+        );
+        // An anchor matching the chain passes; a forged anchor is refused.
+        let mut v = ChainVerifier::new()
+            .with_anchors(&Sum, [&anchor])
+            .unwrap();
+        for r in &c {
+            v.push(&Sum, r).unwrap();
+        }
+        assert_eq!(v.finish(&Sum, &head_of(&c)), Ok(5));
+        let bad = Anchor {
+            mac: vec![1],
+            ..anchor.clone()
+        };
+        assert!(matches!(
+            ChainVerifier::new().with_anchors(&Sum, [&bad]),
+            Err(ChainBreak::AnchorForged { seq: 5 })
+        ));
+        // A rewritten record at an anchored position.
+        let other = Anchor {
+            hash: c[3].hash.clone(),
+            mac: Sum.seal_head(5, &c[3].hash),
+            ..anchor
+        };
+        let mut v = ChainVerifier::new().with_anchors(&Sum, [&other]).unwrap();
+        let r = c.iter().try_for_each(|r| v.push(&Sum, r));
+        assert_eq!(r, Err(ChainBreak::AnchorMismatch { seq: 5 }));
     }
 
     #[test]
     fn tampering_is_detected() {
+        let full = head_of(&chain(5));
         let mut c = chain(5);
         c[2].outcome = Outcome::Denied;
-        assert_eq!(verify(&c, 5), Err(ChainBreak::BadHash { seq: 3 }));
+        assert_eq!(verify(&c, &full), Err(ChainBreak::BadHash { seq: 3 }));
 
         let mut c = chain(5);
         c.remove(2);
         assert_eq!(
-            verify(&c, 5),
+            verify(&c, &full),
             Err(ChainBreak::Gap {
                 expected: 3,
                 found: 4
@@ -280,11 +474,11 @@ mod tests {
 
         let mut c = chain(5);
         c.swap(1, 2);
-        assert!(verify(&c, 5).is_err());
+        assert!(verify(&c, &full).is_err());
 
         let c = chain(5);
         assert_eq!(
-            verify(&c[..4], 5),
+            verify(&c[..4], &full),
             Err(ChainBreak::HeadMismatch {
                 head_seq: 5,
                 last_seq: 4

@@ -107,7 +107,7 @@ pub struct AuthMethod {
 }
 
 /// Who may see audit records, a role attribute (as in Akeyless).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum AuditAccess {
     #[default]
     None,
@@ -180,6 +180,37 @@ impl ItemType {
     }
 }
 
+/// What a static secret holds: a value, or a password-manager entry
+/// (`username`, `password`, URLs and custom fields, stored as JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ItemSubType {
+    #[default]
+    Generic,
+    Password,
+}
+
+impl ItemSubType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemSubType::Generic => "generic",
+            ItemSubType::Password => "password",
+        }
+    }
+}
+
+impl FromStr for ItemSubType {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "generic" => Ok(ItemSubType::Generic),
+            "password" => Ok(ItemSubType::Password),
+            other => Err(CoreError::Invalid(format!(
+                "type must be generic or password, not {other:?}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretFormat {
     Text,
@@ -215,12 +246,18 @@ pub struct Item {
     pub id: i64,
     pub name: String,
     pub item_type: ItemType,
+    pub sub_type: ItemSubType,
     pub format: SecretFormat,
     pub description: String,
     pub tags: Vec<String>,
     /// Versions kept; older ones are pruned on update. 0 = server default.
     pub max_versions: i32,
+    /// The newest version that still exists (what "latest" reads).
     pub last_version: i32,
+    /// The highest version number ever given: never reused, even after
+    /// that version is deleted, so a client pinned to a version number
+    /// never silently gets another value.
+    pub highest_version: i32,
     pub enabled: bool,
     pub created_ms: i64,
     pub modified_ms: i64,

@@ -56,7 +56,7 @@ impl Caps {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
-    pub fn union(self, other: Caps) -> Caps {
+    pub const fn union(self, other: Caps) -> Caps {
         Caps(self.0 | other.0)
     }
     pub fn names(self) -> Vec<String> {
@@ -204,6 +204,14 @@ where
     I: IntoIterator<Item = &'a Rule>,
 {
     !need.is_empty() && effective(rules, rule_type, name).contains(need)
+}
+
+/// May the rule set perform at least one capability of `any` on the object?
+pub fn allows_any<'a, I>(rules: I, rule_type: RuleType, name: &str, any: Caps) -> bool
+where
+    I: IntoIterator<Item = &'a Rule>,
+{
+    effective(rules, rule_type, name).intersects(any)
 }
 
 /// Could anything under `folder` (which ends in `/`) be visible with `need`?

@@ -19,7 +19,8 @@ use crate::state::AuditMac;
 const QUEUE: usize = 16_384;
 const MAX_BATCH: usize = 2_048;
 
-type Ack = oneshot::Sender<Result<(), String>>;
+/// The record's `seq` once durable, or why it could not be written.
+type Ack = oneshot::Sender<Result<i64, String>>;
 
 #[derive(Clone)]
 pub struct AuditSink {
@@ -34,10 +35,9 @@ impl AuditSink {
         AuditSink { tx }
     }
 
-    /// Append one record and wait until it is durable.
     /// Append `rec` (and write `token`, minted by this request, in the same
-    /// transaction); resolves once both are durable.
-    pub async fn record(&self, rec: AuditRecord, token: Option<TokenRecord>) -> Result<(), String> {
+    /// transaction); resolves with the record's `seq` once both are durable.
+    pub async fn record(&self, rec: AuditRecord, token: Option<TokenRecord>) -> Result<i64, String> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
             .send((rec, token, ack_tx))
@@ -78,8 +78,10 @@ async fn writer(
                 tracing::error!(error = %e, batch = records.len(), "audit write failed; refusing the requests");
                 "the audit log could not be written".to_owned()
             });
-        for ack in acks.drain(..) {
-            let _ = ack.send(result.clone());
+        for (ack, rec) in acks.drain(..).zip(records.iter()) {
+            // A request that stopped waiting (it cannot: requests run to
+            // completion) would just miss its acknowledgement.
+            let _ = ack.send(result.clone().map(|()| rec.seq));
         }
         records.clear();
         tokens.clear();

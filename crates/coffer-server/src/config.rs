@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -55,6 +56,35 @@ pub struct ServerArgs {
     /// Clock skew allowed on JWT exp/nbf/iat, in seconds (default 60).
     #[arg(long, env = "COFFER_JWT_LEEWAY")]
     pub jwt_leeway: Option<u64>,
+    /// Most open client connections (default: what the file limit allows,
+    /// keeping descriptors for storage and logs; at most 10000). When full,
+    /// the oldest connections without a request in progress are closed to
+    /// make room.
+    #[arg(long, env = "COFFER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open connections from one address (default: half of
+    /// --max-connections).
+    #[arg(long, env = "COFFER_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open (default 30).
+    #[arg(long, env = "COFFER_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body (default 30).
+    #[arg(long, env = "COFFER_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Seconds before a client gets 503 for a request still running (the
+    /// request itself goes on and is audited; default 60).
+    #[arg(long, env = "COFFER_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// File the audit chain head is appended to periodically (JSON lines):
+    /// a copy outside the database that `audit verify` checks the chain
+    /// against. Put it where the database's users cannot rewrite it.
+    #[arg(long, env = "COFFER_AUDIT_ANCHOR_FILE")]
+    pub audit_anchor_file: Option<PathBuf>,
+    /// Seconds between audit anchors (default 60; the head is also logged).
+    #[arg(long, env = "COFFER_AUDIT_ANCHOR_INTERVAL")]
+    pub audit_anchor_interval: Option<u64>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -77,6 +107,13 @@ struct FileConfig {
     jwt_leeway: Option<u64>,
     jwks_cache_ttl: Option<u64>,
     jwks_refetch_interval: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    request_timeout: Option<u64>,
+    audit_anchor_file: Option<PathBuf>,
+    audit_anchor_interval: Option<u64>,
 }
 
 /// Where the root key comes from.
@@ -84,6 +121,9 @@ struct FileConfig {
 pub enum RootKeySource {
     /// `COFFER_ROOT_KEY` (hex or base64); read once at start-up.
     Env,
+    /// A pipe the process was given by [`crate::scrub_root_key_env`] after
+    /// it took `COFFER_ROOT_KEY` out of the environment (`COFFER_ROOT_KEY_FD`).
+    Fd(u32),
     File {
         path: PathBuf,
         create: bool,
@@ -117,6 +157,15 @@ pub struct Config {
     pub jwks_cache_ttl_secs: u64,
     /// Least time between two fetches of one JWKS (unknown kid, failures).
     pub jwks_refetch_secs: u64,
+    /// Connection limits (None: derived from the file limit at start).
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    /// Time to send request headers; also the keep-alive idle timeout.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub audit_anchor_file: Option<PathBuf>,
+    pub audit_anchor_interval: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
@@ -142,7 +191,10 @@ impl Config {
         let listen = args
             .listen
             .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+            .unwrap_or(SocketAddr::new(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                8200,
+            ));
         let storage_url = match args.storage.clone().or(file.storage) {
             Some(s) => s,
             None => match &data_dir {
@@ -152,7 +204,13 @@ impl Config {
                 ),
             },
         };
-        let env_key = std::env::var_os("COFFER_ROOT_KEY").is_some();
+        let key_fd = match std::env::var("COFFER_ROOT_KEY_FD") {
+            Ok(v) => Some(v.trim().parse::<u32>().context(
+                "COFFER_ROOT_KEY_FD must be a file descriptor number (it is set by coffer itself)",
+            )?),
+            Err(_) => None,
+        };
+        let env_key = std::env::var_os("COFFER_ROOT_KEY").is_some() || key_fd.is_some();
         let key_file = args.root_key_file.clone().or(file.root_key_file);
         let key_cmd = args.root_key_command.clone().or(file.root_key_command);
         let sources =
@@ -162,7 +220,9 @@ impl Config {
                 "more than one root key source: set only one of COFFER_ROOT_KEY, --root-key-file, --root-key-command"
             );
         }
-        let root_key = if env_key {
+        let root_key = if let Some(fd) = key_fd {
+            RootKeySource::Fd(fd)
+        } else if env_key {
             RootKeySource::Env
         } else if let Some(path) = key_file {
             RootKeySource::File {
@@ -236,8 +296,50 @@ impl Config {
             jwt_leeway_secs: args.jwt_leeway.or(file.jwt_leeway).unwrap_or(60).min(3600),
             jwks_cache_ttl_secs: file.jwks_cache_ttl.unwrap_or(600).max(1),
             jwks_refetch_secs: file.jwks_refetch_interval.unwrap_or(30),
+            max_connections: positive(
+                "max-connections",
+                args.max_connections.or(file.max_connections),
+            )?,
+            max_connections_per_ip: positive(
+                "max-connections-per-ip",
+                args.max_connections_per_ip.or(file.max_connections_per_ip),
+            )?,
+            header_timeout: seconds(
+                "header-timeout",
+                args.header_timeout.or(file.header_timeout),
+                30,
+            )?,
+            body_timeout: seconds("body-timeout", args.body_timeout.or(file.body_timeout), 30)?,
+            request_timeout: seconds(
+                "request-timeout",
+                args.request_timeout.or(file.request_timeout),
+                60,
+            )?,
+            audit_anchor_file: args.audit_anchor_file.clone().or(file.audit_anchor_file),
+            audit_anchor_interval: seconds(
+                "audit-anchor-interval",
+                args.audit_anchor_interval.or(file.audit_anchor_interval),
+                60,
+            )?,
         })
     }
+}
+
+/// A count setting that must be at least 1 when given.
+fn positive(name: &str, v: Option<usize>) -> anyhow::Result<Option<usize>> {
+    match v {
+        Some(0) => bail!("{name} must be at least 1"),
+        other => Ok(other),
+    }
+}
+
+/// A duration setting in seconds: 1 to 3600, `default` when not given.
+fn seconds(name: &str, v: Option<u64>, default: u64) -> anyhow::Result<Duration> {
+    let secs = v.unwrap_or(default);
+    if !(1..=3600).contains(&secs) {
+        bail!("{name} is in seconds, from 1 to 3600 (not {secs})");
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// `sqlite://` URL for a filesystem path.

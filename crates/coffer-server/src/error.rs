@@ -22,6 +22,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// The client was too slow (e.g. sending its body).
+    #[error("{0}")]
+    Timeout(String),
     /// Internal failure: the detail goes to the server log only.
     #[error("internal error (request id in the server log)")]
     Internal(String),
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

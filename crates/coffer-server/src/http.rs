@@ -3,21 +3,34 @@
 //! decode → authenticate → authorize → act → audit → encode.
 //! Paths `/<op>`, `/v2/<op>` and `/api/v2/<op>` are the same operation;
 //! repeated slashes are collapsed.
+//!
+//! Once its body has been read, a request runs to completion in a task of
+//! its own, whatever the client does: a client that disconnects (or half-
+//! closes) mid-request drops only the wait for the answer, never the work,
+//! its audit record or the cache invalidation that follows a change. A
+//! change is audited in its own transaction (see [`Ctx::audit`]); every
+//! other outcome is recorded by the group-committed audit writer before the
+//! response leaves. A handler that panics becomes an audited 500.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use coffer_core::audit::{AuditRecord, Outcome};
+use coffer_core::policy::{Caps, RuleType};
+use coffer_store::Audit;
+use futures::FutureExt;
 use serde_json::Value;
 
 use crate::error::{ApiError, error_response};
-use crate::ops;
+use crate::ops::{self, Operation};
 use crate::state::{AppState, Caller, now_ms};
 use crate::wire::Body;
 
@@ -26,6 +39,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .fallback(handle)
         .with_state(state)
+        // A panic outside an operation handler (those are caught and
+        // audited in `run`) must still not take the connection task down.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("request panicked outside an operation handler");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                )
+            },
+        ))
 }
 
 async fn health() -> impl IntoResponse {
@@ -48,9 +72,34 @@ pub struct Ctx {
     /// A token minted by this request (login): written with its audit
     /// record, in the same transaction, before the response leaves.
     pub minted: Option<coffer_core::model::TokenRecord>,
+    client_type: String,
+    /// The record of this request's change, once [`Ctx::audit`] made it;
+    /// its `seq` is set when the change committed.
+    written: Option<AuditRecord>,
+    /// The authorization checks this request made, for the pipeline's
+    /// check that every operation authorized what its table row says.
+    checked: Vec<(RuleType, Caps)>,
 }
 
 impl Ctx {
+    fn new(state: Arc<AppState>, peer: SocketAddr, op: String, client_type: String) -> Ctx {
+        Ctx {
+            request_id: state.next_request_id(),
+            state,
+            peer,
+            op,
+            object: String::new(),
+            caller: None,
+            access_id: String::new(),
+            auth_method: String::new(),
+            identity: String::new(),
+            minted: None,
+            client_type,
+            written: None,
+            checked: Vec::new(),
+        }
+    }
+
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         self.caller
             .as_ref()
@@ -59,6 +108,46 @@ impl Ctx {
 
     pub fn set_object(&mut self, object: impl Into<String>) {
         self.object = object.into();
+    }
+
+    /// Note that an authorization check of `caps` on `rule_type` passed.
+    pub(crate) fn checked(&mut self, rule_type: RuleType, caps: Caps) {
+        self.checked.push((rule_type, caps));
+    }
+
+    fn record(&self, outcome: Outcome, status: StatusCode, error: String) -> AuditRecord {
+        AuditRecord {
+            seq: 0,
+            time_ms: now_ms(),
+            request_id: self.request_id.clone(),
+            operation: self.op.clone(),
+            object: self.object.clone(),
+            outcome,
+            status: status.as_u16(),
+            error,
+            access_id: self.access_id.clone(),
+            auth_method: self.auth_method.clone(),
+            identity: self.identity.clone(),
+            client_type: self.client_type.clone(),
+            peer: self.peer.ip().to_string(),
+            prev_hash: Vec::new(),
+            hash: Vec::new(),
+        }
+    }
+
+    /// The audit record of this request's change (success), for the store
+    /// to write in the change's own transaction: a committed change always
+    /// has its record, even if the request fails or is abandoned later.
+    /// A request makes at most one change.
+    pub fn audit(&mut self) -> Audit<'_> {
+        let rec = self.record(Outcome::Allowed, StatusCode::OK, String::new());
+        let Ctx { written, state, .. } = self;
+        Audit::new(written.insert(rec), &*state.keys.audit)
+    }
+
+    /// Was this request's change committed (with its record)?
+    fn change_committed(&self) -> Option<i64> {
+        self.written.as_ref().map(|r| r.seq).filter(|s| *s > 0)
     }
 }
 
@@ -91,55 +180,129 @@ fn client_type(headers: &HeaderMap) -> String {
     v.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
+/// Read the body: at most `limit` bytes, within `timeout` (a client that
+/// trickles its body must not hold a connection and a buffer for long).
+async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::TooLarge(format!(
+            "request body is larger than {limit} bytes, or the connection broke while it was read"
+        ))),
+        Err(_) => Err(ApiError::Timeout(format!(
+            "the request body did not arrive within {} s",
+            timeout.as_secs()
+        ))),
+    }
+}
+
 async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let request_id = state.next_request_id();
-    let client_type = client_type(req.headers());
     let path = req.uri().path().to_owned();
-    let op = operation_from_path(&path);
-    let method = req.method().clone();
-
-    let mut ctx = Ctx {
-        state: state.clone(),
-        request_id,
+    let name = operation_from_path(&path);
+    let op = name.as_deref().and_then(ops::find);
+    let ctx = Ctx::new(
+        state.clone(),
         peer,
-        op: op.clone().unwrap_or_else(|| "unknown".into()),
-        object: String::new(),
-        caller: None,
-        access_id: String::new(),
-        auth_method: String::new(),
-        identity: String::new(),
-        minted: None,
-    };
-
-    let result: Result<Value, ApiError> = async {
-        let Some(op) = op else {
-            return Err(ApiError::NotFound(format!(
-                "no operation at {:?}: POST to /<operation>, /v2/<operation> or /api/v2/<operation>",
-                coffer_core::name::truncate_for_message(&path)
-            )));
-        };
-        if !ops::is_known(&op) {
-            return Err(ApiError::NotFound(format!("unknown operation {op:?}")));
-        }
-        if method != Method::POST {
-            return Err(ApiError::bad(format!("use POST for /{op}")));
-        }
-        let limit = state.config.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        op.map_or_else(
+            || name.clone().unwrap_or_else(|| "unknown".into()),
+            |o| o.name.to_owned(),
+        ),
+        client_type(req.headers()),
+    );
+    let input = match (op, name) {
+        (Some(op), _) if req.method() == Method::POST => {
+            read_body(
+                req,
+                state.config.max_body_bytes,
+                state.config.body_timeout,
+            )
             .await
-            .map_err(|_| {
-                ApiError::TooLarge(format!("request body is larger than {limit} bytes"))
-            })?;
-        let body = Body::parse(&bytes)?;
-        ops::dispatch(&mut ctx, &body).await
+            .map(|b| (op, b))
+        }
+        (Some(op), _) => Err(ApiError::bad(format!("use POST for /{}", op.name))),
+        (None, Some(name)) => Err(ApiError::NotFound(format!(
+            "unknown operation {:?}",
+            coffer_core::name::truncate_for_message(&name)
+        ))),
+        (None, None) => Err(ApiError::NotFound(format!(
+            "no operation at {:?}: POST to /<operation>, /v2/<operation> or /api/v2/<operation>",
+            coffer_core::name::truncate_for_message(&path)
+        ))),
+    };
+    // From here on the request is the server's: it runs to completion in
+    // its own task even if the client goes away.
+    let request_id = ctx.request_id.clone();
+    let task = tokio::spawn(run(ctx, input, started));
+    match tokio::time::timeout(state.config.request_timeout, task).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::error!(%request_id, error = %e, "request task failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("internal error; the server log has the details under request id {request_id}"),
+            )
+        }
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "request {request_id} is taking longer than {} s; it goes on, and its outcome will be in the audit log under that request id",
+                state.config.request_timeout.as_secs()
+            ),
+        ),
     }
-    .await;
+}
 
+/// Run the operation, audit the outcome, encode the response.
+async fn run(
+    mut ctx: Ctx,
+    input: Result<(&'static Operation, Bytes), ApiError>,
+    started: Instant,
+) -> Response {
+    let result: Result<Value, ApiError> = match input {
+        Err(e) => Err(e),
+        Ok((op, bytes)) => {
+            let work = async {
+                let body = Body::parse(&bytes)?;
+                execute(&mut ctx, op, &body).await
+            };
+            match AssertUnwindSafe(work).catch_unwind().await {
+                Ok(r) => r,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(ApiError::Internal(format!("the operation panicked: {what}")))
+                }
+            }
+        }
+    };
+    finish(ctx, result, started).await
+}
+
+/// Authenticate (unless the operation is public), run the handler, and
+/// check that it authorized what its table row declares.
+async fn execute(ctx: &mut Ctx, op: &'static Operation, body: &Body) -> Result<Value, ApiError> {
+    if op.access.needs_token() {
+        ops::authenticate(ctx, body).await?;
+    }
+    let out = op.handler()(ctx, body).await?;
+    if let Some(missing) = op.access.unchecked(&ctx.checked) {
+        return Err(ApiError::Internal(format!(
+            "operation {} returned without checking {missing}",
+            op.name
+        )));
+    }
+    Ok(out)
+}
+
+async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> Response {
+    let state = ctx.state.clone();
     let (status, outcome, error) = match &result {
         Ok(_) => (StatusCode::OK, Outcome::Allowed, String::new()),
         Err(e) => {
@@ -154,40 +317,37 @@ async fn handle(
             (e.status(), outcome, e.to_string())
         }
     };
-
-    let record = AuditRecord {
-        seq: 0,
-        time_ms: now_ms(),
-        request_id: ctx.request_id.clone(),
-        operation: ctx.op.clone(),
-        object: ctx.object.clone(),
-        outcome,
-        status: status.as_u16(),
-        error: error.clone(),
-        access_id: ctx.access_id.clone(),
-        auth_method: ctx.auth_method.clone(),
-        identity: ctx.identity.clone(),
-        client_type,
-        peer: peer.ip().to_string(),
-        prev_hash: Vec::new(),
-        hash: Vec::new(),
-    };
-    let minted = ctx.minted.take();
-    let token_hash = minted.as_ref().map(|t| t.token_hash.clone());
-    if state
-        .audit
-        .record(record, minted.filter(|_| result.is_ok()))
-        .await
-        .is_err()
-    {
-        if let Some(h) = token_hash {
-            state.tokens.remove(&h);
+    let committed = ctx.change_committed();
+    if let Some(seq) = committed {
+        state.audited(seq);
+    }
+    // A committed change that ends in success is audited already. Anything
+    // else gets its record now: a failure, or a failure after the change
+    // committed (then the change's record and this one both stand).
+    if committed.is_none() || result.is_err() {
+        let mut record = ctx.record(outcome, status, error);
+        if committed.is_some() {
+            record.error = format!("after its change was committed: {}", record.error);
         }
-        // Nothing leaves without its audit record: drop the result.
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the audit log could not be written, so the request was refused; see the server log",
-        );
+        let minted = if result.is_ok() {
+            ctx.minted.clone()
+        } else {
+            None
+        };
+        let token_hash = ctx.minted.as_ref().map(|t| t.token_hash.clone());
+        match state.audit.record(record, minted).await {
+            Ok(seq) => state.audited(seq),
+            Err(_) => {
+                if let Some(h) = token_hash {
+                    state.tokens.remove(&h);
+                }
+                // Nothing leaves without its audit record: drop the result.
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the audit log could not be written, so the request was refused; see the server log",
+                );
+            }
+        }
     }
 
     tracing::debug!(

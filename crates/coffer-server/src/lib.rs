@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use coffer_crypto::RootKey;
 
+pub mod anchor;
 mod audit;
 pub mod bootstrap;
 pub mod config;
@@ -19,8 +20,9 @@ pub mod http;
 mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod listener;
 pub mod offline;
-mod ops;
+pub mod ops;
 pub mod state;
 mod timefmt;
 mod wire;
@@ -28,6 +30,58 @@ mod wire;
 pub use config::{Config, ServerArgs};
 use config::{LogFormat, RootKeySource};
 use state::{AppState, ItemCache, Keys, LoginLimiter, TokenCache};
+
+/// The variable holding the root key for `COFFER_ROOT_KEY` set-ups.
+const ROOT_KEY_ENV: &str = "COFFER_ROOT_KEY";
+/// Set by [`scrub_root_key_env`]: the descriptor of a pipe holding the key.
+const ROOT_KEY_FD_ENV: &str = "COFFER_ROOT_KEY_FD";
+
+/// Take `COFFER_ROOT_KEY` out of this process's environment for good.
+///
+/// Removing a variable does not change `/proc/PID/environ`, which shows
+/// the environment the process was started with, readable by the same user
+/// and by root for the life of the process. So when the variable is set,
+/// this puts the key into a pipe and re-executes the same binary with the
+/// same arguments, without the variable and with `COFFER_ROOT_KEY_FD`
+/// naming the pipe; the new process image (same PID) reads the key from it.
+/// Call first thing in `main`, before any thread starts. Returns only when
+/// there was nothing to do (or the exec failed, as an error).
+#[cfg(target_os = "linux")]
+pub fn scrub_root_key_env() -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+
+    let Some(key) = std::env::var_os(ROOT_KEY_ENV) else {
+        return Ok(());
+    };
+    let key = zeroize::Zeroizing::new(key.into_encoded_bytes());
+    if key.len() > 4096 {
+        bail!("COFFER_ROOT_KEY is too long to be a root key");
+    }
+    // Without CLOEXEC, so the read end survives the exec; the key (a few
+    // dozen bytes) fits in the pipe's buffer, so the write cannot block.
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty())
+        .context("cannot create a pipe for the root key")?;
+    let mut writer = std::fs::File::from(write);
+    writer
+        .write_all(&key)
+        .context("cannot hand the root key over")?;
+    drop(writer);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&read);
+    let exe = std::env::current_exe().context("cannot find the coffer binary to re-execute")?;
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env_remove(ROOT_KEY_ENV)
+        .env(ROOT_KEY_FD_ENV, fd.to_string())
+        .exec();
+    Err(anyhow::Error::from(err).context("cannot re-execute coffer without COFFER_ROOT_KEY"))
+}
+
+/// Elsewhere the environment cannot be scrubbed this way: nothing to do.
+#[cfg(not(target_os = "linux"))]
+pub fn scrub_root_key_env() -> anyhow::Result<()> {
+    Ok(())
+}
 
 /// Start the server and serve until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -84,26 +138,63 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %local, tls = config.tls.is_some(), backend = store.backend(), "coffer server started");
 
     tokio::spawn(background(state.clone()));
+    tokio::spawn(anchor::anchor_loop(state.clone()));
 
+    let limits =
+        listener::Limits::resolve(config.max_connections, config.max_connections_per_ip);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_per_ip,
+        header_timeout_s = config.header_timeout.as_secs(),
+        body_timeout_s = config.body_timeout.as_secs(),
+        request_timeout_s = config.request_timeout.as_secs(),
+        "connection limits"
+    );
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let mut server = axum_server::from_tcp(listener)?.acceptor(
+                listener::LimitAcceptor::new(
+                    axum_server::tls_rustls::RustlsAcceptor::new(tls),
+                    limits,
+                ),
+            );
+            configure_http(server.http_builder(), &config);
+            server.handle(handle).serve(app).await?;
         }
         None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let mut server = axum_server::from_tcp(listener)?.acceptor(
+                listener::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits),
+            );
+            configure_http(server.http_builder(), &config);
+            server.handle(handle).serve(app).await?;
         }
     }
     tracing::info!("coffer server stopped");
     Ok(())
+}
+
+/// hyper settings: a header-read timeout (which also ends idle keep-alive
+/// connections: the timer runs whenever the server waits for a request),
+/// and HTTP/2 limits.
+fn configure_http(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    config: &Config,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(128)
+        .keep_alive_interval(Some(config.header_timeout))
+        .keep_alive_timeout(config.header_timeout)
+        .max_header_list_size(64 * 1024);
 }
 
 /// Open storage and keys, and bootstrap: everything but the listener.
@@ -133,7 +224,7 @@ pub async fn build(
         keys,
         config: config.clone(),
         policy: Default::default(),
-        tokens: TokenCache::new(100_000, None),
+        tokens: TokenCache::new(100_000, Some(state::TOKEN_CACHE_TTL)),
         items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
         audit,
         limiter: LoginLimiter::default(),
@@ -144,12 +235,15 @@ pub async fn build(
         replay: jwks::ReplayCache::new(1_000_000),
         request_prefix: hex::encode(prefix),
         request_counter: Default::default(),
+        policy_stale: Default::default(),
+        audit_high_water: Default::default(),
     });
     state
         .reload_policy()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let admin = bootstrap::ensure_admin(&state).await?;
+    bootstrap::renumber_large_item_ids(&state).await?;
     Ok((state, admin))
 }
 
@@ -185,7 +279,7 @@ async fn background(state: Arc<AppState>) {
         n += 1;
         match state.store.generation().await {
             Ok(g) if g != state.snapshot().generation => {
-                state.tokens.clear();
+                state.policy_changed();
                 if let Err(e) = state.reload_policy().await {
                     tracing::warn!(error = ?e, "policy reload failed");
                 }
@@ -228,11 +322,23 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 fn load_root_key(source: &RootKeySource) -> anyhow::Result<RootKey> {
     Ok(match source {
         RootKeySource::Env => {
+            // Only when scrub_root_key_env could not run (not Linux, or an
+            // embedding that calls build() directly).
             let v = zeroize::Zeroizing::new(
-                std::env::var("COFFER_ROOT_KEY").context("COFFER_ROOT_KEY is not valid UTF-8")?,
+                std::env::var(ROOT_KEY_ENV).context("COFFER_ROOT_KEY is not valid UTF-8")?,
             );
-            // Do not leave the key in the environment of child processes.
             RootKey::parse(&v).context("COFFER_ROOT_KEY")?
+        }
+        RootKeySource::Fd(fd) => {
+            // The pipe scrub_root_key_env filled before re-executing; opened
+            // through /proc (no unsafe code to adopt a raw descriptor).
+            use std::io::Read;
+            let mut f = std::fs::File::open(format!("/proc/self/fd/{fd}"))
+                .context("cannot open the root key pipe (COFFER_ROOT_KEY_FD)")?;
+            let mut text = zeroize::Zeroizing::new(String::new());
+            f.read_to_string(&mut text)
+                .context("cannot read the root key pipe (COFFER_ROOT_KEY_FD)")?;
+            RootKey::parse(&text).context("COFFER_ROOT_KEY")?
         }
         RootKeySource::File { path, create: true } => {
             let (key, created) = RootKey::load_or_create_file(path)?;

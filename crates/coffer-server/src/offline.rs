@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
+use coffer_core::audit::{Anchor, AuditRecord, ChainSealer, ChainVerifier, Outcome};
 use coffer_core::name::normalize_name;
 use coffer_crypto::RootKey;
 use coffer_store::{AuditQuery, Store};
@@ -24,6 +24,10 @@ pub struct OfflineArgs {
     /// Root key file (default: <data-dir>/root.key; or set COFFER_ROOT_KEY).
     #[arg(long, env = "COFFER_ROOT_KEY_FILE")]
     pub root_key_file: Option<PathBuf>,
+    /// Audit anchor file written by the server (--audit-anchor-file): the
+    /// chain must still contain every anchored head (detects truncation).
+    #[arg(long)]
+    pub anchor_file: Option<PathBuf>,
 }
 
 impl OfflineArgs {
@@ -82,6 +86,7 @@ impl AuditFilter {
             since_ms: time("since", &self.since)?,
             until_ms: time("until", &self.until)?,
             access_id: nonempty(&self.access_id),
+            identity: None,
             object,
             operation: nonempty(&self.operation),
             outcome,
@@ -105,6 +110,8 @@ pub fn record_json(r: &AuditRecord) -> serde_json::Value {
 pub struct VerifyReport {
     pub valid: bool,
     pub records: i64,
+    /// Copies of the chain head kept outside the database that were checked.
+    pub anchors_checked: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -142,23 +149,35 @@ async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, 
     Ok((store, key))
 }
 
-/// Walk the whole chain in pages and compare with the stored head.
+/// Walk the whole chain in pages and compare with the stored head (whose
+/// MAC must be valid), with `anchors` (copies of earlier heads kept
+/// outside the database) and with `high_water` (the highest record this
+/// server process wrote; 0 offline). A store that was bootstrapped always
+/// has records, so an empty log there was wiped.
 pub async fn verify_chain(
     store: &dyn Store,
     sealer: &dyn ChainSealer,
+    anchors: &[Anchor],
+    high_water: i64,
 ) -> anyhow::Result<VerifyReport> {
-    let (head_seq, _) = store.audit_head().await?;
-    let mut verifier = ChainVerifier::new();
+    let head = store.audit_head().await?;
+    let anchors_checked = anchors.len();
+    let fail = |records: i64, error: String| VerifyReport {
+        valid: false,
+        records,
+        anchors_checked,
+        error: Some(error),
+    };
+    let mut verifier = match ChainVerifier::new().with_anchors(sealer, anchors) {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(0, e.to_string())),
+    };
     let mut after = 0;
     loop {
         let page = store.audit_range(after, 5000).await?;
         for rec in &page {
             if let Err(e) = verifier.push(sealer, rec) {
-                return Ok(VerifyReport {
-                    valid: false,
-                    records: verifier.count(),
-                    error: Some(e.to_string()),
-                });
+                return Ok(fail(verifier.count(), e.to_string()));
             }
         }
         match page.last() {
@@ -166,17 +185,34 @@ pub async fn verify_chain(
             _ => break,
         }
     }
-    Ok(match verifier.finish(head_seq) {
-        Ok(n) => VerifyReport {
-            valid: true,
-            records: n,
-            error: None,
-        },
-        Err(e) => VerifyReport {
-            valid: false,
-            records: verifier.count(),
-            error: Some(e.to_string()),
-        },
+    let records = match verifier.finish(sealer, &head) {
+        Ok(n) => n,
+        Err(e) => return Ok(fail(verifier.count(), e.to_string())),
+    };
+    if records < high_water {
+        return Ok(fail(
+            records,
+            format!(
+                "this server wrote record {high_water} but the log ends at {records}: records were removed from the end"
+            ),
+        ));
+    }
+    if records == 0
+        && store
+            .get_meta(coffer_store::BOOTSTRAPPED)
+            .await?
+            .is_some()
+    {
+        return Ok(fail(
+            0,
+            "the audit log is empty although this store was bootstrapped (which is audited): the log was wiped".into(),
+        ));
+    }
+    Ok(VerifyReport {
+        valid: true,
+        records,
+        anchors_checked,
+        error: None,
     })
 }
 
@@ -184,7 +220,8 @@ pub async fn verify_chain(
 pub async fn verify_audit(args: &OfflineArgs) -> anyhow::Result<VerifyReport> {
     let (store, key) = open(args).await?;
     let mac = AuditMac::new(&key);
-    verify_chain(&*store, &mac).await
+    let anchors = crate::anchor::read_anchors(args.anchor_file.as_deref())?;
+    verify_chain(&*store, &mac, &anchors, 0).await
 }
 
 /// Query audit records straight from storage.

@@ -3,15 +3,17 @@
 //! costs no database round trip), and the failed-login limiter.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use coffer_core::audit::{AuditRecord, ChainSealer};
+use coffer_core::audit::{AuditRecord, ChainSealer, Outcome, head_bytes};
 use coffer_core::model::{Association, AuthMethod, Item, Role, SealedVersion, TokenRecord};
 use coffer_core::policy::Rule;
 use coffer_core::subclaims::match_sub_claims;
 use coffer_crypto::{DataKey, KeyedHasher, RootKey};
-use coffer_store::Store;
+use coffer_store::{Audit, PolicyData, Store};
 
 use crate::audit::AuditSink;
 use crate::config::Config;
@@ -30,16 +32,21 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Load (or, for an empty store, create) the data keys.
+    /// Load (or, for an empty store, create) the data keys. Nodes starting
+    /// together on an empty database agree on one key (the store keeps the
+    /// first); creating it is audited.
     pub async fn load(root: &RootKey, store: &dyn Store) -> anyhow::Result<Keys> {
+        let audit = Arc::new(AuditMac::new(root));
         let mut data_keys = HashMap::new();
         let mut wrapped = store.data_keys().await?;
         if wrapped.is_empty() {
             let id = random_id()?;
             let dek = DataKey::generate()?;
             let w = root.wrap(&dek, &coffer_crypto::data_key_label(id))?;
-            store.insert_data_key(id, &w, now_ms()).await?;
-            wrapped = store.data_keys().await?;
+            let mut rec = system_record("init-data-key", &format!("data key {id:x}"));
+            wrapped = store
+                .ensure_data_key((id, &w), now_ms(), Audit::new(&mut rec, &*audit))
+                .await?;
         }
         let mut active_key_id = 0;
         for (id, w) in &wrapped {
@@ -56,7 +63,7 @@ impl Keys {
             token_hasher: KeyedHasher::new(root, "token-hash"),
             access_key_hasher: KeyedHasher::new(root, "access-key-hash"),
             uid_token_hasher: KeyedHasher::new(root, "uid-token-hash"),
-            audit: Arc::new(AuditMac::new(root)),
+            audit,
             data_keys,
             active_key_id,
         })
@@ -82,6 +89,31 @@ impl ChainSealer for AuditMac {
     fn seal(&self, record: &AuditRecord) -> Vec<u8> {
         self.0.hash(&record.canonical_bytes())
     }
+    fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
+        self.0.hash(&head_bytes(seq, hash))
+    }
+}
+
+/// The audit record of something the server does on its own (start-up
+/// key creation, bootstrap, data migrations): no caller, no peer.
+pub fn system_record(operation: &str, object: &str) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        time_ms: now_ms(),
+        request_id: format!("system-{}", now_ms()),
+        operation: operation.to_owned(),
+        object: object.to_owned(),
+        outcome: Outcome::Allowed,
+        status: 200,
+        error: String::new(),
+        access_id: String::new(),
+        auth_method: String::new(),
+        identity: "coffer-server".into(),
+        client_type: "coffer-server".into(),
+        peer: String::new(),
+        prev_hash: Vec::new(),
+        hash: Vec::new(),
+    }
 }
 
 /// Everything a request handler needs.
@@ -100,28 +132,70 @@ pub struct AppState {
     pub replay: crate::jwks::ReplayCache,
     pub request_prefix: String,
     pub request_counter: std::sync::atomic::AtomicU64,
+    /// Set by a committed policy or revocation change (synchronously, before
+    /// any await point): the next request reloads the snapshot first.
+    pub policy_stale: AtomicBool,
+    /// The highest audit `seq` this process has written: a store head
+    /// below it means records were removed while the server ran.
+    pub audit_high_water: AtomicI64,
 }
 
 impl AppState {
+    /// The policy snapshot as it is (it may be stale; see [`Self::fresh_snapshot`]).
     pub fn snapshot(&self) -> Arc<PolicySnapshot> {
-        self.policy.read().expect("policy lock").clone()
+        self.policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// Reload auth methods, roles and associations from the store.
+    /// The policy snapshot, reloaded first when a local change made it stale.
+    pub async fn fresh_snapshot(&self) -> Result<Arc<PolicySnapshot>, ApiError> {
+        if self.policy_stale.load(Ordering::Acquire) {
+            self.reload_policy().await?;
+        }
+        Ok(self.snapshot())
+    }
+
+    /// Reload auth methods, roles and associations from the store, in one
+    /// consistent read. A snapshot never replaces a newer one (reloads can
+    /// race); a failed reload leaves the snapshot marked stale.
     pub async fn reload_policy(&self) -> Result<(), ApiError> {
-        let generation = self.store.generation().await?;
-        let snap = PolicySnapshot::load(&*self.store, generation).await?;
-        *self.policy.write().expect("policy lock") = Arc::new(snap);
+        self.policy_stale.store(false, Ordering::Release);
+        let data = match self.store.load_policy().await {
+            Ok(d) => d,
+            Err(e) => {
+                self.policy_stale.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        };
+        let snap = Arc::new(PolicySnapshot::from_data(data));
+        let mut current = self.policy.write().unwrap_or_else(PoisonError::into_inner);
+        if snap.generation >= current.generation {
+            *current = snap;
+        }
         Ok(())
     }
 
-    /// After a change to auth methods, roles, rules or associations: bump
-    /// the shared generation (other nodes notice within a second), drop
-    /// cached tokens and reload the snapshot.
-    pub async fn policy_changed(&self) -> Result<(), ApiError> {
-        self.store.bump_generation().await?;
+    /// Call right after a policy or revocation change committed, before any
+    /// await point: cached tokens go and the snapshot is reloaded before it
+    /// is used again, even if this request's task never runs another line.
+    pub fn policy_changed(&self) {
         self.tokens.clear();
-        self.reload_policy().await
+        self.policy_stale.store(true, Ordering::Release);
+    }
+
+    /// [`Self::policy_changed`], then reload now (so the response reflects it).
+    pub async fn policy_changed_reload(&self) {
+        self.policy_changed();
+        if let Err(e) = self.reload_policy().await {
+            tracing::warn!(error = ?e, "policy reload after a change failed; the next request retries");
+        }
+    }
+
+    /// Note an audit record written by this process.
+    pub fn audited(&self, seq: i64) {
+        self.audit_high_water.fetch_max(seq, Ordering::AcqRel);
     }
 
     pub fn next_request_id(&self) -> String {
@@ -144,26 +218,31 @@ pub struct PolicySnapshot {
 }
 
 impl PolicySnapshot {
-    pub async fn load(store: &dyn Store, generation: i64) -> Result<PolicySnapshot, ApiError> {
+    pub fn from_data(data: PolicyData) -> PolicySnapshot {
         let mut snap = PolicySnapshot {
-            generation,
+            generation: data.generation,
             ..Default::default()
         };
-        for am in store.list_auth_methods().await? {
+        for am in data.auth_methods {
             let am = Arc::new(am);
             snap.by_access_id.insert(am.access_id.clone(), am.clone());
             snap.auth_methods.insert(am.name.clone(), am);
         }
-        for role in store.list_roles().await? {
+        for role in data.roles {
             snap.roles.insert(role.name.clone(), Arc::new(role));
         }
-        for a in store.list_associations().await? {
+        for a in data.associations {
             snap.assocs
                 .entry(a.auth_method_name.clone())
                 .or_default()
                 .push(a);
         }
-        Ok(snap)
+        snap
+    }
+
+    /// Every association of a role, across auth methods.
+    pub fn assocs_of_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Association> {
+        self.assocs.values().flatten().filter(move |a| a.role_name == role)
     }
 
     /// The roles whose association with the caller's auth method matches its claims.
@@ -233,7 +312,7 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
     {
-        let m = self.map.read().expect("cache lock");
+        let m = self.map.read().unwrap_or_else(PoisonError::into_inner);
         m.get(key)
             .filter(|(_, at)| self.fresh(*at))
             .map(|(v, _)| v.clone())
@@ -241,7 +320,7 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
 
     pub fn insert(&self, key: K, value: V) {
         let evicted = {
-            let mut m = self.map.write().expect("cache lock");
+            let mut m = self.map.write().unwrap_or_else(PoisonError::into_inner);
             let evicted = if m.len() >= self.capacity && !m.contains_key(&key) {
                 self.evict(&mut m)
             } else {
@@ -269,7 +348,10 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.read().expect("cache lock").len()
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -281,16 +363,26 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
     {
-        self.map.write().expect("cache lock").remove(key);
+        self.map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     pub fn clear(&self) {
-        self.map.write().expect("cache lock").clear();
+        // Freed outside the lock, like evictions.
+        let old = std::mem::take(&mut *self.map.write().unwrap_or_else(PoisonError::into_inner));
+        drop(old);
     }
 }
 
-/// Valid tokens by keyed hash.
+/// Valid tokens by keyed hash. Invalidated on every local change and when
+/// the generation moves; the TTL is a backstop: an entry is read from the
+/// store again at least this often, whatever happened to the generation.
 pub type TokenCache = Cache<Vec<u8>, Arc<TokenRecord>>;
+
+/// Longest time a cached token is trusted without reading the store.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Latest version of items by name (sealed: values are decrypted per request).
 pub type ItemCache = Cache<String, Arc<(Item, SealedVersion)>>;
@@ -298,13 +390,17 @@ pub type ItemCache = Cache<String, Arc<(Item, SealedVersion)>>;
 /// How long another node's write to an item may take to show here.
 pub const ITEM_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Slows down repeated failed logins per access ID.
+/// Slows down repeated failed logins per (access ID, source address).
 ///
-/// After `FREE_FAILURES` consecutive failures, each further attempt must
-/// wait an exponentially growing delay (capped) after the previous failure,
-/// or is refused with 429 without checking the key. A success resets it.
+/// After `FREE_FAILURES` consecutive failures from one address, each
+/// further attempt from that address must wait an exponentially growing
+/// delay (capped) after the previous failure, or is refused with 429
+/// without checking the key. A success resets it. Keyed on the address
+/// too, so that someone who merely knows an access ID cannot lock its owner
+/// out from elsewhere (access keys and UID tokens are 256-bit random
+/// secrets: the back-off limits noise, not a real guessing threat).
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
 }
 
 const FREE_FAILURES: u32 = 5;
@@ -329,28 +425,41 @@ impl LoginLimiter {
         (Duration::from_millis(500) * 2u32.pow(exp)).min(MAX_DELAY)
     }
 
-    /// Refuse the attempt if the access ID is still in its back-off window.
-    pub fn check(&self, access_id: &str) -> Result<(), ApiError> {
-        let m = self.failures.lock().expect("limiter");
-        if let Some((count, last)) = m.get(access_id) {
+    fn key(access_id: &str, peer: IpAddr) -> (String, IpAddr) {
+        (access_id.to_owned(), peer.to_canonical())
+    }
+
+    /// Refuse the attempt if (access ID, address) is in its back-off window.
+    pub fn check(&self, access_id: &str, peer: IpAddr) -> Result<(), ApiError> {
+        let m = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((count, last)) = m.get(&Self::key(access_id, peer)) {
             let wait = Self::delay_for(*count);
             let elapsed = last.elapsed();
             if elapsed < wait {
                 let secs = (wait - elapsed).as_secs().max(1);
                 return Err(ApiError::TooManyRequests(format!(
-                    "too many failed logins for this access ID; retry in {secs} s"
+                    "too many failed logins for this access ID from {peer}; retry in {secs} s"
                 )));
             }
         }
         Ok(())
     }
 
-    pub fn failed(&self, access_id: &str) {
-        let mut m = self.failures.lock().expect("limiter");
+    pub fn failed(&self, access_id: &str, peer: IpAddr) {
+        let mut m = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         if m.len() >= MAX_TRACKED {
             m.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
+            if m.len() >= MAX_TRACKED {
+                // Still full: forget the oldest half rather than grow.
+                let mut ages: Vec<Instant> = m.values().map(|(_, t)| *t).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                m.retain(|_, (_, last)| *last > cut);
+            }
         }
-        let e = m.entry(access_id.to_owned()).or_insert((0, Instant::now()));
+        let e = m
+            .entry(Self::key(access_id, peer))
+            .or_insert((0, Instant::now()));
         if e.1.elapsed() > FORGET_AFTER {
             e.0 = 0;
         }
@@ -358,8 +467,11 @@ impl LoginLimiter {
         e.1 = Instant::now();
     }
 
-    pub fn succeeded(&self, access_id: &str) {
-        self.failures.lock().expect("limiter").remove(access_id);
+    pub fn succeeded(&self, access_id: &str, peer: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&Self::key(access_id, peer));
     }
 }
 
@@ -370,11 +482,18 @@ pub fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A random positive 63-bit ID (items, data keys).
+/// IDs below this are exact in every JSON client: JavaScript numbers are
+/// doubles, whose integers are exact up to 2^53.
+pub const MAX_JSON_SAFE_ID: i64 = (1 << 53) - 1;
+
+/// A random ID in `1..=2^53-1` (items, data keys): large enough that random
+/// IDs do not collide in practice, small enough that a JavaScript client
+/// reads `item_id` exactly.
 pub fn random_id() -> Result<i64, coffer_crypto::CryptoError> {
     let mut b = [0u8; 8];
     coffer_crypto::fill_random(&mut b)?;
-    Ok((u64::from_be_bytes(b) >> 1).max(1) as i64)
+    let id = i64::try_from(u64::from_be_bytes(b) >> 11).unwrap_or(1);
+    Ok(id.clamp(1, MAX_JSON_SAFE_ID))
 }
 
 #[cfg(test)]
@@ -423,16 +542,36 @@ mod tests {
     }
 
     #[test]
-    fn limiter_backs_off_after_free_failures() {
+    fn limiter_backs_off_per_access_id_and_address() {
         let l = LoginLimiter::default();
+        let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+        let owner: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..FREE_FAILURES {
-            assert!(l.check("p-x").is_ok());
-            l.failed("p-x");
+            assert!(l.check("p-x", attacker).is_ok());
+            l.failed("p-x", attacker);
         }
-        assert!(matches!(l.check("p-x"), Err(ApiError::TooManyRequests(_))));
-        assert!(l.check("p-other").is_ok());
-        l.succeeded("p-x");
-        assert!(l.check("p-x").is_ok());
+        assert!(matches!(
+            l.check("p-x", attacker),
+            Err(ApiError::TooManyRequests(_))
+        ));
+        // The owner, elsewhere, is not locked out by someone else's guesses.
+        assert!(l.check("p-x", owner).is_ok());
+        assert!(l.check("p-other", attacker).is_ok());
+        // An IPv4-mapped IPv6 address is the same address.
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert!(l.check("p-x", mapped).is_err());
+        l.succeeded("p-x", attacker);
+        assert!(l.check("p-x", attacker).is_ok());
         assert_eq!(LoginLimiter::delay_for(100), MAX_DELAY);
+    }
+
+    #[test]
+    fn random_ids_are_exact_in_javascript() {
+        for _ in 0..10_000 {
+            let id = random_id().unwrap();
+            assert!((1..=MAX_JSON_SAFE_ID).contains(&id));
+            // Exact as a double.
+            assert_eq!(id as f64 as i64, id);
+        }
     }
 }

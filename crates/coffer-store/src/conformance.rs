@@ -17,15 +17,16 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
+use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome, head_bytes};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemType, Role, SealedVersion,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
+    SealedVersion,
     SecretFormat, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
 
-use crate::{AuditQuery, Result, Store, StoreError};
+use crate::{Audit, AuditQuery, BOOTSTRAPPED, Result, Store, StoreError};
 
 /// A fixed base time for the suite's records (2023-11-14).
 const T0: i64 = 1_700_000_000_000;
@@ -45,12 +46,71 @@ impl ChainSealer for TestSealer {
         }
         [a.to_be_bytes(), b.to_be_bytes()].concat()
     }
+    fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
+        let mut a: u64 = 0x1234_5678_9abc_def0;
+        for &byte in &head_bytes(seq, hash) {
+            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        a.to_be_bytes().to_vec()
+    }
+}
+
+/// A change's audit record, as the server builds it for a request.
+pub fn change_record(operation: &str) -> AuditRecord {
+    audit_record("p-change", "/changed", operation, T0)
+}
+
+/// Run one change with a fresh record and check its bookkeeping: a change
+/// that happened (its record got a `seq`) added exactly that record at the
+/// head of the chain and moved the generation by `$moves` (0 or 1); one
+/// that did not (error, or nothing to change) added no record and left the
+/// generation alone. Evaluates to `(result, changed)`.
+macro_rules! checked {
+    ($store:expr, $what:expr, $moves:expr, |$a:ident| $call:expr) => {{
+        let store: &dyn Store = $store;
+        let what: &str = $what;
+        let g0 = ok(store.generation().await, "generation");
+        let (h0, _) = head_pair(store).await;
+        let mut rec = change_record(what);
+        let r = {
+            let $a = Audit::new(&mut rec, &TestSealer);
+            $call.await
+        };
+        let g1 = ok(store.generation().await, "generation");
+        let (h1, hash1) = head_pair(store).await;
+        let changed = rec.seq != 0;
+        if changed {
+            assert!(r.is_ok(), "{what}: a record was written for a failed change");
+            assert_eq!((h1, rec.seq), (h0 + 1, h0 + 1), "{what}: exactly one audit record");
+            assert_eq!(hash1, rec.hash, "{what}: the head is the change's record");
+            assert_eq!(
+                ok(store.audit_range(h0, 10).await, "audit_range"),
+                vec![rec.clone()],
+                "{what}: the stored record is the one given"
+            );
+            let moves: i64 = $moves;
+            assert_eq!(g1, g0 + moves, "{what}: generation moved by {moves}");
+        } else {
+            assert_eq!(h1, h0, "{what}: no change, so no audit record");
+            assert_eq!(g1, g0, "{what}: no change, so the generation stays");
+        }
+        (r, changed)
+    }};
+}
+
+/// `Audit` for a change whose record the check does not look at.
+macro_rules! au {
+    () => {
+        Audit::new(&mut change_record("change"), &TestSealer)
+    };
 }
 
 /// Runs every check of the suite against `store`.
 pub async fn run_all(store: &dyn Store) {
     backend_name(store).await;
     meta_and_generation(store).await;
+    changes_are_audited(store).await;
+    bootstrap(store).await;
     data_keys(store).await;
     auth_methods(store).await;
     roles_and_rules(store).await;
@@ -166,11 +226,13 @@ fn item(run: &Run, name: &str) -> Item {
         id: run.id(),
         name: name.to_owned(),
         item_type: ItemType::StaticSecret,
+        sub_type: ItemSubType::Generic,
         format: SecretFormat::KeyValue,
         description: "a secret".into(),
         tags: vec!["env=prod".into(), "team:infra".into()],
         max_versions: 5,
         last_version: 1,
+        highest_version: 1,
         enabled: true,
         created_ms: T0,
         modified_ms: T0,
@@ -186,13 +248,15 @@ fn sealed(key_id: i64, version: i32, fill: u8) -> SealedVersion {
     }
 }
 
+/// The store's data key (created by the first caller).
 async fn data_key(store: &dyn Store, run: &Run) -> i64 {
-    let id = run.id();
-    ok(
-        store.insert_data_key(id, &[7; 40], T0).await,
-        "insert_data_key",
+    let keys = ok(
+        store
+            .ensure_data_key((run.id(), &[7; 40]), T0, au!())
+            .await,
+        "ensure_data_key",
     );
-    id
+    keys.first().map(|(id, _)| *id).expect("a data key exists")
 }
 
 /// An item with versions `1..=n`, each sealed with a distinct fill byte.
@@ -200,14 +264,14 @@ async fn item_with_versions(store: &dyn Store, run: &Run, name: &str, n: i32) ->
     let key = data_key(store, run).await;
     let it = item(run, name);
     ok(
-        store.create_item(&it, &sealed(key, 1, 1)).await,
+        store.create_item(&it, &sealed(key, 1, 1), au!()).await,
         "create_item",
     );
     for v in 2..=n {
         let fill = u8::try_from(v).unwrap_or(u8::MAX);
         ok(
             store
-                .add_version(it.id, v - 1, &sealed(key, v, fill), 0)
+                .add_version(it.id, v - 1, &sealed(key, v, fill), 0, au!())
                 .await,
             "add_version",
         );
@@ -250,6 +314,31 @@ fn audit_record(access_id: &str, object: &str, operation: &str, time_ms: i64) ->
         prev_hash: Vec::new(),
         hash: Vec::new(),
     }
+}
+
+/// `(seq, hash)` of the chain head, after checking its MAC.
+async fn head_pair(store: &dyn Store) -> (i64, Vec<u8>) {
+    let head = ok(store.audit_head().await, "audit_head");
+    if head.seq == 0 {
+        assert!(head.hash.is_empty(), "an empty chain has an empty head hash");
+    } else {
+        assert_eq!(
+            head.mac,
+            TestSealer.seal_head(head.seq, &head.hash),
+            "the head's MAC covers its seq and hash"
+        );
+    }
+    (head.seq, head.hash)
+}
+
+/// Store a minted token the way a login does: with its audit batch.
+async fn insert_token(store: &dyn Store, t: &TokenRecord) {
+    ok(
+        store
+            .append_audit(&mut [], std::slice::from_ref(t), &TestSealer)
+            .await,
+        "append_audit with a token",
+    );
 }
 
 // ---- assertion helpers ----
@@ -304,70 +393,258 @@ pub async fn backend_name(store: &dyn Store) {
 
 pub async fn meta_and_generation(store: &dyn Store) {
     let run = Run::new();
-    let key = run.word("meta");
-    assert_eq!(ok(store.get_meta(&key).await, "get_meta"), None);
-    assert!(ok(
-        store.put_meta_if_absent(&key, "one").await,
-        "put_meta_if_absent"
-    ));
-    assert!(
-        !ok(
-            store.put_meta_if_absent(&key, "two").await,
-            "put_meta_if_absent again"
-        ),
-        "put_meta_if_absent must report an existing key"
-    );
     assert_eq!(
-        ok(store.get_meta(&key).await, "get_meta").as_deref(),
-        Some("one"),
-        "put_meta_if_absent must not overwrite"
+        ok(store.get_meta(&run.word("meta")).await, "get_meta"),
+        None
     );
-
     let g0 = ok(store.generation().await, "generation");
     assert!(g0 >= 0, "generation starts at 0");
-    assert_eq!(ok(store.bump_generation().await, "bump_generation"), g0 + 1);
-    assert_eq!(ok(store.generation().await, "generation"), g0 + 1);
-
-    // Concurrent bumps: each gets its own value, none is lost.
-    let bumps = join_all((0..20).map(|_| store.bump_generation())).await;
-    let mut seen: Vec<i64> = bumps
-        .into_iter()
-        .map(|r| ok(r, "bump_generation"))
+    // Concurrent policy changes: each moves the generation once, none is lost.
+    let ams: Vec<AuthMethod> = (0..20)
+        .map(|i| auth_method(&run, &format!("gen{i}")))
         .collect();
-    seen.sort_unstable();
+    let mut recs: Vec<AuditRecord> = (0..20).map(|_| change_record("create")).collect();
+    let done = join_all(
+        ams.iter()
+            .zip(recs.iter_mut())
+            .map(|(am, rec)| store.create_auth_method(am, Audit::new(rec, &TestSealer))),
+    )
+    .await;
+    for r in done {
+        ok(r, "create_auth_method");
+    }
     assert_eq!(
-        seen,
-        ((g0 + 2)..=(g0 + 21)).collect::<Vec<_>>(),
-        "concurrent bumps"
+        ok(store.generation().await, "generation"),
+        g0 + 20,
+        "20 concurrent changes move the generation by 20"
     );
-    assert_eq!(ok(store.generation().await, "generation"), g0 + 21);
+    let mut seqs: Vec<i64> = recs.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 20, "each change has its own audit record");
+    assert!(seqs[0] > 0, "every record was written");
+}
+
+/// Every changing method writes its request's audit record in its own
+/// transaction, and policy and revocation changes move the generation;
+/// failures and no-ops write neither.
+pub async fn changes_are_audited(store: &dyn Store) {
+    let run = Run::new();
+    let key = data_key(store, &run).await;
+    // auth methods
+    let am = auth_method(&run, "audited");
+    let (r, changed) = checked!(store, "create_auth_method", 1, |a| store
+        .create_auth_method(&am, a));
+    ok(r, "create_auth_method");
+    assert!(changed);
+    let (r, changed) = checked!(store, "create_auth_method dup", 1, |a| store
+        .create_auth_method(&am, a));
+    assert!(r.is_err() && !changed, "duplicate auth method");
+    // roles and rules
+    let ro = role(&run, "audited", vec![rule(RuleType::Item, "/a/*", Caps::READ)]);
+    let (r, _) = checked!(store, "create_role", 1, |a| store.create_role(&ro, a));
+    ok(r, "create_role");
+    let (r, changed) = checked!(store, "create_role dup", 1, |a| store.create_role(&ro, a));
+    assert!(r.is_err() && !changed, "duplicate role");
+    let extra = rule(RuleType::Role, "/b", Caps::UPDATE);
+    let (r, changed) = checked!(store, "set_role_rule", 1, |a| store
+        .set_role_rule(&ro.name, &extra, T0, a));
+    ok(r, "set_role_rule");
+    assert!(changed);
+    let (r, changed) = checked!(store, "set_role_rule missing role", 1, |a| store
+        .set_role_rule(&run.name("role/none"), &extra, T0, a));
+    assert!(r.is_err() && !changed, "rule on a missing role");
+    let (r, changed) = checked!(store, "delete_role_rule", 1, |a| store
+        .delete_role_rule(&ro.name, RuleType::Role, "/b", a));
+    assert!(ok(r, "delete_role_rule") && changed);
+    let (r, changed) = checked!(store, "delete_role_rule again", 1, |a| store
+        .delete_role_rule(&ro.name, RuleType::Role, "/b", a));
+    assert!(!ok(r, "delete_role_rule again") && !changed);
+    // associations
+    let assoc = association(&run, &ro.name, &am.name);
+    let (r, changed) = checked!(store, "create_association", 1, |a| store
+        .create_association(&assoc, a));
+    ok(r, "create_association");
+    assert!(changed);
+    let orphan = association(&run, &run.name("role/none"), &am.name);
+    let (r, changed) = checked!(store, "create_association orphan", 1, |a| store
+        .create_association(&orphan, a));
+    assert!(r.is_err() && !changed, "association of a missing role");
+    let (r, changed) = checked!(store, "delete_association", 1, |a| store
+        .delete_association(&assoc.assoc_id, a));
+    assert!(ok(r, "delete_association") && changed);
+    let (r, changed) = checked!(store, "delete_association again", 1, |a| store
+        .delete_association(&assoc.assoc_id, a));
+    assert!(!ok(r, "delete_association again") && !changed);
+    // items: no generation move
+    let it = item(&run, &run.name("audited/item"));
+    let (r, changed) = checked!(store, "create_item", 0, |a| store
+        .create_item(&it, &sealed(key, 1, 1), a));
+    ok(r, "create_item");
+    assert!(changed);
+    let (r, changed) = checked!(store, "create_item dup", 0, |a| store
+        .create_item(&it, &sealed(key, 1, 1), a));
+    assert!(r.is_err() && !changed, "duplicate item");
+    let (r, changed) = checked!(store, "add_version", 0, |a| store
+        .add_version(it.id, 1, &sealed(key, 2, 2), 0, a));
+    ok(r, "add_version");
+    assert!(changed);
+    let (r, changed) = checked!(store, "add_version stale", 0, |a| store
+        .add_version(it.id, 1, &sealed(key, 2, 3), 0, a));
+    assert!(r.is_err() && !changed, "stale add_version");
+    let (r, changed) = checked!(store, "delete_version", 0, |a| store
+        .delete_version(it.id, 2, a));
+    assert!(ok(r, "delete_version") && changed);
+    let (r, changed) = checked!(store, "delete_version missing", 0, |a| store
+        .delete_version(it.id, 2, a));
+    assert!(!ok(r, "delete_version missing") && !changed);
+    let new_id = run.id();
+    let v1 = ok(store.item_versions(it.id).await, "item_versions");
+    let (r, changed) = checked!(store, "renumber_item", 0, |a| store
+        .renumber_item(it.id, new_id, &v1, a));
+    ok(r, "renumber_item");
+    assert!(changed);
+    let (r, changed) = checked!(store, "delete_item", 0, |a| store.delete_item(new_id, a));
+    assert!(ok(r, "delete_item") && changed);
+    let (r, changed) = checked!(store, "delete_item again", 0, |a| store.delete_item(new_id, a));
+    assert!(!ok(r, "delete_item again") && !changed);
+    // session tokens: revocation moves the generation
+    let t = token(&run, &am, 9, T0 + 10_000_000);
+    insert_token(store, &t).await;
+    let (r, changed) = checked!(store, "revoke_token", 1, |a| store
+        .revoke_token(&t.token_hash, a));
+    assert!(ok(r, "revoke_token") && changed);
+    let (r, changed) = checked!(store, "revoke_token again", 1, |a| store
+        .revoke_token(&t.token_hash, a));
+    assert!(!ok(r, "revoke_token again") && !changed);
+    // UID tokens: minting does not move the generation, rotation and
+    // revocation do (other nodes must drop the old secret).
+    let um = uid_method(&run, "audited-uid");
+    ok(store.create_auth_method(&um, au!()).await, "create uid method");
+    let ut = uid(&run, &um, "audited", None);
+    let (r, changed) = checked!(store, "insert_uid_token", 0, |a| store
+        .insert_uid_token(&ut, a));
+    ok(r, "insert_uid_token");
+    assert!(changed);
+    let new_hash = uid_hash(&run, "audited", 2);
+    let (r, changed) = checked!(store, "rotate_uid_token", 1, |a| store.rotate_uid_token(
+        &ut.token_id,
+        &ut.token_hash,
+        &new_hash,
+        T0 + 1,
+        a
+    ));
+    assert!(ok(r, "rotate_uid_token").is_some() && changed);
+    let (r, changed) = checked!(store, "rotate_uid_token stale", 1, |a| store
+        .rotate_uid_token(&ut.token_id, &ut.token_hash, &new_hash, T0 + 2, a));
+    assert!(ok(r, "rotate_uid_token stale").is_none() && !changed);
+    let (r, changed) = checked!(store, "revoke_uid_token", 1, |a| store
+        .revoke_uid_token(&ut.token_id, true, T0 + 3, a));
+    assert_eq!(ok(r, "revoke_uid_token"), vec![ut.token_id.clone()]);
+    assert!(changed);
+    // deletions of roles and methods
+    let (r, changed) = checked!(store, "delete_role", 1, |a| store.delete_role(&ro.name, a));
+    assert!(ok(r, "delete_role") && changed);
+    let (r, changed) = checked!(store, "delete_role again", 1, |a| store
+        .delete_role(&ro.name, a));
+    assert!(!ok(r, "delete_role again") && !changed);
+    let (r, changed) = checked!(store, "delete_auth_method", 1, |a| store
+        .delete_auth_method(&am.name, a));
+    assert!(ok(r, "delete_auth_method") && changed);
+    let (r, changed) = checked!(store, "delete_auth_method again", 1, |a| store
+        .delete_auth_method(&am.name, a));
+    assert!(!ok(r, "delete_auth_method again") && !changed);
+
+    // A record carries one change: reusing a written record is refused
+    // and changes nothing.
+    let mut rec = change_record("reuse");
+    let r2 = role(&run, "reuse", Vec::new());
+    ok(
+        store
+            .create_role(&r2, Audit::new(&mut rec, &TestSealer))
+            .await,
+        "create_role",
+    );
+    let r3 = role(&run, "reuse-2", Vec::new());
+    assert!(
+        store
+            .create_role(&r3, Audit::new(&mut rec, &TestSealer))
+            .await
+            .is_err(),
+        "a second change on one record must be refused"
+    );
+    assert_eq!(ok(store.get_role(&r3.name).await, "get_role"), None);
+}
+
+/// First start: everything at once, and only once.
+pub async fn bootstrap(store: &dyn Store) {
+    let run = Run::new();
+    let already = ok(store.get_meta(BOOTSTRAPPED).await, "get_meta").is_some();
+    let admin_role = role(
+        &run,
+        "admin",
+        vec![rule(RuleType::Item, "/*", Caps::ALL)],
+    );
+    let admin = auth_method(&run, "admin");
+    let assoc = association(&run, &admin_role.name, &admin.name);
+    let (r, changed) = checked!(store, "bootstrap", 1, |a| store
+        .bootstrap(&admin_role, &admin, &assoc, a));
+    let created = ok(r, "bootstrap");
+    assert_eq!(created, !already, "bootstrap creates only on a fresh store");
+    assert_eq!(changed, created);
+    if created {
+        assert_eq!(
+            ok(store.get_role(&admin_role.name).await, "get_role").as_ref(),
+            Some(&admin_role)
+        );
+        assert_eq!(
+            ok(store.get_auth_method(&admin.name).await, "get").as_ref(),
+            Some(&admin)
+        );
+        assert!(
+            ok(store.list_associations().await, "list")
+                .iter()
+                .any(|a| a.assoc_id == assoc.assoc_id)
+        );
+    }
+    assert!(ok(store.get_meta(BOOTSTRAPPED).await, "get_meta").is_some());
+    // Again (e.g. another node): nothing changes.
+    let again = role(&run, "admin2", Vec::new());
+    let (r, changed) = checked!(store, "bootstrap again", 1, |a| store
+        .bootstrap(&again, &admin, &assoc, a));
+    assert!(!ok(r, "bootstrap again") && !changed);
+    assert_eq!(ok(store.get_role(&again.name).await, "get_role"), None);
+
+    // The policy snapshot sees everything, with the generation.
+    let snap = ok(store.load_policy().await, "load_policy");
+    assert_eq!(snap.generation, ok(store.generation().await, "generation"));
+    assert_eq!(snap.roles, ok(store.list_roles().await, "list_roles"));
+    assert_eq!(
+        snap.auth_methods,
+        ok(store.list_auth_methods().await, "list_auth_methods")
+    );
+    assert_eq!(
+        snap.associations,
+        ok(store.list_associations().await, "list_associations")
+    );
 }
 
 pub async fn data_keys(store: &dyn Store) {
     let run = Run::new();
     let (a, b) = (run.id(), run.id());
-    ok(
-        store.insert_data_key(b, &[2; 40], T0).await,
-        "insert_data_key",
+    let first = ok(
+        store.ensure_data_key((a, &[1; 48]), T0, au!()).await,
+        "ensure_data_key",
     );
-    ok(
-        store.insert_data_key(a, &[1; 48], T0).await,
-        "insert_data_key",
+    assert!(!first.is_empty(), "ensure_data_key returns the keys");
+    let again = ok(
+        store.ensure_data_key((b, &[2; 40]), T0, au!()).await,
+        "ensure_data_key again",
     );
-    expect_conflict(
-        store.insert_data_key(a, &[9; 40], T0).await,
-        &a.to_string(),
-        "duplicate data key",
-    );
-    let keys = ok(store.data_keys().await, "data_keys");
-    let ours: Vec<&(i64, Vec<u8>)> = keys.iter().filter(|(id, _)| *id == a || *id == b).collect();
-    assert_eq!(
-        ours,
-        [&(a, vec![1; 48]), &(b, vec![2; 40])],
-        "data keys, by id"
-    );
+    assert_eq!(again, first, "a second first key is not added");
+    assert_eq!(ok(store.data_keys().await, "data_keys"), first);
     assert!(
-        keys.windows(2).all(|w| w[0].0 < w[1].0),
+        first.windows(2).all(|w| w[0].0 < w[1].0),
         "data_keys ordered by id"
     );
 }
@@ -375,14 +652,14 @@ pub async fn data_keys(store: &dyn Store) {
 pub async fn auth_methods(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "one");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let mut other = auth_method(&run, "two");
     other.kind = AuthMethodKind::OAuth2;
     other.access_key_hash = None;
     other.bound_ips = Vec::new();
     other.force_sub_claims = false;
     other.config = serde_json::Value::Null;
-    ok(store.create_auth_method(&other).await, "create_auth_method");
+    ok(store.create_auth_method(&other, au!()).await, "create_auth_method");
 
     assert_eq!(
         ok(store.get_auth_method(&am.name).await, "get").as_ref(),
@@ -418,14 +695,14 @@ pub async fn auth_methods(store: &dyn Store) {
     let mut same_name = auth_method(&run, "three");
     same_name.name = am.name.clone();
     expect_conflict(
-        store.create_auth_method(&same_name).await,
+        store.create_auth_method(&same_name, au!()).await,
         &am.name,
         "same name",
     );
     let mut same_access_id = auth_method(&run, "four");
     same_access_id.access_id = am.access_id.clone();
     expect_conflict(
-        store.create_auth_method(&same_access_id).await,
+        store.create_auth_method(&same_access_id, au!()).await,
         &am.access_id,
         "same access ID",
     );
@@ -438,9 +715,9 @@ pub async fn auth_methods(store: &dyn Store) {
         "ordered by name"
     );
 
-    assert!(ok(store.delete_auth_method(&am.name).await, "delete"));
+    assert!(ok(store.delete_auth_method(&am.name, au!()).await, "delete"));
     assert!(!ok(
-        store.delete_auth_method(&am.name).await,
+        store.delete_auth_method(&am.name, au!()).await,
         "delete again"
     ));
     assert_eq!(
@@ -461,10 +738,10 @@ pub async fn roles_and_rules(store: &dyn Store) {
     let items_rule = rule(RuleType::Item, "/app/*", Caps::READ.union(Caps::LIST));
     let deny_rule = rule(RuleType::Item, "/app/secret", Caps::DENY);
     let r = role(&run, "dev", vec![items_rule.clone(), deny_rule.clone()]);
-    ok(store.create_role(&r).await, "create_role");
+    ok(store.create_role(&r, au!()).await, "create_role");
     let bare = role(&run, "bare", Vec::new());
-    ok(store.create_role(&bare).await, "create_role without rules");
-    expect_conflict(store.create_role(&r).await, &r.name, "duplicate role");
+    ok(store.create_role(&bare, au!()).await, "create_role without rules");
+    expect_conflict(store.create_role(&r, au!()).await, &r.name, "duplicate role");
 
     assert_eq!(
         ok(store.get_role(&r.name).await, "get_role").as_ref(),
@@ -490,13 +767,13 @@ pub async fn roles_and_rules(store: &dyn Store) {
     // New rule: appended; modified_ms moves.
     let role_rule = rule(RuleType::Role, "/app/*", Caps::READ);
     ok(
-        store.set_role_rule(&r.name, &role_rule, T0 + 50).await,
+        store.set_role_rule(&r.name, &role_rule, T0 + 50, au!()).await,
         "set_role_rule",
     );
     // Same (type, path): replaced in place.
     let wider = rule(RuleType::Item, "/app/*", Caps::ALL);
     ok(
-        store.set_role_rule(&r.name, &wider, T0 + 60).await,
+        store.set_role_rule(&r.name, &wider, T0 + 60, au!()).await,
         "set_role_rule replace",
     );
     let got = ok(store.get_role(&r.name).await, "get_role").expect("role exists");
@@ -508,7 +785,7 @@ pub async fn roles_and_rules(store: &dyn Store) {
     assert_eq!(got.created_ms, T0);
     expect_not_found(
         store
-            .set_role_rule(&run.name("role/none"), &wider, T0)
+            .set_role_rule(&run.name("role/none"), &wider, T0, au!())
             .await,
         &run.name("role/none"),
         "set_role_rule on a missing role",
@@ -516,31 +793,31 @@ pub async fn roles_and_rules(store: &dyn Store) {
 
     assert!(ok(
         store
-            .delete_role_rule(&r.name, RuleType::Item, "/app/secret")
+            .delete_role_rule(&r.name, RuleType::Item, "/app/secret", au!())
             .await,
         "delete_role_rule"
     ));
     assert!(!ok(
         store
-            .delete_role_rule(&r.name, RuleType::Item, "/app/secret")
+            .delete_role_rule(&r.name, RuleType::Item, "/app/secret", au!())
             .await,
         "delete_role_rule again"
     ));
     assert!(!ok(
         store
-            .delete_role_rule(&r.name, RuleType::Target, "/app/*")
+            .delete_role_rule(&r.name, RuleType::Target, "/app/*", au!())
             .await,
         "delete_role_rule of another type"
     ));
     let got = ok(store.get_role(&r.name).await, "get_role").expect("role exists");
     assert_eq!(got.rules, vec![wider, role_rule]);
 
-    assert!(ok(store.delete_role(&r.name).await, "delete_role"));
-    assert!(!ok(store.delete_role(&r.name).await, "delete_role again"));
+    assert!(ok(store.delete_role(&r.name, au!()).await, "delete_role"));
+    assert!(!ok(store.delete_role(&r.name, au!()).await, "delete_role again"));
     assert_eq!(ok(store.get_role(&r.name).await, "get deleted"), None);
     // Its rules went with it: a new role of that name starts empty.
     let reborn = role(&run, "dev", Vec::new());
-    ok(store.create_role(&reborn).await, "re-create role");
+    ok(store.create_role(&reborn, au!()).await, "re-create role");
     assert_eq!(
         ok(store.get_role(&r.name).await, "get").map(|x| x.rules),
         Some(vec![])
@@ -550,33 +827,33 @@ pub async fn roles_and_rules(store: &dyn Store) {
 pub async fn associations(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "m");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let r = role(&run, "r", Vec::new());
-    ok(store.create_role(&r).await, "create_role");
+    ok(store.create_role(&r, au!()).await, "create_role");
 
     let a = association(&run, &r.name, &am.name);
-    ok(store.create_association(&a).await, "create_association");
+    ok(store.create_association(&a, au!()).await, "create_association");
     let mut b = association(&run, &r.name, &am.name);
     b.sub_claims.clear();
     b.case_sensitive = true;
     b.created_ms = T0 + 1;
-    ok(store.create_association(&b).await, "create_association");
+    ok(store.create_association(&b, au!()).await, "create_association");
     expect_conflict(
-        store.create_association(&a).await,
+        store.create_association(&a, au!()).await,
         &a.assoc_id,
         "duplicate association",
     );
 
     let mut no_role = association(&run, &run.name("role/none"), &am.name);
     expect_not_found(
-        store.create_association(&no_role).await,
+        store.create_association(&no_role, au!()).await,
         &no_role.role_name,
         "association to a missing role",
     );
     no_role.role_name = r.name.clone();
     no_role.auth_method_name = run.name("am/none");
     expect_not_found(
-        store.create_association(&no_role).await,
+        store.create_association(&no_role, au!()).await,
         &no_role.auth_method_name,
         "association to a missing auth method",
     );
@@ -586,11 +863,11 @@ pub async fn associations(store: &dyn Store) {
     assert_eq!(ours, [&a, &b], "list_associations");
 
     assert!(ok(
-        store.delete_association(&a.assoc_id).await,
+        store.delete_association(&a.assoc_id, au!()).await,
         "delete_association"
     ));
     assert!(!ok(
-        store.delete_association(&a.assoc_id).await,
+        store.delete_association(&a.assoc_id, au!()).await,
         "delete again"
     ));
     let all = ok(store.list_associations().await, "list_associations");
@@ -604,26 +881,26 @@ pub async fn cascades(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "m");
     let keep = auth_method(&run, "keep");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
-    ok(store.create_auth_method(&keep).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(store.create_auth_method(&keep, au!()).await, "create_auth_method");
     let r1 = role(&run, "r1", vec![rule(RuleType::Item, "/x", Caps::READ)]);
     let r2 = role(&run, "r2", Vec::new());
-    ok(store.create_role(&r1).await, "create_role");
-    ok(store.create_role(&r2).await, "create_role");
+    ok(store.create_role(&r1, au!()).await, "create_role");
+    ok(store.create_role(&r2, au!()).await, "create_role");
     let a1 = association(&run, &r1.name, &am.name);
     let a2 = association(&run, &r2.name, &am.name);
     let a3 = association(&run, &r1.name, &keep.name);
     let a4 = association(&run, &r2.name, &keep.name);
     for a in [&a1, &a2, &a3, &a4] {
-        ok(store.create_association(a).await, "create_association");
+        ok(store.create_association(a, au!()).await, "create_association");
     }
     let t_gone = token(&run, &am, 1, T0 + 1_000_000);
     let t_kept = token(&run, &keep, 2, T0 + 1_000_000);
-    ok(store.insert_token(&t_gone).await, "insert_token");
-    ok(store.insert_token(&t_kept).await, "insert_token");
+    insert_token(store, &t_gone).await;
+    insert_token(store, &t_kept).await;
 
     assert!(ok(
-        store.delete_auth_method(&am.name).await,
+        store.delete_auth_method(&am.name, au!()).await,
         "delete_auth_method"
     ));
     let left: Vec<String> = ok(store.list_associations().await, "list_associations")
@@ -646,7 +923,7 @@ pub async fn cascades(store: &dyn Store) {
         Some(&t_kept)
     );
 
-    assert!(ok(store.delete_role(&r1.name).await, "delete_role"));
+    assert!(ok(store.delete_role(&r1.name, au!()).await, "delete_role"));
     let left: Vec<String> = ok(store.list_associations().await, "list_associations")
         .into_iter()
         .filter(|x| x.role_name.contains(&run.tag))
@@ -665,7 +942,7 @@ pub async fn items(store: &dyn Store) {
     let key = data_key(store, &run).await;
     let it = item(&run, &run.name("app/db"));
     let v1 = sealed(key, 1, 1);
-    ok(store.create_item(&it, &v1).await, "create_item");
+    ok(store.create_item(&it, &v1, au!()).await, "create_item");
 
     assert_eq!(
         ok(store.get_item(&it.name).await, "get_item").as_ref(),
@@ -702,14 +979,14 @@ pub async fn items(store: &dyn Store) {
     let mut same_name = item(&run, &it.name);
     same_name.id = run.id();
     expect_conflict(
-        store.create_item(&same_name, &v1).await,
+        store.create_item(&same_name, &v1, au!()).await,
         &it.name,
         "duplicate item name",
     );
     let mut same_id = item(&run, &run.name("app/other"));
     same_id.id = it.id;
     expect_conflict(
-        store.create_item(&same_id, &v1).await,
+        store.create_item(&same_id, &v1, au!()).await,
         &it.id.to_string(),
         "duplicate item ID",
     );
@@ -719,7 +996,7 @@ pub async fn items(store: &dyn Store) {
         "a refused create leaves nothing behind"
     );
     let no_key = item(&run, &run.name("app/nokey"));
-    let r = store.create_item(&no_key, &sealed(run.id(), 1, 1)).await;
+    let r = store.create_item(&no_key, &sealed(run.id(), 1, 1), au!()).await;
     assert!(r.is_err(), "create_item with an unknown data key must fail");
     assert_eq!(ok(store.get_item(&no_key.name).await, "get"), None);
 
@@ -727,8 +1004,8 @@ pub async fn items(store: &dyn Store) {
         versions_of(&ok(store.list_versions(it.id).await, "list_versions")),
         [1]
     );
-    assert!(ok(store.delete_item(it.id).await, "delete_item"));
-    assert!(!ok(store.delete_item(it.id).await, "delete_item again"));
+    assert!(ok(store.delete_item(it.id, au!()).await, "delete_item"));
+    assert!(!ok(store.delete_item(it.id, au!()).await, "delete_item again"));
     assert_eq!(ok(store.get_item(&it.name).await, "get deleted"), None);
     assert_eq!(
         ok(store.get_item_value(&it.name, None).await, "deleted"),
@@ -736,7 +1013,7 @@ pub async fn items(store: &dyn Store) {
     );
     assert!(ok(store.list_versions(it.id).await, "list_versions").is_empty());
     // The name is free again.
-    ok(store.create_item(&it, &v1).await, "re-create item");
+    ok(store.create_item(&it, &v1, au!()).await, "re-create item");
 }
 
 pub async fn versions(store: &dyn Store) {
@@ -744,7 +1021,7 @@ pub async fn versions(store: &dyn Store) {
     let (it, key) = item_with_versions(store, &run, &run.name("v/a"), 1).await;
 
     let v2 = sealed(key, 2, 2);
-    ok(store.add_version(it.id, 1, &v2, 0).await, "add_version");
+    ok(store.add_version(it.id, 1, &v2, 0, au!()).await, "add_version");
     let (got, value) = ok(store.get_item_value(&it.name, None).await, "latest").expect("item");
     assert_eq!(value, v2);
     assert_eq!(got.last_version, 2);
@@ -760,18 +1037,18 @@ pub async fn versions(store: &dyn Store) {
 
     // Stale expectation: a concurrent update won.
     expect_conflict(
-        store.add_version(it.id, 1, &v2, 0).await,
+        store.add_version(it.id, 1, &v2, 0, au!()).await,
         "",
         "stale expected_last",
     );
     // Version number that does not follow expected_last.
     expect_conflict(
-        store.add_version(it.id, 2, &sealed(key, 4, 4), 0).await,
+        store.add_version(it.id, 2, &sealed(key, 4, 4), 0, au!()).await,
         "",
         "version != expected_last + 1",
     );
     expect_not_found(
-        store.add_version(run.id(), 1, &sealed(key, 2, 2), 0).await,
+        store.add_version(run.id(), 1, &sealed(key, 2, 2), 0, au!()).await,
         "",
         "add_version on a missing item",
     );
@@ -785,7 +1062,7 @@ pub async fn versions(store: &dyn Store) {
     for v in 3..=5 {
         ok(
             store
-                .add_version(it.id, v - 1, &sealed(key, v, 5), -1)
+                .add_version(it.id, v - 1, &sealed(key, v, 5), -1, au!())
                 .await,
             "add_version",
         );
@@ -796,7 +1073,7 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep = 3 prunes to the newest three.
     ok(
-        store.add_version(it.id, 5, &sealed(key, 6, 6), 3).await,
+        store.add_version(it.id, 5, &sealed(key, 6, 6), 3, au!()).await,
         "add_version keep 3",
     );
     let listed = ok(store.list_versions(it.id).await, "list_versions");
@@ -808,7 +1085,7 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep = 1 keeps only the new one.
     ok(
-        store.add_version(it.id, 6, &sealed(key, 7, 7), 1).await,
+        store.add_version(it.id, 6, &sealed(key, 7, 7), 1, au!()).await,
         "add_version keep 1",
     );
     assert_eq!(
@@ -817,7 +1094,7 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep larger than the count prunes nothing.
     ok(
-        store.add_version(it.id, 7, &sealed(key, 8, 8), 10).await,
+        store.add_version(it.id, 7, &sealed(key, 8, 8), 10, au!()).await,
         "add_version keep 10",
     );
     assert_eq!(
@@ -830,7 +1107,7 @@ pub async fn versions(store: &dyn Store) {
     );
     expect_not_found(
         store
-            .add_version(it.id, 8, &sealed(run.id(), 9, 9), 0)
+            .add_version(it.id, 8, &sealed(run.id(), 9, 9), 0, au!())
             .await,
         "",
         "add_version with an unknown data key",
@@ -847,17 +1124,17 @@ pub async fn delete_version(store: &dyn Store) {
     let (it, key) = item_with_versions(store, &run, &run.name("dv/a"), 4).await;
 
     // A middle version.
-    assert!(ok(store.delete_version(it.id, 2).await, "delete_version 2"));
+    assert!(ok(store.delete_version(it.id, 2, au!()).await, "delete_version 2"));
     assert!(!ok(
-        store.delete_version(it.id, 2).await,
+        store.delete_version(it.id, 2, au!()).await,
         "delete_version 2 again"
     ));
     assert!(!ok(
-        store.delete_version(it.id, 9).await,
+        store.delete_version(it.id, 9, au!()).await,
         "delete_version 9"
     ));
     assert!(!ok(
-        store.delete_version(run.id(), 1).await,
+        store.delete_version(run.id(), 1, au!()).await,
         "delete_version on a missing item"
     ));
     assert_eq!(
@@ -870,7 +1147,7 @@ pub async fn delete_version(store: &dyn Store) {
     );
 
     // The latest: last_version falls back to the highest remaining.
-    assert!(ok(store.delete_version(it.id, 4).await, "delete_version 4"));
+    assert!(ok(store.delete_version(it.id, 4, au!()).await, "delete_version 4"));
     assert_eq!(
         ok(store.get_item(&it.name).await, "get").map(|i| i.last_version),
         Some(3)
@@ -879,34 +1156,50 @@ pub async fn delete_version(store: &dyn Store) {
         ok(store.get_item_value(&it.name, None).await, "latest").map(|x| x.1),
         Some(sealed(key, 3, 3))
     );
-    // Updates continue from there.
+    // The deleted number is never given again: a client pinned to
+    // version 4 must not silently get another value.
+    assert_eq!(
+        ok(store.get_item(&it.name).await, "get").map(|i| i.highest_version),
+        Some(4)
+    );
+    expect_conflict(
+        store
+            .add_version(it.id, 3, &sealed(key, 4, 40), 0, au!())
+            .await,
+        "version 4",
+        "reusing a deleted version number",
+    );
     ok(
-        store.add_version(it.id, 3, &sealed(key, 4, 40), 0).await,
+        store.add_version(it.id, 4, &sealed(key, 5, 50), 0, au!()).await,
         "add_version after delete",
     );
     assert_eq!(
         versions_of(&ok(store.list_versions(it.id).await, "list")),
-        [1, 3, 4]
+        [1, 3, 5]
+    );
+    assert_eq!(
+        ok(store.get_item_value(&it.name, Some(4)).await, "deleted version"),
+        None
     );
     // Pruning keeps the newest versions even with gaps.
     ok(
-        store.add_version(it.id, 4, &sealed(key, 5, 50), 3).await,
+        store.add_version(it.id, 5, &sealed(key, 6, 60), 3, au!()).await,
         "add_version keep 3",
     );
     assert_eq!(
         versions_of(&ok(store.list_versions(it.id).await, "list")),
-        [3, 4, 5]
+        [3, 5, 6]
     );
 
     // The last remaining version takes the item with it.
-    assert!(ok(store.delete_version(it.id, 3).await, "delete 3"));
-    assert!(ok(store.delete_version(it.id, 5).await, "delete 5"));
+    assert!(ok(store.delete_version(it.id, 3, au!()).await, "delete 3"));
+    assert!(ok(store.delete_version(it.id, 6, au!()).await, "delete 6"));
     assert_eq!(
-        ok(store.get_item(&it.name).await, "get").map(|i| i.last_version),
-        Some(4)
+        ok(store.get_item(&it.name).await, "get").map(|i| (i.last_version, i.highest_version)),
+        Some((5, 6))
     );
     assert!(ok(
-        store.delete_version(it.id, 4).await,
+        store.delete_version(it.id, 5, au!()).await,
         "delete the only version"
     ));
     assert_eq!(
@@ -915,7 +1208,7 @@ pub async fn delete_version(store: &dyn Store) {
         "item deleted with its last version"
     );
     assert!(ok(store.list_versions(it.id).await, "list").is_empty());
-    assert!(!ok(store.delete_item(it.id).await, "delete_item after"));
+    assert!(!ok(store.delete_item(it.id, au!()).await, "delete_item after"));
 }
 
 /// Prefix listing must be an exact "starts with": `_`, `%` and `\` are
@@ -947,7 +1240,7 @@ pub async fn list_items(store: &dyn Store) {
     for r in rel {
         let it = item(&run, &format!("{root}{r}"));
         ok(
-            store.create_item(&it, &sealed(key, 1, 1)).await,
+            store.create_item(&it, &sealed(key, 1, 1), au!()).await,
             "create_item",
         );
     }
@@ -1056,7 +1349,7 @@ pub async fn list_items(store: &dyn Store) {
 pub async fn tokens_with_audit(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "tok-audit");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let now = T0 + 10_000;
     let a = token(&run, &am, 1, now + 60_000);
     let b = token(&run, &am, 2, now + 60_000);
@@ -1068,7 +1361,7 @@ pub async fn tokens_with_audit(store: &dyn Store) {
     let mut recs: Vec<AuditRecord> = (0..2)
         .map(|i| audit_record(&who, "/am", "auth", T0 + i))
         .collect();
-    let (seq0, _) = ok(store.audit_head().await, "audit_head");
+    let (seq0, _) = head_pair(store).await;
     ok(
         store
             .append_audit(
@@ -1110,21 +1403,31 @@ pub async fn tokens_with_audit(store: &dyn Store) {
 pub async fn tokens(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "tok");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let now = T0 + 10_000;
     let live = token(&run, &am, 1, now + 60_000);
     let expired = token(&run, &am, 2, now - 1);
     let boundary = token(&run, &am, 3, now);
     for t in [&live, &expired, &boundary] {
-        ok(store.insert_token(t).await, "insert_token");
+        insert_token(store, t).await;
     }
-    expect_conflict(store.insert_token(&live).await, "token", "duplicate token");
+    // A hash that exists already is not overwritten.
+    let mut dup = live.clone();
+    dup.identity = "someone else".into();
+    insert_token(store, &dup).await;
+    assert_eq!(
+        ok(store.get_token(&live.token_hash).await, "get").as_ref(),
+        Some(&live),
+        "a duplicate token hash must not replace the stored token"
+    );
+    // A token whose auth method was deleted meanwhile is skipped.
     let mut orphan = token(&run, &am, 4, now + 60_000);
     orphan.auth_method_name = run.name("am/none");
-    expect_not_found(
-        store.insert_token(&orphan).await,
-        &orphan.auth_method_name,
-        "token of a missing auth method",
+    insert_token(store, &orphan).await;
+    assert_eq!(
+        ok(store.get_token(&orphan.token_hash).await, "get orphan"),
+        None,
+        "a token of a missing auth method is not stored"
     );
 
     assert_eq!(
@@ -1155,11 +1458,11 @@ pub async fn tokens(store: &dyn Store) {
     assert!(ok(store.get_token(&live.token_hash).await, "get").is_some());
 
     assert!(ok(
-        store.revoke_token(&live.token_hash).await,
+        store.revoke_token(&live.token_hash, au!()).await,
         "revoke_token"
     ));
     assert!(!ok(
-        store.revoke_token(&live.token_hash).await,
+        store.revoke_token(&live.token_hash, au!()).await,
         "revoke again"
     ));
     assert_eq!(
@@ -1190,7 +1493,7 @@ async fn verify_chain_from(store: &dyn Store, start_seq: i64, start_hash: &[u8])
             expected_seq += 1;
         }
     }
-    let head = ok(store.audit_head().await, "audit_head");
+    let head = head_pair(store).await;
     assert_eq!(
         head,
         (expected_seq - 1, prev),
@@ -1211,7 +1514,8 @@ async fn verify_chain_from(store: &dyn Store, start_seq: i64, start_hash: &[u8])
                 }
             }
         }
-        if let Err(e) = verifier.finish(head.0) {
+        let full = ok(store.audit_head().await, "audit_head");
+        if let Err(e) = verifier.finish(&TestSealer, &full) {
             panic!("audit chain does not verify: {e}");
         }
     }
@@ -1220,7 +1524,7 @@ async fn verify_chain_from(store: &dyn Store, start_seq: i64, start_hash: &[u8])
 
 pub async fn audit_chain(store: &dyn Store) {
     let run = Run::new();
-    let (seq0, hash0) = ok(store.audit_head().await, "audit_head");
+    let (seq0, hash0) = head_pair(store).await;
     if seq0 == 0 {
         assert!(hash0.is_empty(), "an empty chain has an empty head hash");
     }
@@ -1232,7 +1536,7 @@ pub async fn audit_chain(store: &dyn Store) {
         "append nothing",
     );
     assert_eq!(
-        ok(store.audit_head().await, "audit_head"),
+        head_pair(store).await,
         (seq0, hash0.clone())
     );
 
@@ -1268,7 +1572,7 @@ pub async fn audit_chain(store: &dyn Store) {
         );
     }
     assert_eq!(
-        ok(store.audit_head().await, "audit_head"),
+        head_pair(store).await,
         (seq0 + 3, batch[2].hash.clone())
     );
     // ... and stored exactly that.
@@ -1458,7 +1762,7 @@ pub async fn audit_query(store: &dyn Store) {
 /// for the chain lock) leave one gapless, verifiable chain.
 pub async fn concurrent_audit(store: &dyn Store) {
     let run = Run::new();
-    let (seq0, hash0) = ok(store.audit_head().await, "audit_head");
+    let (seq0, hash0) = head_pair(store).await;
     let who = run.word("conc");
     let tasks = (0..16).map(|task| {
         let who = who.clone();
@@ -1497,7 +1801,7 @@ pub async fn concurrent_add_version(store: &dyn Store) {
     for round in 1..=4 {
         let attempts = (0..8u8).map(|n| {
             let v = sealed(key, round + 1, n + 10);
-            async move { (store.add_version(it.id, round, &v, 3).await, v) }
+            async move { (store.add_version(it.id, round, &v, 3, au!()).await, v) }
         });
         let results = join_all(attempts).await;
         let mut winners = Vec::new();
@@ -1572,11 +1876,11 @@ pub async fn uid_tokens(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "uid");
     let other = uid_method(&run, "uidother");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
-    ok(store.create_auth_method(&other).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(store.create_auth_method(&other, au!()).await, "create_auth_method");
 
     let root = uid(&run, &am, "root", None);
-    ok(store.insert_uid_token(&root).await, "insert root");
+    ok(store.insert_uid_token(&root, au!()).await, "insert root");
     assert_eq!(
         ok(store.get_uid_token(&root.token_id).await, "get").as_ref(),
         Some(&root)
@@ -1601,7 +1905,7 @@ pub async fn uid_tokens(store: &dyn Store) {
         None
     );
     expect_conflict(
-        store.insert_uid_token(&root).await,
+        store.insert_uid_token(&root, au!()).await,
         &root.token_id,
         "same token ID",
     );
@@ -1610,21 +1914,21 @@ pub async fn uid_tokens(store: &dyn Store) {
         ..root.clone()
     };
     expect_conflict(
-        store.insert_uid_token(&same_hash).await,
+        store.insert_uid_token(&same_hash, au!()).await,
         "UID token",
         "same hash",
     );
     // The message of a hash conflict names the ID, never the hash.
-    match store.insert_uid_token(&same_hash).await {
+    match store.insert_uid_token(&same_hash, au!()).await {
         Err(StoreError::Conflict(msg)) => assert!(!msg.contains(":root"), "{msg}"),
         other => panic!("same hash: expected Conflict, got {other:?}"),
     }
 
     let child = uid(&run, &am, "child", Some(&root));
     let grandchild = uid(&run, &am, "grandchild", Some(&child));
-    ok(store.insert_uid_token(&child).await, "insert child");
+    ok(store.insert_uid_token(&child, au!()).await, "insert child");
     ok(
-        store.insert_uid_token(&grandchild).await,
+        store.insert_uid_token(&grandchild, au!()).await,
         "insert grandchild",
     );
     let with_flags = UidToken {
@@ -1634,7 +1938,7 @@ pub async fn uid_tokens(store: &dyn Store) {
         ..uid(&run, &am, "flags", Some(&root))
     };
     ok(
-        store.insert_uid_token(&with_flags).await,
+        store.insert_uid_token(&with_flags, au!()).await,
         "insert with flags",
     );
     assert_eq!(
@@ -1651,19 +1955,19 @@ pub async fn uid_tokens(store: &dyn Store) {
                 &am,
                 "orphan",
                 Some(&uid(&run, &am, "nope", None)),
-            ))
+            ), au!())
             .await,
         &run.word("uid-nope"),
         "child of a missing parent",
     );
     let foreign_root = uid(&run, &other, "foreign", None);
     ok(
-        store.insert_uid_token(&foreign_root).await,
+        store.insert_uid_token(&foreign_root, au!()).await,
         "insert foreign root",
     );
     let cross = uid(&run, &am, "cross", Some(&foreign_root));
     expect_not_found(
-        store.insert_uid_token(&cross).await,
+        store.insert_uid_token(&cross, au!()).await,
         &foreign_root.token_id,
         "child of another method's token",
     );
@@ -1672,14 +1976,14 @@ pub async fn uid_tokens(store: &dyn Store) {
         ..uid(&run, &am, "late", Some(&root))
     };
     expect_not_found(
-        store.insert_uid_token(&late).await,
+        store.insert_uid_token(&late, au!()).await,
         &root.token_id,
         "child of a parent expired at creation time",
     );
     let mut no_method = uid(&run, &am, "nomethod", None);
     no_method.access_id = format!("p-{}zzu", run.tag);
     expect_not_found(
-        store.insert_uid_token(&no_method).await,
+        store.insert_uid_token(&no_method, au!()).await,
         &no_method.access_id,
         "token of a missing auth method",
     );
@@ -1726,7 +2030,7 @@ pub async fn uid_tokens(store: &dyn Store) {
     assert_eq!(
         ok(
             store
-                .rotate_uid_token(&root.token_id, b"stale hash", &new_hash, now)
+                .rotate_uid_token(&root.token_id, b"stale hash", &new_hash, now, au!())
                 .await,
             "rotate from a wrong hash"
         ),
@@ -1735,7 +2039,7 @@ pub async fn uid_tokens(store: &dyn Store) {
     assert_eq!(
         ok(
             store
-                .rotate_uid_token(&root.token_id, &root.token_hash, &new_hash, now)
+                .rotate_uid_token(&root.token_id, &root.token_hash, &new_hash, now, au!())
                 .await,
             "rotate"
         ),
@@ -1762,7 +2066,7 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &root.token_id,
                     &root.token_hash,
                     &uid_hash(&run, "root", 2),
-                    now
+                    now, au!()
                 )
                 .await,
             "rotate from the old hash"
@@ -1777,7 +2081,7 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &with_flags.token_id,
                     &with_flags.token_hash,
                     &uid_hash(&run, "flags", 1),
-                    now
+                    now, au!()
                 )
                 .await,
             "rotate deny-rotate"
@@ -1792,7 +2096,7 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &child.token_id,
                     &child.token_hash,
                     &uid_hash(&run, "child", 1),
-                    child.expires_ms
+                    child.expires_ms, au!()
                 )
                 .await,
             "rotate expired"
@@ -1802,7 +2106,7 @@ pub async fn uid_tokens(store: &dyn Store) {
     );
     expect_conflict(
         store
-            .rotate_uid_token(&child.token_id, &child.token_hash, &new_hash, now)
+            .rotate_uid_token(&child.token_id, &child.token_hash, &new_hash, now, au!())
             .await,
         "UID token",
         "rotate to a hash in use",
@@ -1810,7 +2114,7 @@ pub async fn uid_tokens(store: &dyn Store) {
 
     // Tokens go with their auth method.
     assert!(ok(
-        store.delete_auth_method(&am.name).await,
+        store.delete_auth_method(&am.name, au!()).await,
         "delete_auth_method"
     ));
     assert_eq!(
@@ -1830,13 +2134,13 @@ pub async fn uid_tokens(store: &dyn Store) {
 pub async fn uid_revocation(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "rev");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let root = uid(&run, &am, "root", None);
     let child = uid(&run, &am, "child", Some(&root));
     let grandchild = uid(&run, &am, "grandchild", Some(&child));
     let sibling = uid(&run, &am, "sibling", Some(&root));
     for t in [&root, &child, &grandchild, &sibling] {
-        ok(store.insert_uid_token(t).await, "insert_uid_token");
+        ok(store.insert_uid_token(t, au!()).await, "insert_uid_token");
     }
     let sessions: Vec<TokenRecord> = [&root, &child, &grandchild, &sibling]
         .iter()
@@ -1845,7 +2149,7 @@ pub async fn uid_revocation(store: &dyn Store) {
         .collect();
     let unrelated = session_of(&run, &am, 20, "some-other-identity");
     for t in sessions.iter().chain([&unrelated]) {
-        ok(store.insert_token(t).await, "insert_token");
+        insert_token(store, t).await;
     }
     let live = |t: &TokenRecord| {
         let hash = t.token_hash.clone();
@@ -1856,7 +2160,7 @@ pub async fn uid_revocation(store: &dyn Store) {
     let now = T0 + 1000;
     assert_eq!(
         ok(
-            store.revoke_uid_token(&child.token_id, false, now).await,
+            store.revoke_uid_token(&child.token_id, false, now, au!()).await,
             "revoke self"
         ),
         std::slice::from_ref(&child.token_id)
@@ -1876,7 +2180,7 @@ pub async fn uid_revocation(store: &dyn Store) {
     assert!(live(&sessions[0]).await, "the root's sessions stay");
     assert_eq!(
         ok(
-            store.revoke_uid_token(&child.token_id, false, now).await,
+            store.revoke_uid_token(&child.token_id, false, now, au!()).await,
             "revoke again"
         ),
         Vec::<String>::new(),
@@ -1884,7 +2188,7 @@ pub async fn uid_revocation(store: &dyn Store) {
     );
     expect_not_found(
         store
-            .insert_uid_token(&uid(&run, &am, "late", Some(&child)))
+            .insert_uid_token(&uid(&run, &am, "late", Some(&child)), au!())
             .await,
         &child.token_id,
         "child of a revoked token",
@@ -1896,7 +2200,7 @@ pub async fn uid_revocation(store: &dyn Store) {
                     &child.token_id,
                     &child.token_hash,
                     &uid_hash(&run, "child", 1),
-                    now
+                    now, au!()
                 )
                 .await,
             "rotate revoked"
@@ -1907,7 +2211,7 @@ pub async fn uid_revocation(store: &dyn Store) {
 
     // revokeAll: the whole subtree, through the already revoked child.
     let mut all = ok(
-        store.revoke_uid_token(&root.token_id, true, now + 1).await,
+        store.revoke_uid_token(&root.token_id, true, now + 1, au!()).await,
         "revoke all",
     );
     all.sort();
@@ -1934,7 +2238,7 @@ pub async fn uid_revocation(store: &dyn Store) {
     );
     expect_not_found(
         store
-            .revoke_uid_token(&run.word("uid-none"), true, now)
+            .revoke_uid_token(&run.word("uid-none"), true, now, au!())
             .await,
         &run.word("uid-none"),
         "revoke a missing token",
@@ -1944,9 +2248,9 @@ pub async fn uid_revocation(store: &dyn Store) {
 pub async fn concurrent_uid_rotation(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "rot");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let t = uid(&run, &am, "race", None);
-    ok(store.insert_uid_token(&t).await, "insert_uid_token");
+    ok(store.insert_uid_token(&t, au!()).await, "insert_uid_token");
     let mut current = t.token_hash.clone();
     for round in 1..=3u8 {
         let attempts = (0..8u8).map(|n| {
@@ -1955,7 +2259,7 @@ pub async fn concurrent_uid_rotation(store: &dyn Store) {
             let id = t.token_id.clone();
             async move {
                 let r = store
-                    .rotate_uid_token(&id, &old, &new, T0 + i64::from(round))
+                    .rotate_uid_token(&id, &old, &new, T0 + i64::from(round), au!())
                     .await;
                 (r, new)
             }
@@ -1981,11 +2285,11 @@ pub async fn concurrent_uid_rotation(store: &dyn Store) {
 pub async fn concurrent_uid_child_and_revoke(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "crev");
-    ok(store.create_auth_method(&am).await, "create_auth_method");
+    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
     let root = uid(&run, &am, "root", None);
     let mid = uid(&run, &am, "mid", Some(&root));
-    ok(store.insert_uid_token(&root).await, "insert root");
-    ok(store.insert_uid_token(&mid).await, "insert mid");
+    ok(store.insert_uid_token(&root, au!()).await, "insert root");
+    ok(store.insert_uid_token(&mid, au!()).await, "insert mid");
     let children: Vec<UidToken> = (0..12)
         .map(|n| {
             uid(
@@ -1996,8 +2300,20 @@ pub async fn concurrent_uid_child_and_revoke(store: &dyn Store) {
             )
         })
         .collect();
-    let inserts = join_all(children.iter().map(|c| store.insert_uid_token(c)));
-    let revoke = store.revoke_uid_token(&root.token_id, true, T0 + 5);
+    let mut recs: Vec<AuditRecord> = children.iter().map(|_| change_record("child")).collect();
+    let mut revoke_rec = change_record("revoke");
+    let inserts = join_all(
+        children
+            .iter()
+            .zip(recs.iter_mut())
+            .map(|(c, rec)| store.insert_uid_token(c, Audit::new(rec, &TestSealer))),
+    );
+    let revoke = store.revoke_uid_token(
+        &root.token_id,
+        true,
+        T0 + 5,
+        Audit::new(&mut revoke_rec, &TestSealer),
+    );
     let (inserted, revoked) = futures::join!(inserts, revoke);
     ok(revoked, "revoke all");
     for r in inserted {

@@ -19,13 +19,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use coffer_core::audit::{AuditRecord, ChainSealer, Outcome};
+use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer, Outcome};
 use coffer_core::model::{
     Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use thiserror::Error;
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod migrations;
 mod postgres;
@@ -35,7 +36,7 @@ mod sql_store;
 mod sqlite;
 
 pub use postgres::PgStore;
-pub use sql_store::{Dialect, SqlStore};
+pub use sql_store::{BOOTSTRAPPED, Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -67,6 +68,8 @@ pub struct AuditQuery {
     /// Records with `time_ms < until_ms`.
     pub until_ms: Option<i64>,
     pub access_id: Option<String>,
+    /// Exact identity (with `access_id`: one job of a shared JWT method).
+    pub identity: Option<String>,
     /// Exact object name.
     pub object: Option<String>,
     pub operation: Option<String>,
@@ -77,11 +80,46 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// The audit record of the request that makes a change.
+///
+/// Every method of [`Store`] that changes something takes one and appends
+/// it to the audit chain **in the change's own transaction**: a committed
+/// change always has its record, and a change that fails leaves no record
+/// (the caller then records the failure through [`Store::append_audit`]).
+/// On success the record's `seq`, `prev_hash` and `hash` are set; on any
+/// error `seq` is 0 again. One record carries at most one change: a record
+/// whose `seq` is already set is refused.
+pub struct Audit<'a> {
+    pub(crate) record: &'a mut AuditRecord,
+    pub(crate) sealer: &'a dyn ChainSealer,
+}
+
+impl<'a> Audit<'a> {
+    pub fn new(record: &'a mut AuditRecord, sealer: &'a dyn ChainSealer) -> Self {
+        Audit { record, sealer }
+    }
+}
+
+/// Auth methods, roles and associations with the generation they belong
+/// to, read in one consistent snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyData {
+    pub generation: i64,
+    pub auth_methods: Vec<AuthMethod>,
+    pub roles: Vec<Role>,
+    pub associations: Vec<Association>,
+}
+
 /// The storage contract. Every method is one transaction.
 ///
 /// Times are Unix milliseconds. Names are already normalised by the caller.
 /// IDs of items and data keys are chosen by the caller (random), because the
 /// encryption binds them into the ciphertext before the row is written.
+///
+/// Changes that other nodes must notice at once (auth methods, roles, rules,
+/// associations, revocations of session and UID tokens, UID rotations) move
+/// the shared generation counter in the same transaction; the conformance
+/// suite checks every changing method for its audit record and generation.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
@@ -89,43 +127,74 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- metadata and keys ----
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
-    /// Insert if absent; returns false when the key already existed.
-    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
-    /// A counter bumped by every change to auth methods, roles, rules,
-    /// associations or token revocation; other nodes poll it to refresh caches.
+    /// The counter moved by every change to auth methods, roles, rules,
+    /// associations or revocations; other nodes poll it to refresh caches.
     async fn generation(&self) -> Result<i64>;
-    async fn bump_generation(&self) -> Result<i64>;
-    async fn insert_data_key(&self, id: i64, wrapped: &[u8], created_ms: i64) -> Result<()>;
+    /// The data keys, creating `first` when there are none yet. Nodes
+    /// starting together on an empty database agree on one key: creation
+    /// is serialized and only the first `first` is kept.
+    async fn ensure_data_key(
+        &self,
+        first: (i64, &[u8]),
+        created_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<Vec<(i64, Vec<u8>)>>;
     async fn data_keys(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// First start: create the admin role, auth method and their
+    /// association, and mark the store bootstrapped, all at once. Returns
+    /// false (and changes nothing) when the store is bootstrapped already,
+    /// e.g. by another node starting at the same time.
+    async fn bootstrap(
+        &self,
+        role: &Role,
+        am: &AuthMethod,
+        assoc: &Association,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
+    /// Auth methods, roles and associations in one read snapshot.
+    async fn load_policy(&self) -> Result<PolicyData>;
 
     // ---- auth methods ----
     /// Conflict if the name or access ID is taken.
-    async fn create_auth_method(&self, am: &AuthMethod) -> Result<()>;
+    async fn create_auth_method(&self, am: &AuthMethod, audit: Audit<'_>) -> Result<()>;
     async fn get_auth_method(&self, name: &str) -> Result<Option<AuthMethod>>;
     async fn get_auth_method_by_access_id(&self, access_id: &str) -> Result<Option<AuthMethod>>;
     async fn list_auth_methods(&self) -> Result<Vec<AuthMethod>>;
     /// Deletes the method, its associations and its tokens.
-    async fn delete_auth_method(&self, name: &str) -> Result<bool>;
+    async fn delete_auth_method(&self, name: &str, audit: Audit<'_>) -> Result<bool>;
 
     // ---- roles, rules, associations ----
     /// Conflict if the name is taken. `role.rules` is stored too.
-    async fn create_role(&self, role: &Role) -> Result<()>;
+    async fn create_role(&self, role: &Role, audit: Audit<'_>) -> Result<()>;
     async fn get_role(&self, name: &str) -> Result<Option<Role>>;
     async fn list_roles(&self) -> Result<Vec<Role>>;
     /// Deletes the role, its rules and its associations.
-    async fn delete_role(&self, name: &str) -> Result<bool>;
+    async fn delete_role(&self, name: &str, audit: Audit<'_>) -> Result<bool>;
     /// Insert or replace the rule with the same (rule type, path).
     /// NotFound if the role does not exist.
-    async fn set_role_rule(&self, role: &str, rule: &Rule, now_ms: i64) -> Result<()>;
-    async fn delete_role_rule(&self, role: &str, rule_type: RuleType, path: &str) -> Result<bool>;
+    async fn set_role_rule(
+        &self,
+        role: &str,
+        rule: &Rule,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    async fn delete_role_rule(
+        &self,
+        role: &str,
+        rule_type: RuleType,
+        path: &str,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
     /// NotFound if the role or auth method does not exist.
-    async fn create_association(&self, assoc: &Association) -> Result<()>;
-    async fn delete_association(&self, assoc_id: &str) -> Result<bool>;
+    async fn create_association(&self, assoc: &Association, audit: Audit<'_>) -> Result<()>;
+    async fn delete_association(&self, assoc_id: &str, audit: Audit<'_>) -> Result<bool>;
     async fn list_associations(&self) -> Result<Vec<Association>>;
 
     // ---- items ----
     /// Conflict if the name is taken.
-    async fn create_item(&self, item: &Item, first: &SealedVersion) -> Result<()>;
+    async fn create_item(&self, item: &Item, first: &SealedVersion, audit: Audit<'_>)
+    -> Result<()>;
     async fn get_item(&self, name: &str) -> Result<Option<Item>>;
     /// The item and one version (`None` = the latest), in one query.
     async fn get_item_value(
@@ -134,15 +203,17 @@ pub trait Store: Send + Sync + 'static {
         version: Option<i32>,
     ) -> Result<Option<(Item, SealedVersion)>>;
     async fn list_versions(&self, item_id: i64) -> Result<Vec<VersionInfo>>;
-    /// Append version `v.version`, which must be `expected_last + 1`
-    /// (Conflict otherwise: a concurrent update won). Then keep only the
-    /// newest `keep` versions (`keep <= 0` keeps all).
+    /// Append version `v.version`, which must be `expected_highest + 1`
+    /// where `expected_highest` is the item's `highest_version` (Conflict
+    /// otherwise: a concurrent update won). Then keep only the newest
+    /// `keep` versions (`keep <= 0` keeps all).
     async fn add_version(
         &self,
         item_id: i64,
-        expected_last: i32,
+        expected_highest: i32,
         v: &SealedVersion,
         keep: i32,
+        audit: Audit<'_>,
     ) -> Result<()>;
     /// Items whose name starts with `prefix`, ordered by name, at most
     /// `limit`, starting after `after_name` when given.
@@ -152,14 +223,28 @@ pub trait Store: Send + Sync + 'static {
         after_name: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Item>>;
-    async fn delete_item(&self, item_id: i64) -> Result<bool>;
-    /// Delete one version. Deleting the last remaining version deletes the item.
-    async fn delete_version(&self, item_id: i64, version: i32) -> Result<bool>;
+    async fn delete_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool>;
+    /// Delete one version. Deleting the last remaining version deletes the
+    /// item. Version numbers are never reused (`highest_version` stays).
+    async fn delete_version(&self, item_id: i64, version: i32, audit: Audit<'_>) -> Result<bool>;
+    /// Give an item a new ID, with its versions re-sealed for that ID (the
+    /// ID is bound into the ciphertext). Used once per item to move IDs
+    /// into the range every JSON client can represent exactly.
+    async fn renumber_item(
+        &self,
+        old_id: i64,
+        new_id: i64,
+        versions: &[SealedVersion],
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Items whose ID is at least `min_id`.
+    async fn items_with_id_at_least(&self, min_id: i64) -> Result<Vec<Item>>;
+    /// Every stored version of an item, sealed.
+    async fn item_versions(&self, item_id: i64) -> Result<Vec<SealedVersion>>;
 
     // ---- tokens ----
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()>;
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>>;
-    async fn revoke_token(&self, token_hash: &[u8]) -> Result<bool>;
+    async fn revoke_token(&self, token_hash: &[u8], audit: Audit<'_>) -> Result<bool>;
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
 
     // ---- Universal Identity tokens ----
@@ -170,7 +255,7 @@ pub trait Store: Send + Sync + 'static {
     /// slip past a concurrent revocation of its parent's subtree.
     /// NotFound if the auth method does not exist; Conflict if the ID or
     /// hash is taken. Checking depth and TTL limits is the caller's job.
-    async fn insert_uid_token(&self, t: &UidToken) -> Result<()>;
+    async fn insert_uid_token(&self, t: &UidToken, audit: Audit<'_>) -> Result<()>;
     async fn get_uid_token(&self, token_id: &str) -> Result<Option<UidToken>>;
     /// By the keyed hash of the current secret. Revoked and expired tokens
     /// are returned too (the caller checks).
@@ -185,13 +270,14 @@ pub trait Store: Send + Sync + 'static {
     /// live at `now_ms` and not deny-rotate; the expiry restarts from
     /// `now_ms` with the token's TTL. Returns the new expiry, or `None` when
     /// the swap did not happen (a concurrent rotation won, or the token is
-    /// revoked, expired, deny-rotate or unknown).
+    /// revoked, expired, deny-rotate or unknown); then nothing is written.
     async fn rotate_uid_token(
         &self,
         token_id: &str,
         old_hash: &[u8],
         new_hash: &[u8],
         now_ms: i64,
+        audit: Audit<'_>,
     ) -> Result<Option<i64>>;
     /// Revoke a token and, with `descendants`, every token below it (also
     /// below tokens revoked earlier on their own). In the same transaction,
@@ -204,13 +290,14 @@ pub trait Store: Send + Sync + 'static {
         token_id: &str,
         descendants: bool,
         now_ms: i64,
+        audit: Audit<'_>,
     ) -> Result<Vec<String>>;
 
     // ---- audit ----
     /// Append records atomically: assigns consecutive `seq` after the chain
     /// head, sets each `prev_hash` and `hash` (via `sealer`) and moves the
-    /// head, all under the chain lock so concurrent writers (other nodes)
-    /// serialize. On error nothing is written.
+    /// head (with its MAC), all under the chain lock so concurrent writers
+    /// (other nodes) serialize. On error nothing is written.
     /// The tokens minted by the requests of this batch are written in the
     /// same transaction (group commit: a login costs no commit of its
     /// own); a token whose auth method no longer exists is skipped.
@@ -220,8 +307,9 @@ pub trait Store: Send + Sync + 'static {
         tokens: &[TokenRecord],
         sealer: &dyn ChainSealer,
     ) -> Result<()>;
-    /// `(seq, hash)` of the last record; `(0, [])` when empty.
-    async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+    /// The chain head; `seq` 0 and empty hash and MAC when nothing was
+    /// ever appended.
+    async fn audit_head(&self) -> Result<ChainHead>;
     /// Records with `seq > after_seq`, in order, at most `limit`.
     async fn audit_range(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>>;
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;

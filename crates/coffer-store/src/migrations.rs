@@ -22,6 +22,11 @@ const SQLITE: &[Embedded] = &[
         "uid_tokens",
         include_str!("../migrations/sqlite/0002_uid_tokens.sql"),
     ),
+    (
+        3,
+        "pipeline",
+        include_str!("../migrations/sqlite/0003_pipeline.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -34,6 +39,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "uid_tokens",
         include_str!("../migrations/postgres/0002_uid_tokens.sql"),
+    ),
+    (
+        3,
+        "pipeline",
+        include_str!("../migrations/postgres/0003_pipeline.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
     /// READ COMMITTED; the statements that need more lock rows explicitly.
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     /// The chain lock: appends from every node queue on this row.
     const LOCK_AUDIT_HEAD: &'static str =
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use coffer_core::audit::{AuditRecord, Outcome};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemType, Role, SealedVersion,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
     SecretFormat, TokenRecord, UidToken,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
@@ -53,38 +53,26 @@ pub(crate) type AssociationRow = (
     i64,    // created_ms
 );
 
-pub(crate) type ItemRow = (
-    i64,    // id
-    String, // name
-    String, // item_type
-    String, // format
-    String, // description
-    String, // tags (JSON)
-    i32,    // max_versions
-    i32,    // last_version
-    bool,   // enabled
-    i64,    // created_ms
-    i64,    // modified_ms
-);
+/// The columns of `item_columns!` in order: 13, too many for one tuple
+/// beside a version's, so `sql_store.rs` reads them by index.
+pub(crate) struct ItemCols {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) item_type: String,
+    pub(crate) sub_type: String,
+    pub(crate) format: String,
+    pub(crate) description: String,
+    pub(crate) tags: String,
+    pub(crate) max_versions: i32,
+    pub(crate) last_version: i32,
+    pub(crate) highest_version: i32,
+    pub(crate) enabled: bool,
+    pub(crate) created_ms: i64,
+    pub(crate) modified_ms: i64,
+}
 
-/// [`ItemRow`] followed by one version's columns.
-pub(crate) type ItemValueRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    i32,
-    bool,
-    i64,
-    i64,
-    i32,     // version
-    i64,     // key_id
-    Vec<u8>, // sealed
-    i64,     // version created_ms
-);
+/// Number of columns in `item_columns!`.
+pub(crate) const ITEM_COLUMNS: usize = 13;
 
 pub(crate) type TokenRow = (
     Vec<u8>, // token_hash
@@ -207,45 +195,22 @@ pub(crate) fn association(row: AssociationRow) -> Result<Association> {
     })
 }
 
-pub(crate) fn item(row: ItemRow) -> Result<Item> {
-    let (
-        id,
-        name,
-        item_type,
-        format,
-        description,
-        tags,
-        max_versions,
-        last_version,
-        enabled,
-        created_ms,
-        modified_ms,
-    ) = row;
+pub(crate) fn item(c: ItemCols) -> Result<Item> {
     Ok(Item {
-        item_type: parse_item_type(&item_type)?,
-        format: parse_enum::<SecretFormat>("secret format", &format)?,
-        tags: from_json("tags", &tags)?,
-        id,
-        name,
-        description,
-        max_versions,
-        last_version,
-        enabled,
-        created_ms,
-        modified_ms,
+        item_type: parse_item_type(&c.item_type)?,
+        sub_type: parse_enum::<ItemSubType>("item sub-type", &c.sub_type)?,
+        format: parse_enum::<SecretFormat>("secret format", &c.format)?,
+        tags: from_json("tags", &c.tags)?,
+        id: c.id,
+        name: c.name,
+        description: c.description,
+        max_versions: c.max_versions,
+        last_version: c.last_version,
+        highest_version: c.highest_version,
+        enabled: c.enabled,
+        created_ms: c.created_ms,
+        modified_ms: c.modified_ms,
     })
-}
-
-pub(crate) fn item_value(row: ItemValueRow) -> Result<(Item, SealedVersion)> {
-    let (a, b, c, d, e, f, g, h, i, j, k, version, key_id, sealed, created_ms) = row;
-    let item = item((a, b, c, d, e, f, g, h, i, j, k))?;
-    let value = SealedVersion {
-        version,
-        key_id,
-        sealed,
-        created_ms,
-    };
-    Ok((item, value))
 }
 
 pub(crate) fn token(row: TokenRow) -> Result<TokenRecord> {

@@ -6,7 +6,8 @@
 //! impls. Column lists are macros so they can be spliced with `concat!` and
 //! stay `&'static str` (sqlx caches prepared statements by their text).
 //!
-//! The column order of every `SELECT` matches a row tuple in [`crate::rows`].
+//! The column order of every `SELECT` matches a row tuple in [`crate::rows`]
+//! (items: the column decoder in `sql_store.rs`).
 
 macro_rules! auth_method_columns {
     () => {
@@ -17,8 +18,8 @@ macro_rules! auth_method_columns {
 
 macro_rules! item_columns {
     () => {
-        "i.id, i.name, i.item_type, i.format, i.description, i.tags, i.max_versions, \
-         i.last_version, i.enabled, i.created_ms, i.modified_ms"
+        "i.id, i.name, i.item_type, i.sub_type, i.format, i.description, i.tags, i.max_versions, \
+         i.last_version, i.highest_version, i.enabled, i.created_ms, i.modified_ms"
     };
 }
 
@@ -75,6 +76,7 @@ pub const BUMP_GENERATION: &str =
     "UPDATE generation SET value = value + 1 WHERE id = 1 RETURNING value";
 pub const INSERT_DATA_KEY: &str =
     "INSERT INTO data_keys (id, wrapped, created_ms) VALUES ($1, $2, $3)";
+pub const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) FROM data_keys";
 pub const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY id";
 
 // ---- auth methods ----
@@ -130,9 +132,9 @@ pub const LIST_ASSOCIATIONS: &str = "SELECT assoc_id, role_name, auth_method_nam
 
 // ---- items ----
 
-pub const INSERT_ITEM: &str = "INSERT INTO items (id, name, item_type, format, description, tags, max_versions, \
-     last_version, enabled, created_ms, modified_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub const INSERT_ITEM: &str = "INSERT INTO items (id, name, item_type, sub_type, format, description, tags, \
+     max_versions, last_version, highest_version, enabled, created_ms, modified_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 pub const ITEM_NAME_EXISTS: &str = "SELECT 1 FROM items WHERE name = $1";
 pub const GET_ITEM: &str = concat!(
     "SELECT ",
@@ -170,9 +172,19 @@ pub const INSERT_VERSION: &str = "INSERT INTO item_versions (item_id, version, k
      VALUES ($1, $2, $3, $4, $5)";
 pub const LIST_VERSIONS: &str =
     "SELECT version, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
-/// Optimistic concurrency: moves `last_version` only if nobody else did.
-pub const ADVANCE_LAST_VERSION: &str = "UPDATE items SET last_version = $3, modified_ms = $4 \
-     WHERE id = $1 AND last_version = $2";
+/// Optimistic concurrency: moves `highest_version` (and `last_version`)
+/// only if nobody else did.
+pub const ADVANCE_LAST_VERSION: &str = "UPDATE items SET last_version = $3, highest_version = $3, \
+     modified_ms = $4 WHERE id = $1 AND highest_version = $2";
+pub const ITEMS_WITH_ID_AT_LEAST: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.id >= $1 ORDER BY i.id"
+);
+pub const ITEM_VERSIONS_SEALED: &str =
+    "SELECT version, key_id, sealed, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
+pub const DELETE_ITEM_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1";
+pub const SET_ITEM_ID: &str = "UPDATE items SET id = $2 WHERE id = $1";
 pub const ITEM_ID_EXISTS: &str = "SELECT 1 FROM items WHERE id = $1";
 /// Keep the newest `$2 + 1` versions: delete every version below the
 /// (`$2 + 1`)-th newest. With fewer versions the subquery is NULL and
@@ -185,11 +197,6 @@ pub const SET_LAST_VERSION: &str = "UPDATE items SET last_version = $2 WHERE id 
 
 // ---- tokens ----
 
-pub const INSERT_TOKEN: &str = concat!(
-    "INSERT INTO tokens (",
-    token_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-);
 /// A token written with the audit batch of its login: skipped (not an
 /// error) when its auth method was deleted meanwhile or the hash exists.
 pub const INSERT_TOKEN_IF_METHOD: &str = concat!(
@@ -266,8 +273,11 @@ pub const DELETE_UID_SUBTREE_SESSIONS: &str = concat!(
 
 // ---- audit ----
 
-pub const GET_AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+pub const GET_AUDIT_HEAD: &str = "SELECT seq, hash, mac FROM audit_head WHERE id = 1";
+/// The chain lock on SQLite (`BEGIN IMMEDIATE` holds the file's write lock).
+pub const GET_AUDIT_HEAD_SEQ_HASH: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+pub const SET_AUDIT_HEAD: &str =
+    "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
 pub const AUDIT_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),

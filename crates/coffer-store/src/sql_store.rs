@@ -8,23 +8,26 @@
 //!   up front (no lock upgrade, no `SQLITE_BUSY` mid-transaction);
 //! * rows that concurrent writers on other nodes could race on are locked
 //!   explicitly ([`Dialect::LOCK_AUDIT_HEAD`], [`Dialect::LOCK_ITEM`]);
-//! * `add_version` is optimistic: it only moves `items.last_version` from
-//!   the expected value, so of two concurrent updates exactly one wins.
+//! * `add_version` is optimistic: it only moves `items.highest_version` from
+//!   the expected value, so of two concurrent updates exactly one wins;
+//! * every change appends its request's audit record and, for policy and
+//!   revocation changes, moves the generation, in its own transaction
+//!   ([`SqlStore::commit_change`]): no change is committed without both.
 
 use async_trait::async_trait;
-use coffer_core::audit::{AuditRecord, ChainSealer};
+use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer};
 use coffer_core::model::{
     Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder,
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row,
     Transaction, Type,
 };
 
 use crate::rows::{self, named};
 use crate::sql;
-use crate::{AuditQuery, Result, Store, StoreError};
+use crate::{Audit, AuditQuery, PolicyData, Result, Store, StoreError};
 
 /// What differs between the SQL backends beyond pool setup. Sealed:
 /// implemented for [`sqlx::Sqlite`] and [`sqlx::Postgres`] only.
@@ -33,6 +36,8 @@ pub trait Dialect: Database + sealed::Sealed {
     const BACKEND: &'static str;
     /// Starts a write transaction.
     const BEGIN_WRITE: &'static str;
+    /// Starts a read-only transaction that sees one consistent snapshot.
+    const BEGIN_SNAPSHOT: &'static str;
     /// Reads `(seq, hash)` of the audit chain head and holds it until commit.
     const LOCK_AUDIT_HEAD: &'static str;
     /// Inserts a JSON array of audit records (`$1`).
@@ -120,6 +125,164 @@ where
 
     async fn begin_write(&self) -> Result<Transaction<'static, D>> {
         self.write.begin_with(D::BEGIN_WRITE).await.map_err(db)
+    }
+
+    /// Finish a change: move the generation when `bump` (policy and
+    /// revocation changes, which other nodes must notice), append the
+    /// request's audit record to the chain, and commit, all in `tx`. On any
+    /// error nothing is committed and the record's `seq` is 0 again.
+    async fn commit_change(
+        mut tx: Transaction<'static, D>,
+        audit: Audit<'_>,
+        bump: bool,
+    ) -> Result<()> {
+        if audit.record.seq != 0 {
+            return Err(StoreError::Backend(
+                "a request's audit record can carry one change only".into(),
+            ));
+        }
+        let result = async {
+            if bump {
+                sqlx::query(sql::BUMP_GENERATION)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            Self::append_in_tx(&mut tx, std::slice::from_mut(audit.record), audit.sealer).await?;
+            tx.commit().await.map_err(db)
+        }
+        .await;
+        if result.is_err() {
+            audit.record.seq = 0;
+        }
+        result
+    }
+
+    /// Append records to the chain inside `tx`: lock the head, link and
+    /// seal each record, insert them all from one JSON parameter, move the
+    /// head and its MAC.
+    async fn append_in_tx(
+        tx: &mut Transaction<'static, D>,
+        records: &mut [AuditRecord],
+        sealer: &dyn ChainSealer,
+    ) -> Result<()> {
+        let (mut seq, mut prev_hash): (i64, Vec<u8>) = sqlx::query_as(D::LOCK_AUDIT_HEAD)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+        for r in records.iter_mut() {
+            seq += 1;
+            r.seq = seq;
+            r.prev_hash = prev_hash;
+            r.hash = sealer.seal(r);
+            prev_hash = r.hash.clone();
+        }
+        let batch = serde_json::to_string(&*records)
+            .map_err(|e| StoreError::Backend(format!("cannot encode audit records: {e}")))?;
+        sqlx::query(D::INSERT_AUDIT_JSON)
+            .bind(batch.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        let mac = sealer.seal_head(seq, &prev_hash);
+        sqlx::query(sql::SET_AUDIT_HEAD)
+            .bind(seq)
+            .bind(prev_hash.as_slice())
+            .bind(mac.as_slice())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The item columns of `row` starting at column `at`.
+    fn item_at(row: &D::Row, at: usize) -> Result<rows::ItemCols> {
+        Ok(rows::ItemCols {
+            id: row.try_get(at).map_err(db)?,
+            name: row.try_get(at + 1).map_err(db)?,
+            item_type: row.try_get(at + 2).map_err(db)?,
+            sub_type: row.try_get(at + 3).map_err(db)?,
+            format: row.try_get(at + 4).map_err(db)?,
+            description: row.try_get(at + 5).map_err(db)?,
+            tags: row.try_get(at + 6).map_err(db)?,
+            max_versions: row.try_get(at + 7).map_err(db)?,
+            last_version: row.try_get(at + 8).map_err(db)?,
+            highest_version: row.try_get(at + 9).map_err(db)?,
+            enabled: row.try_get(at + 10).map_err(db)?,
+            created_ms: row.try_get(at + 11).map_err(db)?,
+            modified_ms: row.try_get(at + 12).map_err(db)?,
+        })
+    }
+
+    fn item_row(row: &D::Row) -> Result<Item> {
+        rows::item(Self::item_at(row, 0)?)
+    }
+
+    /// Insert a role and its rules inside `tx`.
+    async fn insert_role(tx: &mut Transaction<'static, D>, role: &Role) -> Result<()> {
+        sqlx::query(sql::INSERT_ROLE)
+            .bind(role.name.as_str())
+            .bind(role.description.as_str())
+            .bind(role.audit_access.as_str())
+            .bind(role.created_ms)
+            .bind(role.modified_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| unique_or_db(e, || named("role", &role.name)))?;
+        for rule in &role.rules {
+            sqlx::query(sql::UPSERT_ROLE_RULE)
+                .bind(role.name.as_str())
+                .bind(rule.rule_type.as_str())
+                .bind(rule.path.as_str())
+                .bind(rows::caps_bits(rule.caps))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// Insert an auth method inside `tx`; a unique violation is returned
+    /// as is (the caller maps it, after ending the transaction).
+    async fn insert_auth_method(
+        tx: &mut Transaction<'static, D>,
+        am: &AuthMethod,
+    ) -> std::result::Result<(), InsertError> {
+        sqlx::query(sql::INSERT_AUTH_METHOD)
+            .bind(am.name.as_str())
+            .bind(am.access_id.as_str())
+            .bind(am.kind.as_str())
+            .bind(am.description.as_str())
+            .bind(am.access_key_hash.as_deref())
+            .bind(am.access_expires_ms)
+            .bind(rows::to_json("bound IPs", &am.bound_ips)?.as_str())
+            .bind(am.token_ttl_secs)
+            .bind(am.force_sub_claims)
+            .bind(rows::to_json("auth method config", &am.config)?.as_str())
+            .bind(am.created_ms)
+            .bind(am.modified_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(InsertError::from)?;
+        Ok(())
+    }
+
+    /// Insert an association inside `tx`.
+    async fn insert_association(
+        tx: &mut Transaction<'static, D>,
+        assoc: &Association,
+    ) -> std::result::Result<(), InsertError> {
+        sqlx::query(sql::INSERT_ASSOCIATION)
+            .bind(assoc.assoc_id.as_str())
+            .bind(assoc.role_name.as_str())
+            .bind(assoc.auth_method_name.as_str())
+            .bind(rows::to_json("sub-claims", &assoc.sub_claims)?.as_str())
+            .bind(assoc.case_sensitive)
+            .bind(assoc.created_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(InsertError::from)?;
+        Ok(())
     }
 
     async fn exists<'e, E, K>(ex: E, sql: &'static str, key: K) -> Result<bool>
@@ -227,16 +390,6 @@ where
             .map_err(db)
     }
 
-    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool> {
-        let done = sqlx::query(sql::PUT_META_IF_ABSENT)
-            .bind(key)
-            .bind(value)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        Ok(D::rows_affected(&done) == 1)
-    }
-
     async fn generation(&self) -> Result<i64> {
         sqlx::query_scalar(sql::GET_GENERATION)
             .fetch_one(&self.read)
@@ -244,22 +397,41 @@ where
             .map_err(db)
     }
 
-    async fn bump_generation(&self) -> Result<i64> {
-        sqlx::query_scalar(sql::BUMP_GENERATION)
-            .fetch_one(&self.write)
+    async fn ensure_data_key(
+        &self,
+        first: (i64, &[u8]),
+        created_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let existing = self.data_keys().await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let mut tx = self.begin_write().await?;
+        // Serialize with other nodes creating the first key: on PostgreSQL
+        // the chain lock (a row lock), on SQLite the write lock already held.
+        sqlx::query(D::LOCK_AUDIT_HEAD)
+            .execute(&mut *tx)
             .await
-            .map_err(db)
-    }
-
-    async fn insert_data_key(&self, id: i64, wrapped: &[u8], created_ms: i64) -> Result<()> {
-        sqlx::query(sql::INSERT_DATA_KEY)
-            .bind(id)
-            .bind(wrapped)
-            .bind(created_ms)
-            .execute(&self.write)
+            .map_err(db)?;
+        let count: i64 = sqlx::query_scalar(sql::COUNT_DATA_KEYS)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(|e| unique_or_db(e, || format!("data key {id}")))?;
-        Ok(())
+            .map_err(db)?;
+        if count == 0 {
+            let (id, wrapped) = first;
+            sqlx::query(sql::INSERT_DATA_KEY)
+                .bind(id)
+                .bind(wrapped)
+                .bind(created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or_db(e, || format!("data key {id}")))?;
+            Self::commit_change(tx, audit, false).await?;
+        } else {
+            drop(tx);
+        }
+        self.data_keys().await
     }
 
     async fn data_keys(&self) -> Result<Vec<(i64, Vec<u8>)>> {
@@ -269,27 +441,72 @@ where
             .map_err(db)
     }
 
+    async fn bootstrap(
+        &self,
+        role: &Role,
+        am: &AuthMethod,
+        assoc: &Association,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        // The marker goes first: a second node blocks on it until the first
+        // commits, then finds it and changes nothing.
+        let marked = sqlx::query(sql::PUT_META_IF_ABSENT)
+            .bind(BOOTSTRAPPED)
+            .bind(audit.record.time_ms.to_string().as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&marked) == 0 {
+            return Ok(false);
+        }
+        Self::insert_role(&mut tx, role).await?;
+        if let Err(e) = Self::insert_auth_method(&mut tx, am).await {
+            return Err(e.into_store(|| named("auth method", &am.name)));
+        }
+        if let Err(e) = Self::insert_association(&mut tx, assoc).await {
+            return Err(e.into_store(|| named("association", &assoc.assoc_id)));
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
+    }
+
+    async fn load_policy(&self) -> Result<PolicyData> {
+        let mut tx = self.read.begin_with(D::BEGIN_SNAPSHOT).await.map_err(db)?;
+        let generation: i64 = sqlx::query_scalar(sql::GET_GENERATION)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let methods: Vec<rows::AuthMethodRow> = sqlx::query_as(sql::LIST_AUTH_METHODS)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let roles: Vec<rows::RoleRuleRow> = sqlx::query_as(sql::LIST_ROLES)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let assocs: Vec<rows::AssociationRow> = sqlx::query_as(sql::LIST_ASSOCIATIONS)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(PolicyData {
+            generation,
+            auth_methods: rows::all(methods, rows::auth_method)?,
+            roles: rows::roles(roles)?,
+            associations: rows::all(assocs, rows::association)?,
+        })
+    }
+
     // ---- auth methods ----
 
-    async fn create_auth_method(&self, am: &AuthMethod) -> Result<()> {
-        let inserted = sqlx::query(sql::INSERT_AUTH_METHOD)
-            .bind(am.name.as_str())
-            .bind(am.access_id.as_str())
-            .bind(am.kind.as_str())
-            .bind(am.description.as_str())
-            .bind(am.access_key_hash.as_deref())
-            .bind(am.access_expires_ms)
-            .bind(rows::to_json("bound IPs", &am.bound_ips)?.as_str())
-            .bind(am.token_ttl_secs)
-            .bind(am.force_sub_claims)
-            .bind(rows::to_json("auth method config", &am.config)?.as_str())
-            .bind(am.created_ms)
-            .bind(am.modified_ms)
-            .execute(&self.write)
-            .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => {
+    async fn create_auth_method(&self, am: &AuthMethod, audit: Audit<'_>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        match Self::insert_auth_method(&mut tx, am).await {
+            Ok(()) => Self::commit_change(tx, audit, true).await,
+            Err(InsertError::Sql(e)) if is_unique_violation(&e) => {
+                // PostgreSQL refuses further statements in a failed transaction.
+                drop(tx);
                 // Name or access ID? Ask, rather than parse the error text.
                 let what =
                     if Self::exists(&self.read, sql::AUTH_METHOD_EXISTS, am.name.as_str()).await? {
@@ -299,7 +516,7 @@ where
                     };
                 Err(StoreError::Conflict(what))
             }
-            Err(e) => Err(db(e)),
+            Err(e) => Err(e.into_store(|| named("auth method", &am.name))),
         }
     }
 
@@ -329,39 +546,26 @@ where
         rows::all(found, rows::auth_method)
     }
 
-    async fn delete_auth_method(&self, name: &str) -> Result<bool> {
+    async fn delete_auth_method(&self, name: &str, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_AUTH_METHOD)
             .bind(name)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
     // ---- roles, rules, associations ----
 
-    async fn create_role(&self, role: &Role) -> Result<()> {
+    async fn create_role(&self, role: &Role, audit: Audit<'_>) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(sql::INSERT_ROLE)
-            .bind(role.name.as_str())
-            .bind(role.description.as_str())
-            .bind(role.audit_access.as_str())
-            .bind(role.created_ms)
-            .bind(role.modified_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_or_db(e, || named("role", &role.name)))?;
-        for rule in &role.rules {
-            sqlx::query(sql::UPSERT_ROLE_RULE)
-                .bind(role.name.as_str())
-                .bind(rule.rule_type.as_str())
-                .bind(rule.path.as_str())
-                .bind(rows::caps_bits(rule.caps))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
+        Self::insert_role(&mut tx, role).await?;
+        Self::commit_change(tx, audit, true).await
     }
 
     async fn get_role(&self, name: &str) -> Result<Option<Role>> {
@@ -381,16 +585,27 @@ where
         rows::roles(found)
     }
 
-    async fn delete_role(&self, name: &str) -> Result<bool> {
+    async fn delete_role(&self, name: &str, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_ROLE)
             .bind(name)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
-    async fn set_role_rule(&self, role: &str, rule: &Rule, now_ms: i64) -> Result<()> {
+    async fn set_role_rule(
+        &self,
+        role: &str,
+        rule: &Rule,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let touched = sqlx::query(sql::TOUCH_ROLE)
             .bind(role)
@@ -409,49 +624,57 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)
+        Self::commit_change(tx, audit, true).await
     }
 
-    async fn delete_role_rule(&self, role: &str, rule_type: RuleType, path: &str) -> Result<bool> {
+    async fn delete_role_rule(
+        &self,
+        role: &str,
+        rule_type: RuleType,
+        path: &str,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_ROLE_RULE)
             .bind(role)
             .bind(rule_type.as_str())
             .bind(path)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
-    async fn create_association(&self, assoc: &Association) -> Result<()> {
-        let inserted = sqlx::query(sql::INSERT_ASSOCIATION)
-            .bind(assoc.assoc_id.as_str())
-            .bind(assoc.role_name.as_str())
-            .bind(assoc.auth_method_name.as_str())
-            .bind(rows::to_json("sub-claims", &assoc.sub_claims)?.as_str())
-            .bind(assoc.case_sensitive)
-            .bind(assoc.created_ms)
-            .execute(&self.write)
-            .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::Conflict(named("association", &assoc.assoc_id)))
+    async fn create_association(&self, assoc: &Association, audit: Audit<'_>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        match Self::insert_association(&mut tx, assoc).await {
+            Ok(()) => Self::commit_change(tx, audit, true).await,
+            Err(InsertError::Sql(e)) if is_foreign_key_violation(&e) => {
+                drop(tx);
+                Err(self
+                    .missing_role_or_method(&assoc.role_name, &assoc.auth_method_name)
+                    .await?)
             }
-            Err(e) if is_foreign_key_violation(&e) => Err(self
-                .missing_role_or_method(&assoc.role_name, &assoc.auth_method_name)
-                .await?),
-            Err(e) => Err(db(e)),
+            Err(e) => Err(e.into_store(|| named("association", &assoc.assoc_id))),
         }
     }
 
-    async fn delete_association(&self, assoc_id: &str) -> Result<bool> {
+    async fn delete_association(&self, assoc_id: &str, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_ASSOCIATION)
             .bind(assoc_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
     async fn list_associations(&self) -> Result<Vec<Association>> {
@@ -464,17 +687,25 @@ where
 
     // ---- items ----
 
-    async fn create_item(&self, item: &Item, first: &SealedVersion) -> Result<()> {
+    async fn create_item(
+        &self,
+        item: &Item,
+        first: &SealedVersion,
+        audit: Audit<'_>,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(sql::INSERT_ITEM)
             .bind(item.id)
             .bind(item.name.as_str())
             .bind(item.item_type.as_str())
+            .bind(item.sub_type.as_str())
             .bind(item.format.as_str())
             .bind(item.description.as_str())
             .bind(rows::to_json("tags", &item.tags)?.as_str())
             .bind(item.max_versions)
-            // The invariant is "last_version = highest stored version".
+            // The invariants: last_version = newest stored version,
+            // highest_version = highest number ever given.
+            .bind(first.version)
             .bind(first.version)
             .bind(item.enabled)
             .bind(item.created_ms)
@@ -496,16 +727,16 @@ where
             }));
         }
         self.insert_version(&mut tx, item.id, first).await?;
-        tx.commit().await.map_err(db)
+        Self::commit_change(tx, audit, false).await
     }
 
     async fn get_item(&self, name: &str) -> Result<Option<Item>> {
-        let row: Option<rows::ItemRow> = sqlx::query_as(sql::GET_ITEM)
+        let row: Option<D::Row> = sqlx::query(sql::GET_ITEM)
             .bind(name)
             .fetch_optional(&self.read)
             .await
             .map_err(db)?;
-        row.map(rows::item).transpose()
+        row.as_ref().map(Self::item_row).transpose()
     }
 
     async fn get_item_value(
@@ -513,13 +744,24 @@ where
         name: &str,
         version: Option<i32>,
     ) -> Result<Option<(Item, SealedVersion)>> {
-        let row: Option<rows::ItemValueRow> = sqlx::query_as(sql::GET_ITEM_VALUE)
+        let row: Option<D::Row> = sqlx::query(sql::GET_ITEM_VALUE)
             .bind(name)
             .bind(version)
             .fetch_optional(&self.read)
             .await
             .map_err(db)?;
-        row.map(rows::item_value).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let item = Self::item_row(&row)?;
+        let at = rows::ITEM_COLUMNS;
+        let value = SealedVersion {
+            version: row.try_get(at).map_err(db)?,
+            key_id: row.try_get(at + 1).map_err(db)?,
+            sealed: row.try_get(at + 2).map_err(db)?,
+            created_ms: row.try_get(at + 3).map_err(db)?,
+        };
+        Ok(Some((item, value)))
     }
 
     async fn list_versions(&self, item_id: i64) -> Result<Vec<VersionInfo>> {
@@ -540,11 +782,12 @@ where
     async fn add_version(
         &self,
         item_id: i64,
-        expected_last: i32,
+        expected_highest: i32,
         v: &SealedVersion,
         keep: i32,
+        audit: Audit<'_>,
     ) -> Result<()> {
-        let new_last = expected_last
+        let new_last = expected_highest
             .checked_add(1)
             .filter(|n| *n == v.version)
             .ok_or_else(|| {
@@ -553,7 +796,7 @@ where
         let mut tx = self.begin_write().await?;
         let advanced = sqlx::query(sql::ADVANCE_LAST_VERSION)
             .bind(item_id)
-            .bind(expected_last)
+            .bind(expected_highest)
             .bind(new_last)
             .bind(v.created_ms)
             .execute(&mut *tx)
@@ -562,7 +805,7 @@ where
         if D::rows_affected(&advanced) == 0 {
             return Err(
                 if Self::exists(&mut *tx, sql::ITEM_ID_EXISTS, item_id).await? {
-                    // Somebody else moved last_version first.
+                    // Somebody else moved highest_version first.
                     StoreError::Conflict(format!("version {new_last} of item {item_id}"))
                 } else {
                     StoreError::NotFound(format!("item {item_id}"))
@@ -578,7 +821,7 @@ where
                 .await
                 .map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        Self::commit_change(tx, audit, false).await
     }
 
     async fn list_items(
@@ -594,29 +837,33 @@ where
         let after = after_name.unwrap_or("");
         let upper = rows::prefix_upper_bound(prefix);
         let query = match upper.as_deref() {
-            Some(upper) => sqlx::query_as(sql::LIST_ITEMS)
+            Some(upper) => sqlx::query(sql::LIST_ITEMS)
                 .bind(prefix)
                 .bind(after)
                 .bind(upper),
-            None => sqlx::query_as(sql::LIST_ITEMS_UNBOUNDED)
+            None => sqlx::query(sql::LIST_ITEMS_UNBOUNDED)
                 .bind(prefix)
                 .bind(after),
         };
-        let found: Vec<rows::ItemRow> =
-            query.bind(limit).fetch_all(&self.read).await.map_err(db)?;
-        rows::all(found, rows::item)
+        let found: Vec<D::Row> = query.bind(limit).fetch_all(&self.read).await.map_err(db)?;
+        found.iter().map(Self::item_row).collect()
     }
 
-    async fn delete_item(&self, item_id: i64) -> Result<bool> {
+    async fn delete_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_ITEM)
             .bind(item_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
     }
 
-    async fn delete_version(&self, item_id: i64, version: i32) -> Result<bool> {
+    async fn delete_version(&self, item_id: i64, version: i32, audit: Audit<'_>) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         // Lock the item first so a concurrent add_version cannot slip in
         // between reading the remaining versions and moving last_version.
@@ -651,6 +898,7 @@ where
                     .map_err(db)?;
             }
             Some(highest) if highest != last => {
+                // highest_version stays: the deleted number is never reused.
                 sqlx::query(sql::SET_LAST_VERSION)
                     .bind(item_id)
                     .bind(highest)
@@ -660,34 +908,83 @@ where
             }
             Some(_) => {}
         }
-        tx.commit().await.map_err(db)?;
+        Self::commit_change(tx, audit, false).await?;
         Ok(true)
     }
 
-    // ---- tokens ----
-
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        let inserted = sqlx::query(sql::INSERT_TOKEN)
-            .bind(t.token_hash.as_slice())
-            .bind(t.access_id.as_str())
-            .bind(t.auth_method_name.as_str())
-            .bind(t.identity.as_str())
-            .bind(rows::to_json("token claims", &t.claims)?.as_str())
-            .bind(t.issued_ms)
-            .bind(t.expires_ms)
-            .execute(&self.write)
-            .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            // Never put the hash in a message.
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("token".into())),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(named(
-                "auth method",
-                &t.auth_method_name,
-            ))),
-            Err(e) => Err(db(e)),
+    async fn renumber_item(
+        &self,
+        old_id: i64,
+        new_id: i64,
+        versions: &[SealedVersion],
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        // Lock the item so no update slips in between.
+        let last: Option<i32> = sqlx::query_scalar(D::LOCK_ITEM)
+            .bind(old_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if last.is_none() {
+            return Err(StoreError::NotFound(format!("item {old_id}")));
         }
+        let stored: Vec<(i32, i64)> = sqlx::query_as(sql::LIST_VERSIONS)
+            .bind(old_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut given: Vec<i32> = versions.iter().map(|v| v.version).collect();
+        given.sort_unstable();
+        if stored.iter().map(|(v, _)| *v).collect::<Vec<_>>() != given {
+            return Err(StoreError::Conflict(format!(
+                "versions of item {old_id} (changed while it was being renumbered)"
+            )));
+        }
+        sqlx::query(sql::DELETE_ITEM_VERSIONS)
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(sql::SET_ITEM_ID)
+            .bind(old_id)
+            .bind(new_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_or_db(e, || format!("item with ID {new_id}")))?;
+        for v in versions {
+            self.insert_version(&mut tx, new_id, v).await?;
+        }
+        Self::commit_change(tx, audit, false).await
     }
+
+    async fn items_with_id_at_least(&self, min_id: i64) -> Result<Vec<Item>> {
+        let found: Vec<D::Row> = sqlx::query(sql::ITEMS_WITH_ID_AT_LEAST)
+            .bind(min_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        found.iter().map(Self::item_row).collect()
+    }
+
+    async fn item_versions(&self, item_id: i64) -> Result<Vec<SealedVersion>> {
+        let found: Vec<(i32, i64, Vec<u8>, i64)> = sqlx::query_as(sql::ITEM_VERSIONS_SEALED)
+            .bind(item_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(found
+            .into_iter()
+            .map(|(version, key_id, sealed, created_ms)| SealedVersion {
+                version,
+                key_id,
+                sealed,
+                created_ms,
+            })
+            .collect())
+    }
+
+    // ---- tokens ----
 
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>> {
         let row: Option<rows::TokenRow> = sqlx::query_as(sql::GET_TOKEN)
@@ -698,13 +995,18 @@ where
         row.map(rows::token).transpose()
     }
 
-    async fn revoke_token(&self, token_hash: &[u8]) -> Result<bool> {
+    async fn revoke_token(&self, token_hash: &[u8], audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::DELETE_TOKEN)
             .bind(token_hash)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
@@ -718,7 +1020,7 @@ where
 
     // ---- Universal Identity tokens ----
 
-    async fn insert_uid_token(&self, t: &UidToken) -> Result<()> {
+    async fn insert_uid_token(&self, t: &UidToken, audit: Audit<'_>) -> Result<()> {
         let mut tx = self.begin_write().await?;
         Self::lock_uid_tree(&mut tx, &t.access_id).await?;
         if let Some(parent) = &t.parent_id {
@@ -751,7 +1053,7 @@ where
             .execute(&mut *tx)
             .await;
         match inserted {
-            Ok(_) => tx.commit().await.map_err(db),
+            Ok(_) => Self::commit_change(tx, audit, false).await,
             // ID or hash: never put the hash in a message.
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(named("UID token", &t.token_id)))
@@ -802,19 +1104,26 @@ where
         old_hash: &[u8],
         new_hash: &[u8],
         now_ms: i64,
+        audit: Audit<'_>,
     ) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
         // One statement: the row lock makes it a compare-and-swap (on
         // PostgreSQL a waiting writer re-checks the WHERE clause against
         // the winner's row, whose hash no longer matches).
-        let rotated = sqlx::query_scalar(sql::ROTATE_UID_TOKEN)
-            .bind(token_id)
-            .bind(old_hash)
-            .bind(new_hash)
-            .bind(now_ms)
-            .fetch_optional(&self.write)
-            .await;
+        let rotated: std::result::Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar(sql::ROTATE_UID_TOKEN)
+                .bind(token_id)
+                .bind(old_hash)
+                .bind(new_hash)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await;
         match rotated {
-            Ok(expires) => Ok(expires),
+            Ok(Some(expires)) => {
+                Self::commit_change(tx, audit, true).await?;
+                Ok(Some(expires))
+            }
+            Ok(None) => Ok(None),
             Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("UID token".into())),
             Err(e) => Err(db(e)),
         }
@@ -825,6 +1134,7 @@ where
         token_id: &str,
         descendants: bool,
         now_ms: i64,
+        audit: Audit<'_>,
     ) -> Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
         let access_id: Option<String> = sqlx::query_scalar(sql::UID_TOKEN_ACCESS_ID)
@@ -855,7 +1165,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        Self::commit_change(tx, audit, true).await?;
         Ok(revoked)
     }
 
@@ -884,43 +1194,18 @@ where
                 .await
                 .map_err(db)?;
         }
-        if records.is_empty() {
-            return tx.commit().await.map_err(db);
+        if !records.is_empty() {
+            Self::append_in_tx(&mut tx, records, sealer).await?;
         }
-        let (mut seq, mut prev_hash): (i64, Vec<u8>) = sqlx::query_as(D::LOCK_AUDIT_HEAD)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        for r in records.iter_mut() {
-            seq += 1;
-            r.seq = seq;
-            r.prev_hash = prev_hash;
-            r.hash = sealer.seal(r);
-            prev_hash = r.hash.clone();
-        }
-
-        let batch = serde_json::to_string(&*records)
-            .map_err(|e| StoreError::Backend(format!("cannot encode audit records: {e}")))?;
-        sqlx::query(D::INSERT_AUDIT_JSON)
-            .bind(batch.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-
-        sqlx::query(sql::SET_AUDIT_HEAD)
-            .bind(seq)
-            .bind(prev_hash.as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
-    async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
-        sqlx::query_as(sql::GET_AUDIT_HEAD)
+    async fn audit_head(&self) -> Result<ChainHead> {
+        let (seq, hash, mac): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(sql::GET_AUDIT_HEAD)
             .fetch_one(&self.read)
             .await
-            .map_err(db)
+            .map_err(db)?;
+        Ok(ChainHead { seq, hash, mac })
     }
 
     async fn audit_range(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
@@ -954,6 +1239,9 @@ where
         if let Some(access_id) = &q.access_id {
             qb.push(" AND access_id = ").push_bind(access_id.as_str());
         }
+        if let Some(identity) = &q.identity {
+            qb.push(" AND identity = ").push_bind(identity.as_str());
+        }
         if let Some(object) = &q.object {
             qb.push(" AND object = ").push_bind(object.as_str());
         }
@@ -975,6 +1263,36 @@ where
             .await
             .map_err(db)?;
         rows::all(found, rows::audit_record)
+    }
+}
+
+/// The meta key marking a bootstrapped store.
+pub const BOOTSTRAPPED: &str = "bootstrapped";
+
+/// A failed insert: the database's error (to classify) or an encoding error.
+enum InsertError {
+    Sql(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        InsertError::Sql(e)
+    }
+}
+
+impl From<StoreError> for InsertError {
+    fn from(e: StoreError) -> Self {
+        InsertError::Store(e)
+    }
+}
+
+impl InsertError {
+    fn into_store(self, what: impl FnOnce() -> String) -> StoreError {
+        match self {
+            InsertError::Sql(e) => unique_or_db(e, what),
+            InsertError::Store(e) => e,
+        }
     }
 }
 

@@ -25,8 +25,10 @@ impl Dialect for Sqlite {
     /// writes later would have to upgrade its lock and could get
     /// `SQLITE_BUSY` without the busy handler ever running.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    /// A deferred transaction on a WAL database reads one snapshot.
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN";
     // The write lock taken by BEGIN IMMEDIATE already covers the whole file.
-    const LOCK_AUDIT_HEAD: &'static str = crate::sql::GET_AUDIT_HEAD;
+    const LOCK_AUDIT_HEAD: &'static str = crate::sql::GET_AUDIT_HEAD_SEQ_HASH;
     const LOCK_ITEM: &'static str = "SELECT last_version FROM items WHERE id = $1";
     const INSERT_AUDIT_JSON: &'static str = crate::sql::INSERT_AUDIT_JSON_SQLITE;
     fn rows_affected(result: &SqliteQueryResult) -> u64 {

@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome};
-use coffer_core::model::{Item, ItemType, SealedVersion, SecretFormat};
-use coffer_store::conformance::{self, TestSealer};
-use coffer_store::{PgStore, SqliteStore, Store, StoreError, redact_url};
+use coffer_core::model::{
+    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
+    SealedVersion, SecretFormat,
+};
+use coffer_store::conformance::{self, TestSealer, change_record};
+use coffer_store::{Audit, PgStore, SqliteStore, Store, StoreError, redact_url};
 use sqlx::{Connection, Executor, PgConnection};
 
 // ---- SQLite ----
@@ -70,11 +73,13 @@ async fn sqlite_persists_across_reopen() {
         id: 4242,
         name: "/app/db".into(),
         item_type: ItemType::StaticSecret,
+        sub_type: ItemSubType::Generic,
         format: SecretFormat::Text,
         description: String::new(),
         tags: Vec::new(),
         max_versions: 0,
         last_version: 1,
+        highest_version: 1,
         enabled: true,
         created_ms: 1,
         modified_ms: 1,
@@ -95,30 +100,53 @@ async fn sqlite_persists_across_reopen() {
     {
         let store = SqliteStore::open_url(&url).await.expect("open");
         store
-            .insert_data_key(7, b"wrapped key", 1)
+            .ensure_data_key(
+                (7, b"wrapped key"),
+                1,
+                Audit::new(&mut change_record("key"), &TestSealer),
+            )
             .await
             .expect("data key");
-        store.create_item(&item, &v1).await.expect("create_item");
-        store
-            .add_version(item.id, 1, &v2, 0)
-            .await
-            .expect("add_version");
-        assert!(
-            store
-                .put_meta_if_absent("kdf", "argon2id")
-                .await
-                .expect("meta")
-        );
-        store.bump_generation().await.expect("bump");
         store
             .append_audit(&mut audit, &[], &TestSealer)
             .await
             .expect("audit");
+        store
+            .create_item(
+                &item,
+                &v1,
+                Audit::new(&mut change_record("create"), &TestSealer),
+            )
+            .await
+            .expect("create_item");
+        store
+            .add_version(
+                item.id,
+                1,
+                &v2,
+                0,
+                Audit::new(&mut change_record("update"), &TestSealer),
+            )
+            .await
+            .expect("add_version");
+        let (role, am, assoc) = admin();
+        assert!(
+            store
+                .bootstrap(
+                    &role,
+                    &am,
+                    &assoc,
+                    Audit::new(&mut change_record("bootstrap"), &TestSealer)
+                )
+                .await
+                .expect("bootstrap")
+        );
         store.close().await;
     }
     let store = SqliteStore::open_url(&url).await.expect("reopen");
     let expected_item = Item {
         last_version: 2,
+        highest_version: 2,
         modified_ms: 2,
         ..item.clone()
     };
@@ -134,30 +162,31 @@ async fn sqlite_persists_across_reopen() {
         store.data_keys().await.expect("keys"),
         [(7, b"wrapped key".to_vec())]
     );
-    assert_eq!(
-        store.get_meta("kdf").await.expect("meta").as_deref(),
-        Some("argon2id")
+    assert!(
+        store
+            .get_meta(coffer_store::BOOTSTRAPPED)
+            .await
+            .expect("meta")
+            .is_some()
     );
     assert_eq!(store.generation().await.expect("generation"), 1);
-    assert_eq!(
-        store.audit_head().await.expect("head"),
-        (2, audit[1].hash.clone())
-    );
+    let head = store.audit_head().await.expect("head");
+    assert_eq!(head.seq, 6, "key, 2 records, create, update, bootstrap");
     let stored = store.audit_range(0, 10).await.expect("range");
-    assert_eq!(stored, audit);
+    assert_eq!(stored[1..3], audit);
     let mut verifier = ChainVerifier::new();
     for r in &stored {
         verifier.push(&TestSealer, r).expect("chain verifies");
     }
-    verifier.finish(2).expect("head matches");
+    verifier.finish(&TestSealer, &head).expect("head matches");
     // Migrations are not re-applied on reopen, and appending continues the chain.
     let mut more = vec![record(3)];
     store
         .append_audit(&mut more, &[], &TestSealer)
         .await
         .expect("audit");
-    assert_eq!(more[0].seq, 3);
-    assert_eq!(more[0].prev_hash, audit[1].hash);
+    assert_eq!(more[0].seq, 7);
+    assert_eq!(more[0].prev_hash, head.hash);
     assert_eq!(more[0].hash, TestSealer.seal(&more[0]));
     store.close().await;
 }
@@ -173,7 +202,11 @@ async fn sqlite_file_is_private_and_wal() {
         .await
         .expect("open");
     store
-        .insert_data_key(1, b"wrapped", 1)
+        .ensure_data_key(
+            (1, b"wrapped"),
+            1,
+            Audit::new(&mut change_record("key"), &TestSealer),
+        )
         .await
         .expect("write");
     let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
@@ -379,33 +412,76 @@ async fn postgres_two_nodes() {
             }
         }
         let head = nodes[0].audit_head().await.expect("head");
-        assert_eq!(verifier.finish(head.0), Ok(n));
+        assert_eq!(verifier.finish(&TestSealer, &head), Ok(n));
+
+        // Both nodes create the first data key at once: one key survives
+        // and both see it.
+        let mut ka = change_record("key a");
+        let mut kb = change_record("key b");
+        let (ka_keys, kb_keys) = tokio::join!(
+            nodes[0].ensure_data_key((1, b"k"), 1, Audit::new(&mut ka, &TestSealer)),
+            nodes[1].ensure_data_key((2, b"other"), 1, Audit::new(&mut kb, &TestSealer)),
+        );
+        let (ka_keys, kb_keys) = (ka_keys.expect("key a"), kb_keys.expect("key b"));
+        assert_eq!(ka_keys.len(), 1, "one first data key");
+        assert_eq!(ka_keys, kb_keys, "both nodes load the same key");
+        let key_id = ka_keys[0].0;
+        assert_eq!((ka.seq != 0) as u8 + (kb.seq != 0) as u8, 1, "one key record");
+
+        // Both nodes bootstrap at once: exactly one creates the admin.
+        let (role, am, assoc) = admin();
+        let mut other = admin();
+        other.1.access_id = "p-otheradmina".into();
+        let mut ra = change_record("bootstrap a");
+        let mut rb = change_record("bootstrap b");
+        let (a, b) = tokio::join!(
+            nodes[0].bootstrap(&role, &am, &assoc, Audit::new(&mut ra, &TestSealer)),
+            nodes[1].bootstrap(&other.0, &other.1, &other.2, Audit::new(&mut rb, &TestSealer)),
+        );
+        let (a, b) = (a.expect("bootstrap a"), b.expect("bootstrap b"));
+        assert!(a ^ b, "exactly one node bootstraps (a={a}, b={b})");
+        let methods = nodes[0].list_auth_methods().await.expect("methods");
+        assert_eq!(methods.len(), 1, "one admin auth method");
+        let winner = if a { &am } else { &other.1 };
+        assert_eq!(&methods[0], winner, "the admin that was reported created");
 
         // Racing updates of one item from both nodes.
-        nodes[0].insert_data_key(1, b"k", 1).await.expect("key");
         let item = Item {
             id: 99,
             name: "/race".into(),
             item_type: ItemType::StaticSecret,
+            sub_type: ItemSubType::Generic,
             format: SecretFormat::Text,
             description: String::new(),
             tags: Vec::new(),
             max_versions: 0,
             last_version: 1,
+            highest_version: 1,
             enabled: true,
             created_ms: 1,
             modified_ms: 1,
         };
-        let v = |version: i32, fill: u8| SealedVersion {
+        let v = move |version: i32, fill: u8| SealedVersion {
             version,
-            key_id: 1,
+            key_id,
             sealed: vec![fill; 30],
             created_ms: 1,
         };
-        nodes[0].create_item(&item, &v(1, 0)).await.expect("create");
+        nodes[0]
+            .create_item(
+                &item,
+                &v(1, 0),
+                Audit::new(&mut change_record("create"), &TestSealer),
+            )
+            .await
+            .expect("create");
         let racers = (0..10u8).map(|n| {
             let node = Arc::clone(&nodes[usize::from(n % 2)]);
-            tokio::spawn(async move { node.add_version(99, 1, &v(2, n), 0).await })
+            tokio::spawn(async move {
+                let mut rec = change_record("update");
+                node.add_version(99, 1, &v(2, n), 0, Audit::new(&mut rec, &TestSealer))
+                    .await
+            })
         });
         let mut wins = 0;
         for r in racers {
@@ -427,6 +503,41 @@ async fn postgres_two_nodes() {
         }
     })
     .await;
+}
+
+/// An admin role, auth method and their association, for bootstrap tests.
+fn admin() -> (Role, AuthMethod, Association) {
+    let role = Role {
+        name: "/admin".into(),
+        description: "admin".into(),
+        audit_access: AuditAccess::All,
+        rules: Vec::new(),
+        created_ms: 1,
+        modified_ms: 1,
+    };
+    let am = AuthMethod {
+        name: "/admin".into(),
+        access_id: "p-adminadmina".into(),
+        kind: AuthMethodKind::ApiKey,
+        description: String::new(),
+        access_key_hash: Some(vec![1; 32]),
+        access_expires_ms: 0,
+        bound_ips: Vec::new(),
+        token_ttl_secs: 0,
+        force_sub_claims: false,
+        config: serde_json::json!({}),
+        created_ms: 1,
+        modified_ms: 1,
+    };
+    let assoc = Association {
+        assoc_id: "rac-admin".into(),
+        role_name: "/admin".into(),
+        auth_method_name: "/admin".into(),
+        sub_claims: Default::default(),
+        case_sensitive: true,
+        created_ms: 1,
+    };
+    (role, am, assoc)
 }
 
 #[test]

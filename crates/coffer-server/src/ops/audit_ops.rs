@@ -42,13 +42,17 @@ pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
             ));
         }
         AuditAccess::Own => {
-            let own = ctx.caller()?.token.access_id.clone();
-            if q.access_id.as_ref().is_some_and(|a| *a != own) {
+            // Own = this identity: one access ID is shared by every job of
+            // a JWT method, so the identity (unique-identifier claim, UID
+            // token ID) narrows it to the caller's own records.
+            let token = &ctx.caller()?.token;
+            if q.access_id.as_ref().is_some_and(|a| *a != token.access_id) {
                 return Err(ApiError::Forbidden(
                     "access denied: audit-access own only shows the caller's own records".into(),
                 ));
             }
-            q.access_id = Some(own);
+            q.access_id = Some(token.access_id.clone());
+            q.identity = Some(token.identity.clone());
         }
         AuditAccess::All => {}
     }
@@ -64,8 +68,16 @@ pub async fn verify(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
             "access denied: verifying the audit log needs a role with audit-access all".into(),
         ));
     }
-    let report = crate::offline::verify_chain(&*ctx.state.store, &*ctx.state.keys.audit)
-        .await
+    let state = ctx.state.clone();
+    let anchors = crate::anchor::read_anchors(state.config.audit_anchor_file.as_deref())
         .map_err(ApiError::internal)?;
+    let report = crate::offline::verify_chain(
+        &*state.store,
+        &*state.keys.audit,
+        &anchors,
+        state.audit_high_water.load(std::sync::atomic::Ordering::Acquire),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     Ok(serde_json::to_value(report).unwrap_or(Value::Null))
 }

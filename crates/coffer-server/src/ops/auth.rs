@@ -42,14 +42,15 @@ pub async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         kind,
         AuthMethodKind::ApiKey | AuthMethodKind::UniversalIdentity
     );
+    let peer = ctx.peer.ip();
     if limited {
-        state.limiter.check(&access_id)?;
+        state.limiter.check(&access_id, peer)?;
     }
     let result = login(ctx, &state, &access_id, kind, body).await;
     if limited {
         match &result {
-            Ok(_) => state.limiter.succeeded(&access_id),
-            Err(ApiError::Unauthorized(_)) => state.limiter.failed(&access_id),
+            Ok(_) => state.limiter.succeeded(&access_id, peer),
+            Err(ApiError::Unauthorized(_)) => state.limiter.failed(&access_id, peer),
             Err(_) => {}
         }
     }
@@ -77,7 +78,7 @@ async fn login(
     if am.kind != kind {
         return Err(wrong_type(&am));
     }
-    check_method_usable(&am, ctx.peer.ip())?;
+    check_method_usable(&am, ctx.peer.ip(), Use::Login)?;
     let v = identity::verify(ctx, state, &am, body).await?;
     ctx.identity = v.identity.clone();
     let (token, rec) = issue_token(ctx, &am, v.identity, v.claims, v.not_after_ms)?;
@@ -114,7 +115,7 @@ async fn api_key_login(
     if am.kind != AuthMethodKind::ApiKey {
         return Err(wrong_type(&am));
     }
-    check_method_usable(&am, ctx.peer.ip())?;
+    check_method_usable(&am, ctx.peer.ip(), Use::Login)?;
     let ok = am
         .access_key_hash
         .as_ref()
@@ -127,16 +128,32 @@ async fn api_key_login(
     Ok(auth_response(&token, &rec))
 }
 
-/// Expiry and bound-IP checks shared by every access type.
-pub fn check_method_usable(am: &AuthMethod, peer: IpAddr) -> Result<(), ApiError> {
+/// What an auth method's credential is being used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A login (`auth`, UID token operations).
+    Login,
+    /// A token minted by the method, on any request.
+    Token,
+}
+
+/// Expiry and bound-IP checks shared by every access type, at login and
+/// again on every request a token of the method makes.
+pub fn check_method_usable(am: &AuthMethod, peer: IpAddr, used: Use) -> Result<(), ApiError> {
+    let what = match used {
+        Use::Login => "authentication failed",
+        Use::Token => "token refused",
+    };
     if am.access_expires_ms > 0 && am.access_expires_ms <= now_ms() {
-        return Err(ApiError::Unauthorized(
-            "authentication failed: this auth method's access has expired".into(),
-        ));
+        return Err(ApiError::Unauthorized(format!(
+            "{what}: the access of auth method {:?} has expired",
+            am.name
+        )));
     }
     if !am.bound_ips.is_empty() && !ip_allowed(&am.bound_ips, peer) {
         return Err(ApiError::Unauthorized(format!(
-            "authentication failed: address {peer} is not in this auth method's bound IPs"
+            "{what}: address {peer} is not in the bound IPs of auth method {:?}",
+            am.name
         )));
     }
     Ok(())
@@ -240,13 +257,18 @@ pub async fn validate_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErro
     Ok(v)
 }
 
-pub async fn revoke_token(ctx: &mut Ctx) -> Result<Value, ApiError> {
+pub async fn revoke_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    if super::uid::called_with_uid(body) {
+        return Err(ApiError::bad(
+            "revoke-token revokes session tokens; revoke a UID token with uid-revoke-token",
+        ));
+    }
     let state = ctx.state.clone();
     let hash = ctx.caller()?.token.token_hash.clone();
-    state.store.revoke_token(&hash).await?;
+    // The generation moves in the same transaction: other nodes drop their
+    // caches within a second; this one now, before anything else.
+    state.store.revoke_token(&hash, ctx.audit()).await?;
     state.tokens.remove(&hash);
-    // Other nodes drop their caches when the generation moves.
-    state.store.bump_generation().await?;
     Ok(json!({}))
 }
 

@@ -106,10 +106,11 @@ pub async fn create_typed(
     Ok(json!({"access_id": access_id, "access_key": "", "name": name}))
 }
 
-async fn insert(ctx: &Ctx, am: &AuthMethod) -> Result<(), ApiError> {
-    ctx.state
+async fn insert(ctx: &mut Ctx, am: &AuthMethod) -> Result<(), ApiError> {
+    let state = ctx.state.clone();
+    state
         .store
-        .create_auth_method(am)
+        .create_auth_method(am, ctx.audit())
         .await
         .map_err(|e| match e {
             coffer_store::StoreError::Conflict(_) => {
@@ -117,7 +118,8 @@ async fn insert(ctx: &Ctx, am: &AuthMethod) -> Result<(), ApiError> {
             }
             other => other.into(),
         })?;
-    ctx.state.policy_changed().await
+    state.policy_changed_reload().await;
+    Ok(())
 }
 
 /// `jwt-ttl` (minutes) and `description`, shared by every auth-method type.
@@ -205,13 +207,51 @@ pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     Ok(render(am, &snap))
 }
 
-pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
+/// `list-auth-methods {type[], filter, pagination-token}`: `type` keeps the
+/// listed kinds (Akeyless names: api_key, oauth2/jwt, k8s, aws_iam,
+/// azure_ad, gcp, universal_identity; kinds Coffer does not have match
+/// nothing), `filter` keeps names containing it. Everything fits one page.
+pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let mut kinds: Vec<AuthMethodKind> = Vec::new();
+    for t in body.list("type")? {
+        let t = t.trim().to_ascii_lowercase().replace('-', "_");
+        match t.as_str() {
+            "api_key" | "access_key" => kinds.push(AuthMethodKind::ApiKey),
+            "oauth2" | "jwt" | "oauth2/jwt" => kinds.push(AuthMethodKind::OAuth2),
+            "k8s" => kinds.push(AuthMethodKind::K8s),
+            "aws_iam" => kinds.push(AuthMethodKind::AwsIam),
+            "azure_ad" => kinds.push(AuthMethodKind::AzureAd),
+            "gcp" => kinds.push(AuthMethodKind::Gcp),
+            "universal_identity" => kinds.push(AuthMethodKind::UniversalIdentity),
+            // Akeyless types Coffer does not offer: no method can match.
+            "saml2" | "saml" | "ldap" | "alicloud" | "oidc" | "cert" | "oci" | "kerberos"
+            | "email" | "password" => {}
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unknown auth method type {:?} in type: use api_key, oauth2/jwt, k8s, aws_iam, azure_ad, gcp or universal_identity",
+                    coffer_core::name::truncate_for_message(other)
+                )));
+            }
+        }
+    }
+    let typed = !body.list("type")?.is_empty();
+    let filter = body.opt_str("filter")?.filter(|f| !f.is_empty());
+    if body
+        .opt_str("pagination-token")?
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Err(ApiError::bad(
+            "pagination-token is not one returned by list-auth-methods (every method fits on one page)",
+        ));
+    }
     let caller = ctx.caller()?;
     let snap = ctx.state.snapshot();
     let mut ams: Vec<_> = snap
         .auth_methods
         .values()
         .filter(|am| allowed(caller, RuleType::AuthMethod, &am.name, Caps::LIST))
+        .filter(|am| !typed || kinds.contains(&am.kind))
+        .filter(|am| filter.as_ref().is_none_or(|f| am.name.contains(f.as_str())))
         .collect();
     ams.sort_by(|a, b| a.name.cmp(&b.name));
     let out: Vec<Value> = ams.iter().map(|am| render(am, &snap)).collect();
@@ -221,11 +261,15 @@ pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
 pub async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::AuthMethod, &name, Caps::DELETE)?;
-    if !ctx.state.store.delete_auth_method(&name).await? {
+    // A caller cannot take away the method of an identity holding more
+    // than itself (e.g. the admin's).
+    super::roles::check_method_roles_within(ctx, &name)?;
+    let state = ctx.state.clone();
+    if !state.store.delete_auth_method(&name, ctx.audit()).await? {
         return Err(ApiError::NotFound(format!(
             "auth method {name:?} not found"
         )));
     }
-    ctx.state.policy_changed().await?;
+    state.policy_changed_reload().await;
     Ok(json!({"name": name}))
 }

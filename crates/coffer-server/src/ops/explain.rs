@@ -23,15 +23,30 @@ use crate::wire::Body;
 pub async fn explain_access(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let state = ctx.state.clone();
     let snap = state.snapshot();
-    let am = if let Some(id) = body.opt_str("access-id")?.filter(|s| !s.trim().is_empty()) {
-        snap.by_access_id.get(id.trim()).cloned().ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no auth method has access ID {:?}",
-                coffer_core::name::truncate_for_message(id.trim())
+    // Authorize before revealing anything: a method that does not exist and
+    // one the caller may not read get the same answer, unless the caller
+    // may read every auth method anyway.
+    let caller = ctx.caller()?;
+    let hidden = |what: String| {
+        if super::holds_everywhere(caller, RuleType::AuthMethod, Caps::READ) {
+            ApiError::NotFound(format!("{what} not found"))
+        } else {
+            ApiError::Forbidden(format!(
+                "access denied: no {what} that this caller may read (it needs read on the auth method, auth-method-rule)"
             ))
-        })?
+        }
+    };
+    let am = if let Some(id) = body.opt_str("access-id")?.filter(|s| !s.trim().is_empty()) {
+        let shown = coffer_core::name::truncate_for_message(id.trim());
+        snap.by_access_id
+            .get(id.trim())
+            .filter(|am| super::allowed(caller, RuleType::AuthMethod, &am.name, Caps::READ))
+            .cloned()
+            .ok_or_else(|| hidden(format!("auth method with access ID {shown:?}")))?
     } else if let Some(name) = body.opt_str("auth-method-name")? {
         let name = coffer_core::name::normalize_name(&name)?;
+        ctx.set_object(name.clone());
+        require(ctx, RuleType::AuthMethod, &name, Caps::READ)?;
         snap.auth_methods
             .get(&name)
             .cloned()

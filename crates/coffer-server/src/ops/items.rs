@@ -1,30 +1,30 @@
-//! Static secrets (rule type `item-rule`).
+//! Static secrets (rule type `item-rule`): generic values (text, JSON,
+//! key-value) and password-manager entries (`type: password`: username,
+//! password, URLs and custom fields, stored and returned as one JSON
+//! object). Listing is in `list.rs`.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use base64::Engine;
-use coffer_core::model::{Item, ItemType, SealedVersion, SecretFormat, VersionInfo};
-use coffer_core::name::{normalize_folder, normalize_name};
-use coffer_core::policy::{Caps, RuleType, may_see_under};
-use serde_json::{Value, json};
+use coffer_core::model::{Item, ItemSubType, ItemType, SealedVersion, SecretFormat, VersionInfo};
+use coffer_core::name::normalize_name;
+use coffer_core::policy::{Caps, RuleType};
+use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::auth_methods::check_description;
-use super::{allowed, date_field, name_param, require, require_any, without_nulls};
+use super::{date_field, name_param, require, require_any, without_nulls};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::state::{AppState, now_ms, random_id};
 use crate::wire::Body;
 
 /// Versions kept when `max-versions` is not set.
-const DEFAULT_MAX_VERSIONS: i32 = 30;
+pub(super) const DEFAULT_MAX_VERSIONS: i32 = 30;
 const MAX_MAX_VERSIONS: i64 = 1000;
 /// Names per get-secret-value call.
 const MAX_NAMES: usize = 100;
-/// Items per list-items page.
-const PAGE: usize = 1000;
-const SCAN_BATCH: i64 = 2000;
+/// Fields of a password entry (`type: password`).
+const PASSWORD_FIELDS: [&str; 4] = ["username", "password", "inject-url", "custom-field"];
 
 /// The secret value from the body, validated against its format.
 fn value_param(
@@ -69,6 +69,87 @@ fn value_param(
         }
     }
     Ok(value)
+}
+
+/// Refuse the password-entry fields on a generic secret (they would be
+/// dropped silently otherwise).
+fn refuse_password_fields(body: &Body) -> Result<(), ApiError> {
+    if let Some(f) = PASSWORD_FIELDS.iter().find(|f| body.get(f).is_some()) {
+        return Err(ApiError::bad(format!(
+            "{f} belongs to password secrets: pass type password (or put the data in value)"
+        )));
+    }
+    Ok(())
+}
+
+/// The JSON value of a password entry: the body's `username`, `password`,
+/// `inject-url` (list) and `custom-field` (string map) over `previous`
+/// (the current entry, when updating).
+fn password_value(
+    ctx: &Ctx,
+    body: &Body,
+    previous: Option<&str>,
+) -> Result<Zeroizing<String>, ApiError> {
+    if body.get("value").is_some_and(|v| v != &Value::String(String::new())) {
+        return Err(ApiError::bad(
+            "a password secret takes username, password, inject-url and custom-field, not value",
+        ));
+    }
+    let mut entry: Map<String, Value> = match previous {
+        Some(p) => match serde_json::from_str(p) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        None => Map::new(),
+    };
+    if let Some(u) = body.opt_str("username")? {
+        entry.insert("username".into(), Value::String(u));
+    }
+    if let Some(p) = body.opt_str("password")? {
+        entry.insert("password".into(), Value::String(p));
+    }
+    let urls = body.list("inject-url")?;
+    if !urls.is_empty() {
+        entry.insert("inject_url".into(), json!(urls));
+    }
+    match body.get("custom-field") {
+        None => {}
+        Some(Value::Object(m)) if m.values().all(Value::is_string) => {
+            entry.insert("custom_field".into(), Value::Object(m.clone()));
+        }
+        Some(_) => {
+            return Err(ApiError::bad(
+                "custom-field must be an object of string values, e.g. {\"pin\":\"1234\"}",
+            ));
+        }
+    }
+    if !entry
+        .get("password")
+        .is_some_and(|p| p.as_str().is_some_and(|p| !p.is_empty()))
+    {
+        return Err(ApiError::bad(
+            "missing required parameter password (type password)",
+        ));
+    }
+    let value = Zeroizing::new(Value::Object(entry).to_string());
+    let max = ctx.state.config.max_value_bytes;
+    if value.len() > max {
+        return Err(ApiError::TooLarge(format!(
+            "secret value is larger than {max} bytes"
+        )));
+    }
+    Ok(value)
+}
+
+/// `accessibility` other than "regular" (personal password manager items)
+/// is an Akeyless SaaS feature Coffer does not have.
+fn refuse_personal(body: &Body) -> Result<(), ApiError> {
+    match body.opt_str("accessibility")?.as_deref().map(str::trim) {
+        None | Some("" | "regular") => Ok(()),
+        Some(_) => Err(ApiError::bad(
+            "accessibility must be regular: personal items are not supported by Coffer",
+        )),
+    }
 }
 
 fn seal(
@@ -120,8 +201,17 @@ fn tags_param(body: &Body) -> Result<Vec<String>, ApiError> {
 pub async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::CREATE)?;
-    let format: SecretFormat = body.opt_str("format")?.unwrap_or_default().parse()?;
-    let value = value_param(ctx, body, format)?;
+    refuse_personal(body)?;
+    let sub_type: ItemSubType = body.opt_str("type")?.unwrap_or_default().parse()?;
+    let (format, value) = match sub_type {
+        ItemSubType::Generic => {
+            refuse_password_fields(body)?;
+            let format: SecretFormat = body.opt_str("format")?.unwrap_or_default().parse()?;
+            (format, value_param(ctx, body, format)?)
+        }
+        // `format` is for generic secrets only (the SDKs always send "text").
+        ItemSubType::Password => (SecretFormat::Json, password_value(ctx, body, None)?),
+    };
     let description = body
         .opt_str("description")?
         .or(body.opt_str("metadata")?)
@@ -133,41 +223,33 @@ pub async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
             "max-versions must be between 1 and {MAX_MAX_VERSIONS} (0 = default {DEFAULT_MAX_VERSIONS})"
         )));
     }
-    match body.opt_str("type")?.as_deref().unwrap_or("generic") {
-        "" | "generic" | "password" => {}
-        other => {
-            return Err(ApiError::bad(format!(
-                "type must be generic or password, not {:?}",
-                coffer_core::name::truncate_for_message(other)
-            )));
-        }
-    }
     let now = now_ms();
     let item = Item {
         id: random_id()?,
         name: name.clone(),
         item_type: ItemType::StaticSecret,
+        sub_type,
         format,
         description,
         tags: tags_param(body)?,
         max_versions: max_versions as i32,
         last_version: 1,
+        highest_version: 1,
         enabled: true,
         created_ms: now,
         modified_ms: now,
     };
-    let first = seal(&ctx.state, item.id, 1, &value)?;
-    ctx.state
-        .store
-        .create_item(&item, &first)
-        .await
+    let state = ctx.state.clone();
+    let first = seal(&state, item.id, 1, &value)?;
+    let created = state.store.create_item(&item, &first, ctx.audit()).await;
+    state.items.remove(name.as_str());
+    created
         .map_err(|e| match e {
             coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
                 "item {name:?} already exists: use update-secret-val to add a version"
             )),
             other => other.into(),
         })?;
-    ctx.state.items.remove(name.as_str());
     Ok(json!({"name": name}))
 }
 
@@ -182,17 +264,25 @@ async fn find_item(state: &AppState, name: &str) -> Result<Item, ApiError> {
 pub async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::UPDATE)?;
-    let item = find_item(&ctx.state, &name).await?;
-    if let Some(f) = body.opt_str("format")?.filter(|f| !f.is_empty()) {
-        let f: SecretFormat = f.parse()?;
-        if f != item.format {
-            return Err(ApiError::bad(format!(
-                "item {name:?} has format {}; the format of an existing secret cannot change",
-                item.format.as_str()
-            )));
+    refuse_personal(body)?;
+    let state = ctx.state.clone();
+    let item = find_item(&state, &name).await?;
+    let value = match item.sub_type {
+        ItemSubType::Password => {
+            // Fields not given keep their current values.
+            let current = state
+                .store
+                .get_item_value(&name, None)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+            let previous = open(&state, &current.0, &current.1)?;
+            password_value(ctx, body, Some(&previous))?
         }
-    }
-    let value = value_param(ctx, body, item.format)?;
+        ItemSubType::Generic => {
+            refuse_password_fields(body)?;
+            generic_update_value(ctx, body, &item)?
+        }
+    };
     let keep = if body.bool_or("keep-prev-version", true)? {
         if item.max_versions > 0 {
             item.max_versions
@@ -202,19 +292,39 @@ pub async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiE
     } else {
         1
     };
-    let v = seal(&ctx.state, item.id, item.last_version + 1, &value)?;
-    ctx.state
+    // Version numbers are never reused, even after the newest was deleted.
+    let v = seal(&state, item.id, item.highest_version + 1, &value)?;
+    let added = state
         .store
-        .add_version(item.id, item.last_version, &v, keep)
-        .await
-        .map_err(|e| match e {
-            coffer_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("item {name:?} was updated concurrently; retry"))
-            }
-            other => other.into(),
-        })?;
-    ctx.state.items.remove(name.as_str());
+        .add_version(item.id, item.highest_version, &v, keep, ctx.audit())
+        .await;
+    state.items.remove(name.as_str());
+    added.map_err(|e| match e {
+        coffer_store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("item {name:?} was updated concurrently; retry"))
+        }
+        other => other.into(),
+    })?;
     Ok(json!({"name": name}))
+}
+
+/// The new value of a generic secret, in its (unchangeable) format.
+fn generic_update_value(
+    ctx: &Ctx,
+    body: &Body,
+    item: &Item,
+) -> Result<Zeroizing<String>, ApiError> {
+    let name = &item.name;
+    if let Some(f) = body.opt_str("format")?.filter(|f| !f.is_empty()) {
+        let f: SecretFormat = f.parse()?;
+        if f != item.format {
+            return Err(ApiError::bad(format!(
+                "item {name:?} has format {}; the format of an existing secret cannot change",
+                item.format.as_str()
+            )));
+        }
+    }
+    value_param(ctx, body, item.format)
 }
 
 pub async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
@@ -297,13 +407,13 @@ pub async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
     Ok(Value::Object(out))
 }
 
-fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Value {
+pub(super) fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Value {
     let mut v = without_nulls(json!({
         "item_name": item.name,
         "item_id": item.id,
         "display_id": format!("{:x}", item.id),
         "item_type": item.item_type.as_str(),
-        "item_sub_type": "generic",
+        "item_sub_type": item.sub_type.as_str(),
         "item_metadata": item.description,
         "item_tags": item.tags,
         "item_size": 0,
@@ -337,122 +447,26 @@ pub async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     Ok(render_item(&item, Some(&versions)))
 }
 
-pub async fn list_items(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
-    let folder = normalize_folder(&body.opt_str("path")?.unwrap_or_default())?;
-    ctx.set_object(folder.clone());
-    let filter = body.opt_str("filter")?.filter(|f| !f.is_empty());
-    let types = body.list("type")?;
-    let current_folder = body.bool_or("current-folder", false)?;
-    let minimal = body.bool_or("minimal-view", false)?;
-    let after_token = match body.opt_str("pagination-token")?.filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t.as_bytes())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    ApiError::bad("pagination-token is not one returned by list-items")
-                })?,
-        ),
-    };
-    let wants_static = types.is_empty()
-        || types.iter().any(|t| {
-            let t = t.to_ascii_lowercase().replace('_', "-");
-            t == ItemType::StaticSecret.filter_name() || t == "static_secret"
-        });
-    let caller = ctx.caller()?.clone();
-    let mut items: Vec<Value> = Vec::new();
-    let mut folders: BTreeSet<String> = BTreeSet::new();
-    let mut last_listed: Option<String> = None;
-    let mut more = false;
-
-    if wants_static && may_see_under(caller.rules(), RuleType::Item, &folder, Caps::LIST) {
-        let mut after: Option<String> = None;
-        loop {
-            let batch = ctx
-                .state
-                .store
-                .list_items(&folder, after.as_deref(), SCAN_BATCH)
-                .await?;
-            for item in &batch {
-                if !allowed(&caller, RuleType::Item, &item.name, Caps::LIST) {
-                    continue;
-                }
-                let rel = &item.name[folder.len()..];
-                if let Some((sub, _)) = rel.split_once('/') {
-                    folders.insert(format!("{folder}{sub}"));
-                    if current_folder {
-                        continue;
-                    }
-                }
-                if filter
-                    .as_ref()
-                    .is_some_and(|f| !item.name.contains(f.as_str()))
-                {
-                    continue;
-                }
-                if after_token
-                    .as_ref()
-                    .is_some_and(|t| item.name.as_str() <= t.as_str())
-                {
-                    continue;
-                }
-                if items.len() < PAGE {
-                    items.push(if minimal {
-                        json!({"item_name": item.name, "item_type": item.item_type.as_str(), "item_id": item.id})
-                    } else {
-                        render_item(item, None)
-                    });
-                    last_listed = Some(item.name.clone());
-                } else {
-                    more = true;
-                }
-            }
-            if (batch.len() as i64) < SCAN_BATCH {
-                break;
-            }
-            after = batch.last().map(|i| i.name.clone());
-        }
-    }
-    let next_page = match (more, last_listed) {
-        (true, Some(last)) => {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.as_bytes())
-        }
-        _ => String::new(),
-    };
-    // Akeyless returns null, not [], for empty lists.
-    let items = if items.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(items)
-    };
-    let folders = if folders.is_empty() {
-        Value::Null
-    } else {
-        json!(folders.into_iter().collect::<Vec<_>>())
-    };
-    Ok(json!({"items": items, "folders": folders, "next_page": next_page}))
-}
-
 pub async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::DELETE)?;
     let version = body.opt_i64("version")?.unwrap_or(-1);
-    let item = find_item(&ctx.state, &name).await?;
+    let state = ctx.state.clone();
+    let item = find_item(&state, &name).await?;
     let deleted = if version == -1 || version == 0 {
-        ctx.state.store.delete_item(item.id).await?
+        state.store.delete_item(item.id, ctx.audit()).await
     } else if version > 0 && version <= i64::from(i32::MAX) {
-        ctx.state
+        state
             .store
-            .delete_version(item.id, version as i32)
-            .await?
+            .delete_version(item.id, version as i32, ctx.audit())
+            .await
     } else {
         return Err(ApiError::bad(
             "version must be a version number, or -1 for the whole item",
         ));
     };
-    ctx.state.items.remove(name.as_str());
+    state.items.remove(name.as_str());
+    let deleted = deleted?;
     if !deleted {
         return Err(ApiError::NotFound(format!(
             "version {version} of item {name:?} not found"

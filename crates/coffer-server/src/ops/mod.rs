@@ -1,11 +1,14 @@
-//! Operations, one module per family. Each handler authorizes through
-//! [`require`] and returns the JSON response; the pipeline in `http.rs`
-//! does decoding, authentication, audit and encoding.
+//! Operations: the table of every operation ([`OPERATIONS`]) and one module
+//! per family. Each handler authorizes through [`require`] (checked against
+//! its table row by the pipeline) and returns the JSON response; the
+//! pipeline in `http.rs` does decoding, authentication, audit and encoding.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use coffer_core::model::AuthMethodKind;
-use coffer_core::policy::{Caps, RuleType, effective};
+use coffer_core::policy::{Caps, RuleType, allows, allows_any};
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -18,128 +21,288 @@ mod auth;
 mod auth_methods;
 mod explain;
 mod items;
+mod list;
 mod roles;
 mod uid;
 
-/// Operations that are called without a token.
-/// The `uid-*` ones authenticate themselves: with the `uid-token` they act
-/// on, or as an admin with `token` (see `uid.rs`).
-const PUBLIC: &[&str] = &[
-    "auth",
-    "validate-token",
-    "uid-rotate-token",
-    "uid-create-child-token",
-    "uid-revoke-token",
-    "uid-list-children",
-];
-
-const AUTHENTICATED: &[&str] = &[
-    "revoke-token",
-    "create-auth-method",
-    "auth-method-create-api-key",
-    "create-auth-method-oauth2",
-    "auth-method-create-oauth2",
-    "create-auth-method-k8s",
-    "auth-method-create-k8s",
-    "create-auth-method-aws-iam",
-    "auth-method-create-aws-iam",
-    "create-auth-method-azure-ad",
-    "auth-method-create-azure-ad",
-    "create-auth-method-gcp",
-    "auth-method-create-gcp",
-    "create-auth-method-universal-identity",
-    "auth-method-create-universal-identity",
-    "get-auth-method",
-    "list-auth-methods",
-    "delete-auth-method",
-    "uid-generate-token",
-    "create-role",
-    "get-role",
-    "list-roles",
-    "delete-role",
-    "set-role-rule",
-    "delete-role-rule",
-    "assoc-role-am",
-    "delete-assoc",
-    "create-secret",
-    "update-secret-val",
-    "get-secret-value",
-    "describe-item",
-    "list-items",
-    "delete-item",
-    "audit-list",
-    "audit-verify",
-    "explain-access",
-];
-
-pub fn is_known(op: &str) -> bool {
-    PUBLIC.contains(&op) || AUTHENTICATED.contains(&op)
+/// How an operation is authorized. The pipeline authenticates the token of
+/// every operation but [`Access::Public`] ones, and after a successful
+/// handler checks that the capabilities declared here were checked (a
+/// handler that forgot `require` fails closed with a 500 instead of acting
+/// unauthorized; the sweep test calls every operation with a role-less
+/// token).
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// No token: the operation checks its own proof (login, UID holder).
+    Public,
+    /// Every listed capability, on the object(s) the request names.
+    Requires(&'static [(RuleType, Caps)]),
+    /// At least one of the capabilities.
+    RequiresAny(RuleType, Caps),
+    /// Lists only what the caller holds this capability on.
+    Filtered(RuleType, Caps),
+    /// Gated by the roles' `audit-access`.
+    Audit,
+    /// Acts on the caller's own token.
+    OwnToken,
 }
 
-pub async fn dispatch(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
-    match ctx.op.as_str() {
-        "auth" => return auth::auth(ctx, body).await,
-        "validate-token" => return auth::validate_token(ctx, body).await,
-        "uid-rotate-token" => return uid::rotate(ctx, body).await,
-        "uid-create-child-token" => return uid::create_child(ctx, body).await,
-        "uid-revoke-token" => return uid::revoke(ctx, body).await,
-        "uid-list-children" => return uid::list_children(ctx, body).await,
-        _ => {}
+impl Access {
+    pub fn needs_token(self) -> bool {
+        !matches!(self, Access::Public)
     }
-    authenticate(ctx, body).await?;
-    match ctx.op.as_str() {
-        "revoke-token" if uid::called_with_uid(body) => Err(ApiError::bad(
-            "revoke-token revokes session tokens; revoke a UID token with uid-revoke-token",
-        )),
-        "revoke-token" => auth::revoke_token(ctx).await,
-        "create-auth-method" | "auth-method-create-api-key" => {
-            auth_methods::create_api_key(ctx, body).await
+
+    /// A declared check the request did not make, if any.
+    pub(crate) fn unchecked(self, checked: &[(RuleType, Caps)]) -> Option<String> {
+        match self {
+            Access::Requires(list) => list
+                .iter()
+                .find(|(t, c)| !checked.iter().any(|(t2, c2)| t2 == t && c2.contains(*c)))
+                .map(|(t, c)| format!("{} {}", c.names().join("+"), t)),
+            Access::RequiresAny(t, c) => (!checked
+                .iter()
+                .any(|(t2, c2)| *t2 == t && c2.intersects(c)))
+            .then(|| format!("one of {} {}", c.names().join("/"), t)),
+            Access::Public | Access::Filtered(..) | Access::Audit | Access::OwnToken => None,
         }
-        "create-auth-method-oauth2" | "auth-method-create-oauth2" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::OAuth2).await
-        }
-        "create-auth-method-k8s" | "auth-method-create-k8s" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::K8s).await
-        }
-        "create-auth-method-aws-iam" | "auth-method-create-aws-iam" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::AwsIam).await
-        }
-        "create-auth-method-azure-ad" | "auth-method-create-azure-ad" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::AzureAd).await
-        }
-        "create-auth-method-gcp" | "auth-method-create-gcp" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::Gcp).await
-        }
-        "create-auth-method-universal-identity" | "auth-method-create-universal-identity" => {
-            auth_methods::create_typed(ctx, body, AuthMethodKind::UniversalIdentity).await
-        }
-        "get-auth-method" => auth_methods::get(ctx, body).await,
-        "list-auth-methods" => auth_methods::list(ctx, body).await,
-        "delete-auth-method" => auth_methods::delete(ctx, body).await,
-        "uid-generate-token" => uid::generate(ctx, body).await,
-        "create-role" => roles::create(ctx, body).await,
-        "get-role" => roles::get(ctx, body).await,
-        "list-roles" => roles::list(ctx, body).await,
-        "delete-role" => roles::delete(ctx, body).await,
-        "set-role-rule" => roles::set_rule(ctx, body).await,
-        "delete-role-rule" => roles::delete_rule(ctx, body).await,
-        "assoc-role-am" => roles::assoc(ctx, body).await,
-        "delete-assoc" => roles::delete_assoc(ctx, body).await,
-        "create-secret" => items::create_secret(ctx, body).await,
-        "update-secret-val" => items::update_secret_val(ctx, body).await,
-        "get-secret-value" => items::get_secret_value(ctx, body).await,
-        "describe-item" => items::describe_item(ctx, body).await,
-        "list-items" => items::list_items(ctx, body).await,
-        "delete-item" => items::delete_item(ctx, body).await,
-        "audit-list" => audit_ops::list(ctx, body).await,
-        "audit-verify" => audit_ops::verify(ctx, body).await,
-        "explain-access" => explain::explain_access(ctx, body).await,
-        other => Err(ApiError::NotFound(format!("unknown operation {other:?}"))),
     }
 }
 
-/// Resolve the body's token to a caller: cache first, then the store.
-async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
+type Handler = for<'a> fn(&'a mut Ctx, &'a Body) -> BoxFuture<'a, Result<Value, ApiError>>;
+
+/// One operation of the wire API.
+pub struct Operation {
+    pub name: &'static str,
+    /// Other names of the same operation (Akeyless has old and new ones).
+    pub aliases: &'static [&'static str],
+    pub access: Access,
+    handler: Handler,
+}
+
+impl Operation {
+    pub(crate) fn handler(&self) -> Handler {
+        self.handler
+    }
+}
+
+macro_rules! op {
+    ($name:literal, [$($alias:literal),*], $access:expr, $handler:path $(, $arg:expr)?) => {
+        Operation {
+            name: $name,
+            aliases: &[$($alias),*],
+            access: $access,
+            handler: |ctx, body| Box::pin($handler(ctx, body $(, $arg)?)),
+        }
+    };
+}
+
+const ROLE_UPDATE: &[(RuleType, Caps)] = &[(RuleType::Role, Caps::UPDATE)];
+
+/// Every operation: name, aliases, access, handler. The one place to add one.
+pub static OPERATIONS: &[Operation] = &[
+    // logins and tokens
+    op!("auth", [], Access::Public, auth::auth),
+    op!("validate-token", [], Access::Public, auth::validate_token),
+    op!("revoke-token", [], Access::OwnToken, auth::revoke_token),
+    // universal identity tokens (holder or admin; see uid.rs)
+    op!("uid-rotate-token", [], Access::Public, uid::rotate),
+    op!("uid-create-child-token", [], Access::Public, uid::create_child),
+    op!("uid-revoke-token", [], Access::Public, uid::revoke),
+    op!("uid-list-children", [], Access::Public, uid::list_children),
+    op!(
+        "uid-generate-token",
+        [],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::UPDATE)]),
+        uid::generate
+    ),
+    // auth methods
+    op!(
+        "create-auth-method",
+        ["auth-method-create-api-key"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_api_key
+    ),
+    op!(
+        "create-auth-method-oauth2",
+        ["auth-method-create-oauth2"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::OAuth2
+    ),
+    op!(
+        "create-auth-method-k8s",
+        ["auth-method-create-k8s"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::K8s
+    ),
+    op!(
+        "create-auth-method-aws-iam",
+        ["auth-method-create-aws-iam"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::AwsIam
+    ),
+    op!(
+        "create-auth-method-azure-ad",
+        ["auth-method-create-azure-ad"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::AzureAd
+    ),
+    op!(
+        "create-auth-method-gcp",
+        ["auth-method-create-gcp"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::Gcp
+    ),
+    op!(
+        "create-auth-method-universal-identity",
+        ["auth-method-create-universal-identity"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::UniversalIdentity
+    ),
+    op!(
+        "get-auth-method",
+        [],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::READ)]),
+        auth_methods::get
+    ),
+    op!(
+        "list-auth-methods",
+        [],
+        Access::Filtered(RuleType::AuthMethod, Caps::LIST),
+        auth_methods::list
+    ),
+    op!(
+        "delete-auth-method",
+        [],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::DELETE)]),
+        auth_methods::delete
+    ),
+    // roles, rules and associations
+    op!(
+        "create-role",
+        [],
+        Access::Requires(&[(RuleType::Role, Caps::CREATE)]),
+        roles::create
+    ),
+    op!(
+        "get-role",
+        [],
+        Access::Requires(&[(RuleType::Role, Caps::READ)]),
+        roles::get
+    ),
+    op!(
+        "list-roles",
+        [],
+        Access::Filtered(RuleType::Role, Caps::LIST),
+        roles::list
+    ),
+    op!(
+        "delete-role",
+        [],
+        Access::Requires(&[(RuleType::Role, Caps::DELETE)]),
+        roles::delete
+    ),
+    op!(
+        "set-role-rule",
+        [],
+        Access::Requires(ROLE_UPDATE),
+        roles::set_rule
+    ),
+    op!(
+        "delete-role-rule",
+        [],
+        Access::Requires(ROLE_UPDATE),
+        roles::delete_rule
+    ),
+    op!(
+        "assoc-role-am",
+        [],
+        Access::Requires(&[
+            (RuleType::Role, Caps::UPDATE),
+            (RuleType::AuthMethod, Caps::UPDATE)
+        ]),
+        roles::assoc
+    ),
+    op!(
+        "delete-assoc",
+        [],
+        Access::Requires(&[
+            (RuleType::Role, Caps::UPDATE),
+            (RuleType::AuthMethod, Caps::UPDATE)
+        ]),
+        roles::delete_assoc
+    ),
+    // static secrets
+    op!(
+        "create-secret",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::CREATE)]),
+        items::create_secret
+    ),
+    op!(
+        "update-secret-val",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::UPDATE)]),
+        items::update_secret_val
+    ),
+    op!(
+        "get-secret-value",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::READ)]),
+        items::get_secret_value
+    ),
+    op!(
+        "describe-item",
+        [],
+        Access::RequiresAny(RuleType::Item, Caps::READ.union(Caps::LIST)),
+        items::describe_item
+    ),
+    op!(
+        "list-items",
+        [],
+        Access::Filtered(RuleType::Item, Caps::LIST),
+        list::list_items
+    ),
+    op!(
+        "delete-item",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::DELETE)]),
+        items::delete_item
+    ),
+    // audit and explanations
+    op!("audit-list", [], Access::Audit, audit_ops::list),
+    op!("audit-verify", [], Access::Audit, audit_ops::verify),
+    op!(
+        "explain-access",
+        [],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::READ)]),
+        explain::explain_access
+    ),
+];
+
+/// The operation a (normalised) name or alias names.
+pub fn find(name: &str) -> Option<&'static Operation> {
+    static BY_NAME: LazyLock<HashMap<&'static str, &'static Operation>> = LazyLock::new(|| {
+        let mut m = HashMap::new();
+        for op in OPERATIONS {
+            for n in std::iter::once(&op.name).chain(op.aliases) {
+                m.insert(*n, op);
+            }
+        }
+        m
+    });
+    BY_NAME.get(name).copied()
+}
+
+/// Resolve the body's token to a caller: cache first, then the store. The
+/// auth method's bound IPs and access expiry are checked on every request,
+/// not only at login: a token is only as good as the method that minted it.
+pub(crate) async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
     let token = body.token().ok_or_else(|| {
         ApiError::Unauthorized(
             "missing token: log in with /auth and pass the token in the \"token\" field".into(),
@@ -152,6 +315,7 @@ async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
         return uid::authenticate_uid(ctx, &token).await;
     }
     let state = ctx.state.clone();
+    let snap = state.fresh_snapshot().await?;
     let hash = state.keys.token_hasher.hash(token.as_bytes());
     let rec = match state.tokens.get(&hash) {
         Some(rec) => rec,
@@ -175,26 +339,27 @@ async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiError> {
             "token expired: log in again with /auth".into(),
         ));
     }
-    let snap = state.snapshot();
     // A deleted auth method takes its tokens with it, immediately.
-    match snap.by_access_id.get(&rec.access_id) {
-        Some(am) if am.name == rec.auth_method_name => {}
+    let am = match snap.by_access_id.get(&rec.access_id) {
+        Some(am) if am.name == rec.auth_method_name => am,
         _ => {
             state.tokens.remove(&hash);
             return Err(ApiError::Unauthorized(
                 "invalid token: its auth method no longer exists".into(),
             ));
         }
-    }
+    };
+    auth::check_method_usable(am, ctx.peer.ip(), auth::Use::Token)?;
     let roles = snap.roles_for(&rec);
     ctx.caller = Some(Caller { token: rec, roles });
     Ok(())
 }
 
 /// Refuse unless the caller holds every capability in `need` on the object.
-pub fn require(ctx: &Ctx, rule_type: RuleType, name: &str, need: Caps) -> Result<(), ApiError> {
+pub fn require(ctx: &mut Ctx, rule_type: RuleType, name: &str, need: Caps) -> Result<(), ApiError> {
     let caller = ctx.caller()?;
-    if effective(caller.rules(), rule_type, name).contains(need) {
+    if allows(caller.rules(), rule_type, name, need) {
+        ctx.checked(rule_type, need);
         Ok(())
     } else {
         Err(denied(rule_type, name, need))
@@ -202,9 +367,15 @@ pub fn require(ctx: &Ctx, rule_type: RuleType, name: &str, need: Caps) -> Result
 }
 
 /// Refuse unless the caller holds at least one capability of `any`.
-pub fn require_any(ctx: &Ctx, rule_type: RuleType, name: &str, any: Caps) -> Result<(), ApiError> {
+pub fn require_any(
+    ctx: &mut Ctx,
+    rule_type: RuleType,
+    name: &str,
+    any: Caps,
+) -> Result<(), ApiError> {
     let caller = ctx.caller()?;
-    if effective(caller.rules(), rule_type, name).intersects(any) {
+    if allows_any(caller.rules(), rule_type, name, any) {
+        ctx.checked(rule_type, any);
         Ok(())
     } else {
         Err(denied(rule_type, name, any))
@@ -221,7 +392,30 @@ fn denied(rule_type: RuleType, name: &str, need: Caps) -> ApiError {
 
 /// Can the caller `need` on the object? (For filtering lists.)
 pub fn allowed(caller: &Caller, rule_type: RuleType, name: &str, need: Caps) -> bool {
-    effective(caller.rules(), rule_type, name).contains(need)
+    allows(caller.rules(), rule_type, name, need)
+}
+
+/// Does the caller hold `caps` on every object of `rule_type`? Then a
+/// missing object may be reported as missing; otherwise "missing" and "not
+/// yours" get one answer, so that probing reveals nothing.
+pub fn holds_everywhere(caller: &Caller, rule_type: RuleType, caps: Caps) -> bool {
+    let all = coffer_core::policy::Rule {
+        rule_type,
+        path: "/*".into(),
+        caps,
+    };
+    coffer_core::delegation::within([&all], caller.rules()).is_ok()
+}
+
+/// The caller's rights for delegation checks.
+pub fn grantor(caller: &Caller) -> coffer_core::delegation::Grantor<'_> {
+    coffer_core::delegation::Grantor::new(caller.roles.iter().map(|r| &**r))
+}
+
+impl From<coffer_core::delegation::DelegationError> for ApiError {
+    fn from(e: coffer_core::delegation::DelegationError) -> Self {
+        ApiError::Forbidden(e.to_string())
+    }
 }
 
 /// Normalise a name parameter and record it as the audit object.

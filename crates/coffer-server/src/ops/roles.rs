@@ -1,5 +1,14 @@
 //! Access roles, their rules and their associations (rule type `role-rule`).
+//!
+//! Delegation cannot escalate (`coffer_core::delegation`): besides the
+//! `role-rule` / `auth-method-rule` capability an operation needs, a caller
+//! may only create, change, associate, dissociate or delete roles whose
+//! rights stay within its own, never raises `audit-access` above its own,
+//! and lifts a `deny` only where it holds what the deny blocks.
 
+use std::sync::Arc;
+
+use coffer_core::delegation::{check_holds_role, check_lift_denies, check_role_change};
 use coffer_core::model::{Association, AuditAccess, Role};
 use coffer_core::name::normalize_rule_path;
 use coffer_core::policy::{Caps, Rule, RuleType};
@@ -7,7 +16,7 @@ use coffer_core::subclaims::parse_sub_claims;
 use serde_json::{Value, json};
 
 use super::auth_methods::check_description;
-use super::{allowed, date_field, name_param, require, without_nulls};
+use super::{allowed, date_field, grantor, holds_everywhere, name_param, require, without_nulls};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::state::{PolicySnapshot, now_ms};
@@ -22,6 +31,15 @@ pub async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let description = body.opt_str("description")?.unwrap_or_default();
     check_description(&description)?;
     let audit_access: AuditAccess = body.opt_str("audit-access")?.unwrap_or_default().parse()?;
+    refuse_unsupported_access(body)?;
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &name,
+        None,
+        Some((&[], audit_access)),
+        snap.roles.values().map(|r| &**r),
+    )?;
     let now = now_ms();
     let role = Role {
         name: name.clone(),
@@ -31,9 +49,10 @@ pub async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         created_ms: now,
         modified_ms: now,
     };
-    ctx.state
+    let state = ctx.state.clone();
+    state
         .store
-        .create_role(&role)
+        .create_role(&role, ctx.audit())
         .await
         .map_err(|e| match e {
             coffer_store::StoreError::Conflict(_) => {
@@ -41,8 +60,54 @@ pub async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
             }
             other => other.into(),
         })?;
-    ctx.state.policy_changed().await?;
+    state.policy_changed_reload().await;
     Ok(json!({}))
+}
+
+/// Akeyless role attributes Coffer does not implement: refused when set to
+/// anything but "none", rather than silently ignored.
+fn refuse_unsupported_access(body: &Body) -> Result<(), ApiError> {
+    for key in [
+        "analytics-access",
+        "gw-analytics-access",
+        "sra-reports-access",
+        "usage-reports-access",
+        "event-center-access",
+        "event-forwarders-access",
+    ] {
+        if let Some(v) = body.opt_str(key)?
+            && !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "none")
+        {
+            return Err(ApiError::bad(format!(
+                "{key} is not supported by Coffer (only audit-access is): omit it or pass none"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The role named, once the caller is authorized to act on it.
+fn existing_role(ctx: &Ctx, name: &str) -> Result<Arc<Role>, ApiError> {
+    ctx.state
+        .snapshot()
+        .roles
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("role {name:?} not found")))
+}
+
+/// Every role associated with auth method `am_name` is within the caller's
+/// rights: needed to delete the method or mint a new credential for it
+/// (that credential would carry those roles).
+pub fn check_method_roles_within(ctx: &Ctx, am_name: &str) -> Result<(), ApiError> {
+    let snap = ctx.state.snapshot();
+    let g = grantor(ctx.caller()?);
+    for a in snap.assocs.get(am_name).into_iter().flatten() {
+        if let Some(role) = snap.roles.get(&a.role_name) {
+            check_holds_role(&g, &role.name, &role.rules, role.audit_access)?;
+        }
+    }
+    Ok(())
 }
 
 fn render(role: &Role, snap: &PolicySnapshot) -> Value {
@@ -104,10 +169,20 @@ pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
 pub async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Role, &name, Caps::DELETE)?;
-    if !ctx.state.store.delete_role(&name).await? {
+    let role = existing_role(ctx, &name)?;
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &name,
+        Some((&role.rules, role.audit_access)),
+        None,
+        snap.roles.values().map(|r| &**r),
+    )?;
+    let state = ctx.state.clone();
+    if !state.store.delete_role(&name, ctx.audit()).await? {
         return Err(ApiError::NotFound(format!("role {name:?} not found")));
     }
-    ctx.state.policy_changed().await?;
+    state.policy_changed_reload().await;
     Ok(json!({}))
 }
 
@@ -126,11 +201,8 @@ pub async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         ));
     }
     let rule_type = rule_type_param(body)?;
-    let snap = ctx.state.snapshot();
-    let existing = snap
-        .roles
-        .get(&role)
-        .ok_or_else(|| ApiError::NotFound(format!("role {role:?} not found")))?;
+    refuse_rule_ttl(body)?;
+    let existing = existing_role(ctx, &role)?;
     if existing.rules.len() >= MAX_RULES
         && !existing
             .rules
@@ -147,12 +219,40 @@ pub async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         caps,
     };
     ctx.set_object(format!("{role} {rule_type} {path}"));
-    ctx.state
+    // The role after the change: the rule replaces one with the same type and path.
+    let mut after: Vec<Rule> = existing
+        .rules
+        .iter()
+        .filter(|r| !(r.rule_type == rule_type && r.path == path))
+        .cloned()
+        .collect();
+    after.push(rule.clone());
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &role,
+        Some((&existing.rules, existing.audit_access)),
+        Some((&after, existing.audit_access)),
+        snap.roles.values().map(|r| &**r),
+    )?;
+    let state = ctx.state.clone();
+    state
         .store
-        .set_role_rule(&role, &rule, now_ms())
+        .set_role_rule(&role, &rule, now_ms(), ctx.audit())
         .await?;
-    ctx.state.policy_changed().await?;
+    state.policy_changed_reload().await;
     Ok(json!({}))
+}
+
+/// Rule TTLs (temporary access) are not implemented: refuse rather than
+/// grant forever what was meant to expire.
+fn refuse_rule_ttl(body: &Body) -> Result<(), ApiError> {
+    match body.opt_i64("ttl")? {
+        None | Some(0) => Ok(()),
+        Some(_) => Err(ApiError::bad(
+            "ttl (temporary rules) is not supported by Coffer: omit it or pass 0, and delete the rule when access should end",
+        )),
+    }
 }
 
 pub async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
@@ -161,17 +261,38 @@ pub async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
     let path = normalize_rule_path(&body.req_str("path")?)?;
     let rule_type = rule_type_param(body)?;
     ctx.set_object(format!("{role} {rule_type} {path}"));
-    if !ctx
-        .state
+    let existing = existing_role(ctx, &role)?;
+    let missing = || ApiError::NotFound(format!("role {role:?} has no {rule_type} for path {path:?}"));
+    if !existing
+        .rules
+        .iter()
+        .any(|r| r.rule_type == rule_type && r.path == path)
+    {
+        return Err(missing());
+    }
+    let after: Vec<Rule> = existing
+        .rules
+        .iter()
+        .filter(|r| !(r.rule_type == rule_type && r.path == path))
+        .cloned()
+        .collect();
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &role,
+        Some((&existing.rules, existing.audit_access)),
+        Some((&after, existing.audit_access)),
+        snap.roles.values().map(|r| &**r),
+    )?;
+    let state = ctx.state.clone();
+    if !state
         .store
-        .delete_role_rule(&role, rule_type, &path)
+        .delete_role_rule(&role, rule_type, &path, ctx.audit())
         .await?
     {
-        return Err(ApiError::NotFound(format!(
-            "role {role:?} has no {rule_type} for path {path:?}"
-        )));
+        return Err(missing());
     }
-    ctx.state.policy_changed().await?;
+    state.policy_changed_reload().await;
     Ok(json!({}))
 }
 
@@ -181,15 +302,20 @@ pub async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let am_name = coffer_core::name::normalize_name(&am_raw)?;
     ctx.set_object(format!("{role} <- {am_name}"));
     require(ctx, RuleType::Role, &role, Caps::UPDATE)?;
-    require(ctx, RuleType::AuthMethod, &am_name, Caps::READ)?;
+    // Associating changes who the method's credentials are: update, not read.
+    require(ctx, RuleType::AuthMethod, &am_name, Caps::UPDATE)?;
     let snap = ctx.state.snapshot();
-    if !snap.roles.contains_key(&role) {
-        return Err(ApiError::NotFound(format!("role {role:?} not found")));
-    }
+    let role_obj = existing_role(ctx, &role)?;
     let am = snap
         .auth_methods
         .get(&am_name)
         .ok_or_else(|| ApiError::NotFound(format!("auth method {am_name:?} not found")))?;
+    check_holds_role(
+        &grantor(ctx.caller()?),
+        &role,
+        &role_obj.rules,
+        role_obj.audit_access,
+    )?;
     let sub_claims = parse_sub_claims(body.get("sub-claims").unwrap_or(&Value::Null))?;
     if sub_claims.len() > 32 {
         return Err(ApiError::bad("at most 32 sub-claims per association"));
@@ -207,8 +333,9 @@ pub async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         case_sensitive: body.bool_or("case-sensitive", true)?,
         created_ms: now_ms(),
     };
-    ctx.state.store.create_association(&assoc).await?;
-    ctx.state.policy_changed().await?;
+    let state = ctx.state.clone();
+    state.store.create_association(&assoc, ctx.audit()).await?;
+    state.policy_changed_reload().await;
     Ok(json!({"assoc_id": assoc.assoc_id}))
 }
 
@@ -216,14 +343,54 @@ pub async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
     let id = body.req_str("assoc-id")?;
     ctx.set_object(coffer_core::name::truncate_for_message(&id));
     let snap = ctx.state.snapshot();
-    let assoc = snap
-        .assocs
-        .values()
-        .flatten()
-        .find(|a| a.assoc_id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("association {id:?} not found")))?;
+    let caller = ctx.caller()?;
+    // Authorize before revealing anything: an association that does not
+    // exist and one the caller may not change get the same answer, unless
+    // the caller may change every association anyway.
+    let found = snap.assocs.values().flatten().find(|a| a.assoc_id == id);
+    let permitted = found.filter(|a| {
+        allowed(caller, RuleType::Role, &a.role_name, Caps::UPDATE)
+            && allowed(caller, RuleType::AuthMethod, &a.auth_method_name, Caps::UPDATE)
+    });
+    let Some(assoc) = permitted.cloned() else {
+        let everywhere = holds_everywhere(caller, RuleType::Role, Caps::UPDATE)
+            && holds_everywhere(caller, RuleType::AuthMethod, Caps::UPDATE);
+        return Err(if everywhere && found.is_none() {
+            ApiError::NotFound(format!(
+                "association {:?} not found",
+                coffer_core::name::truncate_for_message(&id)
+            ))
+        } else {
+            ApiError::Forbidden(
+                "access denied: no association with this ID that this caller may change (it needs update on both the role and the auth method)"
+                    .into(),
+            )
+        });
+    };
     require(ctx, RuleType::Role, &assoc.role_name, Caps::UPDATE)?;
-    ctx.state.store.delete_association(&id).await?;
-    ctx.state.policy_changed().await?;
+    require(ctx, RuleType::AuthMethod, &assoc.auth_method_name, Caps::UPDATE)?;
+    ctx.set_object(format!(
+        "{} <- {} ({})",
+        assoc.role_name, assoc.auth_method_name, assoc.assoc_id
+    ));
+    if let Some(role) = snap.roles.get(&assoc.role_name) {
+        let g = grantor(ctx.caller()?);
+        check_holds_role(&g, &role.name, &role.rules, role.audit_access)?;
+        // The method's holders lose the role's denies too.
+        check_lift_denies(
+            &g,
+            &role.name,
+            role.rules.iter(),
+            snap.roles.values().flat_map(|r| r.rules.iter()),
+        )?;
+    }
+    let state = ctx.state.clone();
+    if !state.store.delete_association(&id, ctx.audit()).await? {
+        return Err(ApiError::NotFound(format!(
+            "association {:?} not found",
+            coffer_core::name::truncate_for_message(&id)
+        )));
+    }
+    state.policy_changed_reload().await;
     Ok(json!({}))
 }

@@ -32,7 +32,7 @@ use coffer_core::policy::{Caps, RuleType};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
-use super::auth::check_method_usable;
+use super::auth::{Use, check_method_usable};
 use super::auth_methods::check_description;
 use super::{authenticate, name_param, require};
 use crate::error::ApiError;
@@ -78,7 +78,7 @@ async fn holder(ctx: &mut Ctx, secret: &str) -> Result<Holder, ApiError> {
     if let Some(e) = uid_id::unusable(&token, now_ms()) {
         return Err(e);
     }
-    check_method_usable(&am, ctx.peer.ip())?;
+    check_method_usable(&am, ctx.peer.ip(), Use::Login)?;
     Ok(Holder { token, am })
 }
 
@@ -97,7 +97,7 @@ fn uid_token_param(body: &Body) -> Result<Option<String>, ApiError> {
 pub(super) async fn authenticate_uid(ctx: &mut Ctx, secret: &str) -> Result<(), ApiError> {
     let state = ctx.state.clone();
     let hash = uid_id::hash(&state, secret);
-    let snap = state.snapshot();
+    let snap = state.fresh_snapshot().await?;
     let cached = state.tokens.get(&hash).filter(|rec| {
         rec.expires_ms > now_ms()
             && snap
@@ -111,7 +111,7 @@ pub(super) async fn authenticate_uid(ctx: &mut Ctx, secret: &str) -> Result<(), 
             ctx.auth_method = rec.auth_method_name.clone();
             ctx.identity = rec.identity.clone();
             if let Some(am) = snap.by_access_id.get(&rec.access_id) {
-                check_method_usable(am, ctx.peer.ip())?;
+                check_method_usable(am, ctx.peer.ip(), Use::Token)?;
             }
             rec
         }
@@ -250,6 +250,8 @@ pub async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
         return Err(ApiError::bad("missing required parameter auth-method-name"));
     }
     let am = admin_method(ctx, body, Caps::UPDATE)?;
+    // A new credential of the method gets every role associated with it.
+    super::roles::check_method_roles_within(ctx, &am.name)?;
     let s = uid_id::settings_of(&am)?;
     mint(ctx, body, &am, &s, None, s.ttl_minutes).await
 }
@@ -260,7 +262,7 @@ pub async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
 /// parent is). Takes the `description`/`comment` of `body`, and refuses
 /// when the method already has [`MAX_LIVE_TOKENS_PER_METHOD`] live tokens.
 async fn mint(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     body: &Body,
     am: &AuthMethod,
     s: &UidSettings,
@@ -268,7 +270,7 @@ async fn mint(
     ttl_minutes: i64,
 ) -> Result<Value, ApiError> {
     let comment = comment_param(body)?;
-    let state = &ctx.state;
+    let state = ctx.state.clone();
     if state
         .store
         .count_live_uid_tokens(&am.access_id, now_ms())
@@ -281,7 +283,7 @@ async fn mint(
     let now = now_ms();
     let token = UidToken {
         token_id: uid_id::new_token_id()?,
-        token_hash: uid_id::hash_new(state, &secret),
+        token_hash: uid_id::hash_new(&state, &secret),
         parent_id: parent.map(|p| p.token_id.clone()),
         access_id: am.access_id.clone(),
         depth: parent.map_or(1, |p| p.depth + 1),
@@ -303,7 +305,7 @@ async fn mint(
     };
     state
         .store
-        .insert_uid_token(&token)
+        .insert_uid_token(&token, ctx.audit())
         .await
         .map_err(store_insert_error)?;
     Ok(token_response(&secret, &token))
@@ -345,7 +347,13 @@ pub async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let now = now_ms();
     let expires = state
         .store
-        .rotate_uid_token(&h.token.token_id, &h.token.token_hash, &new_hash, now)
+        .rotate_uid_token(
+            &h.token.token_id,
+            &h.token.token_hash,
+            &new_hash,
+            now,
+            ctx.audit(),
+        )
         .await?
         .ok_or_else(|| {
             ApiError::Conflict(format!(
@@ -353,9 +361,9 @@ pub async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
                 h.token.token_id
             ))
         })?;
-    // The old secret must stop here now, and on other nodes within a second.
+    // The old secret must stop here now, and on other nodes within a
+    // second (the rotation moved the generation in its transaction).
     state.tokens.remove(&h.token.token_hash);
-    state.store.bump_generation().await?;
     let rotated = UidToken {
         token_hash: new_hash,
         expires_ms: expires,
@@ -383,6 +391,7 @@ pub async fn create_child(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
         None => {
             authenticate(ctx, body).await?;
             let am = admin_method(ctx, body, Caps::UPDATE)?;
+            super::roles::check_method_roles_within(ctx, &am.name)?;
             let parent_id = body
                 .opt_str("uid-token-id")?
                 .map(|s| s.trim().to_owned())
@@ -498,11 +507,12 @@ pub async fn revoke(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     ctx.set_object(target.token_id.clone());
     let revoked = state
         .store
-        .revoke_uid_token(&target.token_id, descendants, now_ms())
+        .revoke_uid_token(&target.token_id, descendants, now_ms(), ctx.audit())
         .await?;
     // Session tokens minted from the revoked tokens are gone from the
-    // store; drop every cached token here and make other nodes do the same.
-    state.policy_changed().await?;
+    // store; drop every cached token here now (other nodes follow the
+    // generation the revocation moved).
+    state.policy_changed();
     Ok(json!({
         "token_id": target.token_id,
         "auth_method_name": am.name,
