@@ -335,7 +335,11 @@ mod tests {
             .last()
             .map_or((0, Vec::new()), |r| (r.seq, r.hash.clone()));
         ChainHead {
-            mac: if seq == 0 { Vec::new() } else { Sum.seal_head(seq, &hash) },
+            mac: if seq == 0 {
+                Vec::new()
+            } else {
+                Sum.seal_head(seq, &hash)
+            },
             seq,
             hash,
         }
@@ -415,9 +419,7 @@ mod tests {
             mac: Sum.seal_head(5, &c[4].hash),
             time_ms: 0,
         };
-        let mut v = ChainVerifier::new()
-            .with_anchors(&Sum, [&anchor])
-            .unwrap();
+        let mut v = ChainVerifier::new().with_anchors(&Sum, [&anchor]).unwrap();
         for r in &c[..3] {
             v.push(&Sum, r).unwrap();
         }
@@ -429,9 +431,7 @@ mod tests {
             })
         );
         // An anchor matching the chain passes; a forged anchor is refused.
-        let mut v = ChainVerifier::new()
-            .with_anchors(&Sum, [&anchor])
-            .unwrap();
+        let mut v = ChainVerifier::new().with_anchors(&Sum, [&anchor]).unwrap();
         for r in &c {
             v.push(&Sum, r).unwrap();
         }

@@ -50,7 +50,12 @@ pub enum Scope {
 
 impl fmt::Display for Excess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}) on ", self.caps.names().join("+"), self.rule_type)?;
+        write!(
+            f,
+            "{} ({}) on ",
+            self.caps.names().join("+"),
+            self.rule_type
+        )?;
         match &self.scope {
             Scope::Name(n) => write!(f, "{n:?}"),
             Scope::Under(p) => write!(f, "names starting with {p:?}"),
@@ -238,21 +243,15 @@ where
         .into_iter()
         .filter(|r| !r.caps.contains(Caps::DENY))
         .collect();
-    for deny in denies
-        .into_iter()
-        .filter(|r| r.caps.contains(Caps::DENY))
-    {
-        within_scope(
-            &grants,
-            &grantor.rules,
-            Some((deny.rule_type, &deny.path)),
-        )
-        .map_err(|excess| DelegationError::LiftsDeny {
-            role: role.to_owned(),
-            rule_type: deny.rule_type,
-            path: deny.path.clone(),
-            excess,
-        })?;
+    for deny in denies.into_iter().filter(|r| r.caps.contains(Caps::DENY)) {
+        within_scope(&grants, &grantor.rules, Some((deny.rule_type, &deny.path))).map_err(
+            |excess| DelegationError::LiftsDeny {
+                role: role.to_owned(),
+                rule_type: deny.rule_type,
+                path: deny.path.clone(),
+                excess,
+            },
+        )?;
     }
     Ok(())
 }
@@ -322,7 +321,11 @@ mod tests {
             "/team/manager",
             AuditAccess::None,
             vec![
-                rule(RuleType::Role, "/team/*", &["read", "list", "create", "update"]),
+                rule(
+                    RuleType::Role,
+                    "/team/*",
+                    &["read", "list", "create", "update"],
+                ),
                 rule(RuleType::AuthMethod, "/team/*", &["read", "update"]),
             ],
         );

@@ -37,7 +37,11 @@ impl AuditSink {
 
     /// Append `rec` (and write `token`, minted by this request, in the same
     /// transaction); resolves with the record's `seq` once both are durable.
-    pub async fn record(&self, rec: AuditRecord, token: Option<TokenRecord>) -> Result<i64, String> {
+    pub async fn record(
+        &self,
+        rec: AuditRecord,
+        token: Option<TokenRecord>,
+    ) -> Result<i64, String> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
             .send((rec, token, ack_tx))

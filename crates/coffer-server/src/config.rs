@@ -188,13 +188,10 @@ impl Config {
             .clone()
             .or(file.data_dir)
             .or_else(|| dev.then(|| PathBuf::from(".coffer-dev")));
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or(SocketAddr::new(
-                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                8200,
-            ));
+        let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            8200,
+        ));
         let storage_url = match args.storage.clone().or(file.storage) {
             Some(s) => s,
             None => match &data_dir {

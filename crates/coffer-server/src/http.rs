@@ -215,13 +215,9 @@ async fn handle(
     );
     let input = match (op, name) {
         (Some(op), _) if req.method() == Method::POST => {
-            read_body(
-                req,
-                state.config.max_body_bytes,
-                state.config.body_timeout,
-            )
-            .await
-            .map(|b| (op, b))
+            read_body(req, state.config.max_body_bytes, state.config.body_timeout)
+                .await
+                .map(|b| (op, b))
         }
         (Some(op), _) => Err(ApiError::bad(format!("use POST for /{}", op.name))),
         (None, Some(name)) => Err(ApiError::NotFound(format!(
@@ -243,7 +239,9 @@ async fn handle(
             tracing::error!(%request_id, error = %e, "request task failed");
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("internal error; the server log has the details under request id {request_id}"),
+                &format!(
+                    "internal error; the server log has the details under request id {request_id}"
+                ),
             )
         }
         Err(_) => error_response(
@@ -277,7 +275,9 @@ async fn run(
                         .map(|s| (*s).to_owned())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    Err(ApiError::Internal(format!("the operation panicked: {what}")))
+                    Err(ApiError::Internal(format!(
+                        "the operation panicked: {what}"
+                    )))
                 }
             }
         }
@@ -373,6 +373,87 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
 #[cfg(test)]
 mod tests {
     use super::operation_from_path as op;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_audited_500() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::Config::resolve(&crate::ServerArgs {
+            dev: true,
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        let (state, _) = crate::build(&config).await.unwrap();
+        let boom = ops::test_operation("panic-test", ops::Access::Public, |_, _| {
+            Box::pin(async { panic!("boom") })
+        });
+        let ctx = Ctx::new(
+            state.clone(),
+            "127.0.0.1:1".parse().unwrap(),
+            boom.name.into(),
+            "test".into(),
+        );
+        let resp = run(ctx, Ok((boom, Bytes::from_static(b"{}"))), Instant::now()).await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let recs = state
+            .store
+            .query_audit(&coffer_store::AuditQuery {
+                operation: Some("panic-test".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        assert_eq!((recs[0].status, recs[0].outcome), (500, Outcome::Error));
+    }
+
+    /// A handler that returns without the check its table row declares
+    /// fails closed.
+    #[tokio::test]
+    async fn a_handler_that_skips_its_check_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::Config::resolve(&crate::ServerArgs {
+            dev: true,
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        let (state, admin) = crate::build(&config).await.unwrap();
+        let admin = admin.unwrap();
+        let sloppy = ops::test_operation(
+            "sloppy-test",
+            ops::Access::Requires(&[(RuleType::Item, Caps::READ)]),
+            |_, _| Box::pin(async { Ok(serde_json::json!({"leaked": true})) }),
+        );
+        // Log in as the admin through the real pipeline.
+        let login = ops::find("auth").unwrap();
+        let body = serde_json::json!({
+            "access-id": admin.access_id,
+            "access-key": secrecy::ExposeSecret::expose_secret(&admin.access_key),
+        });
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let ctx = Ctx::new(state.clone(), peer, "auth".into(), "test".into());
+        let resp = run(
+            ctx,
+            Ok((login, Bytes::from(body.to_string()))),
+            Instant::now(),
+        )
+        .await;
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let token = serde_json::from_slice::<Value>(&bytes).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ctx = Ctx::new(state.clone(), peer, sloppy.name.into(), "test".into());
+        let body = serde_json::json!({"token": token}).to_string();
+        let resp = run(ctx, Ok((sloppy, Bytes::from(body))), Instant::now()).await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn paths() {

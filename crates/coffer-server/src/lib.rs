@@ -140,8 +140,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tokio::spawn(background(state.clone()));
     tokio::spawn(anchor::anchor_loop(state.clone()));
 
-    let limits =
-        listener::Limits::resolve(config.max_connections, config.max_connections_per_ip);
+    let limits = listener::Limits::resolve(config.max_connections, config.max_connections_per_ip);
     tracing::info!(
         max_connections = limits.max_connections,
         max_connections_per_ip = limits.max_per_ip,
@@ -155,12 +154,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tokio::spawn(shutdown_on_signal(handle.clone()));
     match tls {
         Some(tls) => {
-            let mut server = axum_server::from_tcp(listener)?.acceptor(
-                listener::LimitAcceptor::new(
+            let mut server =
+                axum_server::from_tcp(listener)?.acceptor(listener::LimitAcceptor::new(
                     axum_server::tls_rustls::RustlsAcceptor::new(tls),
                     limits,
-                ),
-            );
+                ));
             configure_http(server.http_builder(), &config);
             server.handle(handle).serve(app).await?;
         }

@@ -197,12 +197,7 @@ pub async fn verify_chain(
             ),
         ));
     }
-    if records == 0
-        && store
-            .get_meta(coffer_store::BOOTSTRAPPED)
-            .await?
-            .is_some()
-    {
+    if records == 0 && store.get_meta(coffer_store::BOOTSTRAPPED).await?.is_some() {
         return Ok(fail(
             0,
             "the audit log is empty although this store was bootstrapped (which is audited): the log was wiped".into(),

@@ -242,7 +242,10 @@ impl PolicySnapshot {
 
     /// Every association of a role, across auth methods.
     pub fn assocs_of_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Association> {
-        self.assocs.values().flatten().filter(move |a| a.role_name == role)
+        self.assocs
+            .values()
+            .flatten()
+            .filter(move |a| a.role_name == role)
     }
 
     /// The roles whose association with the caller's auth method matches its claims.

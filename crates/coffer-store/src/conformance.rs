@@ -20,8 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome, head_bytes};
 use coffer_core::model::{
     Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
-    SealedVersion,
-    SecretFormat, TokenRecord, UidToken, VersionInfo,
+    SealedVersion, SecretFormat, TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
@@ -80,8 +79,15 @@ macro_rules! checked {
         let (h1, hash1) = head_pair(store).await;
         let changed = rec.seq != 0;
         if changed {
-            assert!(r.is_ok(), "{what}: a record was written for a failed change");
-            assert_eq!((h1, rec.seq), (h0 + 1, h0 + 1), "{what}: exactly one audit record");
+            assert!(
+                r.is_ok(),
+                "{what}: a record was written for a failed change"
+            );
+            assert_eq!(
+                (h1, rec.seq),
+                (h0 + 1, h0 + 1),
+                "{what}: exactly one audit record"
+            );
             assert_eq!(hash1, rec.hash, "{what}: the head is the change's record");
             assert_eq!(
                 ok(store.audit_range(h0, 10).await, "audit_range"),
@@ -251,9 +257,7 @@ fn sealed(key_id: i64, version: i32, fill: u8) -> SealedVersion {
 /// The store's data key (created by the first caller).
 async fn data_key(store: &dyn Store, run: &Run) -> i64 {
     let keys = ok(
-        store
-            .ensure_data_key((run.id(), &[7; 40]), T0, au!())
-            .await,
+        store.ensure_data_key((run.id(), &[7; 40]), T0, au!()).await,
         "ensure_data_key",
     );
     keys.first().map(|(id, _)| *id).expect("a data key exists")
@@ -320,7 +324,10 @@ fn audit_record(access_id: &str, object: &str, operation: &str, time_ms: i64) ->
 async fn head_pair(store: &dyn Store) -> (i64, Vec<u8>) {
     let head = ok(store.audit_head().await, "audit_head");
     if head.seq == 0 {
-        assert!(head.hash.is_empty(), "an empty chain has an empty head hash");
+        assert!(
+            head.hash.is_empty(),
+            "an empty chain has an empty head hash"
+        );
     } else {
         assert_eq!(
             head.mac,
@@ -441,7 +448,11 @@ pub async fn changes_are_audited(store: &dyn Store) {
         .create_auth_method(&am, a));
     assert!(r.is_err() && !changed, "duplicate auth method");
     // roles and rules
-    let ro = role(&run, "audited", vec![rule(RuleType::Item, "/a/*", Caps::READ)]);
+    let ro = role(
+        &run,
+        "audited",
+        vec![rule(RuleType::Item, "/a/*", Caps::READ)],
+    );
     let (r, _) = checked!(store, "create_role", 1, |a| store.create_role(&ro, a));
     ok(r, "create_role");
     let (r, changed) = checked!(store, "create_role dup", 1, |a| store.create_role(&ro, a));
@@ -454,8 +465,12 @@ pub async fn changes_are_audited(store: &dyn Store) {
     let (r, changed) = checked!(store, "set_role_rule missing role", 1, |a| store
         .set_role_rule(&run.name("role/none"), &extra, T0, a));
     assert!(r.is_err() && !changed, "rule on a missing role");
-    let (r, changed) = checked!(store, "delete_role_rule", 1, |a| store
-        .delete_role_rule(&ro.name, RuleType::Role, "/b", a));
+    let (r, changed) = checked!(store, "delete_role_rule", 1, |a| store.delete_role_rule(
+        &ro.name,
+        RuleType::Role,
+        "/b",
+        a
+    ));
     assert!(ok(r, "delete_role_rule") && changed);
     let (r, changed) = checked!(store, "delete_role_rule again", 1, |a| store
         .delete_role_rule(&ro.name, RuleType::Role, "/b", a));
@@ -478,19 +493,35 @@ pub async fn changes_are_audited(store: &dyn Store) {
     assert!(!ok(r, "delete_association again") && !changed);
     // items: no generation move
     let it = item(&run, &run.name("audited/item"));
-    let (r, changed) = checked!(store, "create_item", 0, |a| store
-        .create_item(&it, &sealed(key, 1, 1), a));
+    let (r, changed) = checked!(store, "create_item", 0, |a| store.create_item(
+        &it,
+        &sealed(key, 1, 1),
+        a
+    ));
     ok(r, "create_item");
     assert!(changed);
-    let (r, changed) = checked!(store, "create_item dup", 0, |a| store
-        .create_item(&it, &sealed(key, 1, 1), a));
+    let (r, changed) = checked!(store, "create_item dup", 0, |a| store.create_item(
+        &it,
+        &sealed(key, 1, 1),
+        a
+    ));
     assert!(r.is_err() && !changed, "duplicate item");
-    let (r, changed) = checked!(store, "add_version", 0, |a| store
-        .add_version(it.id, 1, &sealed(key, 2, 2), 0, a));
+    let (r, changed) = checked!(store, "add_version", 0, |a| store.add_version(
+        it.id,
+        1,
+        &sealed(key, 2, 2),
+        0,
+        a
+    ));
     ok(r, "add_version");
     assert!(changed);
-    let (r, changed) = checked!(store, "add_version stale", 0, |a| store
-        .add_version(it.id, 1, &sealed(key, 2, 3), 0, a));
+    let (r, changed) = checked!(store, "add_version stale", 0, |a| store.add_version(
+        it.id,
+        1,
+        &sealed(key, 2, 3),
+        0,
+        a
+    ));
     assert!(r.is_err() && !changed, "stale add_version");
     let (r, changed) = checked!(store, "delete_version", 0, |a| store
         .delete_version(it.id, 2, a));
@@ -506,7 +537,8 @@ pub async fn changes_are_audited(store: &dyn Store) {
     assert!(changed);
     let (r, changed) = checked!(store, "delete_item", 0, |a| store.delete_item(new_id, a));
     assert!(ok(r, "delete_item") && changed);
-    let (r, changed) = checked!(store, "delete_item again", 0, |a| store.delete_item(new_id, a));
+    let (r, changed) = checked!(store, "delete_item again", 0, |a| store
+        .delete_item(new_id, a));
     assert!(!ok(r, "delete_item again") && !changed);
     // session tokens: revocation moves the generation
     let t = token(&run, &am, 9, T0 + 10_000_000);
@@ -520,7 +552,10 @@ pub async fn changes_are_audited(store: &dyn Store) {
     // UID tokens: minting does not move the generation, rotation and
     // revocation do (other nodes must drop the old secret).
     let um = uid_method(&run, "audited-uid");
-    ok(store.create_auth_method(&um, au!()).await, "create uid method");
+    ok(
+        store.create_auth_method(&um, au!()).await,
+        "create uid method",
+    );
     let ut = uid(&run, &um, "audited", None);
     let (r, changed) = checked!(store, "insert_uid_token", 0, |a| store
         .insert_uid_token(&ut, a));
@@ -538,8 +573,12 @@ pub async fn changes_are_audited(store: &dyn Store) {
     let (r, changed) = checked!(store, "rotate_uid_token stale", 1, |a| store
         .rotate_uid_token(&ut.token_id, &ut.token_hash, &new_hash, T0 + 2, a));
     assert!(ok(r, "rotate_uid_token stale").is_none() && !changed);
-    let (r, changed) = checked!(store, "revoke_uid_token", 1, |a| store
-        .revoke_uid_token(&ut.token_id, true, T0 + 3, a));
+    let (r, changed) = checked!(store, "revoke_uid_token", 1, |a| store.revoke_uid_token(
+        &ut.token_id,
+        true,
+        T0 + 3,
+        a
+    ));
     assert_eq!(ok(r, "revoke_uid_token"), vec![ut.token_id.clone()]);
     assert!(changed);
     // deletions of roles and methods
@@ -580,15 +619,15 @@ pub async fn changes_are_audited(store: &dyn Store) {
 pub async fn bootstrap(store: &dyn Store) {
     let run = Run::new();
     let already = ok(store.get_meta(BOOTSTRAPPED).await, "get_meta").is_some();
-    let admin_role = role(
-        &run,
-        "admin",
-        vec![rule(RuleType::Item, "/*", Caps::ALL)],
-    );
+    let admin_role = role(&run, "admin", vec![rule(RuleType::Item, "/*", Caps::ALL)]);
     let admin = auth_method(&run, "admin");
     let assoc = association(&run, &admin_role.name, &admin.name);
-    let (r, changed) = checked!(store, "bootstrap", 1, |a| store
-        .bootstrap(&admin_role, &admin, &assoc, a));
+    let (r, changed) = checked!(store, "bootstrap", 1, |a| store.bootstrap(
+        &admin_role,
+        &admin,
+        &assoc,
+        a
+    ));
     let created = ok(r, "bootstrap");
     assert_eq!(created, !already, "bootstrap creates only on a fresh store");
     assert_eq!(changed, created);
@@ -652,14 +691,20 @@ pub async fn data_keys(store: &dyn Store) {
 pub async fn auth_methods(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "one");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let mut other = auth_method(&run, "two");
     other.kind = AuthMethodKind::OAuth2;
     other.access_key_hash = None;
     other.bound_ips = Vec::new();
     other.force_sub_claims = false;
     other.config = serde_json::Value::Null;
-    ok(store.create_auth_method(&other, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&other, au!()).await,
+        "create_auth_method",
+    );
 
     assert_eq!(
         ok(store.get_auth_method(&am.name).await, "get").as_ref(),
@@ -715,7 +760,10 @@ pub async fn auth_methods(store: &dyn Store) {
         "ordered by name"
     );
 
-    assert!(ok(store.delete_auth_method(&am.name, au!()).await, "delete"));
+    assert!(ok(
+        store.delete_auth_method(&am.name, au!()).await,
+        "delete"
+    ));
     assert!(!ok(
         store.delete_auth_method(&am.name, au!()).await,
         "delete again"
@@ -740,8 +788,15 @@ pub async fn roles_and_rules(store: &dyn Store) {
     let r = role(&run, "dev", vec![items_rule.clone(), deny_rule.clone()]);
     ok(store.create_role(&r, au!()).await, "create_role");
     let bare = role(&run, "bare", Vec::new());
-    ok(store.create_role(&bare, au!()).await, "create_role without rules");
-    expect_conflict(store.create_role(&r, au!()).await, &r.name, "duplicate role");
+    ok(
+        store.create_role(&bare, au!()).await,
+        "create_role without rules",
+    );
+    expect_conflict(
+        store.create_role(&r, au!()).await,
+        &r.name,
+        "duplicate role",
+    );
 
     assert_eq!(
         ok(store.get_role(&r.name).await, "get_role").as_ref(),
@@ -767,7 +822,9 @@ pub async fn roles_and_rules(store: &dyn Store) {
     // New rule: appended; modified_ms moves.
     let role_rule = rule(RuleType::Role, "/app/*", Caps::READ);
     ok(
-        store.set_role_rule(&r.name, &role_rule, T0 + 50, au!()).await,
+        store
+            .set_role_rule(&r.name, &role_rule, T0 + 50, au!())
+            .await,
         "set_role_rule",
     );
     // Same (type, path): replaced in place.
@@ -813,7 +870,10 @@ pub async fn roles_and_rules(store: &dyn Store) {
     assert_eq!(got.rules, vec![wider, role_rule]);
 
     assert!(ok(store.delete_role(&r.name, au!()).await, "delete_role"));
-    assert!(!ok(store.delete_role(&r.name, au!()).await, "delete_role again"));
+    assert!(!ok(
+        store.delete_role(&r.name, au!()).await,
+        "delete_role again"
+    ));
     assert_eq!(ok(store.get_role(&r.name).await, "get deleted"), None);
     // Its rules went with it: a new role of that name starts empty.
     let reborn = role(&run, "dev", Vec::new());
@@ -827,17 +887,26 @@ pub async fn roles_and_rules(store: &dyn Store) {
 pub async fn associations(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "m");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let r = role(&run, "r", Vec::new());
     ok(store.create_role(&r, au!()).await, "create_role");
 
     let a = association(&run, &r.name, &am.name);
-    ok(store.create_association(&a, au!()).await, "create_association");
+    ok(
+        store.create_association(&a, au!()).await,
+        "create_association",
+    );
     let mut b = association(&run, &r.name, &am.name);
     b.sub_claims.clear();
     b.case_sensitive = true;
     b.created_ms = T0 + 1;
-    ok(store.create_association(&b, au!()).await, "create_association");
+    ok(
+        store.create_association(&b, au!()).await,
+        "create_association",
+    );
     expect_conflict(
         store.create_association(&a, au!()).await,
         &a.assoc_id,
@@ -881,8 +950,14 @@ pub async fn cascades(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "m");
     let keep = auth_method(&run, "keep");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
-    ok(store.create_auth_method(&keep, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
+    ok(
+        store.create_auth_method(&keep, au!()).await,
+        "create_auth_method",
+    );
     let r1 = role(&run, "r1", vec![rule(RuleType::Item, "/x", Caps::READ)]);
     let r2 = role(&run, "r2", Vec::new());
     ok(store.create_role(&r1, au!()).await, "create_role");
@@ -892,7 +967,10 @@ pub async fn cascades(store: &dyn Store) {
     let a3 = association(&run, &r1.name, &keep.name);
     let a4 = association(&run, &r2.name, &keep.name);
     for a in [&a1, &a2, &a3, &a4] {
-        ok(store.create_association(a, au!()).await, "create_association");
+        ok(
+            store.create_association(a, au!()).await,
+            "create_association",
+        );
     }
     let t_gone = token(&run, &am, 1, T0 + 1_000_000);
     let t_kept = token(&run, &keep, 2, T0 + 1_000_000);
@@ -996,7 +1074,9 @@ pub async fn items(store: &dyn Store) {
         "a refused create leaves nothing behind"
     );
     let no_key = item(&run, &run.name("app/nokey"));
-    let r = store.create_item(&no_key, &sealed(run.id(), 1, 1), au!()).await;
+    let r = store
+        .create_item(&no_key, &sealed(run.id(), 1, 1), au!())
+        .await;
     assert!(r.is_err(), "create_item with an unknown data key must fail");
     assert_eq!(ok(store.get_item(&no_key.name).await, "get"), None);
 
@@ -1005,7 +1085,10 @@ pub async fn items(store: &dyn Store) {
         [1]
     );
     assert!(ok(store.delete_item(it.id, au!()).await, "delete_item"));
-    assert!(!ok(store.delete_item(it.id, au!()).await, "delete_item again"));
+    assert!(!ok(
+        store.delete_item(it.id, au!()).await,
+        "delete_item again"
+    ));
     assert_eq!(ok(store.get_item(&it.name).await, "get deleted"), None);
     assert_eq!(
         ok(store.get_item_value(&it.name, None).await, "deleted"),
@@ -1021,7 +1104,10 @@ pub async fn versions(store: &dyn Store) {
     let (it, key) = item_with_versions(store, &run, &run.name("v/a"), 1).await;
 
     let v2 = sealed(key, 2, 2);
-    ok(store.add_version(it.id, 1, &v2, 0, au!()).await, "add_version");
+    ok(
+        store.add_version(it.id, 1, &v2, 0, au!()).await,
+        "add_version",
+    );
     let (got, value) = ok(store.get_item_value(&it.name, None).await, "latest").expect("item");
     assert_eq!(value, v2);
     assert_eq!(got.last_version, 2);
@@ -1043,12 +1129,16 @@ pub async fn versions(store: &dyn Store) {
     );
     // Version number that does not follow expected_last.
     expect_conflict(
-        store.add_version(it.id, 2, &sealed(key, 4, 4), 0, au!()).await,
+        store
+            .add_version(it.id, 2, &sealed(key, 4, 4), 0, au!())
+            .await,
         "",
         "version != expected_last + 1",
     );
     expect_not_found(
-        store.add_version(run.id(), 1, &sealed(key, 2, 2), 0, au!()).await,
+        store
+            .add_version(run.id(), 1, &sealed(key, 2, 2), 0, au!())
+            .await,
         "",
         "add_version on a missing item",
     );
@@ -1073,7 +1163,9 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep = 3 prunes to the newest three.
     ok(
-        store.add_version(it.id, 5, &sealed(key, 6, 6), 3, au!()).await,
+        store
+            .add_version(it.id, 5, &sealed(key, 6, 6), 3, au!())
+            .await,
         "add_version keep 3",
     );
     let listed = ok(store.list_versions(it.id).await, "list_versions");
@@ -1085,7 +1177,9 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep = 1 keeps only the new one.
     ok(
-        store.add_version(it.id, 6, &sealed(key, 7, 7), 1, au!()).await,
+        store
+            .add_version(it.id, 6, &sealed(key, 7, 7), 1, au!())
+            .await,
         "add_version keep 1",
     );
     assert_eq!(
@@ -1094,7 +1188,9 @@ pub async fn versions(store: &dyn Store) {
     );
     // keep larger than the count prunes nothing.
     ok(
-        store.add_version(it.id, 7, &sealed(key, 8, 8), 10, au!()).await,
+        store
+            .add_version(it.id, 7, &sealed(key, 8, 8), 10, au!())
+            .await,
         "add_version keep 10",
     );
     assert_eq!(
@@ -1124,7 +1220,10 @@ pub async fn delete_version(store: &dyn Store) {
     let (it, key) = item_with_versions(store, &run, &run.name("dv/a"), 4).await;
 
     // A middle version.
-    assert!(ok(store.delete_version(it.id, 2, au!()).await, "delete_version 2"));
+    assert!(ok(
+        store.delete_version(it.id, 2, au!()).await,
+        "delete_version 2"
+    ));
     assert!(!ok(
         store.delete_version(it.id, 2, au!()).await,
         "delete_version 2 again"
@@ -1147,7 +1246,10 @@ pub async fn delete_version(store: &dyn Store) {
     );
 
     // The latest: last_version falls back to the highest remaining.
-    assert!(ok(store.delete_version(it.id, 4, au!()).await, "delete_version 4"));
+    assert!(ok(
+        store.delete_version(it.id, 4, au!()).await,
+        "delete_version 4"
+    ));
     assert_eq!(
         ok(store.get_item(&it.name).await, "get").map(|i| i.last_version),
         Some(3)
@@ -1170,7 +1272,9 @@ pub async fn delete_version(store: &dyn Store) {
         "reusing a deleted version number",
     );
     ok(
-        store.add_version(it.id, 4, &sealed(key, 5, 50), 0, au!()).await,
+        store
+            .add_version(it.id, 4, &sealed(key, 5, 50), 0, au!())
+            .await,
         "add_version after delete",
     );
     assert_eq!(
@@ -1178,12 +1282,17 @@ pub async fn delete_version(store: &dyn Store) {
         [1, 3, 5]
     );
     assert_eq!(
-        ok(store.get_item_value(&it.name, Some(4)).await, "deleted version"),
+        ok(
+            store.get_item_value(&it.name, Some(4)).await,
+            "deleted version"
+        ),
         None
     );
     // Pruning keeps the newest versions even with gaps.
     ok(
-        store.add_version(it.id, 5, &sealed(key, 6, 60), 3, au!()).await,
+        store
+            .add_version(it.id, 5, &sealed(key, 6, 60), 3, au!())
+            .await,
         "add_version keep 3",
     );
     assert_eq!(
@@ -1208,7 +1317,10 @@ pub async fn delete_version(store: &dyn Store) {
         "item deleted with its last version"
     );
     assert!(ok(store.list_versions(it.id).await, "list").is_empty());
-    assert!(!ok(store.delete_item(it.id, au!()).await, "delete_item after"));
+    assert!(!ok(
+        store.delete_item(it.id, au!()).await,
+        "delete_item after"
+    ));
 }
 
 /// Prefix listing must be an exact "starts with": `_`, `%` and `\` are
@@ -1349,7 +1461,10 @@ pub async fn list_items(store: &dyn Store) {
 pub async fn tokens_with_audit(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "tok-audit");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let now = T0 + 10_000;
     let a = token(&run, &am, 1, now + 60_000);
     let b = token(&run, &am, 2, now + 60_000);
@@ -1403,7 +1518,10 @@ pub async fn tokens_with_audit(store: &dyn Store) {
 pub async fn tokens(store: &dyn Store) {
     let run = Run::new();
     let am = auth_method(&run, "tok");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let now = T0 + 10_000;
     let live = token(&run, &am, 1, now + 60_000);
     let expired = token(&run, &am, 2, now - 1);
@@ -1535,10 +1653,7 @@ pub async fn audit_chain(store: &dyn Store) {
         store.append_audit(&mut [], &[], &TestSealer).await,
         "append nothing",
     );
-    assert_eq!(
-        head_pair(store).await,
-        (seq0, hash0.clone())
-    );
+    assert_eq!(head_pair(store).await, (seq0, hash0.clone()));
 
     let mut batch: Vec<AuditRecord> = (0..3)
         .map(|i| audit_record(&who, "/obj", "get-secret-value", T0 + i))
@@ -1571,10 +1686,7 @@ pub async fn audit_chain(store: &dyn Store) {
             "hash covers the final seq and prev_hash"
         );
     }
-    assert_eq!(
-        head_pair(store).await,
-        (seq0 + 3, batch[2].hash.clone())
-    );
+    assert_eq!(head_pair(store).await, (seq0 + 3, batch[2].hash.clone()));
     // ... and stored exactly that.
     assert_eq!(ok(store.audit_range(seq0, 10).await, "audit_range"), batch);
     assert_eq!(
@@ -1876,8 +1988,14 @@ pub async fn uid_tokens(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "uid");
     let other = uid_method(&run, "uidother");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
-    ok(store.create_auth_method(&other, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
+    ok(
+        store.create_auth_method(&other, au!()).await,
+        "create_auth_method",
+    );
 
     let root = uid(&run, &am, "root", None);
     ok(store.insert_uid_token(&root, au!()).await, "insert root");
@@ -1950,12 +2068,10 @@ pub async fn uid_tokens(store: &dyn Store) {
     // Children need a live parent of the same method.
     expect_not_found(
         store
-            .insert_uid_token(&uid(
-                &run,
-                &am,
-                "orphan",
-                Some(&uid(&run, &am, "nope", None)),
-            ), au!())
+            .insert_uid_token(
+                &uid(&run, &am, "orphan", Some(&uid(&run, &am, "nope", None))),
+                au!(),
+            )
             .await,
         &run.word("uid-nope"),
         "child of a missing parent",
@@ -2066,7 +2182,8 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &root.token_id,
                     &root.token_hash,
                     &uid_hash(&run, "root", 2),
-                    now, au!()
+                    now,
+                    au!()
                 )
                 .await,
             "rotate from the old hash"
@@ -2081,7 +2198,8 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &with_flags.token_id,
                     &with_flags.token_hash,
                     &uid_hash(&run, "flags", 1),
-                    now, au!()
+                    now,
+                    au!()
                 )
                 .await,
             "rotate deny-rotate"
@@ -2096,7 +2214,8 @@ pub async fn uid_tokens(store: &dyn Store) {
                     &child.token_id,
                     &child.token_hash,
                     &uid_hash(&run, "child", 1),
-                    child.expires_ms, au!()
+                    child.expires_ms,
+                    au!()
                 )
                 .await,
             "rotate expired"
@@ -2134,7 +2253,10 @@ pub async fn uid_tokens(store: &dyn Store) {
 pub async fn uid_revocation(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "rev");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let root = uid(&run, &am, "root", None);
     let child = uid(&run, &am, "child", Some(&root));
     let grandchild = uid(&run, &am, "grandchild", Some(&child));
@@ -2160,7 +2282,9 @@ pub async fn uid_revocation(store: &dyn Store) {
     let now = T0 + 1000;
     assert_eq!(
         ok(
-            store.revoke_uid_token(&child.token_id, false, now, au!()).await,
+            store
+                .revoke_uid_token(&child.token_id, false, now, au!())
+                .await,
             "revoke self"
         ),
         std::slice::from_ref(&child.token_id)
@@ -2180,7 +2304,9 @@ pub async fn uid_revocation(store: &dyn Store) {
     assert!(live(&sessions[0]).await, "the root's sessions stay");
     assert_eq!(
         ok(
-            store.revoke_uid_token(&child.token_id, false, now, au!()).await,
+            store
+                .revoke_uid_token(&child.token_id, false, now, au!())
+                .await,
             "revoke again"
         ),
         Vec::<String>::new(),
@@ -2200,7 +2326,8 @@ pub async fn uid_revocation(store: &dyn Store) {
                     &child.token_id,
                     &child.token_hash,
                     &uid_hash(&run, "child", 1),
-                    now, au!()
+                    now,
+                    au!()
                 )
                 .await,
             "rotate revoked"
@@ -2211,7 +2338,9 @@ pub async fn uid_revocation(store: &dyn Store) {
 
     // revokeAll: the whole subtree, through the already revoked child.
     let mut all = ok(
-        store.revoke_uid_token(&root.token_id, true, now + 1, au!()).await,
+        store
+            .revoke_uid_token(&root.token_id, true, now + 1, au!())
+            .await,
         "revoke all",
     );
     all.sort();
@@ -2248,7 +2377,10 @@ pub async fn uid_revocation(store: &dyn Store) {
 pub async fn concurrent_uid_rotation(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "rot");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let t = uid(&run, &am, "race", None);
     ok(store.insert_uid_token(&t, au!()).await, "insert_uid_token");
     let mut current = t.token_hash.clone();
@@ -2285,7 +2417,10 @@ pub async fn concurrent_uid_rotation(store: &dyn Store) {
 pub async fn concurrent_uid_child_and_revoke(store: &dyn Store) {
     let run = Run::new();
     let am = uid_method(&run, "crev");
-    ok(store.create_auth_method(&am, au!()).await, "create_auth_method");
+    ok(
+        store.create_auth_method(&am, au!()).await,
+        "create_auth_method",
+    );
     let root = uid(&run, &am, "root", None);
     let mid = uid(&run, &am, "mid", Some(&root));
     ok(store.insert_uid_token(&root, au!()).await, "insert root");

@@ -181,8 +181,7 @@ pub const ITEMS_WITH_ID_AT_LEAST: &str = concat!(
     item_columns!(),
     " FROM items i WHERE i.id >= $1 ORDER BY i.id"
 );
-pub const ITEM_VERSIONS_SEALED: &str =
-    "SELECT version, key_id, sealed, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
+pub const ITEM_VERSIONS_SEALED: &str = "SELECT version, key_id, sealed, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
 pub const DELETE_ITEM_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1";
 pub const SET_ITEM_ID: &str = "UPDATE items SET id = $2 WHERE id = $1";
 pub const ITEM_ID_EXISTS: &str = "SELECT 1 FROM items WHERE id = $1";
@@ -276,8 +275,7 @@ pub const DELETE_UID_SUBTREE_SESSIONS: &str = concat!(
 pub const GET_AUDIT_HEAD: &str = "SELECT seq, hash, mac FROM audit_head WHERE id = 1";
 /// The chain lock on SQLite (`BEGIN IMMEDIATE` holds the file's write lock).
 pub const GET_AUDIT_HEAD_SEQ_HASH: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-pub const SET_AUDIT_HEAD: &str =
-    "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
+pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
 pub const AUDIT_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),

@@ -426,7 +426,11 @@ async fn postgres_two_nodes() {
         assert_eq!(ka_keys.len(), 1, "one first data key");
         assert_eq!(ka_keys, kb_keys, "both nodes load the same key");
         let key_id = ka_keys[0].0;
-        assert_eq!((ka.seq != 0) as u8 + (kb.seq != 0) as u8, 1, "one key record");
+        assert_eq!(
+            (ka.seq != 0) as u8 + (kb.seq != 0) as u8,
+            1,
+            "one key record"
+        );
 
         // Both nodes bootstrap at once: exactly one creates the admin.
         let (role, am, assoc) = admin();
@@ -436,7 +440,12 @@ async fn postgres_two_nodes() {
         let mut rb = change_record("bootstrap b");
         let (a, b) = tokio::join!(
             nodes[0].bootstrap(&role, &am, &assoc, Audit::new(&mut ra, &TestSealer)),
-            nodes[1].bootstrap(&other.0, &other.1, &other.2, Audit::new(&mut rb, &TestSealer)),
+            nodes[1].bootstrap(
+                &other.0,
+                &other.1,
+                &other.2,
+                Audit::new(&mut rb, &TestSealer)
+            ),
         );
         let (a, b) = (a.expect("bootstrap a"), b.expect("bootstrap b"));
         assert!(a ^ b, "exactly one node bootstraps (a={a}, b={b})");

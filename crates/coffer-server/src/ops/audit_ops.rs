@@ -75,7 +75,9 @@ pub async fn verify(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
         &*state.store,
         &*state.keys.audit,
         &anchors,
-        state.audit_high_water.load(std::sync::atomic::Ordering::Acquire),
+        state
+            .audit_high_water
+            .load(std::sync::atomic::Ordering::Acquire),
     )
     .await
     .map_err(ApiError::internal)?;

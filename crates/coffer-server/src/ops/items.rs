@@ -90,7 +90,10 @@ fn password_value(
     body: &Body,
     previous: Option<&str>,
 ) -> Result<Zeroizing<String>, ApiError> {
-    if body.get("value").is_some_and(|v| v != &Value::String(String::new())) {
+    if body
+        .get("value")
+        .is_some_and(|v| v != &Value::String(String::new()))
+    {
         return Err(ApiError::bad(
             "a password secret takes username, password, inject-url and custom-field, not value",
         ));
@@ -243,13 +246,12 @@ pub async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     let first = seal(&state, item.id, 1, &value)?;
     let created = state.store.create_item(&item, &first, ctx.audit()).await;
     state.items.remove(name.as_str());
-    created
-        .map_err(|e| match e {
-            coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
-                "item {name:?} already exists: use update-secret-val to add a version"
-            )),
-            other => other.into(),
-        })?;
+    created.map_err(|e| match e {
+        coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+            "item {name:?} already exists: use update-secret-val to add a version"
+        )),
+        other => other.into(),
+    })?;
     Ok(json!({"name": name}))
 }
 

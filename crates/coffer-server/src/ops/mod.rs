@@ -59,10 +59,10 @@ impl Access {
                 .iter()
                 .find(|(t, c)| !checked.iter().any(|(t2, c2)| t2 == t && c2.contains(*c)))
                 .map(|(t, c)| format!("{} {}", c.names().join("+"), t)),
-            Access::RequiresAny(t, c) => (!checked
-                .iter()
-                .any(|(t2, c2)| *t2 == t && c2.intersects(c)))
-            .then(|| format!("one of {} {}", c.names().join("/"), t)),
+            Access::RequiresAny(t, c) => {
+                (!checked.iter().any(|(t2, c2)| *t2 == t && c2.intersects(c)))
+                    .then(|| format!("one of {} {}", c.names().join("/"), t))
+            }
             Access::Public | Access::Filtered(..) | Access::Audit | Access::OwnToken => None,
         }
     }
@@ -106,7 +106,12 @@ pub static OPERATIONS: &[Operation] = &[
     op!("revoke-token", [], Access::OwnToken, auth::revoke_token),
     // universal identity tokens (holder or admin; see uid.rs)
     op!("uid-rotate-token", [], Access::Public, uid::rotate),
-    op!("uid-create-child-token", [], Access::Public, uid::create_child),
+    op!(
+        "uid-create-child-token",
+        [],
+        Access::Public,
+        uid::create_child
+    ),
     op!("uid-revoke-token", [], Access::Public, uid::revoke),
     op!("uid-list-children", [], Access::Public, uid::list_children),
     op!(
@@ -284,6 +289,21 @@ pub static OPERATIONS: &[Operation] = &[
         explain::explain_access
     ),
 ];
+
+/// An operation outside the table, for the pipeline's own tests.
+#[cfg(test)]
+pub(crate) fn test_operation(
+    name: &'static str,
+    access: Access,
+    handler: Handler,
+) -> &'static Operation {
+    Box::leak(Box::new(Operation {
+        name,
+        aliases: &[],
+        access,
+        handler,
+    }))
+}
 
 /// The operation a (normalised) name or alias names.
 pub fn find(name: &str) -> Option<&'static Operation> {

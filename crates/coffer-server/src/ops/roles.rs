@@ -262,7 +262,11 @@ pub async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
     let rule_type = rule_type_param(body)?;
     ctx.set_object(format!("{role} {rule_type} {path}"));
     let existing = existing_role(ctx, &role)?;
-    let missing = || ApiError::NotFound(format!("role {role:?} has no {rule_type} for path {path:?}"));
+    let missing = || {
+        ApiError::NotFound(format!(
+            "role {role:?} has no {rule_type} for path {path:?}"
+        ))
+    };
     if !existing
         .rules
         .iter()
@@ -350,7 +354,12 @@ pub async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
     let found = snap.assocs.values().flatten().find(|a| a.assoc_id == id);
     let permitted = found.filter(|a| {
         allowed(caller, RuleType::Role, &a.role_name, Caps::UPDATE)
-            && allowed(caller, RuleType::AuthMethod, &a.auth_method_name, Caps::UPDATE)
+            && allowed(
+                caller,
+                RuleType::AuthMethod,
+                &a.auth_method_name,
+                Caps::UPDATE,
+            )
     });
     let Some(assoc) = permitted.cloned() else {
         let everywhere = holds_everywhere(caller, RuleType::Role, Caps::UPDATE)
@@ -368,7 +377,12 @@ pub async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
         });
     };
     require(ctx, RuleType::Role, &assoc.role_name, Caps::UPDATE)?;
-    require(ctx, RuleType::AuthMethod, &assoc.auth_method_name, Caps::UPDATE)?;
+    require(
+        ctx,
+        RuleType::AuthMethod,
+        &assoc.auth_method_name,
+        Caps::UPDATE,
+    )?;
     ctx.set_object(format!(
         "{} <- {} ({})",
         assoc.role_name, assoc.auth_method_name, assoc.assoc_id

@@ -78,6 +78,70 @@ impl Harness {
         )
     }
 
+    /// `call` from another client address (bound IPs, back-off).
+    pub async fn call_from(&self, peer: &str, op: &str, body: Value) -> (StatusCode, Value) {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let app = coffer_server::http::router(self.state.clone()).layer(MockConnectInfo(peer));
+        let req = Request::post(format!("/{op}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Log in with an API key; returns the token.
+    pub async fn login(&self, access_id: &str, access_key: &str) -> String {
+        let v = self
+            .ok(
+                "auth",
+                json!({"access-id": access_id, "access-key": access_key}),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An API-key auth method `am` holding role `role` with `rules`
+    /// (`(rule type, path, capabilities)`) and `audit_access`; returns
+    /// (access ID, token).
+    pub async fn identity(
+        &self,
+        am: &str,
+        role: &str,
+        audit_access: &str,
+        rules: &[(&str, &str, &[&str])],
+    ) -> (String, String) {
+        let created = self
+            .admin_ok("create-auth-method", json!({"name": am}))
+            .await;
+        self.admin_ok(
+            "create-role",
+            json!({"name": role, "audit-access": audit_access}),
+        )
+        .await;
+        for (rule_type, path, caps) in rules {
+            self.admin_ok(
+                "set-role-rule",
+                json!({"role-name": role, "path": path, "capability": caps, "rule-type": rule_type}),
+            )
+            .await;
+        }
+        self.admin_ok("assoc-role-am", json!({"role-name": role, "am-name": am}))
+            .await;
+        let id = created["access_id"].as_str().unwrap().to_owned();
+        let token = self
+            .login(&id, created["access_key"].as_str().unwrap())
+            .await;
+        (id, token)
+    }
+
     pub async fn ok(&self, op: &str, body: Value) -> Value {
         let (s, v) = self.call(op, body.clone()).await;
         assert_eq!(s, StatusCode::OK, "{op} {body} -> {v}");
