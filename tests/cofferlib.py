@@ -87,6 +87,10 @@ class CofferServer:
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     binary: Path = field(default_factory=coffer_bin)
+    # Extra environment for the server (e.g. COFFER_ROOT_KEY).
+    env: dict[str, str] = field(default_factory=dict)
+    # RLIMIT_NOFILE (soft and hard) for the server process, e.g. 256.
+    rlimit_nofile: int | None = None
     proc: subprocess.Popen | None = None
     admin: Credentials | None = None
     starts: list[str] = field(default_factory=list)  # stdout of each start
@@ -123,10 +127,18 @@ class CofferServer:
             "--listen", f"127.0.0.1:{self.port}",
             *self.extra_args,
         ]
+        limit = self.rlimit_nofile
+
+        def preexec():
+            if limit is not None:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                cwd=self.log_dir, env=server_env(),
+                cwd=self.log_dir, env={**server_env(), **self.env},
+                preexec_fn=preexec if limit is not None else None,
             )
         # scripts/test.sh kills any PID listed here that outlives the run.
         if pidfile := os.environ.get("COFFER_TEST_PIDFILE"):

@@ -176,7 +176,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 /// hyper settings: a header-read timeout (which also ends idle keep-alive
 /// connections: the timer runs whenever the server waits for a request),
-/// and HTTP/2 limits.
+/// half-closed connections served to the end, and HTTP/2 limits.
 fn configure_http(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     config: &Config,
@@ -185,6 +185,9 @@ fn configure_http(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // A client may shut down its sending side once its request is out
+        // (half-close) and still get its answer.
+        .half_close(true)
         .max_headers(100);
     builder
         .http2()

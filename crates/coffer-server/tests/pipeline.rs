@@ -558,9 +558,20 @@ async fn password_secrets_keep_their_fields() {
         "create-secret",
         json!({"token": h.admin, "name": "/pw/bad", "type": "password", "value": "v", "password": "p"}),
         StatusCode::BAD_REQUEST,
-        "not value",
+        "password once",
     )
     .await;
+    // value as the password, or as the whole entry, is kept.
+    h.admin_ok(
+        "create-secret",
+        json!({"name": "/pw/v", "type": "password", "value": "{\"username\":\"u\",\"password\":\"p\"}"}),
+    )
+    .await;
+    let v = h
+        .admin_ok("get-secret-value", json!({"names": ["/pw/v"]}))
+        .await;
+    let entry: Value = serde_json::from_str(v["/pw/v"].as_str().unwrap()).unwrap();
+    assert_eq!(entry, json!({"username": "u", "password": "p"}));
     h.fails_with(
         "create-secret",
         json!({"token": h.admin, "name": "/pw/bad", "value": "v", "username": "u"}),

@@ -170,3 +170,37 @@ test('unknown token and wrong access key are rejected with 401', async () => {
     'access-id': admin.accessId, 'access-key': 'not-the-key', 'access-type': 'access_key',
   })), 401);
 });
+
+// JavaScript numbers are doubles: an integer above 2^53 is rounded. Every
+// item_id Coffer returns must survive that, so the SDK's describeItem
+// (which parses the JSON with JSON.parse) shows exactly the ID on the wire.
+test('item_id is exact in JavaScript (describeItem, listItems)', async () => {
+  const api = makeApi();
+  const token = await login(api, admin.accessId, admin.accessKey);
+  const tag = Math.random().toString(36).slice(2, 10);
+  for (let i = 0; i < 40; i++) {
+    await call('createSecret', api.createSecret(akeyless.CreateSecret.constructFromObject({
+      name: `/ids/${tag}/${i}`, value: 'v', token,
+    })));
+  }
+  const listed = await call('listItems', api.listItems(akeyless.ListItems.constructFromObject({
+    path: `/ids/${tag}`, token,
+  })));
+  assert.equal(listed.items.length, 40);
+  for (const item of listed.items) {
+    // The raw wire text, digit for digit.
+    const res = await fetch(`${baseUrl}/describe-item`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: item.item_name, token }),
+    });
+    const raw = await res.text();
+    const onWire = raw.match(/"item_id":(\d+)/)[1];
+    const viaSdk = await call('describeItem', api.describeItem(akeyless.DescribeItem.constructFromObject({
+      name: item.item_name, token,
+    })));
+    assert.equal(String(viaSdk.item_id), onWire, `${item.item_name}: the SDK reads ${viaSdk.item_id}, the wire says ${onWire}`);
+    assert.ok(Number.isSafeInteger(viaSdk.item_id));
+    assert.equal(String(item.item_id), onWire);
+  }
+});

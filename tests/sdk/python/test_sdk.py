@@ -309,3 +309,68 @@ def test_uid_generate_login_rotate_revoke(server, api, token):
     with pytest.raises(ApiException) as e:
         api.get_secret_value(akeyless.GetSecretValue(names=[secret], token=auth.token))
     assert status_of(e) == 401
+
+
+def test_deleted_version_numbers_are_not_reused(api, token):
+    """A client pinned to a version number never gets another value."""
+    name = f"/versions/{uuid.uuid4().hex[:8]}"
+    api.create_secret(akeyless.CreateSecret(name=name, value="v1", token=token))
+    api.update_secret_val(akeyless.UpdateSecretVal(name=name, value="v2", token=token))
+    api.delete_item(akeyless.DeleteItem(name=name, version=2, token=token))
+    api.update_secret_val(akeyless.UpdateSecretVal(name=name, value="v3", token=token))
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=[name], version=2, token=token))
+    assert status_of(e) == 404
+    assert api.get_secret_value(akeyless.GetSecretValue(names=[name], version=3, token=token))[name] == "v3"
+    item = api.describe_item(akeyless.DescribeItem(name=name, token=token))
+    assert item.last_version == 3
+    assert [v.version for v in item.item_versions] == [1, 3]
+
+
+def test_password_secret_through_the_sdk(api, token):
+    """type=password keeps username and password (the SDK also sends format="text")."""
+    name = f"/pw/{uuid.uuid4().hex[:8]}"
+    # The SDK insists on a value even for password secrets: an empty one.
+    api.create_secret(akeyless.CreateSecret(name=name, value="", type="password", username="app",
+                                            password="s3cret", custom_field={"pin": "42"}, token=token))
+    value = api.get_secret_value(akeyless.GetSecretValue(names=[name], token=token))[name]
+    entry = json.loads(value)
+    assert entry["username"] == "app" and entry["password"] == "s3cret" and entry["custom_field"] == {"pin": "42"}
+    item = api.describe_item(akeyless.DescribeItem(name=name, token=token))
+    assert item.item_sub_type == "password"
+    api.update_secret_val(akeyless.UpdateSecretVal(name=name, value="", password="n3w", token=token))
+    entry = json.loads(api.get_secret_value(akeyless.GetSecretValue(names=[name], token=token))[name])
+    assert (entry["username"], entry["password"]) == ("app", "n3w")
+
+
+def test_list_filters_through_the_sdk(api, token):
+    """list-items tag/sub-types/modified-after/type and list-auth-methods
+    type/filter narrow the answer; an unknown filter value is refused."""
+    base = f"/filters/{uuid.uuid4().hex[:8]}"
+    api.create_secret(akeyless.CreateSecret(name=f"{base}/plain", value="v", token=token))
+    api.create_secret(akeyless.CreateSecret(name=f"{base}/tagged", value="v", tags=["team=infra"], token=token))
+    api.create_secret(akeyless.CreateSecret(name=f"{base}/pw", value="", type="password", password="p",
+                                            token=token))
+
+    def names(**kw):
+        out = api.list_items(akeyless.ListItems(path=base, token=token, **kw))
+        return sorted(i.item_name for i in (out.items or []))
+
+    assert names() == sorted([f"{base}/plain", f"{base}/tagged", f"{base}/pw"])
+    assert names(tag="team=infra") == [f"{base}/tagged"]
+    assert names(sub_types=["password"]) == [f"{base}/pw"]
+    assert names(type=["static-secret"]) == names()
+    assert names(type=["dynamic-secret"]) == []
+    future = int(dt.datetime.now(dt.timezone.utc).timestamp()) + 3600
+    assert names(modified_after=future) == []
+    with pytest.raises(ApiException) as e:
+        names(type=["no-such-type"])
+    assert status_of(e) == 400
+
+    tag = uuid.uuid4().hex[:8]
+    api.create_auth_method(akeyless.CreateAuthMethod(name=f"/am-filter/{tag}/key", token=token))
+    api.create_auth_method_universal_identity(
+        akeyless.CreateAuthMethodUniversalIdentity(name=f"/am-filter/{tag}/uid", token=token))
+    out = api.list_auth_methods(akeyless.ListAuthMethods(type=["universal_identity"], filter=f"/am-filter/{tag}/",
+                                                         token=token))
+    assert [m.auth_method_name for m in out.auth_methods] == [f"/am-filter/{tag}/uid"]

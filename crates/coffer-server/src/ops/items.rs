@@ -84,20 +84,14 @@ fn refuse_password_fields(body: &Body) -> Result<(), ApiError> {
 
 /// The JSON value of a password entry: the body's `username`, `password`,
 /// `inject-url` (list) and `custom-field` (string map) over `previous`
-/// (the current entry, when updating).
+/// (the current entry, when updating). `value`, which the SDKs require
+/// even for password secrets, may be empty, a JSON object with those
+/// fields, or the password itself; it never silently loses data.
 fn password_value(
     ctx: &Ctx,
     body: &Body,
     previous: Option<&str>,
 ) -> Result<Zeroizing<String>, ApiError> {
-    if body
-        .get("value")
-        .is_some_and(|v| v != &Value::String(String::new()))
-    {
-        return Err(ApiError::bad(
-            "a password secret takes username, password, inject-url and custom-field, not value",
-        ));
-    }
     let mut entry: Map<String, Value> = match previous {
         Some(p) => match serde_json::from_str(p) {
             Ok(Value::Object(m)) => m,
@@ -105,6 +99,26 @@ fn password_value(
         },
         None => Map::new(),
     };
+    match body.get("value") {
+        None => {}
+        Some(Value::String(v)) if v.is_empty() => {}
+        Some(Value::Object(m)) => entry.extend(m.clone()),
+        Some(Value::String(v)) => match serde_json::from_str::<Value>(v) {
+            Ok(Value::Object(m)) => entry.extend(m),
+            _ => {
+                if body
+                    .opt_str("password")?
+                    .is_some_and(|p| p.as_str() != v.as_str())
+                {
+                    return Err(ApiError::bad(
+                        "a password secret got both value and a different password: pass the password once (password, or value)",
+                    ));
+                }
+                entry.insert("password".into(), Value::String(v.clone()));
+            }
+        },
+        Some(_) => return Err(ApiError::bad("value must be a string")),
+    }
     if let Some(u) = body.opt_str("username")? {
         entry.insert("username".into(), Value::String(u));
     }
