@@ -75,7 +75,9 @@ stage() {
 # ------------------------------------------------------------- prerequisites
 command -v cargo >/dev/null || die "cargo not found"
 command -v python3 >/dev/null || die "python3 not found"
-if want sdk-node && ! command -v node >/dev/null; then
+# The system stage needs node too: test_aws_iam.py signs with the AWS SDK for
+# JavaScript v3 installed in tests/sdk/node.
+if { want sdk-node || want system; } && ! command -v node >/dev/null; then
     apt_install nodejs npm
 fi
 
@@ -111,7 +113,7 @@ if want sdk-python || want system || want cargo; then
     setup_python
     export COFFER_MOTO_SERVER=$ROOT/.venv-test/bin/moto_server COFFER_REQUIRE_MOTO=1
 fi
-if want sdk-node; then setup_node; fi
+if want sdk-node || want system; then setup_node; fi
 
 # --------------------------------------------------------------------- cargo
 # Always build (the Python/Node suites need target/debug/coffer), unless

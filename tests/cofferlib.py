@@ -363,9 +363,11 @@ class DevOidc:
 
 
 class MotoServer:
-    """A real `moto.server` (AWS STS, Secrets Manager, …) on a free port."""
+    """A real `moto.server` (AWS STS, Secrets Manager, …) on a free port;
+    `env` adds environment variables (e.g. moto's INITIAL_NO_AUTH_ACTION_COUNT,
+    after which it verifies SigV4 signatures against its IAM users' keys)."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None):
         import sys
 
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -376,6 +378,7 @@ class MotoServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
             )
         _remember_pid(self.proc.pid)
 

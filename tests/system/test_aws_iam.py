@@ -1,6 +1,10 @@
 """aws_iam logins end to end: a real moto STS server, cloud-ids signed with
 botocore's SigV4 signer (as the Akeyless cloud-id libraries and GitHub
-Action build them), Coffer replaying them to the method's sts-url.
+Action build them) and with the AWS SDK for JavaScript v3
+(`@aws-sdk/client-sts` from tests/sdk/node), Coffer replaying them to the
+method's sts-url. One moto runs with IAM authentication on, so it verifies
+every SigV4 signature as STS does: a header Coffer failed to forward, or
+forwarded changed, fails there.
 
 A small in-test HTTP stub stands in for STS where the test needs to see
 what Coffer sends (or that it sends nothing) and for STS error answers.
@@ -24,7 +28,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cofferlib import Client, coffer_bin, free_port, loopback_http
+from cofferlib import Client, MotoServer, coffer_bin, free_port, loopback_http
 
 ACCOUNT = "123456789012"  # moto's default account
 GCI_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -143,6 +147,56 @@ def stub():
     s = StubSts()
     yield s
     s.close()
+
+
+# Setup calls moto serves without authentication (create the IAM user, its
+# access key, its policy); every request after them must be signed with
+# the key of one of moto's IAM users, and moto checks the signature.
+MOTO_SETUP_CALLS = 3
+
+
+@pytest.fixture(scope="module")
+def verifying_sts(tmp_path_factory):
+    """A moto server that verifies SigV4 signatures, and the credentials of
+    an IAM user `ci` it knows: (url, Credentials)."""
+    moto = MotoServer(tmp_path_factory.mktemp("moto-auth"),
+                      env={"INITIAL_NO_AUTH_ACTION_COUNT": str(MOTO_SETUP_CALLS)})
+    url = moto.url + "/"
+    iam = botocore.session.get_session().create_client(
+        "iam", endpoint_url=moto.url, region_name="us-east-1",
+        aws_access_key_id=USER_CREDS.access_key, aws_secret_access_key=USER_CREDS.secret_key,
+    )
+    iam.create_user(UserName="ci")
+    key = iam.create_access_key(UserName="ci")["AccessKey"]
+    iam.put_user_policy(UserName="ci", PolicyName="whoami", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}],
+    }))
+    yield url, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    moto.stop()
+
+
+NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "sdk", "node")
+
+
+def aws_sdk_v3_cloud_id(url: str, creds: Credentials) -> str:
+    """A cloud-id from a GetCallerIdentity signed by the real AWS SDK for
+    JavaScript v3 (tests/sdk/node/aws_sdk_v3_cloud_id.mjs)."""
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@aws-sdk", "client-sts")):
+        pytest.fail("@aws-sdk/client-sts is not installed: run `npm ci` in tests/sdk/node (scripts/test.sh does)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
+    if creds.token:
+        env["AWS_SESSION_TOKEN"] = creds.token
+    p = subprocess.run(["node", "aws_sdk_v3_cloud_id.mjs", url], cwd=NODE_DIR, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def decoded_headers(cloud_id: str) -> dict[str, str]:
+    doc = json.loads(base64.b64decode(cloud_id))
+    return {k.lower(): v[0] for k, v in json.loads(base64.b64decode(doc["sts_request_headers"])).items()}
 
 
 def create_method(admin: Client, name: str, sts_url: str, **bounds) -> str:
@@ -271,6 +325,57 @@ def test_akeyless_js_style_headers_with_host_and_content_length(server, admin, m
     headers["Host"] = host
     r = aws_login(server.client(), access_id, make_cloud_id(moto_url, headers))
     assert r.status_code == 200, r.text
+
+
+def test_aws_sdk_v3_signed_request_logs_in_against_a_verifying_sts(server, admin, verifying_sts):
+    """The AWS SDK for JavaScript v3 signs x-amz-content-sha256 (and its
+    telemetry headers): every one of them must reach STS as signed."""
+    url, creds = verifying_sts
+    access_id = create_method(admin, "/aws/sdk-v3", url)
+    cloud_id = aws_sdk_v3_cloud_id(url, creds)
+    h = decoded_headers(cloud_id)
+    signed = h["authorization"].split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+    assert "x-amz-content-sha256" in signed and "amz-sdk-request" in signed, signed
+    r = aws_login(server.client(), access_id, cloud_id)
+    assert r.status_code == 200, r.text
+    assert r.json()["creds"]["sub_claims"]["arn"] == [f"arn:aws:iam::{ACCOUNT}:user/ci"]
+
+    # The same STS also takes botocore's signature (the Akeyless libraries'
+    # shape), and it does verify: a wrong secret is refused, and its error
+    # document (moto nests it: ErrorResponse>Errors>Error) is reported.
+    assert aws_login(server.client(), access_id, cloud_id_for(url, creds)).status_code == 200
+    wrong = Credentials(creds.access_key, "not-the-secret-key")
+    for bad in (aws_sdk_v3_cloud_id(url, wrong), cloud_id_for(url, wrong)):
+        msg = assert_refused(aws_login(server.client(), access_id, bad), 401,
+                             "STS refused the signed request: SignatureDoesNotMatch: "
+                             "The request signature we calculated does not match")
+        assert "without an STS error document" not in msg
+    # An access key STS does not know.
+    msg = assert_refused(aws_login(server.client(), access_id, aws_sdk_v3_cloud_id(url, USER_CREDS)), 401,
+                         "STS refused the signed request: InvalidClientTokenId")
+    assert "not valid" in msg
+
+    # A content hash that is not the body's is refused before sending.
+    doc = json.loads(base64.b64decode(cloud_id))
+    headers = json.loads(base64.b64decode(doc["sts_request_headers"]))
+    headers["x-amz-content-sha256"] = ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]
+    doc["sts_request_headers"] = b64(json.dumps(headers))
+    assert_refused(aws_login(server.client(), access_id, b64(json.dumps(doc))), 401,
+                   "body check", "X-Amz-Content-Sha256")
+
+
+def test_sts_error_in_moto_shape_is_reported(server, admin, stub):
+    """An STS answer with the error nested in <Errors> names code and message."""
+    stub.status = 403
+    stub.body = ('<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Errors><Error>'
+                 "<Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message>"
+                 "<Type>Sender</Type></Error></Errors></ErrorResponse>")
+    access_id = create_method(admin, "/aws/nested", stub.url)
+    msg = assert_refused(aws_login(server.client(), access_id, cloud_id_for(stub.url)), 401,
+                         "ExpiredToken: The security token included in the request is expired",
+                         "session token that signed the request has expired")
+    assert "without an STS error document" not in msg
+    assert len(stub.requests) == 1
 
 
 # ---------------------------------------------------------------------------

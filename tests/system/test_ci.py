@@ -290,16 +290,31 @@ def test_seed_azure_ad_uses_the_managed_identity_token(world, stub):
     """akeyless_04: the runner machine's managed identity token from the
     instance metadata endpoint (IMDS protocol: GET with `Metadata: true`,
     api-version, resource, object_id), verified by Coffer against the
-    tenant's keys (here the dev issuer's) and bound tenant/object ID."""
-    token = world.mint(profile="plain", aud="https://management.azure.com/", tid=AZURE_TENANT,
-                       oid=AZURE_OID, appid="11111111-2222-3333-4444-555555555555", sub=AZURE_OID)
+    tenant's keys (here the dev issuer's) and bound tenant/object ID.
+
+    The token is requested for Coffer's default resource (`api://coffer`),
+    which is also the method's default audience, never for ARM: a token
+    for ARM (what the Akeyless cloud-id libraries request) is refused
+    unless the method's audience says ARM, and `COFFER_AZURE_AUDIENCE`
+    makes `coffer ci` request another resource."""
+    minted = {}
+
+    def token_for(resource):
+        if resource not in minted:
+            minted[resource] = world.mint(profile="plain", aud=resource, tid=AZURE_TENANT, oid=AZURE_OID,
+                                          appid="11111111-2222-3333-4444-555555555555", sub=AZURE_OID)
+        return minted[resource]
+
+    requested = []
 
     def imds(q, headers):
         if headers.get("Metadata") != "true":
             return 400, json.dumps({"error": "invalid_request", "error_description": "Required metadata header not specified"}), "application/json"
-        assert q["resource"] == ["https://management.azure.com/"] and q["object_id"] == ["azure_object_id"], q
-        return 200, json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": "86399",
-                                "resource": "https://management.azure.com/"}), "application/json"
+        assert q["object_id"] == ["azure_object_id"], q
+        resource = q["resource"][0]
+        requested.append(resource)
+        return 200, json.dumps({"access_token": token_for(resource), "token_type": "Bearer", "expires_in": "86399",
+                                "resource": resource}), "application/json"
 
     stub.routes["/metadata/identity/oauth2/token"] = imds
     name = f"/ci/azure-{uuid.uuid4().hex[:6]}"
@@ -308,8 +323,27 @@ def test_seed_azure_ad_uses_the_managed_identity_token(world, stub):
         "jwks-uri": f"{world.issuer}/.well-known/jwks.json", "bound-spid": [AZURE_OID],
     })["access_id"]
     world.grant(f"/roles/azure-{uuid.uuid4().hex[:6]}", name, "/secret_name", {"oid": AZURE_OID})
-    out = ok_json(resolve("akeyless_04_azure_ad.yml", ci_env(world, AKEYLESS_ACCESS_ID=access_id,
-                                                            AZURE_POD_IDENTITY_AUTHORITY_HOST=stub.url)))
+    env = ci_env(world, AKEYLESS_ACCESS_ID=access_id, AZURE_POD_IDENTITY_AUTHORITY_HOST=stub.url)
+    out = ok_json(resolve("akeyless_04_azure_ad.yml", env))
+    assert json.loads(out["DATABASE_PASSWORD"]) == JSON_SECRET
+    assert requested == ["api://coffer"], requested
+
+    # A token for ARM is refused by the default method, with the reason.
+    p = resolve("akeyless_04_azure_ad.yml", {**env, "COFFER_AZURE_AUDIENCE": "https://management.azure.com/"})
+    failed(p, "DATABASE_PASSWORD", "aud check")
+    assert requested[-1] == "https://management.azure.com/", requested
+
+    # Opting in to ARM's audience on the method (for Akeyless' cloud-id
+    # libraries) makes it work, when coffer ci is told to request it.
+    arm_name = f"/ci/azure-arm-{uuid.uuid4().hex[:6]}"
+    arm_id = world.admin.call("create-auth-method-azure-ad", {
+        "name": arm_name, "bound-tenant-id": AZURE_TENANT, "issuer": world.issuer,
+        "jwks-uri": f"{world.issuer}/.well-known/jwks.json", "bound-spid": [AZURE_OID],
+        "audience": "https://management.azure.com/",
+    })["access_id"]
+    world.grant(f"/roles/azure-{uuid.uuid4().hex[:6]}", arm_name, "/secret_name", {"oid": AZURE_OID})
+    out = ok_json(resolve("akeyless_04_azure_ad.yml", {**env, "AKEYLESS_ACCESS_ID": arm_id,
+                                                      "COFFER_AZURE_AUDIENCE": "https://management.azure.com/"}))
     assert json.loads(out["DATABASE_PASSWORD"]) == JSON_SECRET
 
 

@@ -9,9 +9,18 @@
 //!   `https://sts.amazonaws.com/` (the server's default `sts-url`).
 //! - `azure_ad`: the managed identity's access token from the instance
 //!   metadata service (`AZURE_POD_IDENTITY_AUTHORITY_HOST` overrides the
-//!   IMDS address), for `azure_object_id` when given.
+//!   IMDS address), for `azure_object_id` when given, requested for the
+//!   resource the server expects (see below).
 //! - `gcp`: an instance identity token for `gcp_audience` from the metadata
 //!   server (`GCE_METADATA_HOST` overrides its address).
+//!
+//! Audiences: a token is requested for the server it is sent to, never for
+//! another service that would accept it too. Coffer's defaults are
+//! [`COFFER_AZURE_AUDIENCE`] and [`COFFER_GCP_AUDIENCE`] (the server's own
+//! defaults, `coffer-server/src/identity/cloud_jwt.rs`); Akeyless' endpoints
+//! (`*.akeyless.io`) expect ARM's resource and `akeyless.io`, which is what
+//! the Akeyless cloud-id libraries request. `gcp_audience` or the
+//! `COFFER_AZURE_AUDIENCE` variable override them.
 //!
 //! Every document is returned base64-encoded, in a `SecretString`.
 
@@ -28,6 +37,46 @@ use crate::providers::{Env, ProviderError, http_client};
 const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const STS_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The Entra ID resource a Coffer `azure_ad` method expects by default.
+pub const COFFER_AZURE_AUDIENCE: &str = "api://coffer";
+/// The audience a Coffer `gcp` method expects by default.
+pub const COFFER_GCP_AUDIENCE: &str = "coffer";
+/// What Akeyless expects (and its cloud-id libraries request).
+pub const AKEYLESS_AZURE_AUDIENCE: &str = "https://management.azure.com/";
+pub const AKEYLESS_GCP_AUDIENCE: &str = "akeyless.io";
+/// The variable that names the Entra ID resource to request (GitLab's
+/// `akeyless:` block has no field for it).
+pub const AZURE_AUDIENCE_VARIABLE: &str = "COFFER_AZURE_AUDIENCE";
+
+/// Is `api_url` one of Akeyless' own endpoints (`akeyless.io` or a
+/// subdomain)? Anything else is taken to be a Coffer server.
+fn is_akeyless_service(api_url: &str) -> bool {
+    reqwest::Url::parse(api_url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+        .is_some_and(|h| h == "akeyless.io" || h.ends_with(".akeyless.io"))
+}
+
+/// The resource an `azure_ad` token is requested for when none is
+/// configured: the default of the server at `api_url`.
+pub fn default_azure_audience(api_url: &str) -> &'static str {
+    if is_akeyless_service(api_url) {
+        AKEYLESS_AZURE_AUDIENCE
+    } else {
+        COFFER_AZURE_AUDIENCE
+    }
+}
+
+/// The audience a `gcp` token is requested for when `gcp_audience` is not
+/// set: the default of the server at `api_url`.
+pub fn default_gcp_audience(api_url: &str) -> &'static str {
+    if is_akeyless_service(api_url) {
+        AKEYLESS_GCP_AUDIENCE
+    } else {
+        COFFER_GCP_AUDIENCE
+    }
+}
 
 /// The STS URL an `aws_iam` cloud-id is signed for.
 pub fn aws_sts_url(env: &Env) -> String {
@@ -86,8 +135,12 @@ pub fn aws_iam_with(
     Ok(SecretString::from(STANDARD.encode(doc.to_string())))
 }
 
-/// `azure_ad`: the managed identity's token from IMDS.
-pub async fn azure_ad(env: &Env, object_id: &str) -> Result<SecretString, ProviderError> {
+/// `azure_ad`: the managed identity's token from IMDS, for `resource`.
+pub async fn azure_ad(
+    env: &Env,
+    object_id: &str,
+    resource: &str,
+) -> Result<SecretString, ProviderError> {
     let base = env
         .get("AZURE_POD_IDENTITY_AUTHORITY_HOST")
         .unwrap_or_else(|| "http://169.254.169.254".into());
@@ -98,7 +151,7 @@ pub async fn azure_ad(env: &Env, object_id: &str) -> Result<SecretString, Provid
     .map_err(|e| ProviderError::Config(format!("invalid IMDS address {base}: {e}")))?;
     url.query_pairs_mut()
         .append_pair("api-version", "2018-02-01")
-        .append_pair("resource", "https://management.azure.com/");
+        .append_pair("resource", resource);
     if !object_id.is_empty() {
         url.query_pairs_mut().append_pair("object_id", object_id);
     }
@@ -142,7 +195,7 @@ pub async fn gcp(env: &Env, audience: &str) -> Result<SecretString, ProviderErro
         .append_pair(
             "audience",
             if audience.is_empty() {
-                "akeyless.io"
+                COFFER_GCP_AUDIENCE
             } else {
                 audience
             },
@@ -231,6 +284,36 @@ mod tests {
         );
         assert_eq!(headers["X-Amz-Security-Token"][0], "session");
         assert_eq!(headers["Host"][0], "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn default_audiences_follow_the_server() {
+        for coffer in [
+            "https://coffer.example.com",
+            "http://127.0.0.1:8200",
+            "https://akeyless.io.evil.example",
+            "https://notakeyless.io",
+            "not a url",
+        ] {
+            assert_eq!(
+                default_azure_audience(coffer),
+                COFFER_AZURE_AUDIENCE,
+                "{coffer}"
+            );
+            assert_eq!(
+                default_gcp_audience(coffer),
+                COFFER_GCP_AUDIENCE,
+                "{coffer}"
+            );
+        }
+        for akeyless in [
+            "https://api.akeyless.io",
+            "https://API.Akeyless.IO/v2",
+            "https://akeyless.io",
+        ] {
+            assert_eq!(default_azure_audience(akeyless), AKEYLESS_AZURE_AUDIENCE);
+            assert_eq!(default_gcp_audience(akeyless), AKEYLESS_GCP_AUDIENCE);
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ enum LoginSpec {
 #[derive(Clone)]
 enum CloudSource {
     Aws,
-    Azure { object_id: String },
+    Azure { object_id: String, resource: String },
     Gcp { audience: String },
 }
 
@@ -205,7 +205,10 @@ fn plan_one(
             let login = akeyless_login(a, jwt, vars)?;
             let key = login.0.cache_key()
                 + &match &login.1 {
-                    Some(CloudSource::Azure { object_id }) => format!("|azure:{object_id}"),
+                    Some(CloudSource::Azure {
+                        object_id,
+                        resource,
+                    }) => format!("|azure:{object_id}|{resource}"),
                     Some(CloudSource::Gcp { audience }) => format!("|gcp:{audience}"),
                     Some(CloudSource::Aws) => "|aws".into(),
                     None => String::new(),
@@ -366,13 +369,22 @@ fn akeyless_login(
                 placeholder_cloud(String::new())
             }
             "azure_ad" => {
+                // GitLab's block has no field for the resource: a variable
+                // names it, else the server's default.
+                let resource = vars
+                    .get(cloud_id::AZURE_AUDIENCE_VARIABLE)
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| cloud_id::default_azure_audience(&api_url).to_owned());
                 cloud = Some(CloudSource::Azure {
                     object_id: non_empty(&a.azure_object_id).unwrap_or_default(),
+                    resource,
                 });
                 placeholder_cloud(String::new())
             }
             "gcp" => {
-                let audience = non_empty(&a.gcp_audience).unwrap_or_else(|| "akeyless.io".into());
+                let audience = non_empty(&a.gcp_audience)
+                    .unwrap_or_else(|| cloud_id::default_gcp_audience(&api_url).to_owned());
                 cloud = Some(CloudSource::Gcp {
                     audience: audience.clone(),
                 });
@@ -437,8 +449,13 @@ async fn login(spec: LoginSpec, env: Env) -> Result<Session, String> {
                     CloudSource::Aws => {
                         (cloud_id::aws_iam(&env).await.map_err(err)?, String::new())
                     }
-                    CloudSource::Azure { object_id } => (
-                        cloud_id::azure_ad(&env, &object_id).await.map_err(err)?,
+                    CloudSource::Azure {
+                        object_id,
+                        resource,
+                    } => (
+                        cloud_id::azure_ad(&env, &object_id, &resource)
+                            .await
+                            .map_err(err)?,
                         String::new(),
                     ),
                     CloudSource::Gcp { audience } => {

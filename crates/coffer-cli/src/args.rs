@@ -419,7 +419,8 @@ pub struct CreateAuthMethodOauth2Args {
     /// Required iss claim.
     #[arg(long)]
     pub issuer: Option<String>,
-    /// Required aud claim (tokens without aud are then refused).
+    /// The aud of the tokens meant for Coffer (required, unless
+    /// --bound-client-ids is given for tokens without aud).
     #[arg(long)]
     pub audience: Option<String>,
     /// Accepted azp/client_id values (repeatable or comma-separated).
@@ -491,7 +492,8 @@ pub struct CreateAuthMethodK8sArgs {
     /// Allowed pod names (globs).
     #[arg(long, value_delimiter = ',')]
     pub bound_pod_names: Vec<String>,
-    /// Required token audience.
+    /// The token audience (required with --jwks-uri/--jwks-json-data: the
+    /// audience of a token projected for Coffer).
     #[arg(long)]
     pub audience: Option<String>,
     /// The cluster's service-account issuer (with --jwks-uri/--jwks-json-data).
@@ -532,7 +534,8 @@ pub struct CreateAuthMethodAzureAdArgs {
     /// JWKS URL (default https://login.microsoftonline.com/common/discovery/keys).
     #[arg(long)]
     pub jwks_uri: Option<String>,
-    /// Audience (default https://management.azure.com/).
+    /// Audience: the resource the token is requested for (default
+    /// api://coffer; https://management.azure.com/ only by explicit choice).
     #[arg(long)]
     pub audience: Option<String>,
     /// Claim naming the caller (default oid).
@@ -576,7 +579,7 @@ pub struct CreateAuthMethodGcpArgs {
     /// iam (service-account ID tokens) or gce (instance identity tokens).
     #[arg(long = "type", default_value = "iam")]
     pub kind: String,
-    /// Audience the tokens must carry (default akeyless.io).
+    /// Audience the tokens must carry (default coffer).
     #[arg(long)]
     pub audience: Option<String>,
     /// JWKS URL (default Google's).

@@ -352,6 +352,9 @@ pub async fn serve(
     println!("  jwks_uri: {url}/.well-known/jwks.json");
     println!("  kid:      {}", issuer.kid());
     println!(
+        "Trust it: coffer create-auth-method-oauth2 -n /dev/ci --jwks-uri {url}/.well-known/jwks.json --issuer {url} --audience coffer --unique-identifier user_login"
+    );
+    println!(
         "Mint a GitLab-shaped token: coffer dev oidc mint --issuer-url {url} --profile gitlab --claim project_path=group/app --aud coffer"
     );
     use std::io::Write as _;

@@ -9,8 +9,10 @@
 //! ES256/384 and EdDSA (`none` and HMAC are refused); a key is only used
 //! with its JWK's algorithm family (and its `alg` when the JWK has one);
 //! `exp` is required; `nbf`/`iat` honoured with a leeway; `iss` checked when
-//! configured; `aud` required and checked when configured; tokens are at
-//! most [`MAX_TOKEN_BYTES`].
+//! configured; `aud` must name one of the configured audiences, or, when
+//! none is configured, must be absent (nothing says that a token minted for
+//! some audience was meant for this method); tokens are at most
+//! [`MAX_TOKEN_BYTES`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -386,6 +388,19 @@ fn date(secs: i64) -> String {
     crate::timefmt::rfc3339(secs.saturating_mul(1000))
 }
 
+/// The `aud` claim's values: a string, or a list of strings (RFC 7519
+/// 4.1.3). Absent, `null` and `[]` mean none; any other shape is refused
+/// (it must not pass as "no audience").
+fn audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, Rejected> {
+    let bad = || Rejected("aud check: the aud claim must be a string or a list of strings".into());
+    match claims.get("aud") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().ok_or_else(bad)).collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
 /// Claim rules on a signature-verified payload.
 pub fn check_claims(
     claims: Map<String, Value>,
@@ -433,12 +448,18 @@ pub fn check_claims(
             }
         }
     }
-    if !expect.audience.is_empty() {
-        let auds: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
+    let auds = audiences(&claims)?;
+    if expect.audience.is_empty() {
+        // No audience bound (Vault's `bound_audiences` rule): a token that
+        // names its audience was minted for someone, and nothing says it
+        // was for this method, so it is refused.
+        if !auds.is_empty() {
+            return reject(format!(
+                "aud check: the JWT is for audience {}, but this auth method binds no audience; set the auth method's audience to the aud value of the tokens meant for it (tokens carrying aud are refused by a method without one)",
+                q(&auds.join(","))
+            ));
+        }
+    } else {
         if auds.is_empty() {
             return reject(format!(
                 "aud check: the JWT has no aud claim; this auth method requires audience {}",
@@ -692,12 +713,34 @@ mod tests {
         // Within the leeway.
         assert!(with(json!({"exp": 999_950, "nbf": 1_000_050})).is_ok());
         assert!(with(json!({"aud": ["x", "coffer"]})).is_ok());
-        // No audience configured: aud is not required.
+        // A malformed aud never passes as "no audience".
+        for bad in [json!(5), json!({"a": 1}), json!(["coffer", 5]), json!(true)] {
+            let err = with(json!({ "aud": bad })).unwrap_err();
+            assert!(err.0.contains("string or a list of strings"), "{err}");
+        }
+        // No audience configured: a token without aud passes, a token that
+        // names any audience (or a malformed one) is refused.
         let none: Vec<String> = vec![];
         let e2 = expect(&none);
         let mut c = good();
         c.as_object_mut().unwrap().remove("aud");
         assert!(check_claims(c.as_object().unwrap().clone(), &e2).is_ok());
+        for empty in [json!(null), json!([])] {
+            c["aud"] = empty;
+            assert!(check_claims(c.as_object().unwrap().clone(), &e2).is_ok());
+        }
+        for foreign in [json!("coffer"), json!(["other", "x"]), json!(""), json!(7)] {
+            c["aud"] = foreign.clone();
+            let err = check_claims(c.as_object().unwrap().clone(), &e2).unwrap_err();
+            assert!(err.0.starts_with("aud check"), "{foreign}: {err}");
+        }
+        c["aud"] = json!("https://other.example");
+        let err = check_claims(c.as_object().unwrap().clone(), &e2).unwrap_err();
+        assert!(
+            err.0.contains("binds no audience") && err.0.contains("https://other.example"),
+            "{err}"
+        );
+        c.as_object_mut().unwrap().remove("aud");
         // Refused events and bound client IDs.
         let ev = vec!["pull_request_target".to_string()];
         let ids = vec!["ci".to_string()];
@@ -707,6 +750,7 @@ mod tests {
             ..expect(&none)
         };
         let mut c = good();
+        c.as_object_mut().unwrap().remove("aud");
         c["azp"] = json!("ci");
         assert!(check_claims(c.as_object().unwrap().clone(), &e3).is_ok());
         c["event_name"] = json!("pull_request_target");

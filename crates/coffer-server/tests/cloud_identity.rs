@@ -86,6 +86,19 @@ async fn k8s_service_account_tokens_with_jwks() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].as_str().unwrap().contains("k8s-issuer"), "{v}");
+    // Service-account tokens always carry aud: a JWKS method must bind one.
+    let (s, v) = h
+        .call(
+            "create-auth-method-k8s",
+            json!({"token": h.admin, "name": "/k8s-bad", "jwks-json-data": jwks_b64(&k.jwks), "k8s-issuer": K8S_ISS}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("audience is required with a JWKS") && msg.contains("serviceAccountToken"),
+        "{v}"
+    );
 
     let am = h
         .admin_ok(
@@ -138,6 +151,12 @@ async fn k8s_service_account_tokens_with_jwks() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let token = v["token"].as_str().unwrap().to_owned();
     assert_eq!(v["creds"]["sub_claims"]["namespace"], json!(["ci-prod"]));
+    let exp = sa_claims("ci-prod", "runner")["exp"].as_i64().unwrap();
+    let expiry = v["creds"]["expiry"].as_i64().unwrap();
+    assert!(
+        expiry <= exp && expiry >= exp - 5,
+        "the token ends with the service-account token: {expiry} vs {exp}"
+    );
     assert_eq!(v["creds"]["sub_claims"]["pod_name"], json!(["runner-abc"]));
     assert_eq!(read(&h, &token, "/k8s/db").await, StatusCode::OK);
     // The raw JWT (not base64) is accepted too.
@@ -176,13 +195,17 @@ async fn k8s_service_account_tokens_with_jwks() {
         StatusCode::UNAUTHORIZED,
         "iss check",
     );
-    let mut c = sa_claims("ci-prod", "runner");
-    c["aud"] = json!(["kubernetes"]);
-    refused(
-        login(&h, auth(enc(&c))).await,
-        StatusCode::UNAUTHORIZED,
-        "aud check",
-    );
+    // The pod's default token (for the API server) or one projected for
+    // another service is refused.
+    for aud in [json!([K8S_ISS]), json!(["vault"]), json!(null)] {
+        let mut c = sa_claims("ci-prod", "runner");
+        c["aud"] = aud;
+        refused(
+            login(&h, auth(enc(&c))).await,
+            StatusCode::UNAUTHORIZED,
+            "aud check",
+        );
+    }
     let mut c = sa_claims("ci-prod", "runner");
     c.as_object_mut().unwrap().remove("exp");
     refused(
@@ -254,12 +277,20 @@ async fn k8s_service_account_tokens_with_jwks() {
     assert!(!serde_json::to_string(&audit).unwrap().contains(&good));
 }
 
-/// The TokenReview API as the Kubernetes API server serves it.
-async fn serve_token_review(reviewer: &'static str) -> String {
+/// The TokenReview API as the Kubernetes API server serves it. Valid
+/// tokens: `legacy-sa-token` (no expiry), `bound` (a bound JWT the cluster
+/// issued, with its audiences), and `unaware-sa-token`, answered as an API
+/// server that ignores spec.audiences does (no status.audiences: the token
+/// is then valid only for the API server itself).
+async fn serve_token_review(
+    reviewer: &'static str,
+    bound: Option<(String, Vec<String>)>,
+) -> String {
     async fn review(
         headers: HeaderMap,
         body: axum::Json<Value>,
         reviewer: &'static str,
+        bound: Option<(String, Vec<String>)>,
     ) -> (StatusCode, axum::Json<Value>) {
         let auth = headers
             .get("authorization")
@@ -276,7 +307,37 @@ async fn serve_token_review(reviewer: &'static str) -> String {
         assert_eq!(body["kind"], "TokenReview");
         assert_eq!(body["apiVersion"], "authentication.k8s.io/v1");
         let token = body["spec"]["token"].as_str().unwrap_or_default();
+        let sa_user = json!({
+            "username": "system:serviceaccount:ci:runner",
+            "uid": "sa-uid-9",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["runner-xyz"], "authentication.kubernetes.io/pod-uid": ["pod-uid-9"]}
+        });
+        if let Some((_, token_auds)) = bound.as_ref().filter(|(t, _)| t == token) {
+            // spec.audiences ∩ the token's audiences (the API server's own
+            // audience when spec.audiences is absent).
+            let wanted: Vec<String> = match body["spec"]["audiences"].as_array() {
+                Some(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                None => vec![K8S_ISS.to_owned()],
+            };
+            let both: Vec<&String> = wanted.iter().filter(|a| token_auds.contains(a)).collect();
+            let status = if both.is_empty() {
+                json!({"authenticated": false, "error": "[invalid bearer token, token audiences [\"coffer\"] is invalid for the target audiences]"})
+            } else {
+                json!({"authenticated": true, "user": sa_user, "audiences": both})
+            };
+            return (
+                StatusCode::CREATED,
+                axum::Json(
+                    json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "spec": body["spec"].clone(), "status": status}),
+                ),
+            );
+        }
         let status = match token {
+            "unaware-sa-token" => json!({"authenticated": true, "user": sa_user}),
             "legacy-sa-token" => json!({
                 "authenticated": true,
                 "user": {
@@ -301,7 +362,9 @@ async fn serve_token_review(reviewer: &'static str) -> String {
     }
     let app = Router::new().route(
         "/apis/authentication.k8s.io/v1/tokenreviews",
-        axum::routing::post(move |h: HeaderMap, b: axum::Json<Value>| review(h, b, reviewer)),
+        axum::routing::post(move |h: HeaderMap, b: axum::Json<Value>| {
+            review(h, b, reviewer, bound.clone())
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -314,7 +377,16 @@ async fn serve_token_review(reviewer: &'static str) -> String {
 #[tokio::test]
 async fn k8s_token_review_api() {
     let h = Harness::new().await;
-    let host = serve_token_review("reviewer-jwt-MARKER-7f3a").await;
+    let k = keys();
+    let mut c = sa_claims("ci", "runner");
+    let exp = now() + 120;
+    c["exp"] = json!(exp);
+    let bound_jwt = sign(&k.rsa, Algorithm::RS256, "rsa1", &c);
+    let host = serve_token_review(
+        "reviewer-jwt-MARKER-7f3a",
+        Some((bound_jwt.clone(), vec!["coffer".to_owned()])),
+    )
+    .await;
     let am = h
         .admin_ok(
             "create-auth-method-k8s",
@@ -343,6 +415,8 @@ async fn k8s_token_review_api() {
         json!(["runner"])
     );
     assert_eq!(v["creds"]["sub_claims"]["pod_name"], json!(["runner-xyz"]));
+    // A legacy token has no expiry: the method's TTL applies.
+    assert!(v["creds"]["expiry"].as_i64().unwrap() > now() + 600, "{v}");
     refused(
         login(&h, auth("revoked-token")).await,
         StatusCode::UNAUTHORIZED,
@@ -352,6 +426,41 @@ async fn k8s_token_review_api() {
         login(&h, auth("user-token")).await,
         StatusCode::UNAUTHORIZED,
         "subject check",
+    );
+
+    // With an audience: the cluster must confirm it. A bound token for
+    // Coffer logs in, and its Coffer token ends with it; an API server
+    // that does not answer the audience is not trusted for it.
+    let am_aud = h
+        .admin_ok(
+            "create-auth-method-k8s",
+            json!({"name": "/k8s-tr-aud", "k8s-host": host, "token-reviewer-jwt": "reviewer-jwt-MARKER-7f3a",
+                   "audience": "coffer", "bound-namespaces": "ci"}),
+        )
+        .await;
+    let aud_id = am_aud["access_id"].as_str().unwrap().to_owned();
+    let auth_aud = |tok: &str| json!({"access-id": aud_id, "access-type": "k8s", "k8s-service-account-token": STANDARD.encode(tok)});
+    let (s, v) = login(&h, auth_aud(&bound_jwt)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let expiry = v["creds"]["expiry"].as_i64().unwrap();
+    assert!(expiry <= exp && expiry >= exp - 5, "{expiry} vs {exp}");
+    refused(
+        login(&h, auth_aud("unaware-sa-token")).await,
+        StatusCode::UNAUTHORIZED,
+        "aud check",
+    );
+    let (s, v) = login(&h, auth_aud("unaware-sa-token")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        v["error"].as_str().unwrap().contains("lists no audiences"),
+        "{v}"
+    );
+    // Without an audience the cluster checks its own: the bound token for
+    // Coffer is not a token for the API server.
+    refused(
+        login(&h, auth(&bound_jwt)).await,
+        StatusCode::UNAUTHORIZED,
+        "the cluster rejected the token",
     );
 
     // A method whose reviewer JWT the cluster refuses.
@@ -401,7 +510,7 @@ async fn k8s_token_review_api() {
 
 fn azure_claims() -> Value {
     json!({
-        "iss": "https://sts.windows.net/tenant-1/", "aud": "https://management.azure.com/",
+        "iss": "https://sts.windows.net/tenant-1/", "aud": "api://coffer",
         "iat": now(), "nbf": now(), "exp": now() + 600,
         "tid": "tenant-1", "oid": "oid-runner", "appid": "app-1", "sub": "oid-runner",
         "xms_mirid": "/subscriptions/sub-1/resourcegroups/rg-ci/providers/Microsoft.Compute/virtualMachines/runner-1",
@@ -434,8 +543,8 @@ async fn azure_ad_managed_identity_tokens() {
     assert_eq!(id.chars().rev().nth(1), Some('z'), "{id}");
     let info = h.admin_ok("get-auth-method", json!({"name": "/az"})).await;
     assert_eq!(
-        info["access_info"]["azure_ad_access_rules"]["audience"],
-        "https://management.azure.com/"
+        info["access_info"]["azure_ad_access_rules"]["audience"], "api://coffer",
+        "Coffer's own default audience"
     );
     grant(
         &h,
@@ -455,6 +564,9 @@ async fn azure_ad_managed_identity_tokens() {
     let (s, v) = login(&h, auth(&azure_claims())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["creds"]["sub_claims"]["resource_group"], json!(["rg-ci"]));
+    let exp = azure_claims()["exp"].as_i64().unwrap();
+    let expiry = v["creds"]["expiry"].as_i64().unwrap();
+    assert!(expiry <= exp && expiry >= exp - 5, "{expiry} vs {exp}");
     assert_eq!(
         read(&h, v["token"].as_str().unwrap(), "/az/key").await,
         StatusCode::OK
@@ -479,13 +591,21 @@ async fn azure_ad_managed_identity_tokens() {
         StatusCode::UNAUTHORIZED,
         "iss check",
     );
-    let mut c = azure_claims();
-    c["aud"] = json!("https://vault.azure.net");
-    refused(
-        login(&h, auth(&c)).await,
-        StatusCode::UNAUTHORIZED,
-        "aud check",
-    );
+    // Tokens of the same managed identity for other resources: Key Vault,
+    // and ARM, which is what the Akeyless cloud-id libraries request.
+    for aud in ["https://vault.azure.net", "https://management.azure.com/"] {
+        let mut c = azure_claims();
+        c["aud"] = json!(aud);
+        let (s, v) = login(&h, auth(&c)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{aud}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Azure AD authentication failed: aud check")
+                && msg.contains(aud)
+                && msg.contains("api://coffer"),
+            "{msg}"
+        );
+    }
     let mut c = azure_claims();
     c["xms_mirid"] = json!(
         "/subscriptions/sub-1/resourcegroups/rg-prod/providers/Microsoft.Compute/virtualMachines/runner-1"
@@ -507,6 +627,21 @@ async fn azure_ad_managed_identity_tokens() {
         StatusCode::BAD_REQUEST,
         "cloud-id",
     );
+
+    // ARM's audience only by explicit opt-in (for the Akeyless cloud-id
+    // libraries, which cannot ask for another resource).
+    let arm = h
+        .admin_ok(
+            "create-auth-method-azure-ad",
+            json!({"name": "/az-arm", "bound-tenant-id": "tenant-1", "jwks-json-data": jwks_b64(&k.jwks),
+                   "audience": "https://management.azure.com/", "force-sub-claims": false}),
+        )
+        .await;
+    let mut c = azure_claims();
+    c["aud"] = json!("https://management.azure.com/");
+    let body = json!({"access-id": arm["access_id"], "access-type": "azure_ad",
+                      "cloud-id": STANDARD.encode(sign(&k.rsa, Algorithm::RS256, "rsa1", &c))});
+    assert_eq!(login(&h, body).await.0, StatusCode::OK);
 }
 
 fn gcp_claims() -> Value {
@@ -560,17 +695,26 @@ async fn gcp_identity_tokens() {
         read(&h, v["token"].as_str().unwrap(), "/gcp/key").await,
         StatusCode::OK
     );
-    refused(
-        login(&h, auth(&gcp_claims(), "akeyless.io")).await,
-        StatusCode::UNAUTHORIZED,
-        "aud check",
-    );
+    let exp = gcp_claims()["exp"].as_i64().unwrap();
+    let expiry = v["creds"]["expiry"].as_i64().unwrap();
+    assert!(expiry <= exp && expiry >= exp - 5, "{expiry} vs {exp}");
+    // The SDKs send gcp-audience "akeyless.io" whatever the token's audience:
+    // the signed aud decides.
+    let (s, v) = login(&h, auth(&gcp_claims(), "akeyless.io")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let mut c = gcp_claims();
     c["aud"] = json!("akeyless.io");
     refused(
         login(&h, auth(&c, "")).await,
         StatusCode::UNAUTHORIZED,
         "aud check",
+    );
+    let (s, v) = login(&h, auth(&c, "akeyless.io")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("aud check") && msg.contains("request it for \"coffer-gcp\""),
+        "{msg}"
     );
     let mut c = gcp_claims();
     c["email"] = json!("other@proj-1.iam.gserviceaccount.com");
@@ -631,4 +775,48 @@ async fn gcp_identity_tokens() {
         StatusCode::UNAUTHORIZED,
         "gce check",
     );
+}
+
+/// Without a configured audience, GCP methods expect Coffer's own: an ID
+/// token requested for Akeyless (the cloud-id libraries' default) or for
+/// another service is refused.
+#[tokio::test]
+async fn gcp_default_audience_is_coffers_own() {
+    let h = Harness::new().await;
+    let k = keys();
+    let am = h
+        .admin_ok(
+            "create-auth-method-gcp",
+            json!({"name": "/gcp-default", "jwks-json-data": jwks_b64(&k.jwks),
+                   "bound-service-accounts": ["ci@proj-1.iam.gserviceaccount.com"], "force-sub-claims": false}),
+        )
+        .await;
+    let id = am["access_id"].as_str().unwrap().to_owned();
+    let info = h
+        .admin_ok("get-auth-method", json!({"name": "/gcp-default"}))
+        .await;
+    assert_eq!(
+        info["access_info"]["gcp_access_rules"]["audience"],
+        "coffer"
+    );
+    let auth = |aud: &str| {
+        let mut c = gcp_claims();
+        c["aud"] = json!(aud);
+        json!({"access-id": id, "access-type": "gcp",
+               "cloud-id": STANDARD.encode(sign(&k.rsa, Algorithm::RS256, "rsa1", &c))})
+    };
+    for foreign in [
+        "akeyless.io",
+        "https://run.example.app",
+        "//iam.googleapis.com/projects/1",
+    ] {
+        let (s, v) = login(&h, auth(foreign)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{foreign}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with("GCP authentication failed: aud check") && msg.contains(foreign),
+            "{msg}"
+        );
+    }
+    assert_eq!(login(&h, auth("coffer")).await.0, StatusCode::OK);
 }

@@ -521,8 +521,16 @@ async fn create_validation_and_inline_jwks() {
             "base64",
         ),
         (
-            json!({"name": "/a", "unique-identifier": "sub", "jwks-json-data": STANDARD.encode(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#)}),
+            json!({"name": "/a", "unique-identifier": "sub", "audience": "coffer", "jwks-json-data": STANDARD.encode(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#)}),
             "no usable signing key",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub", "jwks-json-data": STANDARD.encode(k.jwks.to_string())}),
+            "missing required parameter audience",
+        ),
+        (
+            json!({"name": "/a", "unique-identifier": "sub", "audience": " , ", "jwks-json-data": STANDARD.encode(k.jwks.to_string())}),
+            "missing required parameter audience",
         ),
     ] {
         let mut b = body.clone();
@@ -531,12 +539,12 @@ async fn create_validation_and_inline_jwks() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
         assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
     }
-    // Inline JWKS, force-sub-claims turned off, no audience configured.
+    // Inline JWKS, force-sub-claims turned off.
     let v = h
         .admin_ok(
             "auth-method-create-oauth2",
             json!({"name": "/inline", "unique-identifier": "sub", "force-sub-claims": "false",
-                   "jwks-json-data": STANDARD.encode(k.jwks.to_string()), "jwt-ttl": 5}),
+                   "audience": "coffer", "jwks-json-data": STANDARD.encode(k.jwks.to_string()), "jwt-ttl": 5}),
         )
         .await;
     assert_eq!(v["access_key"], "");
@@ -551,7 +559,7 @@ async fn create_validation_and_inline_jwks() {
         &k.ec,
         Algorithm::ES256,
         "ec1",
-        &with(json!({"aud": null, "iss": "https://anyone"})),
+        &with(json!({"iss": "https://anyone", "exp": now() + 3600})),
     );
     let (s, v) = h.jwt_auth(&id, &token).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -748,4 +756,245 @@ async fn explain_access_names_matches_failures_and_capabilities() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// The audience rules: creation needs an audience (or bound client IDs),
+/// a token minted for another relying party of the same issuer is refused,
+/// and a method without an audience takes only tokens that carry none.
+#[tokio::test]
+async fn foreign_audience_tokens_are_refused() {
+    let h = Harness::new().await;
+    let k = keys();
+    let (uri, _) = serve_jwks(k.jwks.clone()).await;
+
+    // No audience and no client IDs: refused at creation, saying why.
+    let msg = h
+        .fails(
+            "create-auth-method-oauth2",
+            json!({"token": h.admin, "name": "/ci/any", "jwks-uri": uri, "unique-identifier": "user_login", "issuer": ISS}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(
+        msg.contains("missing required parameter audience")
+            && msg.contains("any other service that trusts the same issuer"),
+        "{msg}"
+    );
+    let listed = h.admin_ok("list-auth-methods", json!({})).await;
+    assert!(
+        !listed.to_string().contains("/ci/any"),
+        "nothing was created: {listed}"
+    );
+
+    // Same issuer, same keys, a token minted for another service.
+    let id = setup(&h, &uri, "/ci/gitlab", json!({})).await;
+    h.admin_ok("create-role", json!({"name": "r"})).await;
+    h.admin_ok(
+        "set-role-rule",
+        json!({"role-name": "r", "path": "/app/*", "capability": ["read"]}),
+    )
+    .await;
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "r", "am-name": "/ci/gitlab", "sub-claims": {"project_path": "group/app"}}),
+    )
+    .await;
+    for foreign in [
+        json!("https://vault.example.com"),
+        json!(["https://vault.example.com", "sts.amazonaws.com"]),
+        json!("COFFER"),
+    ] {
+        let t = sign(
+            &k.rsa,
+            Algorithm::RS256,
+            "rsa1",
+            &with(json!({ "aud": foreign })),
+        );
+        let (s, v) = h.jwt_auth(&id, &t).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{foreign}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with("JWT authentication failed: aud check: audience")
+                && msg.contains("is not this auth method's audience \"coffer\""),
+            "{foreign}: {msg}"
+        );
+        assert!(v.get("token").is_none());
+    }
+    // A list that includes this method's audience is accepted.
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"aud": ["https://vault.example.com", "coffer"]})),
+    );
+    assert_eq!(h.jwt_auth(&id, &t).await.0, StatusCode::OK);
+
+    // An issuer without aud: bound client IDs instead of an audience. A
+    // token without aud from a bound client logs in; any token that names
+    // an audience is refused (Vault's rule for roles without
+    // bound_audiences).
+    let am = h
+        .admin_ok(
+            "create-auth-method-oauth2",
+            json!({"name": "/ci/noaud", "jwks-uri": uri, "unique-identifier": "user_login",
+                   "issuer": ISS, "bound-client-ids": "ci-client", "force-sub-claims": false}),
+        )
+        .await;
+    let noaud = am["access_id"].as_str().unwrap().to_owned();
+    let rules = h
+        .admin_ok("get-auth-method", json!({"name": "/ci/noaud"}))
+        .await["access_info"]["oauth2_access_rules"]
+        .clone();
+    assert_eq!(rules["audience"], "", "{rules}");
+    let ok = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"aud": null, "azp": "ci-client"})),
+    );
+    let (s, v) = h.jwt_auth(&noaud, &ok).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for aud in [json!("coffer"), json!(["x"]), json!("")] {
+        let t = sign(
+            &k.rsa,
+            Algorithm::RS256,
+            "rsa1",
+            &with(json!({"aud": aud, "azp": "ci-client"})),
+        );
+        let (s, v) = h.jwt_auth(&noaud, &t).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{aud}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.contains("aud check") && msg.contains("binds no audience"),
+            "{aud}: {msg}"
+        );
+    }
+    // A malformed aud does not pass for "none".
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"aud": {"x": 1}, "azp": "ci-client"})),
+    );
+    let (s, v) = h.jwt_auth(&noaud, &t).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("string or a list of strings"),
+        "{v}"
+    );
+    // Without aud, the client binding still applies.
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"aud": null, "azp": "other-client"})),
+    );
+    let (s, v) = h.jwt_auth(&noaud, &t).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("client check"), "{v}");
+    // explain-access applies the same rules.
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"aud": "https://vault.example.com"})),
+    );
+    let v = h
+        .admin_ok("explain-access", json!({"access-id": id, "jwt": t}))
+        .await;
+    assert_eq!(v["login"]["verified"], json!(false), "{v}");
+    assert!(
+        v["login"]["error"].as_str().unwrap().contains("aud check"),
+        "{v}"
+    );
+}
+
+/// A Coffer token never outlives the JWT it was issued for.
+#[tokio::test]
+async fn tokens_expire_with_the_jwt() {
+    let h = Harness::new().await;
+    let k = keys();
+    let (uri, _) = serve_jwks(k.jwks.clone()).await;
+    // jwt-ttl 60 minutes: without the cap the token would live an hour.
+    let id = setup(&h, &uri, "/ci/short", json!({"jwt-ttl": 60})).await;
+    h.admin_ok("create-role", json!({"name": "r"})).await;
+    h.admin_ok(
+        "set-role-rule",
+        json!({"role-name": "r", "path": "/app/*", "capability": ["read"]}),
+    )
+    .await;
+    h.admin_ok(
+        "assoc-role-am",
+        json!({"role-name": "r", "am-name": "/ci/short", "sub-claims": {"project_path": "group/app"}}),
+    )
+    .await;
+    h.admin_ok("create-secret", json!({"name": "/app/db", "value": "v"}))
+        .await;
+
+    // A 20-second JWT.
+    let exp = now() + 20;
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({ "exp": exp })),
+    );
+    let (s, v) = h.jwt_auth(&id, &t).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let expiry = v["creds"]["expiry"].as_i64().unwrap();
+    assert!(
+        expiry <= exp,
+        "token expiry {expiry} is after the JWT's {exp}"
+    );
+    assert!(expiry >= exp - 1, "{expiry} vs {exp}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let vt = h.ok("validate-token", json!({ "token": token })).await;
+    assert_eq!(vt["is_valid"], true, "{vt}");
+    assert!(vt["ttl"].as_i64().unwrap() <= 20, "{vt}");
+
+    // A 2-second JWT: its token works, then stops with the JWT.
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"exp": now() + 2})),
+    );
+    let (s, v) = h.jwt_auth(&id, &t).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let short = v["token"].as_str().unwrap().to_owned();
+    let read = |tok: String| {
+        let h = &h;
+        async move {
+            h.call(
+                "get-secret-value",
+                json!({"token": tok, "names": ["/app/db"]}),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(read(short.clone()).await, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(read(short.clone()).await, StatusCode::UNAUTHORIZED);
+    let vt = h.ok("validate-token", json!({ "token": short })).await;
+    assert_eq!(vt["is_valid"], false, "{vt}");
+
+    // Expired but inside the clock leeway: the token would be born dead,
+    // so the login is refused with the reason.
+    let t = sign(
+        &k.rsa,
+        Algorithm::RS256,
+        "rsa1",
+        &with(json!({"exp": now() - 5, "iat": now() - 60, "nbf": now() - 60})),
+    );
+    let (s, v) = h.jwt_auth(&id, &t).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("exp check") && msg.contains("never outlives"),
+        "{msg}"
+    );
 }

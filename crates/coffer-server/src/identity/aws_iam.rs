@@ -18,13 +18,24 @@
 //!   `Action=GetCallerIdentity&Version=2011-06-15` (any order, nothing
 //!   else). A missing body means that form (`akeyless-go-cloud-id` omits
 //!   it).
-//! - **Headers**: an allow-list is forwarded (`Authorization`, which must
-//!   be AWS4-HMAC-SHA256 for service `sts`, `X-Amz-Date`,
-//!   `X-Amz-Security-Token`, `Content-Type`, and the AWS SDK's
-//!   `Amz-Sdk-*` / `X-Amz-User-Agent`). `Host` and `Content-Length` are
-//!   checked against the endpoint and the body, then set by the HTTP
-//!   client. Other headers are dropped; if the signature covers one, the
-//!   request is refused (STS would refuse it anyway, less clearly).
+//! - **Headers**: STS verifies the signature over every header named in
+//!   `SignedHeaders`, so each signed header must reach it with the value
+//!   the client signed, or the login fails. Forwarding a client's headers
+//!   is also how a replayed request could be steered (another action or
+//!   protocol via `X-Amz-Target` or a JSON `Content-Type`, a proxy or
+//!   routing header, an `Expect`/`Transfer-Encoding` that changes how the
+//!   body is framed), so only headers that cannot change what STS does or
+//!   where the request goes are forwarded, each either opaque to STS or
+//!   checked: `Authorization` (AWS4-HMAC-SHA256 for service `sts`),
+//!   `X-Amz-Date` (fresh), `X-Amz-Security-Token` (the session token the
+//!   signature is checked with), `Content-Type` (a form),
+//!   `X-Amz-Content-Sha256` (the SHA-256 of the fixed body: the AWS SDK v3
+//!   signer always signs it), and the SDKs' telemetry `Amz-Sdk-Invocation-Id`,
+//!   `Amz-Sdk-Request`, `X-Amz-User-Agent`. `Host` and `Content-Length`
+//!   are checked against the endpoint and the body, then set by the HTTP
+//!   client (with the same values). Other headers are dropped; if the
+//!   signature covers one, the request is refused before anything is sent,
+//!   naming the header (STS would refuse it anyway, less clearly).
 //! - **Freshness**: `X-Amz-Date` must be within 15 minutes of the server's
 //!   clock (STS checks it too, test doubles do not).
 //! - **Transport**: 3 s connect, 5 s total, no redirects, 64 KiB answer.
@@ -78,6 +89,7 @@ const FORWARDED_HEADERS: &[&str] = &[
     "x-amz-date",
     "x-amz-security-token",
     "content-type",
+    "x-amz-content-sha256",
     "amz-sdk-invocation-id",
     "amz-sdk-request",
     "x-amz-user-agent",
@@ -377,6 +389,18 @@ impl SignedRequest {
                 return Err(format!(
                     "body check: Content-Type must be application/x-www-form-urlencoded, not {:?}",
                     truncate_for_message(ct)
+                ));
+            }
+        }
+        if let Some(hash) = get("x-amz-content-sha256") {
+            let want = hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                body.as_bytes(),
+            ));
+            if !hash.trim().eq_ignore_ascii_case(&want) {
+                return Err(format!(
+                    "body check: X-Amz-Content-Sha256 {:?} is not the SHA-256 of sts_request_body (hex {want})",
+                    truncate_for_message(hash)
                 ));
             }
         }
@@ -839,8 +863,7 @@ fn interpret_answer(
     }
     let error = doc
         .as_ref()
-        .filter(|d| d.name == "ErrorResponse")
-        .and_then(|d| d.only("Error").ok())
+        .and_then(error_element)
         .map(|e| {
             let code = e
                 .only("Code")
@@ -892,6 +915,19 @@ fn interpret_answer(
     Err(fail(format!(
         "STS check: STS refused the signed request: {said}{hint}"
     )))
+}
+
+/// The `<Error>` of an AWS query-protocol error document, in either shape:
+/// STS's `<ErrorResponse><Error>…` or the `<ErrorResponse><Errors><Error>…`
+/// (also `<Response><Errors><Error>…`) that moto and other AWS services
+/// answer with. Exactly one `<Error>`.
+fn error_element(doc: &xml::Element) -> Option<&xml::Element> {
+    if doc.name != "ErrorResponse" && doc.name != "Response" {
+        return None;
+    }
+    doc.only("Error")
+        .or_else(|_| doc.only("Errors").and_then(|e| e.only("Error")))
+        .ok()
 }
 
 /// An STS message made safe to show: one line, bounded, without any of the
@@ -1598,6 +1634,94 @@ mod tests {
         check(&cloud_id(url, None, &h)).unwrap();
     }
 
+    /// Headers as the AWS SDK for JavaScript v3 signs a GetCallerIdentity
+    /// (captured from `@aws-sdk/client-sts`: it always signs
+    /// x-amz-content-sha256, and its telemetry headers).
+    fn sdk_v3_headers(date: &str, body_sha256: &str) -> Map<String, Value> {
+        let signed = "amz-sdk-invocation-id;amz-sdk-request;content-length;content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token;x-amz-user-agent";
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/{}/us-east-1/sts/aws4_request, SignedHeaders={signed}, Signature={SIG}",
+            &date[..8]
+        );
+        serde_json::from_value(json!({
+            "content-type": "application/x-www-form-urlencoded",
+            "content-length": "43",
+            "x-amz-user-agent": "aws-sdk-js/3.1177.0",
+            "user-agent": "aws-sdk-js/3.1177.0 ua/2.1 lang/js",
+            "host": "sts.amazonaws.com",
+            "amz-sdk-invocation-id": "685867e0-5b7d-4335-9e23-a70ac9edbbcf",
+            "amz-sdk-request": "attempt=1; max=3",
+            "x-amz-date": date,
+            "x-amz-security-token": TOKEN,
+            "x-amz-content-sha256": body_sha256,
+            "authorization": auth,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn aws_sdk_v3_requests_forward_the_signed_content_sha256() {
+        let url = "https://sts.amazonaws.com/";
+        let sha = "ab821ae955788b0e33ebd34c208442ccfc2d406e2edc5e7a39bd6458fbb4f843";
+        let req = check(&cloud_id(
+            url,
+            Some(GET_CALLER_IDENTITY_BODY),
+            &sdk_v3_headers(&amz_date(NOW), sha),
+        ))
+        .unwrap();
+        for signed in [
+            "authorization",
+            "x-amz-date",
+            "x-amz-security-token",
+            "content-type",
+            "x-amz-content-sha256",
+            "amz-sdk-invocation-id",
+            "amz-sdk-request",
+            "x-amz-user-agent",
+        ] {
+            assert!(
+                req.headers.iter().any(|(n, _)| *n == signed),
+                "{signed} is forwarded"
+            );
+        }
+        let (_, v) = req
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "x-amz-content-sha256")
+            .unwrap();
+        assert_eq!(v, sha, "forwarded exactly as signed");
+        let (_, ct) = req
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "content-type")
+            .unwrap();
+        assert_eq!(
+            ct, "application/x-www-form-urlencoded",
+            "as signed, no charset added"
+        );
+        assert!(req.headers.iter().all(|(n, _)| *n != "user-agent"));
+        // Upper-case hex is the same digest.
+        check(&cloud_id(
+            url,
+            None,
+            &sdk_v3_headers(&amz_date(NOW), &sha.to_ascii_uppercase()),
+        ))
+        .unwrap();
+        // A hash of some other body, or an unsigned payload, is refused
+        // before anything is sent.
+        for bad in [
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "UNSIGNED-PAYLOAD",
+            "",
+        ] {
+            let e = check(&cloud_id(url, None, &sdk_v3_headers(&amz_date(NOW), bad))).unwrap_err();
+            assert!(
+                e.starts_with("body check") && e.contains("X-Amz-Content-Sha256"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn authorization_must_be_sigv4_for_sts() {
         let d = amz_date(NOW);
@@ -1820,6 +1944,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("unavailable (HTTP 503"), "{e}");
+        // moto (and other AWS query services) nest the error in <Errors>.
+        let nested = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message><Type>Sender</Type></Error></Errors></ErrorResponse>";
+        let m = interpret_answer(403, nested.as_bytes(), &endpoint(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("STS refused the signed request: SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided.")
+                && m.contains("changed after signing"),
+            "{m}"
+        );
+        let ec2_style = "<Response><Errors><Error><Code>InvalidClientTokenId</Code><Message>bad</Message></Error></Errors><RequestID>r</RequestID></Response>";
+        assert!(
+            interpret_answer(403, ec2_style.as_bytes(), &endpoint(), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("InvalidClientTokenId: bad")
+        );
+        let throttled = nested
+            .replace("SignatureDoesNotMatch", "Throttling")
+            .replace(
+                "The request signature we calculated does not match the signature you provided.",
+                "Rate exceeded",
+            );
+        assert_eq!(
+            interpret_answer(400, throttled.as_bytes(), &endpoint(), &[])
+                .unwrap_err()
+                .status(),
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        );
+        // Two errors, or an <Errors> without one, are not an STS error document.
+        for odd in [
+            "<ErrorResponse><Errors><Error><Code>A</Code></Error><Error><Code>B</Code></Error></Errors></ErrorResponse>",
+            "<ErrorResponse><Errors/></ErrorResponse>",
+            "<Other><Errors><Error><Code>A</Code></Error></Errors></Other>",
+        ] {
+            assert!(
+                interpret_answer(403, odd.as_bytes(), &endpoint(), &[])
+                    .unwrap_err()
+                    .to_string()
+                    .contains("without an STS error document"),
+                "{odd}"
+            );
+        }
         let e = interpret_answer(404, b"<html>nope</html>", &endpoint(), &[]).unwrap_err();
         assert!(
             e.to_string().contains("without an STS error document"),

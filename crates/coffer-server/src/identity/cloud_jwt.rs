@@ -4,6 +4,12 @@
 //! `cloud-id`. Both are verified offline against the provider's JWKS
 //! (cached; overridable with `jwks-uri`, which is also how tests point them
 //! at a local issuer), then bound on tenant / project / service account.
+//!
+//! Audiences: the defaults are Coffer's own ([`AZURE_DEFAULT_AUDIENCE`],
+//! [`GCP_DEFAULT_AUDIENCE`]), never a token meant for another service;
+//! ARM's resource or `akeyless.io` are accepted only when an operator sets
+//! them as the method's `audience`. The Coffer token expires no later than
+//! the cloud token.
 
 use std::sync::Arc;
 
@@ -21,9 +27,20 @@ use crate::state::AppState;
 use crate::wire::Body;
 
 pub const AZURE_DEFAULT_JWKS: &str = "https://login.microsoftonline.com/common/discovery/keys";
-pub const AZURE_DEFAULT_AUDIENCE: &str = "https://management.azure.com/";
+/// The audience an `azure_ad` method expects unless configured: a
+/// Coffer-specific resource (an Entra application whose Application ID URI
+/// is `api://coffer`), so that a managed identity's token for Azure
+/// Resource Manager (`https://management.azure.com/`, what the Akeyless
+/// cloud-id libraries request), Key Vault or any other service cannot be
+/// replayed here. `coffer ci` requests this resource by default (same
+/// value in `coffer-ci/src/cloud_id.rs`).
+pub const AZURE_DEFAULT_AUDIENCE: &str = "api://coffer";
 pub const GCP_DEFAULT_JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
-pub const GCP_DEFAULT_AUDIENCE: &str = "akeyless.io";
+/// The audience a `gcp` method expects unless configured, rather than
+/// Akeyless' `akeyless.io`: an ID token requested for Akeyless (or for any
+/// other service) cannot be replayed here. Same value in
+/// `coffer-ci/src/cloud_id.rs`.
+pub const GCP_DEFAULT_AUDIENCE: &str = "coffer";
 const GCP_ISSUERS: &[&str] = &["https://accounts.google.com", "accounts.google.com"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -394,7 +411,7 @@ pub async fn login_azure(
     Ok(Verified {
         identity: v.identity,
         claims,
-        not_after_ms: None,
+        not_after_ms: Some(super::jwt_not_after_ms(v.exp)),
     })
 }
 
@@ -406,17 +423,13 @@ pub async fn login_gcp(
     let token = cloud_id_jwt(body, "a Google-signed ID token, base64-encoded")?;
     let cfg: GcpConfig = settings(am)?;
     let fail = |m: String| ApiError::Unauthorized(format!("GCP authentication failed: {m}"));
-    if let Some(asked) = body
+    // `gcp-audience` is what the client says it asked for; the token's
+    // signed `aud` is what counts. The SDKs send `akeyless.io` whatever the
+    // token's audience, so it only makes an aud refusal say what to change.
+    let asked = body
         .opt_str("gcp-audience")?
-        .filter(|a| !a.trim().is_empty())
-        && asked.trim() != cfg.audience
-    {
-        return Err(fail(format!(
-            "aud check: the client requested its token for audience {:?}, but this auth method expects {:?}; request the ID token with that audience",
-            coffer_core::name::truncate_for_message(&asked),
-            cfg.audience
-        )));
-    }
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty() && *a != cfg.audience);
     let audience = vec![cfg.audience.clone()];
     let v = verify_jwt(
         state,
@@ -430,7 +443,17 @@ pub async fn login_gcp(
             ..Default::default()
         },
     )
-    .await?;
+    .await
+    .map_err(|e| match (e, &asked) {
+        (ApiError::Unauthorized(m), Some(asked)) if m.contains("aud check") => {
+            ApiError::Unauthorized(format!(
+                "{m}; the client says it requested the ID token for audience {:?}: request it for {:?} (gcp_audience), or set the auth method's audience",
+                coffer_core::name::truncate_for_message(asked),
+                cfg.audience
+            ))
+        }
+        (e, _) => e,
+    })?;
     let c = &v.claims;
     if cfg.issuer.is_empty() && !GCP_ISSUERS.contains(&str_claim(c, "iss")) {
         return Err(fail(
@@ -511,7 +534,7 @@ pub async fn login_gcp(
     Ok(Verified {
         identity,
         claims,
-        not_after_ms: None,
+        not_after_ms: Some(super::jwt_not_after_ms(v.exp)),
     })
 }
 

@@ -5,13 +5,19 @@
 //! - **JWKS**: the cluster's service-account issuer keys (`jwks-uri`, e.g.
 //!   `https://<issuer>/openid/v1/jwks`, or `jwks-json-data` from
 //!   `kubectl get --raw /openid/v1/jwks`), with `k8s-issuer` and
-//!   `audience` checked. Offline and fast; only bound (projected) tokens,
-//!   which carry `exp`, pass.
+//!   `audience` (both required) checked. Offline and fast; only bound
+//!   (projected) tokens, which carry `exp`, pass.
 //! - **TokenReview**: `k8s-host` is asked through the
 //!   `authentication.k8s.io/v1` TokenReview API, authenticated with
 //!   `token-reviewer-jwt` (stored encrypted) or, without one, the presented
 //!   token itself; `k8s-ca-cert` pins the API server's CA. Works for
 //!   legacy tokens too, and notices deleted pods and service accounts.
+//!   `audience` is optional here: without it the cluster accepts tokens
+//!   for the API server's own audience (the pod's default token); with it,
+//!   the API server must confirm that audience.
+//!
+//! The Coffer token expires no later than a service-account token's `exp`
+//! (legacy tokens have none).
 //!
 //! Then the namespace, service account and pod must match the method's
 //! `bound-namespaces`, `bound-sa-names` and `bound-pod-names` (globs).
@@ -31,7 +37,7 @@ use super::oauth2::{jwks_data_b64, jwks_settings};
 use super::{KeySource, Verified, bounded_list, settings, verify_jwt};
 use crate::error::ApiError;
 use crate::jwt::{self, check_jwks_url};
-use crate::state::AppState;
+use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
 /// AAD binding a sealed token-reviewer JWT to its purpose.
@@ -142,6 +148,10 @@ pub fn settings_from_body(state: &AppState, body: &Body) -> Result<Value, ApiErr
         return Err(ApiError::bad(
             "k8s-issuer is required with a JWKS: the cluster's service-account issuer (`kubectl get --raw /.well-known/openid-configuration`), e.g. https://kubernetes.default.svc.cluster.local",
         ));
+    } else if cfg.audience.is_empty() {
+        return Err(ApiError::bad(
+            "audience is required with a JWKS: service-account tokens always carry aud, and without a bound audience a token minted for any other service that trusts this cluster (or for the API server itself) would log in here; mount a projected token for Coffer (a serviceAccountToken volume source with audience: <value>) and set audience to that value",
+        ));
     }
     serde_json::to_value(&cfg).map_err(ApiError::internal)
 }
@@ -205,10 +215,17 @@ pub async fn login(
     })?;
     let token = token.trim();
     let cfg: K8sConfig = settings(am)?;
-    let (sa, mut claims) = if cfg.uses_token_review() {
+    let (sa, mut claims, not_after_ms) = if cfg.uses_token_review() {
         let reviewer = reviewer_jwt(state, &cfg)?;
         let sa = token_review(&cfg, reviewer.as_ref(), token).await?;
-        (sa, Claims::new())
+        let not_after = reviewed_token_expiry(token);
+        if let Some(n) = not_after.filter(|n| *n <= now_ms()) {
+            return Err(ApiError::Unauthorized(format!(
+                "Kubernetes authentication failed: exp check: the service-account token expired at {} although the API server accepted it, and a Coffer token never outlives it; check the clocks",
+                crate::timefmt::rfc3339(n)
+            )));
+        }
+        (sa, Claims::new(), not_after)
     } else {
         let audiences: Vec<String> = Some(cfg.audience.clone())
             .filter(|a| !a.is_empty())
@@ -230,7 +247,11 @@ pub async fn login(
         let sa = identity_from_claims(&v.claims).map_err(|m| {
             ApiError::Unauthorized(format!("Kubernetes authentication failed: {m}"))
         })?;
-        (sa, flatten_claims(&v.claims))
+        (
+            sa,
+            flatten_claims(&v.claims),
+            Some(super::jwt_not_after_ms(v.exp)),
+        )
     };
     check_bindings(&cfg, &sa)?;
     for (k, v) in [
@@ -250,8 +271,30 @@ pub async fn login(
             sa.namespace, sa.service_account
         ),
         claims,
-        not_after_ms: None,
+        not_after_ms,
     })
+}
+
+/// The expiry (Unix ms) of a token the API server has just authenticated:
+/// the `exp` of a JWT's payload. The signature over it was checked by the
+/// cluster, so the payload is the one it accepted. Legacy (non-expiring)
+/// and opaque tokens have none.
+fn reviewed_token_expiry(token: &str) -> Option<i64> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    let Some(Value::Number(exp)) = claims.get("exp") else {
+        return None;
+    };
+    let secs = exp.as_i64().or_else(|| exp.as_f64().map(|f| f as i64))?;
+    Some(super::jwt_not_after_ms(secs))
 }
 
 fn reviewer_jwt(state: &AppState, cfg: &K8sConfig) -> Result<Option<SecretString>, ApiError> {
@@ -427,11 +470,20 @@ async fn token_review(
             "TokenReview check: the cluster rejected the token: {why}"
         )));
     }
+    // The API server returns the audiences it validated the token for
+    // (spec.audiences ∩ the token's). An empty list means it ignored the
+    // requested audiences (the token is then only valid for the API server
+    // itself), so with a configured audience it must be listed.
     let audiences = st.audiences.unwrap_or_default();
-    if !cfg.audience.is_empty() && !audiences.is_empty() && !audiences.contains(&cfg.audience) {
+    if !cfg.audience.is_empty() && !audiences.contains(&cfg.audience) {
         return Err(fail(format!(
-            "aud check: the token is not for audience {:?}",
-            cfg.audience
+            "aud check: the API server did not confirm that the token is for audience {:?}{}",
+            cfg.audience,
+            if audiences.is_empty() {
+                " (its TokenReview answer lists no audiences: the token is valid only for the API server itself, or the API server does not check audiences)"
+            } else {
+                ""
+            }
         )));
     }
     let (namespace, service_account) = parse_sa_username(&st.user.username).ok_or_else(|| {
@@ -494,6 +546,31 @@ mod tests {
         );
         let user: Map<String, Value> = serde_json::from_value(json!({"sub": "alice"})).unwrap();
         assert!(identity_from_claims(&user).is_err());
+    }
+
+    #[test]
+    fn reviewed_token_expiry_reads_exp_of_jwts_only() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwt = |payload: Value| {
+            format!(
+                "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+                URL_SAFE_NO_PAD.encode(payload.to_string())
+            )
+        };
+        assert_eq!(
+            reviewed_token_expiry(&jwt(json!({"exp": 1_700_000_020}))),
+            Some(1_700_000_020_000)
+        );
+        assert_eq!(
+            reviewed_token_expiry(&jwt(json!({"exp": 1_700_000_020.9}))),
+            Some(1_700_000_020_000)
+        );
+        // Legacy service-account tokens carry no exp; opaque tokens are no JWT.
+        assert_eq!(reviewed_token_expiry(&jwt(json!({"sub": "x"}))), None);
+        assert_eq!(reviewed_token_expiry(&jwt(json!({"exp": "soon"}))), None);
+        assert_eq!(reviewed_token_expiry("legacy-sa-token"), None);
+        assert_eq!(reviewed_token_expiry("a.%%%.c"), None);
+        assert_eq!(reviewed_token_expiry("a.b.c.d"), None);
     }
 
     #[test]

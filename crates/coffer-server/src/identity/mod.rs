@@ -30,7 +30,9 @@ pub struct Verified {
     pub identity: String,
     /// Claims matched against role-association sub-claims.
     pub claims: Claims,
-    /// Latest expiry (Unix ms) the proof allows for the Coffer token, if any.
+    /// Latest expiry (Unix ms) the proof allows for the Coffer token, if
+    /// any: a JWT's `exp`, a UID token's expiry. `ops::auth::issue_token`
+    /// caps the token's TTL at it, so a token never outlives its proof.
     pub not_after_ms: Option<i64>,
 }
 
@@ -160,12 +162,28 @@ pub async fn verify_jwt(
             .await
     }
     .map_err(fail)?;
+    let now = now_ms();
     let expect = jwt::Expectations {
         leeway_secs: i64::try_from(state.config.jwt_leeway_secs).unwrap_or(60),
-        now_secs: now_ms() / 1000,
+        now_secs: now / 1000,
         ..expect
     };
-    jwt::verify(&parsed, &set, &expect).map_err(fail)
+    let verified = jwt::verify(&parsed, &set, &expect).map_err(fail)?;
+    // Within the clock leeway an expired JWT still verifies, but the Coffer
+    // token ends at `exp` (see `jwt_not_after_ms`): it would be born dead.
+    if jwt_not_after_ms(verified.exp) <= now {
+        return Err(fail(jwt::Rejected(format!(
+            "exp check: the JWT expired at {} (accepted only within the clock leeway), and a Coffer token never outlives the JWT it was issued for; present a fresh token (and check the clocks)",
+            crate::timefmt::rfc3339(jwt_not_after_ms(verified.exp))
+        ))));
+    }
+    Ok(verified)
+}
+
+/// The latest expiry (Unix ms) of a Coffer token issued for a JWT whose
+/// `exp` is `exp_secs`: the JWT's own expiry.
+pub fn jwt_not_after_ms(exp_secs: i64) -> i64 {
+    exp_secs.saturating_mul(1000)
 }
 
 /// A string field holding a credential, possibly base64-encoded (the SDKs

@@ -1,5 +1,7 @@
 //! `oauth2` methods, logged in with access type `jwt`/`oidc`: a CI job's ID
-//! token verified with the issuer's JWKS (URL or inline).
+//! token verified with the issuer's JWKS (URL or inline). The method must
+//! bind an audience (or, for issuers without `aud`, client IDs), and the
+//! Coffer token expires no later than the JWT.
 
 use std::sync::Arc;
 
@@ -13,7 +15,14 @@ use crate::jwt::{self, DEFAULT_REFUSED_EVENTS, KeySet, OAuth2Config, check_jwks_
 use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
-/// Validated settings of `create-auth-method-oauth2`.
+/// Why an OAuth2/JWT method needs an audience. Issuers such as GitLab,
+/// GitHub or a cloud's OIDC provider sign tokens for many relying parties
+/// with the same keys; only `aud` says which one a token was minted for.
+const MISSING_AUDIENCE: &str = "missing required parameter audience: the aud value of the tokens meant for this Coffer server (GitLab: id_tokens: <NAME>: aud; GitHub Actions: the audience requested for the OIDC token; coffer dev oidc mint --aud). Without it, a token minted for any other service that trusts the same issuer would log in here. For an issuer whose tokens carry no aud at all, bind bound-client-ids instead (tokens carrying aud are then refused)";
+
+/// Validated settings of `create-auth-method-oauth2`: `audience` is
+/// required, or, for issuers whose tokens carry no `aud`, `bound-client-ids`
+/// (then tokens that carry an `aud` are refused: see `jwt::check_claims`).
 pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let unique_identifier = body
         .opt_str("unique-identifier")?
@@ -59,6 +68,9 @@ pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
     }
     if issuer.len() > 512 {
         return Err(ApiError::bad("issuer is longer than 512 bytes"));
+    }
+    if audience.is_empty() && bound_client_ids.is_empty() {
+        return Err(ApiError::bad(MISSING_AUDIENCE));
     }
     let cfg = OAuth2Config {
         unique_identifier,
@@ -184,7 +196,7 @@ pub async fn verify(
     Ok(Verified {
         identity: verified.identity.clone(),
         claims: coffer_core::subclaims::flatten_claims(&verified.claims),
-        not_after_ms: None,
+        not_after_ms: Some(super::jwt_not_after_ms(verified.exp)),
     })
 }
 
