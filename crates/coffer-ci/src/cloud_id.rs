@@ -14,6 +14,19 @@
 //!   server (`GCE_METADATA_HOST` overrides its address).
 //!
 //! Every document is returned base64-encoded, in a `SecretString`.
+//!
+//! # Plain HTTP to the metadata services
+//!
+//! The Azure IMDS and the GCP metadata server only speak plain HTTP, on the
+//! link-local address 169.254.169.254 (GCP also by its name
+//! `metadata.google.internal`, which resolves to it on GCE): that traffic
+//! stays between the VM and its hypervisor. Plain `http://` is therefore
+//! accepted for exactly [`AZURE_IMDS_HOSTS`] and [`GCP_METADATA_HOSTS`]
+//! (and loopback, for tests and local emulators). An override
+//! (`AZURE_POD_IDENTITY_AUTHORITY_HOST`, `GCE_METADATA_HOST`) naming any
+//! other plain-HTTP host is refused before connecting unless
+//! `COFFER_ALLOW_INSECURE_HTTP` is set: the reply is a bearer credential.
+//! Redirects are never followed.
 
 use std::time::Duration;
 
@@ -23,11 +36,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::providers::aws::{Credentials, host_credentials, sigv4_headers};
-use crate::providers::{Env, ProviderError, http_client};
+use crate::providers::{Env, ProviderError, check_plain_http, http_client, refuse_redirect};
 
 const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const STS_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The Azure instance metadata service (plain HTTP by design, link-local).
+pub const AZURE_IMDS_HOSTS: &[&str] = &["169.254.169.254"];
+/// The GCP metadata server, by name and address (plain HTTP by design,
+/// link-local).
+pub const GCP_METADATA_HOSTS: &[&str] = &["metadata.google.internal", "169.254.169.254"];
 
 /// The STS URL an `aws_iam` cloud-id is signed for.
 pub fn aws_sts_url(env: &Env) -> String {
@@ -103,9 +121,10 @@ pub async fn azure_ad(env: &Env, object_id: &str) -> Result<SecretString, Provid
         url.query_pairs_mut().append_pair("object_id", object_id);
     }
     let reply = metadata_get(
+        env,
         url,
-        "Metadata",
-        "true",
+        AZURE_IMDS_HOSTS,
+        ("Metadata", "true"),
         "Azure instance metadata (managed identity)",
     )
     .await?;
@@ -149,9 +168,10 @@ pub async fn gcp(env: &Env, audience: &str) -> Result<SecretString, ProviderErro
         )
         .append_pair("format", "full");
     let reply = metadata_get(
+        env,
         url,
-        "Metadata-Flavor",
-        "Google",
+        GCP_METADATA_HOSTS,
+        ("Metadata-Flavor", "Google"),
         "GCP metadata server (identity token)",
     )
     .await?;
@@ -162,11 +182,13 @@ pub async fn gcp(env: &Env, audience: &str) -> Result<SecretString, ProviderErro
 }
 
 async fn metadata_get(
+    env: &Env,
     url: reqwest::Url,
-    header: &str,
-    value: &str,
+    plain_http_hosts: &[&str],
+    (header, value): (&str, &str),
     what: &str,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+    check_plain_http(what, &url, env, plain_http_hosts)?;
     let client = http_client(METADATA_TIMEOUT)?;
     let response = client
         .get(url)
@@ -183,6 +205,7 @@ async fn metadata_get(
                 }
             ))
         })?;
+    refuse_redirect(what, &response)?;
     let status = response.status();
     let body = crate::providers::read_capped(what, response).await?;
     if !status.is_success() {

@@ -27,6 +27,19 @@ pub enum Error {
     /// The client could not be built (bad base URL, unreadable CA certificate).
     #[error("{0}")]
     Config(String),
+
+    /// The gateway URL is plain `http://` to a host that is not loopback,
+    /// and plain HTTP was not allowed: refused before connecting.
+    #[error("gateway URL: {0}")]
+    InsecureHttp(#[from] crate::transport::InsecureHttp),
+
+    /// The gateway answered with a redirect, which is never followed (the
+    /// request's credentials would go to the new address).
+    #[error("the Coffer gateway at {url}: {redirect}")]
+    Redirect {
+        url: String,
+        redirect: crate::transport::RedirectRefused,
+    },
 }
 
 /// What to check after a transport failure.
@@ -79,6 +92,26 @@ impl Error {
         Error::Api { status, message }
     }
 
+    /// Replace each of `secrets` (credentials and values sent in the
+    /// request) in an API error's message by `[REDACTED]`: a gateway that
+    /// echoes its input ("invalid token t-…") must not make us print it.
+    pub(crate) fn redact(self, secrets: &[&str]) -> Error {
+        match self {
+            Error::Api {
+                status,
+                mut message,
+            } => {
+                for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                    if message.contains(secret) {
+                        message = message.replace(secret, "[REDACTED]");
+                    }
+                }
+                Error::Api { status, message }
+            }
+            other => other,
+        }
+    }
+
     /// Build a transport error for the gateway at `url` from a reqwest error.
     pub(crate) fn transport(url: &str, err: &reqwest::Error) -> Error {
         let mut reason = if err.is_timeout() {
@@ -128,5 +161,15 @@ mod tests {
         let e = Error::from_response(500, b"");
         assert_eq!(e.to_string(), "HTTP 500");
         assert!(Error::from_response(401, b"{}").is_unauthorized());
+    }
+
+    #[test]
+    fn api_messages_never_echo_what_was_sent() {
+        let e = Error::from_response(400, b"bad token t-secret-123 for t-secret-123")
+            .redact(&["t-secret-123", "abc"]);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 400: bad token [REDACTED] for [REDACTED]"
+        );
     }
 }
