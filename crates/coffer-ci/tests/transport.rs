@@ -437,3 +437,85 @@ async fn plain_http_to_other_loopback_addresses_is_accepted() {
     assert_eq!(gateway_log.lock().unwrap().len(), 1);
     assert!(collector_log.lock().unwrap().is_empty());
 }
+
+/// Answers every request with `400` and its body (the whole request when
+/// it has none) as the reply: a provider, or something posing as one,
+/// echoing its input.
+async fn echo_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let request = read_request(&mut stream).await;
+                let echo = match request.split_once("\r\n\r\n") {
+                    Some((_, body)) if !body.is_empty() => body.to_owned(),
+                    _ => request,
+                };
+                let reply = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{echo}",
+                    echo.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Error messages quote the provider's reply; a credential the request
+/// carried is redacted from them.
+#[tokio::test]
+async fn credentials_echoed_in_error_replies_are_redacted() {
+    let client = http_client(DEFAULT_TIMEOUT).unwrap();
+    let url = echo_server().await;
+    let identity = WebIdentity {
+        endpoint: format!("{url}/"),
+        region: "us-east-1".into(),
+        role_arn: "arn:aws:iam::123456789012:role/ci".into(),
+        session_name: "ci".into(),
+        token: SecretString::from("eyJ.S3CR3T-web-identity.sig".to_owned()),
+    };
+    let err = aws::assume_role_with_web_identity(&client, &identity)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("[MASKED]"),
+        "{err}"
+    );
+    assert!(!err.contains("S3CR3T"), "{err}");
+
+    let request = TokenRequest {
+        authority_host: url.clone(),
+        tenant_id: "tenant".into(),
+        client_id: "client".into(),
+        assertion: SecretString::from("eyJ.S3CR3T-assertion.sig".to_owned()),
+    };
+    let err = azure::get_token(&client, &request)
+        .await
+        .unwrap_err()
+        .to_string();
+    // The echoed form body is quoted up to 200 characters, a cut that
+    // falls inside the assertion: not even its beginning may show.
+    assert!(err.contains("client_assertion="), "{err}");
+    assert!(!err.contains("eyJ.S3") && !err.contains("S3CR3T"), "{err}");
+
+    let token = AccessToken::new(SecretString::from("S3CR3T-access-token".to_owned()), None);
+    let secret = AzureSecret {
+        name: "db".into(),
+        version: String::new(),
+    };
+    let err = azure::get_secret(&client, &url, &secret, &token)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("S3CR3T"), "{err}");
+
+    let job = akeyless_job(&url, "", API_KEY);
+    let err = resolve_error(&job, &Env::from_pairs::<&str, &str>([])).await;
+    assert!(err.contains("HTTP 400"), "{err}");
+    assert!(!err.contains("S3CR3T"), "{err}");
+}

@@ -195,7 +195,11 @@ impl Client {
             .await
             .map_err(|e| Error::transport(&self.base, &e))?;
         if !status.is_success() {
-            return Err(Error::from_response(status.as_u16(), &bytes).redact(&sent_secrets(&body)));
+            return Err(Error::from_response_redacted(
+                status.as_u16(),
+                &bytes,
+                &sent_secrets(&body),
+            ));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Map::new()));

@@ -42,6 +42,22 @@ pub enum Error {
     },
 }
 
+/// `text` with each of `secrets` (4 characters or more), as is or
+/// JSON-escaped, replaced by `[REDACTED]`.
+fn redact_text(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        for form in [*secret, escaped] {
+            if !form.is_empty() && out.contains(form) {
+                out = out.replace(form, "[REDACTED]");
+            }
+        }
+    }
+    out
+}
+
 /// What to check after a transport failure.
 fn transport_hint(reason: &str) -> &'static str {
     if reason.to_ascii_lowercase().contains("certificate") {
@@ -97,19 +113,20 @@ impl Error {
     /// echoes its input ("invalid token t-…") must not make us print it.
     pub(crate) fn redact(self, secrets: &[&str]) -> Error {
         match self {
-            Error::Api {
+            Error::Api { status, message } => Error::Api {
                 status,
-                mut message,
-            } => {
-                for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                    if message.contains(secret) {
-                        message = message.replace(secret, "[REDACTED]");
-                    }
-                }
-                Error::Api { status, message }
-            }
+                message: redact_text(&message, secrets),
+            },
             other => other,
         }
+    }
+
+    /// [`Error::from_response`] for a request that carried `secrets`: they
+    /// are redacted from the body before it is shortened (so no prefix of
+    /// one survives the cut) and from the message.
+    pub(crate) fn from_response_redacted(status: u16, body: &[u8], secrets: &[&str]) -> Error {
+        let text = redact_text(&String::from_utf8_lossy(body), secrets);
+        Error::from_response(status, text.as_bytes()).redact(secrets)
     }
 
     /// Build a transport error for the gateway at `url` from a reqwest error.
@@ -171,5 +188,18 @@ mod tests {
             e.to_string(),
             "HTTP 400: bad token [REDACTED] for [REDACTED]"
         );
+        // A long echo is cut at 200 characters: no prefix of the secret
+        // survives the cut.
+        let secret = "k-0123456789abcdefghij";
+        let body = format!("{}{secret}", "x".repeat(190));
+        let e = Error::from_response_redacted(400, body.as_bytes(), &[secret]);
+        assert!(!e.to_string().contains("k-0123"), "{e}");
+        // JSON-escaped in a JSON body.
+        let e = Error::from_response_redacted(
+            401,
+            br#"{"error":"bad key pa\"ss\\word"}"#,
+            &["pa\"ss\\word"],
+        );
+        assert_eq!(e.to_string(), "bad key [REDACTED]");
     }
 }

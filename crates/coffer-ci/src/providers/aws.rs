@@ -569,6 +569,11 @@ pub async fn assume_role_with_web_identity(
     let text = String::from_utf8_lossy(&body);
 
     if !status.is_success() {
+        let text = String::from_utf8_lossy(&super::scrub(
+            text.as_bytes(),
+            &[request.token.expose_secret()],
+        ))
+        .into_owned();
         let fields = xml_children(&text, "Error").unwrap_or_default();
         let code = fields.get("Code").cloned().unwrap_or_default();
         let message = fields.get("Message").cloned().unwrap_or_default();
@@ -592,7 +597,8 @@ pub async fn assume_role_with_web_identity(
             status: status.as_u16(),
             message: format!("{what} failed (HTTP {}): {detail}{hint}", status.as_u16()),
             code,
-        });
+        }
+        .redact(&[request.token.expose_secret()]));
     }
 
     let bad_reply =
@@ -1141,6 +1147,9 @@ impl<'a> SecretsManager<'a> {
         if status.is_success() {
             return Ok(reply);
         }
+        let session = self.credentials.inner.session_token().unwrap_or_default();
+        let sent = [session, self.credentials.inner.secret_access_key()];
+        let reply = super::scrub(&reply, &sent);
 
         #[derive(Deserialize)]
         struct AwsError {
@@ -1174,7 +1183,8 @@ impl<'a> SecretsManager<'a> {
             status: status.as_u16(),
             message: format!("{what} failed (HTTP {}): {detail}", status.as_u16()),
             code,
-        })
+        }
+        .redact(&sent))
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`,

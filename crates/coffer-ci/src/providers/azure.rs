@@ -324,7 +324,8 @@ pub async fn get_token(client: &reqwest::Client, request: &TokenRequest) -> Resu
     let body = read_capped(what, response).await?;
 
     if !status.is_success() {
-        return Err(entra_error(status.as_u16(), &body));
+        let sent = [request.assertion.expose_secret()];
+        return Err(entra_error(status.as_u16(), &super::scrub(&body, &sent)).redact(&sent));
     }
     let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| {
         ProviderError::Transport(format!("{what}: the reply is not a token response"))
@@ -469,7 +470,7 @@ pub async fn get_secret(
         })?;
         return bundle.value.ok_or(ProviderError::NotFound);
     }
-
+    let body = super::scrub(&body, &[token.token.expose_secret()]);
     let error = serde_json::from_slice::<KeyVaultErrorBody>(&body)
         .ok()
         .and_then(|b| b.error)
@@ -521,7 +522,8 @@ pub async fn get_secret(
         status,
         code: if inner.is_empty() { error.code } else { inner },
         message: format!("{what} failed (HTTP {status}{codes}){detail}{hint}"),
-    })
+    }
+    .redact(&[token.token.expose_secret()]))
 }
 
 /// One secret end to end: [`check`], [`get_token`], [`get_secret`]. No

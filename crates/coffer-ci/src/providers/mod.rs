@@ -67,6 +67,30 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Masks each of `sent` (the credentials a request carried) in the
+    /// message ([`scrub`]): a provider, or something posing as one, that
+    /// echoes its input must not make us print a credential.
+    pub(crate) fn redact(self, sent: &[&str]) -> ProviderError {
+        let scrub =
+            |text: String| String::from_utf8_lossy(&scrub(text.as_bytes(), sent)).into_owned();
+        match self {
+            ProviderError::Api {
+                status,
+                code,
+                message,
+            } => ProviderError::Api {
+                status,
+                code: scrub(code),
+                message: scrub(message),
+            },
+            ProviderError::Config(m) => ProviderError::Config(scrub(m)),
+            ProviderError::Credentials(m) => ProviderError::Credentials(scrub(m)),
+            ProviderError::Transport(m) => ProviderError::Transport(scrub(m)),
+            ProviderError::Value(m) => ProviderError::Value(scrub(m)),
+            ProviderError::NotFound => ProviderError::NotFound,
+        }
+    }
+
     /// The HTTP status of a provider error reply, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -161,6 +185,27 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// `body` with every form of each of `sent` the masker knows (as is,
+/// JSON-escaped, base64, URL-encoded) replaced by `[MASKED]`. Applied to a
+/// provider's error reply before it is quoted, and cut, in a message, so
+/// not even a prefix of a credential the request carried is shown.
+pub(crate) fn scrub(body: &[u8], sent: &[&str]) -> Vec<u8> {
+    let values: Vec<(String, secrecy::SecretString)> = sent
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            (
+                "sent".to_owned(),
+                secrecy::SecretString::from((*s).to_owned()),
+            )
+        })
+        .collect();
+    if values.is_empty() {
+        return body.to_vec();
+    }
+    crate::mask::Masker::new(&values).0.mask(body)
 }
 
 /// True when `url`'s host is `localhost` or a loopback address.
@@ -327,5 +372,20 @@ mod tests {
         assert!(!ProviderError::Transport("x".into()).is_config_error());
         assert_eq!(ProviderError::NotFound.to_string(), "secret not found");
         assert_eq!(api(404).status(), Some(404));
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        let e = ProviderError::Api {
+            status: 400,
+            code: "Bad".into(),
+            message: "token eyJ.S3CR3T.sig is invalid".into(),
+        }
+        .redact(&["eyJ.S3CR3T.sig", ""]);
+        assert_eq!(e.to_string(), "token [MASKED] is invalid");
+        assert_eq!(
+            scrub(b"a=eyJ.S3CR3T%2Bsig&b", &["eyJ.S3CR3T+sig"]),
+            b"a=[MASKED]&b"
+        );
     }
 }
