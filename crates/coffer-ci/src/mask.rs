@@ -15,7 +15,8 @@
 //!   fully determined by the value wherever it sits in a longer base64
 //!   string (the three byte alignments; only when that part is at least
 //!   [`MIN_EMBEDDED_BASE64`] characters long);
-//! - the URL-encoded (percent-encoded) forms of the value, as the common
+//! - the URL-encoded (percent-encoded) forms of the whole value (not of
+//!   each line on its own), as the common
 //!   encoders write them ([`URL_ENCODINGS`]): RFC 3986 (`%20` for a space)
 //!   and its `+` variant (Go `QueryEscape`, Python `quote_plus`), the
 //!   WHATWG form encoding (browsers' `URLSearchParams`, Java `URLEncoder`,
