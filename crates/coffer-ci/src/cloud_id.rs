@@ -23,6 +23,19 @@
 //! `COFFER_AZURE_AUDIENCE` variable override them.
 //!
 //! Every document is returned base64-encoded, in a `SecretString`.
+//!
+//! # Plain HTTP to the metadata services
+//!
+//! The Azure IMDS and the GCP metadata server only speak plain HTTP, on the
+//! link-local address 169.254.169.254 (GCP also by its name
+//! `metadata.google.internal`, which resolves to it on GCE): that traffic
+//! stays between the VM and its hypervisor. Plain `http://` is therefore
+//! accepted for exactly [`AZURE_IMDS_HOSTS`] and [`GCP_METADATA_HOSTS`]
+//! (and loopback, for tests and local emulators). An override
+//! (`AZURE_POD_IDENTITY_AUTHORITY_HOST`, `GCE_METADATA_HOST`) naming any
+//! other plain-HTTP host is refused before connecting unless
+//! `COFFER_ALLOW_INSECURE_HTTP` is set: the reply is a bearer credential.
+//! Redirects are never followed.
 
 use std::time::Duration;
 
@@ -32,11 +45,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::providers::aws::{Credentials, host_credentials, sigv4_headers};
-use crate::providers::{Env, ProviderError, http_client};
+use crate::providers::{Env, ProviderError, check_plain_http, http_client, refuse_redirect};
 
 const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const STS_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The Azure instance metadata service (plain HTTP by design, link-local).
+pub const AZURE_IMDS_HOSTS: &[&str] = &["169.254.169.254"];
+/// The GCP metadata server, by name and address (plain HTTP by design,
+/// link-local).
+pub const GCP_METADATA_HOSTS: &[&str] = &["metadata.google.internal", "169.254.169.254"];
 
 /// The Entra ID resource a Coffer `azure_ad` method expects by default.
 pub const COFFER_AZURE_AUDIENCE: &str = "api://coffer";
@@ -156,9 +174,10 @@ pub async fn azure_ad(
         url.query_pairs_mut().append_pair("object_id", object_id);
     }
     let reply = metadata_get(
+        env,
         url,
-        "Metadata",
-        "true",
+        AZURE_IMDS_HOSTS,
+        ("Metadata", "true"),
         "Azure instance metadata (managed identity)",
     )
     .await?;
@@ -202,9 +221,10 @@ pub async fn gcp(env: &Env, audience: &str) -> Result<SecretString, ProviderErro
         )
         .append_pair("format", "full");
     let reply = metadata_get(
+        env,
         url,
-        "Metadata-Flavor",
-        "Google",
+        GCP_METADATA_HOSTS,
+        ("Metadata-Flavor", "Google"),
         "GCP metadata server (identity token)",
     )
     .await?;
@@ -215,11 +235,13 @@ pub async fn gcp(env: &Env, audience: &str) -> Result<SecretString, ProviderErro
 }
 
 async fn metadata_get(
+    env: &Env,
     url: reqwest::Url,
-    header: &str,
-    value: &str,
+    plain_http_hosts: &[&str],
+    (header, value): (&str, &str),
     what: &str,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+    check_plain_http(what, &url, env, plain_http_hosts)?;
     let client = http_client(METADATA_TIMEOUT)?;
     let response = client
         .get(url)
@@ -236,6 +258,7 @@ async fn metadata_get(
                 }
             ))
         })?;
+    refuse_redirect(what, &response)?;
     let status = response.status();
     let body = crate::providers::read_capped(what, response).await?;
     if !status.is_success() {

@@ -98,7 +98,8 @@ pub async fn provide(
             env.get("ACTIONS_ID_TOKEN_REQUEST_URL"),
             env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
         ) {
-            let token = github_token(&url, &bearer, aud.first().map(String::as_str).unwrap_or(""))
+            let aud = aud.first().map(String::as_str).unwrap_or("");
+            let token = github_token(&url, &bearer, aud, env)
                 .await
                 .map_err(|reason| IdTokenError::Github {
                     name: name.clone(),
@@ -116,9 +117,21 @@ pub async fn provide(
 }
 
 /// GitHub Actions: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=<aud>` with
-/// the request token → `{"value": "<JWT>"}`.
-async fn github_token(url: &str, bearer: &str, aud: &str) -> Result<SecretString, String> {
+/// the request token → `{"value": "<JWT>"}`. The request token is a bearer
+/// credential: plain `http://` off loopback is refused (unless
+/// `COFFER_ALLOW_INSECURE_HTTP`) and a redirect is an error.
+async fn github_token(
+    url: &str,
+    bearer: &str,
+    aud: &str,
+    env: &Env,
+) -> Result<SecretString, String> {
     let mut url = reqwest::Url::parse(url).map_err(|e| format!("invalid request URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("invalid request URL: expected https://".into());
+    }
+    providers::check_plain_http("ACTIONS_ID_TOKEN_REQUEST_URL", &url, env, &[])
+        .map_err(|e| e.to_string())?;
     if !aud.is_empty() {
         url.query_pairs_mut().append_pair("audience", aud);
     }
@@ -136,6 +149,7 @@ async fn github_token(url: &str, bearer: &str, aud: &str) -> Result<SecretString
                 "cannot connect".to_owned()
             }
         })?;
+    providers::refuse_redirect("GitHub OIDC", &response).map_err(|e| e.to_string())?;
     let status = response.status();
     let body = providers::read_capped("GitHub OIDC", response)
         .await

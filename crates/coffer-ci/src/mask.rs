@@ -14,7 +14,20 @@
 //!   URL-safe alphabets, padded and unpadded, plus the characters that are
 //!   fully determined by the value wherever it sits in a longer base64
 //!   string (the three byte alignments; only when that part is at least
-//!   [`MIN_EMBEDDED_BASE64`] characters long).
+//!   [`MIN_EMBEDDED_BASE64`] characters long);
+//! - the URL-encoded (percent-encoded) forms of the whole value (not of
+//!   each line on its own), as the common
+//!   encoders write them ([`URL_ENCODINGS`]): RFC 3986 (`%20` for a space)
+//!   and its `+` variant (Go `QueryEscape`, Python `quote_plus`), the
+//!   WHATWG form encoding (browsers' `URLSearchParams`, Java `URLEncoder`,
+//!   Rust `form_urlencoded`), PHP `urlencode`, JavaScript
+//!   `encodeURIComponent` and `encodeURI`, Python `quote`, Go `PathEscape`,
+//!   and every non-alphanumeric byte encoded; upper-case hex digits, plus
+//!   lower-case ones for the RFC 3986 forms. A percent-encoded value stays a
+//!   contiguous substring inside a longer encoded string (a query, a form
+//!   body), so these match wherever the value sits. Also the RFC 3986 form
+//!   of the value's standard and URL-safe padded base64 (a base64 token in a
+//!   query string: `%2B`, `%2F`, `%3D`).
 //!
 //! Patterns are de-duplicated and empties dropped. Where patterns overlap or
 //! nest, the **leftmost-longest** match wins (a longer pattern starting at
@@ -94,6 +107,32 @@ pub const RECOMMENDED_MIN_CHARS: usize = 8;
 /// Shortest run of base64 characters masked for a value embedded in a longer
 /// base64 string (shorter runs would match unrelated base64 too often).
 pub const MIN_EMBEDDED_BASE64: usize = 8;
+
+/// URL encoders whose output is masked: the punctuation each leaves as it
+/// is (ASCII letters and digits are always kept; every other byte of the
+/// UTF-8 value becomes `%XX`), and whether a space becomes `+`.
+pub const URL_ENCODINGS: &[(&str, bool)] = &[
+    // RFC 3986 unreserved: Python quote(safe=''), PHP rawurlencode, curl.
+    ("-._~", false),
+    // The same with `+` for a space: Go url.QueryEscape, Python quote_plus.
+    ("-._~", true),
+    // WHATWG application/x-www-form-urlencoded (URLSearchParams, Rust
+    // form_urlencoded, Java URLEncoder).
+    ("*-._", true),
+    // PHP urlencode.
+    ("-._", true),
+    // JavaScript encodeURIComponent.
+    ("!'()*-._~", false),
+    // JavaScript encodeURI.
+    ("!#$&'()*+,-./:;=?@_~", false),
+    // Python urllib.parse.quote (default safe='/').
+    ("-./_~", false),
+    // Go url.PathEscape.
+    ("$&+,-./:;=@_~", false),
+    // Every byte that is not a letter or digit (Rust percent-encoding's
+    // NON_ALPHANUMERIC).
+    ("", false),
+];
 
 /// Size of the read buffer of [`copy_masked`].
 const COPY_BUFFER: usize = 16 * 1024;
@@ -273,6 +312,50 @@ fn add_value(
     if raw.len() != trimmed.len() {
         add_base64(raw.as_bytes(), patterns);
     }
+    add_url_encoded(trimmed.as_bytes(), patterns);
+}
+
+/// The URL-encoded forms of `value` ([`URL_ENCODINGS`], upper-case hex,
+/// and lower-case hex for the RFC 3986 ones), and the RFC 3986 form of its
+/// padded base64 encodings. Forms equal to the value are left to the
+/// de-duplication.
+fn add_url_encoded(value: &[u8], patterns: &mut Vec<Zeroizing<Vec<u8>>>) {
+    for (index, &(keep, plus)) in URL_ENCODINGS.iter().enumerate() {
+        patterns.push(url_encode(value, keep.as_bytes(), plus, false));
+        if index < 2 {
+            patterns.push(url_encode(value, keep.as_bytes(), plus, true));
+        }
+    }
+    let (rfc3986, _) = URL_ENCODINGS[0];
+    for engine in [&STANDARD, &URL_SAFE] {
+        let encoded = encode_zeroizing(engine, value);
+        patterns.push(url_encode(&encoded, rfc3986.as_bytes(), false, false));
+    }
+}
+
+/// Percent-encodes `value`: ASCII letters, digits and the bytes in `keep`
+/// stay, a space becomes `+` when `plus`, every other byte `%XX`.
+pub(crate) fn url_encode(value: &[u8], keep: &[u8], plus: bool, lower: bool) -> Zeroizing<Vec<u8>> {
+    let kept = |b: u8| b.is_ascii_alphanumeric() || keep.contains(&b) || (plus && b == b' ');
+    let len: usize = value.iter().map(|&b| if kept(b) { 1 } else { 3 }).sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    let hex: &[u8; 16] = if lower {
+        b"0123456789abcdef"
+    } else {
+        b"0123456789ABCDEF"
+    };
+    for &b in value {
+        if plus && b == b' ' {
+            out.push(b'+');
+        } else if kept(b) {
+            out.push(b);
+        } else {
+            out.push(b'%');
+            out.push(hex[usize::from(b >> 4)]);
+            out.push(hex[usize::from(b & 0xf)]);
+        }
+    }
+    out
 }
 
 /// A phrase and its JSON-escaped form.
@@ -630,6 +713,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn url_encode_forms() {
+        let v = "a b/c+d~é";
+        let enc = |keep: &str, plus, lower| {
+            String::from_utf8(url_encode(v.as_bytes(), keep.as_bytes(), plus, lower).to_vec())
+                .expect("ascii")
+        };
+        assert_eq!(enc("-._~", false, false), "a%20b%2Fc%2Bd~%C3%A9");
+        assert_eq!(enc("-._~", true, false), "a+b%2Fc%2Bd~%C3%A9");
+        assert_eq!(enc("-._~", false, true), "a%20b%2fc%2bd~%c3%a9");
+        assert_eq!(enc("", false, false), "a%20b%2Fc%2Bd%7E%C3%A9");
+        assert_eq!(enc("$&+,-./:;=@_~", false, false), "a%20b/c+d~%C3%A9");
     }
 
     #[test]

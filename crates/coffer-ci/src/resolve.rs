@@ -202,7 +202,7 @@ fn plan_one(
 ) -> Result<(String, LoginSpec, Fetch), String> {
     match &secret.provider {
         Provider::Akeyless(a) => {
-            let login = akeyless_login(a, jwt, vars)?;
+            let login = akeyless_login(a, jwt, vars, env)?;
             let key = login.0.cache_key()
                 + &match &login.1 {
                     Some(CloudSource::Azure {
@@ -266,13 +266,10 @@ fn plan_one(
                 },
             ))
         }
-        other => {
-            let _ = env;
-            Err(format!(
-                "coffer ci does not resolve {} secrets (supported: akeyless, aws_secrets_manager, azure_key_vault)",
-                other.kind().key()
-            ))
-        }
+        other => Err(format!(
+            "coffer ci does not resolve {} secrets (supported: akeyless, aws_secrets_manager, azure_key_vault)",
+            other.kind().key()
+        )),
     }
 }
 
@@ -317,6 +314,7 @@ fn akeyless_login(
     a: &gitlab::AkeylessSecret,
     jwt: String,
     vars: &Variables,
+    env: &Env,
 ) -> Result<(akeyless::Login, Option<CloudSource>), String> {
     let api_url = akeyless_api_url(a, vars);
     let access_id = akeyless_access_id(vars);
@@ -399,16 +397,17 @@ fn akeyless_login(
         .filter(|c| !c.trim().is_empty())
         .map(ca_certificate)
         .transpose()?;
-    Ok((
-        akeyless::Login {
-            api_url,
-            access_id,
-            access_type,
-            credential,
-            ca_pem,
-        },
-        cloud,
-    ))
+    let login = akeyless::Login {
+        api_url,
+        access_id,
+        access_type,
+        credential,
+        ca_pem,
+        allow_insecure_http: env.allow_insecure_http(),
+    };
+    // Refuse a plain-http API URL off loopback now, before any request.
+    login.check_api_url().map_err(|e| e.to_string())?;
+    Ok((login, cloud))
 }
 
 fn placeholder_cloud(gcp_audience: String) -> akeyless::Credential {
@@ -655,6 +654,93 @@ pub async fn resolve(
     Ok(resolved.into_iter().map(|(_, r)| r).collect())
 }
 
+/// A credential a job's secrets log in with. `coffer ci run` masks it in
+/// the command's output and removes the variables holding it from the
+/// command's environment.
+pub struct LoginCredential {
+    /// What it is, for masking warnings: the variable it comes from, else
+    /// the setting (`DB_PASSWORD: akeyless_access_key`). Never the value.
+    pub label: String,
+    /// The variables the setting refers to (`$NAME`, `${NAME}`).
+    pub variables: Vec<String>,
+    pub value: SecretString,
+}
+
+impl std::fmt::Debug for LoginCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginCredential")
+            .field("label", &self.label)
+            .field("variables", &self.variables)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The login credentials of `job`'s secrets, expanded against `vars` (the
+/// expansion variables, ID tokens included): every secret's JWT (its
+/// `token:`, or the provider's default ID token), and for `akeyless:` the
+/// `akeyless_token`, `akeyless_access_key`, `uid_token` and
+/// `k8s_service_account_token` settings. Empty values are skipped; a value
+/// used by several secrets is listed once.
+pub fn login_credentials(job: &Job, vars: &Variables) -> Vec<LoginCredential> {
+    let mut out: Vec<LoginCredential> = Vec::new();
+    let mut add = |label: String, raw: &str, value: String| {
+        if value.trim().is_empty() {
+            return;
+        }
+        let variables = gitlab::referenced_names(raw);
+        if let Some(known) = out
+            .iter_mut()
+            .find(|c| secrecy::ExposeSecret::expose_secret(&c.value) == value)
+        {
+            for v in variables {
+                if !known.variables.contains(&v) {
+                    known.variables.push(v);
+                }
+            }
+            return;
+        }
+        let label = variables.first().cloned().unwrap_or(label);
+        out.push(LoginCredential {
+            label,
+            variables,
+            value: SecretString::from(value),
+        });
+    };
+    for secret in &job.secrets {
+        if let Some(reference) = job.jwt_reference(secret) {
+            let value = vars.expand(&reference);
+            add(format!("{}: token", secret.var), &reference, value);
+        }
+        if let Provider::Akeyless(a) = &secret.provider {
+            for (setting, raw, expanded) in [
+                ("akeyless_token", &a.akeyless_token, true),
+                ("uid_token", &a.uid_token, true),
+                (
+                    "k8s_service_account_token",
+                    &a.k8s_service_account_token,
+                    true,
+                ),
+                // GitLab does not expand the access key: used as written.
+                ("akeyless_access_key", &a.akeyless_access_key, false),
+            ] {
+                if let Some(raw) = raw {
+                    let value = if expanded {
+                        vars.expand(raw)
+                    } else {
+                        raw.clone()
+                    };
+                    add(
+                        format!("{}: {setting}", secret.var),
+                        raw,
+                        value.trim().to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What `coffer ci explain` shows for one secret: no request is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explained {
@@ -718,7 +804,7 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
             );
             let (endpoint, identity, item) = match (&expanded.provider, &planned) {
                 (Provider::Akeyless(a), Ok((_, LoginSpec::Akeyless { login, .. }, _))) => (
-                    login.api_url.clone(),
+                    coffer_client::transport::redact_userinfo(&login.api_url),
                     format!(
                         "access ID {} ({})",
                         if login.access_id.is_empty() {
@@ -739,7 +825,7 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                 (Provider::Akeyless(a), Err(_)) => {
                     let id = akeyless_access_id(vars);
                     (
-                        akeyless_api_url(a, vars),
+                        coffer_client::transport::redact_userinfo(&akeyless_api_url(a, vars)),
                         format!(
                             "access ID {} (access type {})",
                             if id.is_empty() { "NOT SET" } else { &id },
@@ -772,10 +858,12 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                     ),
                 ),
                 (Provider::Azure(a), Ok((_, LoginSpec::Azure(request), _))) => (
-                    azure_server.vault_url.clone(),
+                    coffer_client::transport::redact_userinfo(&azure_server.vault_url),
                     format!(
                         "client {} in tenant {} (client assertion) at {}",
-                        request.client_id, request.tenant_id, request.authority_host
+                        request.client_id,
+                        request.tenant_id,
+                        coffer_client::transport::redact_userinfo(&request.authority_host)
                     ),
                     format!(
                         "secret {}{}",

@@ -10,6 +10,11 @@
 //!   CI temporary directories are wiped by the CI after each job.
 //! - `file: false` secrets go into the command's environment (overriding a
 //!   variable of the same name).
+//! - The variables in [`RunSpec::env_remove`] (the login credentials `coffer
+//!   ci` used) are removed from the command's environment, and the values
+//!   in [`RunSpec::mask_only`] are masked without being injected: the
+//!   command does not get the credential that fetched its secrets, and
+//!   cannot print it if it finds it elsewhere.
 //! - The command's stdout and stderr are piped through a [`Masker`] built
 //!   from every secret (file contents included) to ours, concurrently, each
 //!   stream in order.
@@ -104,6 +109,12 @@ pub struct RunSpec {
     /// unless stdin is a terminal.
     pub own_process_group: bool,
     pub drain_timeout: Duration,
+    /// Variables removed from the command's environment (a secret of the
+    /// same name is still injected).
+    pub env_remove: Vec<OsString>,
+    /// (label, value) pairs masked in the output but not injected (login
+    /// credentials). The label names the value in masking warnings.
+    pub mask_only: Vec<(String, SecretString)>,
 }
 
 impl RunSpec {
@@ -121,6 +132,8 @@ impl RunSpec {
             secret_dir_parent: None,
             own_process_group: !io::stdin().is_terminal(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            env_remove: Vec::new(),
+            mask_only: Vec::new(),
         }
     }
 }
@@ -251,8 +264,12 @@ where
     E: AsyncWrite + Unpin,
 {
     check_secrets(&spec.secrets)?;
-    let (masker, warnings) =
-        Masker::with_values(spec.secrets.iter().map(|s| (s.name.as_str(), &s.value)));
+    let (masker, warnings) = Masker::with_values(
+        spec.secrets
+            .iter()
+            .map(|s| (s.name.as_str(), &s.value))
+            .chain(spec.mask_only.iter().map(|(label, v)| (label.as_str(), v))),
+    );
     for warning in &warnings {
         note(&mut stderr, &format!("coffer ci: warning: {warning}")).await;
     }
@@ -266,6 +283,9 @@ where
         .kill_on_drop(true);
     if spec.own_process_group {
         command.process_group(0);
+    }
+    for name in &spec.env_remove {
+        command.env_remove(name);
     }
 
     // Declared before the child: on unwinding the child is killed first,

@@ -131,6 +131,7 @@ fn endpoints(url: &str) -> Endpoints {
     Endpoints {
         sts: Some(url.to_string()),
         secrets_manager: Some(url.to_string()),
+        allow_insecure_http: false,
     }
 }
 

@@ -44,6 +44,37 @@ fn stream_in_chunks(masker: &Masker, data: &[u8], sizes: &[usize]) -> Vec<u8> {
     out
 }
 
+/// Percent-encoding written independently of the masker: ASCII letters,
+/// digits and `keep` stay, a space is `+` when `plus`, every other UTF-8
+/// byte is `%XX` (upper-case hex, or lower-case with `lower`).
+fn percent_with(value: &str, keep: &str, plus: bool, lower: bool) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || keep.as_bytes().contains(&b) {
+            out.push(char::from(b));
+        } else if plus && b == b' ' {
+            out.push('+');
+        } else if lower {
+            out.push_str(&format!("%{b:02x}"));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// RFC 3986 (`encodeURIComponent` minus `!'()*`, Python `quote(safe='')`).
+fn percent(value: &str, plus: bool) -> String {
+    percent_with(value, "-._~", plus, false)
+}
+
+/// The WHATWG `application/x-www-form-urlencoded` form, by the `url` crate.
+fn form_encoded(value: &str) -> String {
+    let mut url = reqwest::Url::parse("http://x/").expect("url");
+    url.query_pairs_mut().append_pair("v", value);
+    url.query().expect("query")["v=".len()..].to_owned()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -72,6 +103,9 @@ fn forbidden_forms(value: &str) -> Vec<Vec<u8>> {
             forms.push(engine.encode(v).into_bytes());
         }
     }
+    forms.push(percent(trimmed, false).into_bytes());
+    forms.push(percent(trimmed, true).into_bytes());
+    forms.push(form_encoded(trimmed).into_bytes());
     forms
 }
 
@@ -188,6 +222,73 @@ fn base64_forms_are_masked() {
         out.len() < "Authorization: Basic [MASKED]".len() + 10,
         "{out}"
     );
+}
+
+/// Issue 9 item 9: a secret printed URL-encoded (a query string, a form
+/// body, a URL with a password) is masked in every common encoder's form.
+#[test]
+fn url_encoded_forms_are_masked() {
+    let secret = "p@ss w/rd+~*!'é%";
+    let m = masker(&[secret]);
+    let forms = [
+        ("RFC 3986", percent(secret, false)),
+        ("RFC 3986 +", percent(secret, true)),
+        (
+            "RFC 3986 lower-case",
+            percent_with(secret, "-._~", false, true),
+        ),
+        (
+            "RFC 3986 + lower-case",
+            percent_with(secret, "-._~", true, true),
+        ),
+        ("WHATWG form", form_encoded(secret)),
+        ("PHP urlencode", percent_with(secret, "-._", true, false)),
+        (
+            "encodeURIComponent",
+            percent_with(secret, "!'()*-._~", false, false),
+        ),
+        (
+            "encodeURI",
+            percent_with(secret, "!#$&'()*+,-./:;=?@_~", false, false),
+        ),
+        ("Python quote", percent_with(secret, "-./_~", false, false)),
+        (
+            "Go PathEscape",
+            percent_with(secret, "$&+,-./:;=@_~", false, false),
+        ),
+        (
+            "all but alphanumerics",
+            percent_with(secret, "", false, false),
+        ),
+    ];
+    assert_eq!(forms[0].1, "p%40ss%20w%2Frd%2B~%2A%21%27%C3%A9%25");
+    assert_eq!(forms[4].1, "p%40ss+w%2Frd%2B%7E*%21%27%C3%A9%25");
+    for (encoder, form) in &forms {
+        assert_ne!(form, secret);
+        let text = format!("GET /login?user=me&password={form}&next=%2F HTTP/1.1\n");
+        assert_eq!(
+            String::from_utf8(m.mask(text.as_bytes())).expect("utf8"),
+            "GET /login?user=me&password=[MASKED]&next=%2F HTTP/1.1\n",
+            "{encoder}: {form}"
+        );
+        // Streamed a byte at a time: the same.
+        assert_eq!(
+            stream_in_chunks(&m, text.as_bytes(), &[1]),
+            m.mask(text.as_bytes()),
+            "{encoder}"
+        );
+    }
+    // Inside a longer encoded string, the value's encoding is contiguous.
+    let body = form_encoded(&format!("user=admin {secret} tail"));
+    let out = String::from_utf8(m.mask(body.as_bytes())).expect("utf8");
+    assert!(out.contains("[MASKED]"), "{out}");
+    assert!(!out.contains(&form_encoded(secret)), "{out}");
+    // A base64 token in a query string.
+    for engine in [&STANDARD, &URL_SAFE] {
+        let token = percent(&engine.encode(secret), false);
+        let text = format!("?sig={token}&x=1");
+        assert_eq!(m.mask(text.as_bytes()), b"?sig=[MASKED]&x=1", "{token}");
+    }
 }
 
 #[test]
@@ -377,7 +478,7 @@ enum Piece {
 fn arb_piece() -> impl Strategy<Value = Piece> {
     prop_oneof![
         "[a-z0-9 \n\"\\\\=:/+-]{0,12}".prop_map(Piece::Filler),
-        (0usize..4, 0usize..8, prop::option::of(0usize..40)).prop_map(|(index, form, prefix)| {
+        (0usize..4, 0usize..10, prop::option::of(0usize..40)).prop_map(|(index, form, prefix)| {
             Piece::Secret {
                 index,
                 form,
@@ -413,6 +514,8 @@ fn render(secrets: &[String], pieces: &[Piece]) -> Vec<u8> {
                         .collect::<String>()
                         .into_bytes(),
                     5 => STANDARD.encode(format!("user:{value}")).into_bytes(),
+                    7 => percent(value, false).into_bytes(),
+                    8 => form_encoded(&format!("q {value}")).into_bytes(),
                     _ => value.trim().as_bytes().to_vec(),
                 };
                 let n = prefix.map_or(bytes.len(), |p| p.min(bytes.len()));

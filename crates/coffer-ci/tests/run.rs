@@ -716,3 +716,64 @@ async fn real_sigterm_sent_to_coffer_is_forwarded_and_files_are_removed() {
     assert!(!secret_file.exists());
     assert!(is_empty_dir(&out.path().join("secrets")));
 }
+
+/// Issue 9 item 9, at the run level: the variables in `env_remove` are not
+/// in the command's environment (a secret of the same name still is), and
+/// the `mask_only` credentials are masked in its output, also
+/// percent-encoded, without being injected.
+#[tokio::test]
+async fn login_variables_are_removed_and_login_credentials_masked() {
+    let (out, parent) = (tempdir(), tempdir());
+    // A variable this test process surely has, standing for a login
+    // variable (the environment cannot be changed from a safe-code test).
+    let (inherited, inherited_value) = std::env::vars()
+        .find(|(k, v)| k != "PATH" && v.len() >= 4 && !v.contains('\n'))
+        .expect("the test process has some environment");
+    let credential = "ak-LOGIN-cr3d/ential+x";
+    let percent_secret = "db p@ss/w0rd";
+    let script = r#"
+        env > "$1/env.txt"
+        printf 'credential=%s\n' "$2"
+        printf 'pct=%s\n' "$3"
+        printf 'form=%s\n' "$4"
+        printf 'db=%s\n' "$DB"
+    "#;
+    let out_dir = out.path().display().to_string();
+    let mut spec = RunSpec::new(
+        "sh",
+        [
+            "-c",
+            script,
+            "sh",
+            out_dir.as_str(),
+            credential,
+            "db%20p%40ss%2Fw0rd",
+            "db+p%40ss%2Fw0rd",
+        ],
+        vec![
+            secret("DB", percent_secret, false),
+            secret("SHADOWED", "injected-value", false),
+        ],
+    );
+    spec.secret_dir_parent = Some(parent.path().to_path_buf());
+    spec.own_process_group = true;
+    spec.env_remove = vec![inherited.clone().into(), "SHADOWED".into()];
+    spec.mask_only = vec![(
+        "AKEYLESS_ACCESS_KEY".to_owned(),
+        SecretString::from(credential.to_owned()),
+    )];
+    let captured = capture(spec).await.expect("runs");
+    assert_eq!(captured.outcome.exit_code, 0, "{}", captured.stderr);
+    assert_eq!(
+        captured.stdout,
+        "credential=[MASKED]\npct=[MASKED]\nform=[MASKED]\ndb=[MASKED]\n"
+    );
+    let env = read(out.path().join("env.txt"));
+    assert!(
+        !env.lines().any(|l| l.starts_with(&format!("{inherited}="))),
+        "{inherited} should be removed: {env}"
+    );
+    assert!(env.lines().any(|l| l == "SHADOWED=injected-value"), "{env}");
+    assert!(!env.contains(credential), "{env}");
+    assert!(!inherited_value.is_empty());
+}

@@ -138,6 +138,17 @@ pub struct GlobalArgs {
     /// Extra CA certificate (PEM) to trust for the gateway.
     #[arg(long, env = "COFFER_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Allow a plain http:// gateway URL whose host is not loopback
+    /// (refused by default: credentials would travel unencrypted). Also
+    /// the profile's allow_insecure_http, for the profile's own gateway.
+    #[arg(
+        long,
+        env = "COFFER_ALLOW_INSECURE_HTTP",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub allow_insecure_http: Option<bool>,
 }
 
 /// Parse a flag value straight into a [`SecretString`].
@@ -192,6 +203,10 @@ pub struct ConfigureArgs {
     /// CA certificate (PEM) stored in the profile.
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,
+    /// Store allow_insecure_http in the profile: its gateway may be a plain
+    /// http:// URL to a host that is not loopback (e.g. behind a TLS proxy).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]

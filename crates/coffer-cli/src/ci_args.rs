@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
@@ -11,6 +12,18 @@ use crate::args::secret;
 pub struct CiCommand {
     #[command(subcommand)]
     pub command: CiSubcommand,
+    /// Allow plain http:// to hosts that are not loopback (the Akeyless API
+    /// URL, AWS endpoint overrides, metadata overrides, the GitHub OIDC
+    /// URL). Refused by default: credentials would travel unencrypted.
+    #[arg(
+        long,
+        global = true,
+        env = "COFFER_ALLOW_INSECURE_HTTP",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub allow_insecure_http: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +115,12 @@ pub struct CiRunArgs {
     /// Directory for the secret files (default: $RUNNER_TEMP or $TMPDIR).
     #[arg(long)]
     pub secrets_dir: Option<PathBuf>,
+    /// Leave the login credentials (AKEYLESS_ACCESS_KEY, AKEYLESS_JWT,
+    /// AKEYLESS_TOKEN, AKEYLESS_UID_TOKEN and the variables the job's
+    /// secrets log in with) in the command's environment. They are masked
+    /// in its output either way.
+    #[arg(long)]
+    pub keep_login_env: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -79,6 +79,9 @@ impl CofferHome {
         if let Some(ca) = &profile.ca_cert {
             table.insert("ca_cert".into(), ca.display().to_string().into());
         }
+        if profile.allow_insecure_http {
+            table.insert("allow_insecure_http".into(), true.into());
+        }
         let mut doc = toml::Table::new();
         doc.insert(name.to_string(), table.into());
         let text = toml::to_string(&doc).context("cannot encode the profile")?;
@@ -154,6 +157,10 @@ pub struct Profile {
     pub gateway_url: Option<String>,
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
+    /// The profile's gateway may be plain `http://` to a host that is not
+    /// loopback (`coffer configure --allow-insecure-http`).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 pub fn default_access_type() -> String {
@@ -256,6 +263,7 @@ mod tests {
             access_type: "access_key".into(),
             gateway_url: Some("http://127.0.0.1:8200".into()),
             ca_cert: None,
+            allow_insecure_http: false,
         }
     }
 
@@ -281,6 +289,8 @@ mod tests {
         assert!(text.contains("[ci]"), "{text}");
         assert!(text.contains("access_id = \"p-abcdefghijal\""), "{text}");
         let back = home.read_profile("ci").unwrap().unwrap();
+        assert!(!back.allow_insecure_http);
+        assert!(!text.contains("allow_insecure_http"), "{text}");
         assert_eq!(back.access_id, "p-abcdefghijal");
         assert_eq!(back.access_key.unwrap().expose_secret(), "key-123");
         assert_eq!(back.gateway_url.as_deref(), Some("http://127.0.0.1:8200"));

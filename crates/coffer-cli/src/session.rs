@@ -23,6 +23,30 @@ pub fn resolve_gateway_url(flag_or_env: Option<&str>, profile: Option<&Profile>)
         .to_string()
 }
 
+/// Whether plain `http://` to a host that is not loopback is allowed:
+/// `--allow-insecure-http[=BOOL]` (clap merged `COFFER_ALLOW_INSECURE_HTTP`
+/// into it, flag first), else the profile's `allow_insecure_http`, which
+/// covers only the profile's own gateway (a `--gateway-url` naming another
+/// host does not inherit it), else no.
+pub fn resolve_allow_insecure_http(
+    flag_or_env: Option<bool>,
+    gateway: &str,
+    profile: Option<&Profile>,
+) -> bool {
+    if let Some(allowed) = flag_or_env {
+        return allowed;
+    }
+    let same = |a: &str, b: &str| {
+        coffer_client::normalize_base_url(a)
+            .ok()
+            .zip(coffer_client::normalize_base_url(b).ok())
+            .is_some_and(|(a, b)| a == b)
+    };
+    profile.is_some_and(|p| {
+        p.allow_insecure_http && p.gateway_url.as_deref().is_some_and(|u| same(u, gateway))
+    })
+}
+
 /// CA certificate precedence: flag (or `COFFER_CA_CERT`) > profile.
 pub fn resolve_ca_cert(flag_or_env: Option<&Path>, profile: Option<&Profile>) -> Option<PathBuf> {
     flag_or_env
@@ -71,10 +95,13 @@ impl Context {
                 })?),
                 None => None,
             };
+        let allow_insecure_http =
+            resolve_allow_insecure_http(global.allow_insecure_http, &gateway, profile.as_ref());
         let client = Client::new(
             &gateway,
             ClientOptions {
                 ca_cert_pem,
+                allow_insecure_http,
                 ..ClientOptions::default()
             },
         )?;
@@ -210,7 +237,49 @@ mod tests {
             access_type: "access_key".into(),
             gateway_url: url.map(String::from),
             ca_cert: Some("/etc/profile-ca.pem".into()),
+            allow_insecure_http: false,
         }
+    }
+
+    #[test]
+    fn insecure_http_precedence_and_scope() {
+        let mut p = profile(Some("http://10.0.0.5:8200/"));
+        let gw = "http://10.0.0.5:8200";
+        assert!(!resolve_allow_insecure_http(None, gw, Some(&p)));
+        p.allow_insecure_http = true;
+        assert!(resolve_allow_insecure_http(None, gw, Some(&p)));
+        // The profile's exception covers its own gateway only.
+        assert!(!resolve_allow_insecure_http(
+            None,
+            "http://10.0.0.6:8200",
+            Some(&p)
+        ));
+        // The flag (or COFFER_ALLOW_INSECURE_HTTP) decides when given.
+        assert!(!resolve_allow_insecure_http(Some(false), gw, Some(&p)));
+        assert!(resolve_allow_insecure_http(
+            Some(true),
+            "http://10.0.0.6:8200",
+            None
+        ));
+        assert!(!resolve_allow_insecure_http(None, gw, None));
+    }
+
+    #[test]
+    fn insecure_http_flag_forms() {
+        use crate::args::{Cli, Command};
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["coffer", "list-roles"];
+            argv.extend(extra);
+            let Command::ListRoles(a) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!()
+            };
+            a.global.allow_insecure_http
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--allow-insecure-http"]), Some(true));
+        assert_eq!(parse(&["--allow-insecure-http=false"]), Some(false));
+        assert_eq!(parse(&["--allow-insecure-http", "--json"]), Some(true));
     }
 
     #[test]

@@ -28,6 +28,14 @@ const SCRUBBED_ENV: &[&str] = &[
     "COFFER_CONFIG",
     "COFFER_TLS_CERT",
     "COFFER_TLS_KEY",
+    "COFFER_ALLOW_INSECURE_HTTP",
+    "AKEYLESS_ACCESS_ID",
+    "AKEYLESS_ACCESS_TYPE",
+    "AKEYLESS_ACCESS_KEY",
+    "AKEYLESS_JWT",
+    "AKEYLESS_TOKEN",
+    "AKEYLESS_UID_TOKEN",
+    "AKEYLESS_API_URL",
 ];
 
 fn scrubbed(mut cmd: Command) -> Command {
@@ -234,8 +242,18 @@ struct Cli {
 
 impl Cli {
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        self.run_full(args, stdin, &[])
+    }
+
+    /// With extra environment variables (over the scrubbed environment).
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_full(args, None, env)
+    }
+
+    fn run_full(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
         let mut cmd = scrubbed(Command::new(COFFER));
         cmd.args(args)
+            .envs(env.iter().copied())
             .env("COFFER_HOME", &self.home)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1650,4 +1668,397 @@ fn ci_job_logs_in_with_a_dev_oidc_token() {
     let text = recs.to_string();
     assert!(text.contains("\"identity\":\"developer\""), "{text}");
     assert!(!text.contains(&jwt));
+}
+
+/// Issue 9 item 9 end to end: `coffer ci run` does not hand the credentials
+/// it logged in with to the command (`AKEYLESS_ACCESS_KEY`, the variable a
+/// job's `akeyless_token:` names, any other variable holding one of them),
+/// and masks them, and the secrets also percent-encoded, in the command's
+/// output. `--keep-login-env` keeps the variables, still masked.
+#[test]
+fn ci_run_strips_and_masks_its_login_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let url = server.url();
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &admin_id,
+        &format!("--access-key={admin_key}"),
+        "--gateway-url",
+        &url,
+    ])
+    .ok();
+    let db_value = "db p@ss/w0rd+1";
+    cli.run(&["create-secret", "-n", "/app/db", "-v", db_value])
+        .ok();
+    let am = cli.run(&["create-auth-method", "-n", "/ci/runner"]).ok();
+    let id = field_after(&am.stdout, "access_id:").unwrap();
+    let key = field_after(&am.stdout, "access_key:").unwrap();
+    cli.run(&["create-role", "-n", "runner"]).ok();
+    cli.run(&[
+        "set-role-rule",
+        "--role-name",
+        "runner",
+        "--path",
+        "/app/*",
+        "--capability",
+        "read",
+    ])
+    .ok();
+    cli.run(&["assoc-role-am", "-r", "runner", "-a", "/ci/runner"])
+        .ok();
+    let token = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            &id,
+            &format!("--access-key={key}"),
+            "--gateway-url",
+            &url,
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let pipeline = tmp.path().join(".gitlab-ci.yml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "deploy:\n  secrets:\n    DB:\n      file: false\n      akeyless:\n        name: /app/db\n        akeyless_api_url: '{url}'\n        akeyless_token: $MY_TOKEN\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let out_dir = out.display().to_string();
+    let script = r#"
+        env > "$1/env.txt"
+        printf 'key=%s\n' "$2"
+        printf 'token=%s\n' "$3"
+        printf 'pct=%s\n' "$4"
+        printf 'form=%s\n' "$5"
+        printf 'db=%s ref=%s\n' "$DB" "$REF"
+        printf 'env-key=%s\n' "${AKEYLESS_ACCESS_KEY-unset}"
+    "#;
+    let env = [
+        ("AKEYLESS_ACCESS_ID", id.as_str()),
+        ("AKEYLESS_ACCESS_KEY", key.as_str()),
+        ("AKEYLESS_API_URL", url.as_str()),
+        ("MY_TOKEN", token.as_str()),
+        ("KEY_COPY", key.as_str()),
+        ("REF", "akeyless:///app/db"),
+        ("KEEP_ME", "visible-value"),
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "ci",
+            "run",
+            "--job",
+            "deploy",
+            "--file",
+            pipeline.to_str().unwrap(),
+            "--resolve-refs",
+        ];
+        args.extend(extra);
+        args.extend([
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &out_dir,
+            &key,
+            &token,
+            "db%20p%40ss%2Fw0rd%2B1",
+            "db+p%40ss%2Fw0rd%2B1",
+        ]);
+        cli.run_env(&args, &env)
+    };
+
+    let ran = run(&[]).ok();
+    assert_eq!(
+        ran.stdout,
+        "key=[MASKED]\ntoken=[MASKED]\npct=[MASKED]\nform=[MASKED]\n\
+         db=[MASKED] ref=[MASKED]\nenv-key=unset\n",
+        "{ran:#?}"
+    );
+    let seen = std::fs::read_to_string(out.join("env.txt")).unwrap();
+    for gone in ["AKEYLESS_ACCESS_KEY=", "MY_TOKEN=", "KEY_COPY="] {
+        assert!(
+            !seen.lines().any(|l| l.starts_with(gone)),
+            "{gone} reached the command: {seen}"
+        );
+    }
+    assert!(!seen.contains(&key) && !seen.contains(&token), "{seen}");
+    for kept in [
+        "KEEP_ME=visible-value".to_owned(),
+        format!("AKEYLESS_ACCESS_ID={id}"),
+        format!("DB={db_value}"),
+        format!("REF={db_value}"),
+    ] {
+        assert!(seen.lines().any(|l| l == kept), "{kept} missing: {seen}");
+    }
+    assert!(!ran.stderr.contains(&key) && !ran.stderr.contains(&token));
+
+    // --keep-login-env: the variables stay, still masked in the output.
+    let ran = run(&["--keep-login-env"]).ok();
+    assert!(ran.stdout.ends_with("env-key=[MASKED]\n"), "{ran:#?}");
+    assert!(!ran.stdout.contains(&key), "{ran:#?}");
+    let seen = std::fs::read_to_string(out.join("env.txt")).unwrap();
+    assert!(
+        seen.lines()
+            .any(|l| l == format!("AKEYLESS_ACCESS_KEY={key}")),
+        "{seen}"
+    );
+    assert!(
+        seen.lines().any(|l| l == format!("MY_TOKEN={token}")),
+        "{seen}"
+    );
+}
+
+/// Reads one HTTP/1.1 request (head and body) from `stream`.
+fn read_http_request(stream: &mut TcpStream) -> String {
+    let mut reader = BufReader::new(stream);
+    let mut text = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return text;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        text.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    text + &String::from_utf8_lossy(&body)
+}
+
+/// A loopback server on `bind` that records every request; with `location`
+/// it answers each with `307` to it, else it answers nothing.
+fn recording_server(bind: &str, location: Option<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind(bind).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let request = read_http_request(&mut stream);
+            seen.lock().unwrap().push(request);
+            if let Some(location) = &location {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        }
+    });
+    (format!("{}:{}", addr.ip(), addr.port()), log)
+}
+
+/// Issue 9 item 8 end to end: a 307 from the gateway is reported with its
+/// status and target host, and the access key, token or JWT is not sent
+/// to the target; plain http:// off loopback is refused before connecting
+/// unless allowed (flag, environment or profile).
+#[test]
+fn cli_refuses_redirects_and_plain_http_off_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let (collector, collected) = recording_server("127.0.0.1:0", None);
+    let (gateway, received) = recording_server(
+        "127.0.0.1:0",
+        Some(format!("http://{collector}/collect?stolen=1")),
+    );
+    let gateway_url = format!("http://{gateway}");
+    let check = |run: Run, secret: &str| {
+        let run = run.failed();
+        assert!(run.stderr.contains("HTTP 307"), "{run:#?}");
+        assert!(run.stderr.contains(&collector), "{run:#?}");
+        assert!(
+            !run.stderr.contains(secret) && !run.stderr.contains("stolen"),
+            "{run:#?}"
+        );
+    };
+    check(
+        cli.run(&[
+            "auth",
+            "--access-id",
+            "p-abcdefghijkl",
+            "--access-key=ak-S3CR3T-access-key",
+            "--gateway-url",
+            &gateway_url,
+        ]),
+        "ak-S3CR3T-access-key",
+    );
+    check(
+        cli.run(&[
+            "auth",
+            "--access-id",
+            "p-abcdefghijkl",
+            "--access-type",
+            "jwt",
+            "--jwt",
+            "eyJ.S3CR3T-jwt.sig",
+            "--gateway-url",
+            &gateway_url,
+        ]),
+        "S3CR3T-jwt",
+    );
+    check(
+        cli.run(&[
+            "get-secret-value",
+            "-n",
+            "/app/db",
+            "--token",
+            "t-S3CR3T-token",
+            "--gateway-url",
+            &gateway_url,
+        ]),
+        "t-S3CR3T-token",
+    );
+    check(
+        cli.run_env(
+            &["ci", "get-secrets", "--secrets-paths", "db=/app/db"],
+            &[
+                ("AKEYLESS_API_URL", gateway_url.as_str()),
+                ("AKEYLESS_ACCESS_ID", "p-abcdefghijkl"),
+                ("AKEYLESS_ACCESS_KEY", "ak-S3CR3T-ci-key"),
+            ],
+        ),
+        "ak-S3CR3T-ci-key",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = received.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4, "{sent:#?}");
+    for secret in [
+        "ak-S3CR3T-access-key",
+        "S3CR3T-jwt",
+        "t-S3CR3T-token",
+        "ak-S3CR3T-ci-key",
+    ] {
+        assert!(sent.iter().any(|r| r.contains(secret)), "{sent:#?}");
+    }
+    assert!(
+        collected.lock().unwrap().is_empty(),
+        "the redirect target got: {:#?}",
+        collected.lock().unwrap()
+    );
+
+    // Plain HTTP to a host that is not loopback: refused, no connection
+    // (an attempt on 10.255.255.1 would wait for the connect timeout).
+    let started = Instant::now();
+    let refused = cli
+        .run(&[
+            "list-roles",
+            "--token",
+            "t-S3CR3T",
+            "--gateway-url",
+            "http://10.255.255.1:8200",
+        ])
+        .failed();
+    assert!(started.elapsed() < Duration::from_secs(5), "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains("refusing plain HTTP to http://10.255.255.1:8200"),
+        "{refused:#?}"
+    );
+    assert!(
+        refused.stderr.contains("--allow-insecure-http"),
+        "{refused:#?}"
+    );
+    // configure refuses it too, and stores the exception when asked.
+    let refused = cli
+        .run(&[
+            "configure",
+            "--access-id",
+            "p-abcdefghijkl",
+            "--access-key=k",
+            "--gateway-url",
+            "http://10.255.255.1:8200",
+        ])
+        .failed();
+    assert!(
+        refused.stderr.contains("--allow-insecure-http"),
+        "{refused:#?}"
+    );
+    assert!(!cli.home.join("profiles/default.toml").exists());
+    cli.run(&[
+        "configure",
+        "--access-id",
+        "p-abcdefghijkl",
+        "--access-key=k",
+        "--gateway-url",
+        "http://10.255.255.1:8200",
+        "--allow-insecure-http",
+    ])
+    .ok();
+    let profile = std::fs::read_to_string(cli.home.join("profiles/default.toml")).unwrap();
+    assert!(profile.contains("allow_insecure_http = true"), "{profile}");
+
+    // `coffer ci explain` (which sends nothing) shows the refusal as the
+    // secret's problem, and accepts the URL with the opt-in.
+    let pipeline = tmp.path().join(".gitlab-ci.yml");
+    std::fs::write(
+        &pipeline,
+        "deploy:\n  secrets:\n    DB:\n      akeyless:\n        name: /app/db\n        akeyless_api_url: http://10.255.255.1:8200\n        akeyless_access_type: api_key\n        akeyless_access_key: ak-x\n",
+    )
+    .unwrap();
+    let explain = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "ci",
+            "explain",
+            "--job",
+            "deploy",
+            "--file",
+            pipeline.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let mut env = env.to_vec();
+        env.push(("AKEYLESS_ACCESS_ID", "p-abcdefghijkl"));
+        cli.run_env(&args, &env)
+    };
+    let problem = explain(&[], &[]).failed();
+    assert!(
+        problem.stdout.contains("PROBLEM") && problem.stdout.contains("refusing plain HTTP"),
+        "{problem:#?}"
+    );
+    let ok = explain(&["--allow-insecure-http"], &[]).ok();
+    assert!(!ok.stdout.contains("PROBLEM"), "{ok:#?}");
+    explain(&[], &[("COFFER_ALLOW_INSECURE_HTTP", "1")]).ok();
+    explain(
+        &["--allow-insecure-http=false"],
+        &[("COFFER_ALLOW_INSECURE_HTTP", "1")],
+    )
+    .failed();
+
+    // Any 127.x address is loopback: the request is made (and here
+    // answered with a redirect), not refused.
+    let (other, other_log) = recording_server("127.0.0.2:0", Some(format!("http://{collector}/x")));
+    let run = cli
+        .run(&[
+            "list-roles",
+            "--token",
+            "t-x",
+            "--gateway-url",
+            &format!("http://{other}"),
+        ])
+        .failed();
+    assert!(run.stderr.contains("HTTP 307"), "{run:#?}");
+    assert_eq!(other_log.lock().unwrap().len(), 1);
+    assert!(collected.lock().unwrap().is_empty());
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::ops::*;
 use crate::token::Token;
+use crate::transport;
 use crate::types::*;
 
 /// Default `akeylessclienttype` header value.
@@ -22,6 +23,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Sent as the `akeylessclienttype` header (recorded in the audit log).
     pub client_type: String,
+    /// Allow plain `http://` to a host that is not loopback. Off by
+    /// default: credentials travel in every request body.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for ClientOptions {
@@ -30,6 +34,7 @@ impl Default for ClientOptions {
             ca_cert_pem: None,
             timeout: Duration::from_secs(30),
             client_type: DEFAULT_CLIENT_TYPE.to_string(),
+            allow_insecure_http: false,
         }
     }
 }
@@ -52,16 +57,18 @@ impl std::fmt::Debug for Client {
 /// bases is kept as given.
 pub fn normalize_base_url(base_url: &str) -> Result<String> {
     let base = base_url.trim().trim_end_matches('/');
+    // Shown in messages: never with a password in it.
+    let shown = transport::redact_userinfo(base);
     if !base.contains("://") {
         return Err(Error::Config(format!(
-            "invalid gateway URL {base:?}: it must start with http:// or https://"
+            "invalid gateway URL {shown:?}: it must start with http:// or https://"
         )));
     }
     let parsed = reqwest::Url::parse(base)
-        .map_err(|e| Error::Config(format!("invalid gateway URL {base:?}: {e}")))?;
+        .map_err(|e| Error::Config(format!("invalid gateway URL {shown:?}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(Error::Config(format!(
-            "invalid gateway URL {base:?}: it must start with http:// or https://"
+            "invalid gateway URL {shown:?}: it must start with http:// or https://"
         )));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -71,17 +78,51 @@ pub fn normalize_base_url(base_url: &str) -> Result<String> {
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(Error::Config(format!(
-            "invalid gateway URL {base:?}: it must not have a query or fragment"
+            "invalid gateway URL {shown:?}: it must not have a query or fragment"
         )));
     }
     Ok(base.to_string())
 }
 
+/// [`normalize_base_url`], then the transport rule: plain `http://` only to
+/// loopback (127.0.0.0/8, ::1, `localhost`) unless `allow_insecure_http`.
+/// Nothing is sent: a refused URL is refused before any connection.
+pub fn check_base_url(base_url: &str, allow_insecure_http: bool) -> Result<String> {
+    let base = normalize_base_url(base_url)?;
+    let parsed = reqwest::Url::parse(&base)
+        .map_err(|e| Error::Config(format!("invalid gateway URL {base:?}: {e}")))?;
+    transport::check_plain_http(&parsed, allow_insecure_http, &[])?;
+    Ok(base)
+}
+
+/// The string values of the request fields that hold a credential or a
+/// secret value: redacted from API error messages.
+fn sent_secrets(body: &Value) -> Vec<&str> {
+    const FIELDS: &[&str] = &[
+        "token",
+        "uid-token",
+        "access-key",
+        "jwt",
+        "cloud-id",
+        "k8s-service-account-token",
+        "token-reviewer-jwt",
+        "value",
+    ];
+    let Value::Object(map) = body else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(k, _)| FIELDS.contains(&k.replace('_', "-").as_str()))
+        .filter_map(|(_, v)| v.as_str())
+        .collect()
+}
+
 impl Client {
     /// Build a client for `base_url` (`https://gw:8200`, `…/v2` or `…/api/v2`;
-    /// a trailing `/` is fine).
+    /// a trailing `/` is fine). Plain `http://` is refused unless the host
+    /// is loopback or [`ClientOptions::allow_insecure_http`] is set.
     pub fn new(base_url: &str, options: ClientOptions) -> Result<Client> {
-        let base = normalize_base_url(base_url)?;
+        let base = check_base_url(base_url, options.allow_insecure_http)?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             "akeylessclienttype",
@@ -100,7 +141,9 @@ impl Client {
             .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(options.timeout)
-            .connect_timeout(options.timeout.min(Duration::from_secs(10)));
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            // A 307/308 would re-send the body (credentials) elsewhere.
+            .redirect(transport::redirect_policy());
         if let Some(pem) = &options.ca_cert_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                 Error::Config(format!("invalid CA certificate (PEM expected): {e}"))
@@ -128,7 +171,9 @@ impl Client {
     }
 
     /// Send `body` to `operation` as is and return the JSON response.
-    /// A non-2xx answer is [`Error::Api`] with the server's message.
+    /// A non-2xx answer is [`Error::Api`] with the server's message (any
+    /// credential or value of the request it repeats is redacted); a
+    /// redirect is [`Error::Redirect`] and is not followed.
     pub async fn call(&self, operation: &str, body: Value) -> Result<Value> {
         let url = self.url(operation);
         let response = self
@@ -138,13 +183,23 @@ impl Client {
             .send()
             .await
             .map_err(|e| Error::transport(&self.base, &e))?;
+        if let Err(redirect) = transport::RedirectRefused::check(&response) {
+            return Err(Error::Redirect {
+                url: self.base.clone(),
+                redirect,
+            });
+        }
         let status = response.status();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| Error::transport(&self.base, &e))?;
         if !status.is_success() {
-            return Err(Error::from_response(status.as_u16(), &bytes));
+            return Err(Error::from_response_redacted(
+                status.as_u16(),
+                &bytes,
+                &sent_secrets(&body),
+            ));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Map::new()));
@@ -410,6 +465,9 @@ mod tests {
         assert!(normalize_base_url("gw:8200").is_err());
         assert!(normalize_base_url("ftp://gw").is_err());
         assert!(normalize_base_url("https://u:p@gw").is_err());
+        let err = normalize_base_url("https://user:hunter2@gw:notaport").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(normalize_base_url("https://:hunter2@gw").is_err());
     }
 
     /// A one-shot HTTP server: returns the raw request it got.
@@ -417,7 +475,15 @@ mod tests {
         status: &'static str,
         body: &'static str,
     ) -> (String, std::thread::JoinHandle<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        one_shot_on("127.0.0.1:0", status, body)
+    }
+
+    fn one_shot_on(
+        bind: &str,
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
@@ -524,6 +590,214 @@ mod tests {
             .unwrap_err();
         server.join().unwrap();
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    }
+
+    /// A loopback listener that records every connection it gets (and the
+    /// bytes sent on it) for `wait`, without answering.
+    fn capture_server(wait: Duration) -> (u16, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + wait;
+            let mut got = Vec::new();
+            while std::time::Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_millis(300)))
+                            .unwrap();
+                        let mut buf = Vec::new();
+                        let _ = stream.read_to_end(&mut buf);
+                        got.push(buf);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            got
+        });
+        (port, handle)
+    }
+
+    /// The regression of issue 9 item 8: a gateway answering 307 (or 308,
+    /// 302) with a Location on another server must not make the client send
+    /// the access key, JWT or token there.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_nothing_is_re_sent() {
+        for status in [
+            "307 Temporary Redirect",
+            "308 Permanent Redirect",
+            "302 Found",
+        ] {
+            let (capture_port, captured) = capture_server(Duration::from_millis(1500));
+            let location = format!("http://127.0.0.1:{capture_port}/api/v2/collect?x=1");
+            let location: &'static str = Box::leak(location.into_boxed_str());
+            for credential in ["access-key", "jwt", "token"] {
+                let (url, server) = redirect_once(status, location);
+                let client = Client::new(&url, ClientOptions::default()).unwrap();
+                let secret = format!("{credential}-S3CR3T-value");
+                let err = match credential {
+                    "access-key" => client
+                        .auth_access_key("p-abc", &SecretString::from(secret.clone()))
+                        .await
+                        .unwrap_err(),
+                    "jwt" => client
+                        .auth(&Auth {
+                            access_id: "p-abc".into(),
+                            access_type: "jwt".into(),
+                            jwt: Some(SecretString::from(secret.clone())),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap_err(),
+                    _ => client
+                        .get_secret_value(&Token::new(secret.clone()), ["/app/db"], None)
+                        .await
+                        .unwrap_err(),
+                };
+                // The intended gateway got the request once.
+                let request = server.join().unwrap();
+                assert!(request.contains(&secret), "{request}");
+                let Error::Redirect { redirect, .. } = &err else {
+                    panic!("{status}: expected a redirect error, got {err:?}");
+                };
+                assert_eq!(redirect.status.to_string(), status[..3]);
+                assert_eq!(
+                    redirect.location,
+                    format!("http://127.0.0.1:{capture_port}")
+                );
+                let text = err.to_string();
+                assert!(text.contains(&format!("HTTP {}", &status[..3])), "{text}");
+                assert!(
+                    text.contains(&format!("127.0.0.1:{capture_port}")),
+                    "{text}"
+                );
+                assert!(
+                    !text.contains(&secret) && !text.contains("collect"),
+                    "{text}"
+                );
+                assert!(!format!("{err:?}").contains(&secret));
+            }
+            let got = captured.join().unwrap();
+            assert!(
+                got.is_empty(),
+                "{status}: the redirect target received {} connection(s): {:?}",
+                got.len(),
+                got.iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    /// Answers one request with `status` and a `Location`; returns the request.
+    fn redirect_once(
+        status: &'static str,
+        location: &'static str,
+    ) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            head + &String::from_utf8(body).unwrap()
+        });
+        (format!("http://{addr}/api/v2"), handle)
+    }
+
+    /// Plain HTTP to a host that is not loopback is refused by `new`, which
+    /// opens no connection (10.255.255.1 is never contacted); loopback
+    /// addresses and the explicit opt-in pass.
+    #[test]
+    fn plain_http_is_refused_off_loopback_unless_allowed() {
+        for url in [
+            "http://10.255.255.1:8200",
+            "http://gateway.example",
+            "http://[2001:db8::1]:8200/api/v2",
+            "http://169.254.169.254",
+        ] {
+            let err = Client::new(url, ClientOptions::default()).unwrap_err();
+            assert!(matches!(err, Error::InsecureHttp(_)), "{url}: {err:?}");
+            let text = err.to_string();
+            assert!(text.contains("--allow-insecure-http"), "{text}");
+            assert!(text.contains("https://"), "{text}");
+            let allowed = ClientOptions {
+                allow_insecure_http: true,
+                ..Default::default()
+            };
+            assert!(Client::new(url, allowed).is_ok(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8200",
+            "http://127.1.2.3:1",
+            "http://localhost:8200/v2",
+            "http://[::1]:8200",
+            "https://gateway.example",
+            "https://10.255.255.1:8200",
+        ] {
+            assert!(Client::new(url, ClientOptions::default()).is_ok(), "{url}");
+        }
+        assert!(check_base_url("http://10.0.0.1", false).is_err());
+        assert_eq!(
+            check_base_url("http://10.0.0.1/", true).unwrap(),
+            "http://10.0.0.1"
+        );
+    }
+
+    /// The accepted path really talks to a 127.x address other than
+    /// 127.0.0.1 without the opt-in.
+    #[tokio::test]
+    async fn plain_http_to_any_127_address_works() {
+        let (url, server) = one_shot_on("127.0.0.2:0", "200 OK", r#"{"roles":[]}"#);
+        assert!(url.starts_with("http://127.0.0.2:"), "{url}");
+        let client = Client::new(&url, ClientOptions::default()).unwrap();
+        client
+            .call("list-roles", serde_json::json!({}))
+            .await
+            .unwrap();
+        assert!(
+            server
+                .join()
+                .unwrap()
+                .starts_with("POST /api/v2/list-roles")
+        );
+    }
+
+    #[tokio::test]
+    async fn api_errors_echoing_a_credential_are_redacted() {
+        let (url, server) = one_shot(
+            "401 Unauthorized",
+            r#"{"error":"access key k-ECHOED-secret-1 is wrong"}"#,
+        );
+        let client = Client::new(&url, ClientOptions::default()).unwrap();
+        let err = client
+            .auth_access_key("p-x", &SecretString::from("k-ECHOED-secret-1"))
+            .await
+            .unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.to_string(), "access key [REDACTED] is wrong");
     }
 
     #[test]

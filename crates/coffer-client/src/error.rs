@@ -27,6 +27,35 @@ pub enum Error {
     /// The client could not be built (bad base URL, unreadable CA certificate).
     #[error("{0}")]
     Config(String),
+
+    /// The gateway URL is plain `http://` to a host that is not loopback,
+    /// and plain HTTP was not allowed: refused before connecting.
+    #[error("gateway URL: {0}")]
+    InsecureHttp(#[from] crate::transport::InsecureHttp),
+
+    /// The gateway answered with a redirect, which is never followed (the
+    /// request's credentials would go to the new address).
+    #[error("the Coffer gateway at {url}: {redirect}")]
+    Redirect {
+        url: String,
+        redirect: crate::transport::RedirectRefused,
+    },
+}
+
+/// `text` with each of `secrets` (4 characters or more), as is or
+/// JSON-escaped, replaced by `[REDACTED]`.
+fn redact_text(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        for form in [*secret, escaped] {
+            if !form.is_empty() && out.contains(form) {
+                out = out.replace(form, "[REDACTED]");
+            }
+        }
+    }
+    out
 }
 
 /// What to check after a transport failure.
@@ -79,6 +108,27 @@ impl Error {
         Error::Api { status, message }
     }
 
+    /// Replace each of `secrets` (credentials and values sent in the
+    /// request) in an API error's message by `[REDACTED]`: a gateway that
+    /// echoes its input ("invalid token t-…") must not make us print it.
+    pub(crate) fn redact(self, secrets: &[&str]) -> Error {
+        match self {
+            Error::Api { status, message } => Error::Api {
+                status,
+                message: redact_text(&message, secrets),
+            },
+            other => other,
+        }
+    }
+
+    /// [`Error::from_response`] for a request that carried `secrets`: they
+    /// are redacted from the body before it is shortened (so no prefix of
+    /// one survives the cut) and from the message.
+    pub(crate) fn from_response_redacted(status: u16, body: &[u8], secrets: &[&str]) -> Error {
+        let text = redact_text(&String::from_utf8_lossy(body), secrets);
+        Error::from_response(status, text.as_bytes()).redact(secrets)
+    }
+
     /// Build a transport error for the gateway at `url` from a reqwest error.
     pub(crate) fn transport(url: &str, err: &reqwest::Error) -> Error {
         let mut reason = if err.is_timeout() {
@@ -128,5 +178,28 @@ mod tests {
         let e = Error::from_response(500, b"");
         assert_eq!(e.to_string(), "HTTP 500");
         assert!(Error::from_response(401, b"{}").is_unauthorized());
+    }
+
+    #[test]
+    fn api_messages_never_echo_what_was_sent() {
+        let e = Error::from_response(400, b"bad token t-secret-123 for t-secret-123")
+            .redact(&["t-secret-123", "abc"]);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 400: bad token [REDACTED] for [REDACTED]"
+        );
+        // A long echo is cut at 200 characters: no prefix of the secret
+        // survives the cut.
+        let secret = "k-0123456789abcdefghij";
+        let body = format!("{}{secret}", "x".repeat(190));
+        let e = Error::from_response_redacted(400, body.as_bytes(), &[secret]);
+        assert!(!e.to_string().contains("k-0123"), "{e}");
+        // JSON-escaped in a JSON body.
+        let e = Error::from_response_redacted(
+            401,
+            br#"{"error":"bad key pa\"ss\\word"}"#,
+            &["pa\"ss\\word"],
+        );
+        assert_eq!(e.to_string(), "bad key [REDACTED]");
     }
 }

@@ -8,7 +8,11 @@
 //!
 //! Tokens, access keys and secret values are held in
 //! [`secrecy::SecretString`]; they never appear in `Debug` output or in
-//! [`Error`] messages.
+//! [`Error`] messages (an API error that echoes one back has it redacted).
+//!
+//! Redirects are never followed and plain `http://` is refused for any
+//! host that is not loopback unless [`ClientOptions::allow_insecure_http`]
+//! is set: see [`transport`].
 //!
 //! ```no_run
 //! # async fn demo() -> coffer_client::Result<()> {
@@ -30,9 +34,12 @@ mod client;
 mod error;
 pub mod ops;
 mod token;
+pub mod transport;
 pub mod types;
 
-pub use client::{Client, ClientOptions, DEFAULT_CLIENT_TYPE, decode, normalize_base_url};
+pub use client::{
+    Client, ClientOptions, DEFAULT_CLIENT_TYPE, check_base_url, decode, normalize_base_url,
+};
 pub use error::{Error, Result};
 pub use ops::Operation;
 pub use token::Token;

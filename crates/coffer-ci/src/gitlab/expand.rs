@@ -139,6 +139,18 @@ pub fn expand<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> Strin
     out
 }
 
+/// The names of the variables `text` refers to (`$NAME`, `${NAME}`), in
+/// order, as [`expand`] would look them up (`$$` and the shell's special
+/// parameters are not variables).
+pub fn referenced_names(text: &str) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    expand(text, |name| {
+        names.borrow_mut().push(name.to_owned());
+        None
+    });
+    names.into_inner()
+}
+
 fn is_shell_special(c: u8) -> bool {
     matches!(
         c,
@@ -245,6 +257,15 @@ mod tests {
         assert_eq!(v.expand("plain text"), "plain text");
         assert_eq!(v.expand("é$A→${B_2}ü"), "éalpha→betaü");
         assert_eq!(v.expand(""), "");
+    }
+
+    #[test]
+    fn referenced_names_are_the_looked_up_ones() {
+        assert_eq!(
+            referenced_names("a $A ${B_2}/$$C ${X Y} $1 $* $"),
+            ["A", "B_2", "X Y"]
+        );
+        assert!(referenced_names("no refs, $$").is_empty());
     }
 
     #[test]

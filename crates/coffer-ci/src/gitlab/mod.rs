@@ -69,7 +69,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use expand::{Variables, expand};
+pub use expand::{Variables, expand, referenced_names};
 pub use gate::{MissingProvider, PROVIDER_NOT_FOUND, missing_providers};
 pub use secret::{
     AkeylessSecret, AwsSecret, AzureSecret, GcpSecret, GitlabSecretsManagerSecret, IdToken, Job,

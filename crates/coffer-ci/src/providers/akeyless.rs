@@ -64,6 +64,9 @@ pub struct Login {
     pub credential: Credential,
     /// `gateway_ca_certificate`: PEM (or base64 of PEM) trusted for TLS.
     pub ca_pem: Option<Vec<u8>>,
+    /// Accept a plain `http://` API URL to a host that is not loopback
+    /// (`COFFER_ALLOW_INSECURE_HTTP` / `--allow-insecure-http`).
+    pub allow_insecure_http: bool,
 }
 
 impl Login {
@@ -97,9 +100,42 @@ impl Login {
                 ca_cert_pem: self.ca_pem.clone(),
                 timeout: Duration::from_secs(60),
                 client_type: CLIENT_TYPE.into(),
+                allow_insecure_http: self.allow_insecure_http,
             },
         )
-        .map_err(|e| AkeylessError::Config(format!("akeyless_api_url {}: {e}", self.api_url)))
+        .map_err(|e| {
+            AkeylessError::Config(format!(
+                "akeyless_api_url {}: {e}",
+                coffer_client::transport::redact_userinfo(&self.api_url)
+            ))
+        })
+    }
+
+    /// The API URL after the checks [`Login::client`] makes (form, and plain
+    /// `http://` only to loopback unless allowed), without building a
+    /// client: lets a plan refuse it before any request.
+    pub fn check_api_url(&self) -> Result<String> {
+        coffer_client::check_base_url(&self.api_url, self.allow_insecure_http).map_err(|e| {
+            AkeylessError::Config(format!(
+                "akeyless_api_url {}: {e}",
+                coffer_client::transport::redact_userinfo(&self.api_url)
+            ))
+        })
+    }
+
+    /// The credential's value (`None` for a cloud identity not computed
+    /// yet): what `coffer ci run` masks in the command's output.
+    pub fn credential_secret(&self) -> Option<&SecretString> {
+        match &self.credential {
+            Credential::Token(s)
+            | Credential::AccessKey(s)
+            | Credential::Jwt(s)
+            | Credential::Uid(s)
+            | Credential::K8s { token: s, .. } => Some(s),
+            Credential::CloudId { cloud_id, .. } => {
+                Some(cloud_id).filter(|c| !c.expose_secret().is_empty())
+            }
+        }
     }
 
     /// Log in (or take the given token) and return the token.
@@ -331,6 +367,7 @@ mod tests {
             access_type: "jwt".into(),
             credential: Credential::Jwt(SecretString::from(k.to_owned())),
             ca_pem: None,
+            allow_insecure_http: false,
         };
         assert_eq!(login("a").cache_key(), login("a").cache_key());
         assert_ne!(login("a").cache_key(), login("b").cache_key());

@@ -46,7 +46,9 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Env, ProviderError, clean_text, is_loopback, read_capped, transport};
+use super::{
+    Env, ProviderError, check_plain_http, clean_text, read_capped, refuse_redirect, transport,
+};
 
 type Result<T> = std::result::Result<T, ProviderError>;
 
@@ -60,6 +62,18 @@ pub const SECRETS_MANAGER_SIGNING_NAME: &str = "secretsmanager";
 pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// ECS task credentials host (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`).
 pub const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
+/// The EC2 instance metadata addresses (IPv4 and the Nitro IPv6 one). They
+/// only speak plain HTTP, on the link-local network between the instance
+/// and its hypervisor (the traffic never leaves the host), so plain
+/// `http://` is accepted for exactly these hosts without
+/// `COFFER_ALLOW_INSECURE_HTTP`. The requests carry no credential of ours
+/// (the IMDSv2 session token comes from IMDS itself).
+pub const IMDS_HOSTS: &[&str] = &["169.254.169.254", "fd00:ec2::254"];
+/// The ECS task and EKS Pod Identity agents (IPv4 and IPv6), link-local and
+/// plain HTTP only; the AWS SDKs accept plain HTTP to exactly these (and
+/// loopback) for container credentials, and so does `coffer ci`.
+pub const CONTAINER_CREDENTIALS_HOSTS: &[&str] =
+    &["169.254.170.2", "169.254.170.23", "fd00:ec2::23"];
 /// Time allowed for each instance-metadata / container-credentials request:
 /// off AWS these addresses usually do not answer at all.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -167,36 +181,58 @@ fn process_session_name() -> String {
 pub struct Endpoints {
     pub sts: Option<String>,
     pub secrets_manager: Option<String>,
+    /// Accept a plain `http://` override to a host that is not loopback
+    /// (`COFFER_ALLOW_INSECURE_HTTP`; e.g. LocalStack on a CI service host).
+    pub allow_insecure_http: bool,
 }
 
 impl Endpoints {
     /// The overrides set in `env` (normally the process environment).
     pub fn from_env(env: &Env) -> Self {
+        let allow_insecure_http = env.allow_insecure_http();
         if env
             .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         {
-            return Endpoints::default();
+            return Endpoints {
+                allow_insecure_http,
+                ..Endpoints::default()
+            };
         }
         let global = env.get("AWS_ENDPOINT_URL");
         Endpoints {
             sts: env.get("AWS_ENDPOINT_URL_STS").or_else(|| global.clone()),
             secrets_manager: env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER").or(global),
+            allow_insecure_http,
         }
     }
 
     /// The STS endpoint for `region`.
     pub fn sts_url(&self, region: &str) -> Result<String> {
-        endpoint_url(self.sts.as_deref(), "sts", region)
+        endpoint_url(self.sts.as_deref(), "sts", region, self.allow_insecure_http)
     }
 
     /// The Secrets Manager endpoint for `region`.
     pub fn secrets_manager_url(&self, region: &str) -> Result<String> {
-        endpoint_url(self.secrets_manager.as_deref(), "secretsmanager", region)
+        endpoint_url(
+            self.secrets_manager.as_deref(),
+            "secretsmanager",
+            region,
+            self.allow_insecure_http,
+        )
     }
 }
 
-fn endpoint_url(overridden: Option<&str>, service: &str, region: &str) -> Result<String> {
+/// The endpoint URL, checked: http(s), a host, no query, fragment or user
+/// info, and plain `http://` only to loopback unless `allow_insecure_http`
+/// (the STS request carries the job's ID token, Secrets Manager's reply the
+/// secret).
+fn endpoint_url(
+    overridden: Option<&str>,
+    service: &str,
+    region: &str,
+    allow_insecure_http: bool,
+) -> Result<String> {
     let raw = match overridden {
         Some(url) => url.to_string(),
         None => {
@@ -208,18 +244,22 @@ fn endpoint_url(overridden: Option<&str>, service: &str, region: &str) -> Result
             format!("https://{service}.{region}.{suffix}")
         }
     };
+    let shown = coffer_client::transport::redact_userinfo(&raw);
     let url = reqwest::Url::parse(&raw)
-        .map_err(|e| ProviderError::Config(format!("invalid AWS endpoint URL '{raw}': {e}")))?;
+        .map_err(|e| ProviderError::Config(format!("invalid AWS endpoint URL '{shown}': {e}")))?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host_str().is_none()
         || url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
+        || url.password().is_some()
     {
         return Err(ProviderError::Config(format!(
-            "invalid AWS endpoint URL '{raw}': expected http(s)://host[:port][/path]"
+            "invalid AWS endpoint URL '{shown}': expected http(s)://host[:port][/path]"
         )));
     }
+    coffer_client::transport::check_plain_http(&url, allow_insecure_http, &[])
+        .map_err(|e| ProviderError::Config(format!("AWS endpoint URL: {e}")))?;
     Ok(url.to_string())
 }
 
@@ -523,11 +563,17 @@ pub async fn assume_role_with_web_identity(
         .send()
         .await
         .map_err(|e| transport(&what, &e))?;
+    refuse_redirect(&what, &response)?;
     let status = response.status();
     let body = read_capped(&what, response).await?;
     let text = String::from_utf8_lossy(&body);
 
     if !status.is_success() {
+        let text = String::from_utf8_lossy(&super::scrub(
+            text.as_bytes(),
+            &[request.token.expose_secret()],
+        ))
+        .into_owned();
         let fields = xml_children(&text, "Error").unwrap_or_default();
         let code = fields.get("Code").cloned().unwrap_or_default();
         let message = fields.get("Message").cloned().unwrap_or_default();
@@ -551,7 +597,8 @@ pub async fn assume_role_with_web_identity(
             status: status.as_u16(),
             message: format!("{what} failed (HTTP {}): {detail}{hint}", status.as_u16()),
             code,
-        });
+        }
+        .redact(&[request.token.expose_secret()]));
     }
 
     let bad_reply =
@@ -691,7 +738,7 @@ pub async fn host_credentials(client: &reqwest::Client, env: &Env) -> Result<Cre
     }
 
     // 4. IMDSv2
-    match imds_credentials(client, env).await {
+    match imds_credentials(client, env).await? {
         Ok(credentials) => return Ok(credentials),
         Err(why) => tried.push(why),
     }
@@ -859,6 +906,9 @@ async fn metadata_get(
         .send()
         .await
         .map_err(|e| format!("{what} ({})", transport_reason(&e)))?;
+    if let Err(e) = refuse_redirect(what, &response) {
+        return Err(e.to_string());
+    }
     let status = response.status();
     let body = read_capped(what, response)
         .await
@@ -893,17 +943,31 @@ async fn container_credentials(
                 .to_string(),
         ));
     };
+    let shown = coffer_client::transport::redact_userinfo(&url);
     let parsed = reqwest::Url::parse(&url).map_err(|e| {
-        ProviderError::Credentials(format!("invalid container credentials URL {url}: {e}"))
+        ProviderError::Credentials(format!("invalid container credentials URL {shown}: {e}"))
     })?;
-    // As the AWS SDKs: plain HTTP only to the ECS/EKS agents or loopback.
-    let allowed_http = is_loopback(&parsed)
-        || matches!(parsed.host_str(), Some("169.254.170.2" | "169.254.170.23"));
-    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && allowed_http) {
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ProviderError::Credentials(format!(
+            "invalid container credentials URL {shown}: it must not contain user info \
+             (use AWS_CONTAINER_AUTHORIZATION_TOKEN)"
+        )));
+    }
+    // As the AWS SDKs: plain HTTP only to the ECS/EKS agents or loopback
+    // (or anywhere with COFFER_ALLOW_INSECURE_HTTP): the request carries
+    // the container authorization token.
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ProviderError::Credentials(format!(
             "container credentials URL {url} must be https, or http to the ECS/EKS agent or loopback"
         )));
     }
+    check_plain_http(
+        "container credentials URL must be https, or http to the ECS/EKS agent or loopback",
+        &parsed,
+        env,
+        CONTAINER_CREDENTIALS_HOSTS,
+    )
+    .map_err(|e| ProviderError::Credentials(e.to_string()))?;
     let authorization = match env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
         Some(path) => Some(Zeroizing::new(
             std::fs::read_to_string(&path)
@@ -933,20 +997,44 @@ async fn container_credentials(
         .and_then(|doc| doc.into_credentials(what.clone())))
 }
 
+/// `Ok(Ok(creds))` found, `Ok(Err(why))` not available here, `Err` a
+/// refused endpoint (`AWS_EC2_METADATA_SERVICE_ENDPOINT` not https, loopback
+/// or an IMDS address).
 async fn imds_credentials(
     client: &reqwest::Client,
     env: &Env,
-) -> std::result::Result<Credentials, String> {
+) -> Result<std::result::Result<Credentials, String>> {
     if env
         .get("AWS_EC2_METADATA_DISABLED")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
-        return Err("EC2 instance metadata (AWS_EC2_METADATA_DISABLED=true)".to_string());
+        return Ok(Err(
+            "EC2 instance metadata (AWS_EC2_METADATA_DISABLED=true)".to_string(),
+        ));
     }
     let base = env
         .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
         .unwrap_or_else(|| IMDS_ENDPOINT.to_string());
     let base = base.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(base).map_err(|e| {
+        ProviderError::Credentials(format!(
+            "invalid AWS_EC2_METADATA_SERVICE_ENDPOINT {base}: {e}"
+        ))
+    })?;
+    check_plain_http(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT must be https, or http to the instance metadata address or loopback",
+        &parsed,
+        env,
+        IMDS_HOSTS,
+    )
+    .map_err(|e| ProviderError::Credentials(e.to_string()))?;
+    Ok(imds_fetch(client, base).await)
+}
+
+async fn imds_fetch(
+    client: &reqwest::Client,
+    base: &str,
+) -> std::result::Result<Credentials, String> {
     let what = format!("EC2 instance metadata (IMDSv2) {base}");
     let token = metadata_get(
         &what,
@@ -1048,6 +1136,7 @@ impl<'a> SecretsManager<'a> {
             .send()
             .await
             .map_err(|e| transport(&what, &e))?;
+        refuse_redirect(&what, &response)?;
         let status = response.status();
         let header_type = response
             .headers()
@@ -1058,6 +1147,9 @@ impl<'a> SecretsManager<'a> {
         if status.is_success() {
             return Ok(reply);
         }
+        let session = self.credentials.inner.session_token().unwrap_or_default();
+        let sent = [session, self.credentials.inner.secret_access_key()];
+        let reply = super::scrub(&reply, &sent);
 
         #[derive(Deserialize)]
         struct AwsError {
@@ -1091,7 +1183,8 @@ impl<'a> SecretsManager<'a> {
             status: status.as_u16(),
             message: format!("{what} failed (HTTP {}): {detail}", status.as_u16()),
             code,
-        })
+        }
+        .redact(&sent))
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`,
@@ -1514,8 +1607,36 @@ mod tests {
         let bad = Endpoints {
             sts: Some("ftp://x".into()),
             secrets_manager: None,
+            allow_insecure_http: true,
         };
         assert!(matches!(bad.sts_url("x"), Err(ProviderError::Config(_))));
+    }
+
+    /// The STS form carries the job's ID token: a plain-http endpoint off
+    /// loopback is refused at plan time (no request), unless allowed.
+    #[test]
+    fn plain_http_endpoints_need_loopback_or_the_opt_in() {
+        for url in ["http://10.255.255.1:4566", "http://localstack:4566"] {
+            let env = Env::from_pairs([("AWS_ENDPOINT_URL", url)]);
+            let e = Endpoints::from_env(&env);
+            let err = e.sts_url("us-east-1").unwrap_err();
+            assert!(matches!(err, ProviderError::Config(_)), "{err:?}");
+            assert!(err.to_string().contains("refusing plain HTTP"), "{err}");
+            assert!(e.secrets_manager_url("us-east-1").is_err());
+            let env = Env::from_pairs([
+                ("AWS_ENDPOINT_URL", url),
+                ("COFFER_ALLOW_INSECURE_HTTP", "1"),
+            ]);
+            let e = Endpoints::from_env(&env);
+            assert_eq!(e.sts_url("us-east-1").unwrap(), format!("{url}/"));
+            let env = Env::from_pairs([
+                ("AWS_ENDPOINT_URL", url),
+                ("COFFER_ALLOW_INSECURE_HTTP", "no"),
+            ]);
+            assert!(Endpoints::from_env(&env).sts_url("x").is_err());
+        }
+        let env = Env::from_pairs([("AWS_ENDPOINT_URL", "https://10.255.255.1:4566")]);
+        assert!(Endpoints::from_env(&env).sts_url("x").is_ok());
     }
 
     #[test]

@@ -21,14 +21,17 @@
 //! versions must be alphanumeric, and both are added as escaped path segments,
 //! so a name can never add path segments or a query. Plain `http://` is
 //! accepted for the vault and the authority only on loopback (tests); the
-//! Azure SDK refuses it everywhere.
+//! Azure SDK refuses it everywhere, and so does `coffer ci` even with
+//! `COFFER_ALLOW_INSECURE_HTTP` (Entra ID and Key Vault only speak HTTPS).
+//! Redirects are never followed (the token request carries the job's ID
+//! token, the secret request the access token): a 3xx is an error.
 
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{Env, ProviderError, clean_text, is_loopback, read_capped, transport};
+use super::{Env, ProviderError, clean_text, is_loopback, read_capped, refuse_redirect, transport};
 
 type Result<T> = std::result::Result<T, ProviderError>;
 
@@ -197,8 +200,8 @@ impl std::fmt::Debug for AccessToken {
 /// Parses an `https://` base URL (`http://` only for loopback hosts) with no
 /// query, fragment or user info.
 fn base_url(var: &str, raw: &str) -> Result<reqwest::Url> {
-    let bad =
-        |why: &str| ProviderError::Config(format!("invalid {var} '{}': {why}", clean_text(raw)));
+    let shown = clean_text(&coffer_client::transport::redact_userinfo(raw.trim()));
+    let bad = |why: &str| ProviderError::Config(format!("invalid {var} '{shown}': {why}"));
     if raw.trim().is_empty() {
         return Err(ProviderError::Config(format!("{var} is not set")));
     }
@@ -316,11 +319,13 @@ pub async fn get_token(client: &reqwest::Client, request: &TokenRequest) -> Resu
         .send()
         .await
         .map_err(|e| transport(what, &e))?;
+    refuse_redirect(what, &response)?;
     let status = response.status();
     let body = read_capped(what, response).await?;
 
     if !status.is_success() {
-        return Err(entra_error(status.as_u16(), &body));
+        let sent = [request.assertion.expose_secret()];
+        return Err(entra_error(status.as_u16(), &super::scrub(&body, &sent)).redact(&sent));
     }
     let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| {
         ProviderError::Transport(format!("{what}: the reply is not a token response"))
@@ -456,6 +461,7 @@ pub async fn get_secret(
         .send()
         .await
         .map_err(|e| transport(&what, &e))?;
+    refuse_redirect(&what, &response)?;
     let status = response.status().as_u16();
     let body = read_capped(&what, response).await?;
     if (200..300).contains(&status) {
@@ -464,7 +470,7 @@ pub async fn get_secret(
         })?;
         return bundle.value.ok_or(ProviderError::NotFound);
     }
-
+    let body = super::scrub(&body, &[token.token.expose_secret()]);
     let error = serde_json::from_slice::<KeyVaultErrorBody>(&body)
         .ok()
         .and_then(|b| b.error)
@@ -516,7 +522,8 @@ pub async fn get_secret(
         status,
         code: if inner.is_empty() { error.code } else { inner },
         message: format!("{what} failed (HTTP {status}{codes}){detail}{hint}"),
-    })
+    }
+    .redact(&[token.token.expose_secret()]))
 }
 
 /// One secret end to end: [`check`], [`get_token`], [`get_secret`]. No

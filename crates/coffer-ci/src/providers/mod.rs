@@ -8,8 +8,13 @@
 //! a credential.
 //!
 //! Shared here: [`ProviderError`], the HTTP client every provider uses
-//! ([`http_client`]: timeouts, no redirects, a User-Agent) and a capped
-//! response reader.
+//! ([`http_client`]: timeouts, no redirects, a User-Agent), a capped
+//! response reader, and the transport rules of `coffer_client::transport`
+//! applied to provider URLs: a 3xx answer is an error naming the status and
+//! the `Location` host (`refuse_redirect`), and plain `http://` is refused
+//! before any connection unless the host is loopback, a cloud metadata
+//! address the caller names, or `COFFER_ALLOW_INSECURE_HTTP` is set in the
+//! host environment (`check_plain_http`, [`Env::allow_insecure_http`]).
 
 pub mod akeyless;
 pub mod aws;
@@ -62,6 +67,30 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Masks each of `sent` (the credentials a request carried) in the
+    /// message ([`scrub`]): a provider, or something posing as one, that
+    /// echoes its input must not make us print a credential.
+    pub(crate) fn redact(self, sent: &[&str]) -> ProviderError {
+        let scrub =
+            |text: String| String::from_utf8_lossy(&scrub(text.as_bytes(), sent)).into_owned();
+        match self {
+            ProviderError::Api {
+                status,
+                code,
+                message,
+            } => ProviderError::Api {
+                status,
+                code: scrub(code),
+                message: scrub(message),
+            },
+            ProviderError::Config(m) => ProviderError::Config(scrub(m)),
+            ProviderError::Credentials(m) => ProviderError::Credentials(scrub(m)),
+            ProviderError::Transport(m) => ProviderError::Transport(scrub(m)),
+            ProviderError::Value(m) => ProviderError::Value(scrub(m)),
+            ProviderError::NotFound => ProviderError::NotFound,
+        }
+    }
+
     /// The HTTP status of a provider error reply, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -99,7 +128,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ProviderError> 
         .user_agent(concat!("coffer-ci/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
         .connect_timeout(timeout.min(CONNECT_TIMEOUT))
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(coffer_client::transport::redirect_policy())
         .build()
         .map_err(|e| ProviderError::Transport(format!("building the HTTP client: {}", chain(&e))))
 }
@@ -158,17 +187,55 @@ pub(crate) async fn read_capped(
     Ok(body)
 }
 
+/// `body` with every form of each of `sent` the masker knows (as is,
+/// JSON-escaped, base64, URL-encoded) replaced by `[MASKED]`. Applied to a
+/// provider's error reply before it is quoted, and cut, in a message, so
+/// not even a prefix of a credential the request carried is shown.
+pub(crate) fn scrub(body: &[u8], sent: &[&str]) -> Vec<u8> {
+    let values: Vec<(String, secrecy::SecretString)> = sent
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            (
+                "sent".to_owned(),
+                secrecy::SecretString::from((*s).to_owned()),
+            )
+        })
+        .collect();
+    if values.is_empty() {
+        return body.to_vec();
+    }
+    crate::mask::Masker::new(&values).0.mask(body)
+}
+
 /// True when `url`'s host is `localhost` or a loopback address.
 pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
+    coffer_client::transport::is_loopback(url)
+}
+
+/// A 3xx reply to a request to `what` becomes a configuration error naming
+/// the status and the `Location` host (the clients never follow redirects:
+/// a 307 would send the same credentials to the new address).
+pub(crate) fn refuse_redirect(
+    what: &str,
+    response: &reqwest::Response,
+) -> Result<(), ProviderError> {
+    coffer_client::transport::RedirectRefused::check(response)
+        .map_err(|r| ProviderError::Config(format!("{what}: {r}")))
+}
+
+/// Refuses a plain `http://` URL before any connection unless its host is
+/// loopback, one of `also_plain` (the exact cloud metadata addresses that
+/// only speak plain HTTP) or `env` allows insecure HTTP
+/// ([`Env::allow_insecure_http`]). `what` names the setting or request.
+pub(crate) fn check_plain_http(
+    what: &str,
+    url: &reqwest::Url,
+    env: &Env,
+    also_plain: &[&str],
+) -> Result<(), ProviderError> {
+    coffer_client::transport::check_plain_http(url, env.allow_insecure_http(), also_plain)
+        .map_err(|e| ProviderError::Config(format!("{what}: {e}")))
 }
 
 /// Makes provider-supplied text safe and short enough for one log line:
@@ -213,7 +280,36 @@ pub enum Env {
     Map(std::collections::HashMap<String, String>),
 }
 
+/// The host variable that allows plain `http://` to hosts that are not
+/// loopback (`1`, `true`, `yes`, `on`); the CLI's `--allow-insecure-http`
+/// sets it in the [`Env`] it passes.
+pub const ALLOW_INSECURE_HTTP_VAR: &str = "COFFER_ALLOW_INSECURE_HTTP";
+
 impl Env {
+    /// This process's environment with `overrides` on top (a snapshot: later
+    /// changes to the process environment are not seen).
+    pub fn process_with<K: Into<String>, V: Into<String>>(
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut map: std::collections::HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        map.extend(overrides.into_iter().map(|(k, v)| (k.into(), v.into())));
+        Env::Map(map)
+    }
+
+    /// True when [`ALLOW_INSECURE_HTTP_VAR`] is `1`, `true`, `yes` or `on`
+    /// (any case; also `t` and `y`, as the CLI's flags accept). Anything
+    /// else, including an unreadable value, is false.
+    pub fn allow_insecure_http(&self) -> bool {
+        self.get(ALLOW_INSECURE_HTTP_VAR).is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "t" | "yes" | "y" | "on"
+            )
+        })
+    }
+
     /// A fixed environment from `(name, value)` pairs.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
@@ -276,5 +372,20 @@ mod tests {
         assert!(!ProviderError::Transport("x".into()).is_config_error());
         assert_eq!(ProviderError::NotFound.to_string(), "secret not found");
         assert_eq!(api(404).status(), Some(404));
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        let e = ProviderError::Api {
+            status: 400,
+            code: "Bad".into(),
+            message: "token eyJ.S3CR3T.sig is invalid".into(),
+        }
+        .redact(&["eyJ.S3CR3T.sig", ""]);
+        assert_eq!(e.to_string(), "token [MASKED] is invalid");
+        assert_eq!(
+            scrub(b"a=eyJ.S3CR3T%2Bsig&b", &["eyJ.S3CR3T+sig"]),
+            b"a=[MASKED]&b"
+        );
     }
 }

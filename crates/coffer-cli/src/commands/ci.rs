@@ -1,6 +1,7 @@
 //! `coffer ci`: GitLab `secrets:` blocks in any CI, `akeyless://`
 //! references, and the Azure DevOps task equivalents.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 use std::sync::Arc;
 
@@ -18,16 +19,48 @@ use crate::ci_args::{
 };
 use crate::session::secret_or_stdin;
 
+/// The variables `coffer ci` logs in with (`--access-key`, `--jwt`,
+/// `--token`, `--uid-token`): removed from the environment of `coffer ci
+/// run`'s command and masked in its output.
+const LOGIN_ENV: [&str; 4] = [
+    "AKEYLESS_ACCESS_KEY",
+    "AKEYLESS_JWT",
+    "AKEYLESS_TOKEN",
+    "AKEYLESS_UID_TOKEN",
+];
+
+/// GitHub's bearer token for requesting ID tokens: masked in `coffer ci
+/// run`'s output, left in the environment (every step of the job has it).
+const GITHUB_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
+/// How the `ci` commands reach the network: whether plain `http://` to
+/// hosts that are not loopback is allowed, and the host environment the
+/// providers read (with that decision in it).
+struct Net {
+    allow_insecure_http: bool,
+    env: Env,
+}
+
 pub async fn run(c: CiCommand) -> anyhow::Result<()> {
+    // `--allow-insecure-http[=BOOL]`, or COFFER_ALLOW_INSECURE_HTTP (clap
+    // merged it, flag first), is what the providers see.
+    let allow_insecure_http = c.allow_insecure_http.unwrap_or(false);
+    let net = Net {
+        allow_insecure_http,
+        env: Env::process_with([(
+            coffer_ci::providers::ALLOW_INSECURE_HTTP_VAR,
+            if allow_insecure_http { "1" } else { "0" },
+        )]),
+    };
     match c.command {
-        CiSubcommand::Resolve(a) => resolve_cmd(a).await,
-        CiSubcommand::Run(a) => run_cmd(a).await,
-        CiSubcommand::Explain(a) => explain_cmd(a).await,
-        CiSubcommand::Env(a) => env_cmd(a).await,
-        CiSubcommand::Auth(a) => auth_cmd(a).await,
-        CiSubcommand::GetSecrets(a) => get_secrets_cmd(a).await,
-        CiSubcommand::GetDynamicSecret(a) => get_dynamic_cmd(a).await,
-        CiSubcommand::GetRotatedSecret(a) => get_rotated_cmd(a).await,
+        CiSubcommand::Resolve(a) => resolve_cmd(a, &net).await,
+        CiSubcommand::Run(a) => run_cmd(a, &net).await,
+        CiSubcommand::Explain(a) => explain_cmd(a, &net).await,
+        CiSubcommand::Env(a) => env_cmd(a, &net).await,
+        CiSubcommand::Auth(a) => auth_cmd(a, &net).await,
+        CiSubcommand::GetSecrets(a) => get_secrets_cmd(a, &net).await,
+        CiSubcommand::GetDynamicSecret(a) => get_dynamic_cmd(a, &net).await,
+        CiSubcommand::GetRotatedSecret(a) => get_rotated_cmd(a, &net).await,
     }
 }
 
@@ -50,12 +83,13 @@ async fn prepare(
     job_name: &str,
     extra: &[String],
     id_tokens: &[String],
+    env: &Env,
 ) -> anyhow::Result<(gitlab::Job, Variables)> {
     let ci_vars = variables(extra)?;
     let job = gitlab::load_file(file, job_name, &ci_vars)?;
     let given = coffer_ci::id_tokens::parse_given(id_tokens)?;
     let mut env_vars = ci_vars;
-    coffer_ci::id_tokens::provide(&job, &mut env_vars, &given, &Env::Process).await?;
+    coffer_ci::id_tokens::provide(&job, &mut env_vars, &given, env).await?;
     let vars = job.expansion_variables(&env_vars);
     Ok((job, vars))
 }
@@ -82,23 +116,26 @@ fn options(concurrency: usize) -> Options {
     }
 }
 
+/// The job's secrets, resolved, and the credentials they logged in with.
 async fn resolve_job(
     job_name: &str,
     p: &CiPipelineArgs,
-) -> anyhow::Result<(gitlab::Job, Vec<Resolved>)> {
-    let (job, vars) = prepare(&p.file, job_name, &p.vars, &p.id_tokens).await?;
-    let resolved = resolve::resolve(&job, &vars, &Env::Process, &options(p.concurrency)).await?;
-    Ok((job, resolved))
+    env: &Env,
+) -> anyhow::Result<(Vec<resolve::LoginCredential>, Vec<Resolved>)> {
+    let (job, vars) = prepare(&p.file, job_name, &p.vars, &p.id_tokens, env).await?;
+    let credentials = resolve::login_credentials(&job, &vars);
+    let resolved = resolve::resolve(&job, &vars, env, &options(p.concurrency)).await?;
+    Ok((credentials, resolved))
 }
 
-async fn resolve_cmd(a: CiResolveArgs) -> anyhow::Result<()> {
-    let (_, resolved) = resolve_job(&a.job.job, &a.job.pipeline).await?;
+async fn resolve_cmd(a: CiResolveArgs, net: &Net) -> anyhow::Result<()> {
+    let (_, resolved) = resolve_job(&a.job.job, &a.job.pipeline, &net.env).await?;
     let pairs: Vec<(String, SecretString)> =
         resolved.into_iter().map(|r| (r.var, r.value)).collect();
     emit(a.format, &pairs)
 }
 
-async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
+async fn explain_cmd(a: CiJobArgs, net: &Net) -> anyhow::Result<()> {
     let p = &a.pipeline;
     let ci_vars = variables(&p.vars)?;
     let job = gitlab::load_file(&p.file, &a.job, &ci_vars)?;
@@ -109,7 +146,7 @@ async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
         env_vars.insert(k.clone(), v.expose_secret().to_owned());
     }
     let vars = job.expansion_variables(&env_vars);
-    let explained = resolve::explain(&job, &vars, &Env::Process);
+    let explained = resolve::explain(&job, &vars, &net.env);
     let mut out = format!("job {} ({} secret(s))\n", job.name, explained.len());
     for (name, t) in &job.id_tokens {
         let aud = t.audiences(&vars).join(", ");
@@ -151,17 +188,30 @@ async fn explain_cmd(a: CiJobArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_cmd(a: CiRunArgs) -> anyhow::Result<()> {
+async fn run_cmd(a: CiRunArgs, net: &Net) -> anyhow::Result<()> {
     let mut secrets: Vec<Resolved> = Vec::new();
+    // (label, value) of every credential used to log in, and the variables
+    // that hold them.
+    let mut credentials: Vec<(String, SecretString)> = Vec::new();
+    let mut login_vars: BTreeSet<String> = LOGIN_ENV.iter().map(|v| (*v).to_owned()).collect();
     if let Some(job) = &a.job {
-        secrets = resolve_job(job, &a.pipeline).await?.1;
+        let (used, resolved) = resolve_job(job, &a.pipeline, &net.env).await?;
+        for c in used {
+            login_vars.extend(c.variables);
+            credentials.push((c.label, c.value));
+        }
+        secrets = resolved;
     } else if !a.resolve_refs {
         bail!(
             "nothing to resolve: pass --job NAME (a job's secrets:) and/or --resolve-refs (akeyless:// variables)"
         );
     }
     if a.resolve_refs {
-        for (var, value) in resolve_refs(&a.login).await? {
+        let (pairs, credential) = resolve_refs(&a.login, net).await?;
+        if let Some(c) = credential {
+            credentials.push(("the --resolve-refs login credential".to_owned(), c));
+        }
+        for (var, value) in pairs {
             secrets.push(Resolved {
                 var,
                 file: false,
@@ -169,8 +219,50 @@ async fn run_cmd(a: CiRunArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let code = run_child(secrets, a.secrets_dir, a.command).await?;
+    // The login variables are credentials whether or not this run used
+    // them; GitHub's ID-token request token is masked only.
+    for name in LOGIN_ENV.iter().chain([&GITHUB_ID_TOKEN_REQUEST_TOKEN]) {
+        if let Ok(value) = std::env::var(name) {
+            credentials.push(((*name).to_owned(), SecretString::from(value)));
+        }
+    }
+    let credentials = dedup_values(credentials);
+    // Any other variable holding exactly a credential (e.g. behind a job
+    // variable that refers to it) goes too.
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
+        let value = value.trim();
+        if value.chars().count() >= coffer_ci::mask::MIN_MASKED_CHARS
+            && credentials
+                .iter()
+                .any(|(_, c)| c.expose_secret().trim() == value)
+        {
+            login_vars.insert(name.to_owned());
+        }
+    }
+    login_vars.remove(GITHUB_ID_TOKEN_REQUEST_TOKEN);
+    let env_remove = if a.keep_login_env {
+        Vec::new()
+    } else {
+        login_vars.into_iter().collect()
+    };
+    let code = run_child(secrets, a.secrets_dir, a.command, env_remove, credentials).await?;
     std::process::exit(code);
+}
+
+/// Keeps the first (label, value) of each distinct value (trimmed), so a
+/// credential known under several names is masked, and warned about, once.
+fn dedup_values(pairs: Vec<(String, SecretString)>) -> Vec<(String, SecretString)> {
+    let mut out: Vec<(String, SecretString)> = Vec::new();
+    for (label, value) in pairs {
+        let v = value.expose_secret().trim();
+        if !v.is_empty() && !out.iter().any(|(_, o)| o.expose_secret().trim() == v) {
+            out.push((label, value));
+        }
+    }
+    out
 }
 
 /// Environment variables whose value is `akeyless://NAME` / `coffer://NAME`.
@@ -193,13 +285,17 @@ fn refs_in_env() -> Vec<(String, String)> {
 }
 
 /// Resolve every `akeyless://` reference of the environment with one login
-/// and one `get-secret-value` call.
-async fn resolve_refs(login: &CiLoginArgs) -> anyhow::Result<Vec<(String, SecretString)>> {
+/// and one `get-secret-value` call. Also returns the credential the login
+/// used (none when there was nothing to resolve).
+async fn resolve_refs(
+    login: &CiLoginArgs,
+    net: &Net,
+) -> anyhow::Result<(Vec<(String, SecretString)>, Option<SecretString>)> {
     let refs = refs_in_env();
     if refs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    let (client, token) = login_with(login).await?;
+    let (client, token, credential) = login_with(login, net).await?;
     let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
     let out = client
         .call_with_token(&token, "get-secret-value", json!({"names": names}))
@@ -221,7 +317,8 @@ async fn resolve_refs(login: &CiLoginArgs) -> anyhow::Result<Vec<(String, Secret
                 )
             }
         })?;
-    refs.into_iter()
+    let pairs = refs
+        .into_iter()
         .map(|(var, name)| {
             let value = match out.get(&name) {
                 Some(Value::String(s)) => s.clone(),
@@ -230,11 +327,12 @@ async fn resolve_refs(login: &CiLoginArgs) -> anyhow::Result<Vec<(String, Secret
             };
             Ok((var, SecretString::from(value)))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((pairs, Some(credential)))
 }
 
-async fn env_cmd(a: CiEnvArgs) -> anyhow::Result<()> {
-    let pairs = resolve_refs(&a.login).await?;
+async fn env_cmd(a: CiEnvArgs, net: &Net) -> anyhow::Result<()> {
+    let (pairs, _) = resolve_refs(&a.login, net).await?;
     if pairs.is_empty() {
         eprintln!("no environment variable holds an akeyless:// or coffer:// reference");
     }
@@ -242,9 +340,11 @@ async fn env_cmd(a: CiEnvArgs) -> anyhow::Result<()> {
 }
 
 /// Log in as the Azure DevOps tasks do (API key or JWT), or take a token.
+/// Returns the client, the token and the credential used.
 async fn login_with(
     a: &CiLoginArgs,
-) -> anyhow::Result<(coffer_client::Client, coffer_client::Token)> {
+    net: &Net,
+) -> anyhow::Result<(coffer_client::Client, coffer_client::Token, SecretString)> {
     let api_url = a
         .gateway_url
         .clone()
@@ -298,14 +398,19 @@ async fn login_with(
         access_type: access_type.to_owned(),
         credential,
         ca_pem,
+        allow_insecure_http: net.allow_insecure_http,
     };
+    let used = login
+        .credential_secret()
+        .cloned()
+        .unwrap_or_else(|| SecretString::from(String::new()));
     let client = login.client()?;
     let token = login.token(&client).await?;
-    Ok((client, token))
+    Ok((client, token, used))
 }
 
-async fn auth_cmd(a: CiAuthArgs) -> anyhow::Result<()> {
-    let (_, token) = login_with(&a.login).await?;
+async fn auth_cmd(a: CiAuthArgs, net: &Net) -> anyhow::Result<()> {
+    let (_, token, _) = login_with(&a.login, net).await?;
     emit(
         a.format,
         &[("akeylessToken".to_owned(), token.secret().clone())],
@@ -331,9 +436,9 @@ fn parse_secrets_paths(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-async fn get_secrets_cmd(a: CiGetSecretsArgs) -> anyhow::Result<()> {
+async fn get_secrets_cmd(a: CiGetSecretsArgs, net: &Net) -> anyhow::Result<()> {
     let paths = parse_secrets_paths(&a.secrets_paths)?;
-    let (client, token) = login_with(&a.login).await?;
+    let (client, token, _) = login_with(&a.login, net).await?;
     let names: Vec<&str> = paths.iter().map(|(_, p)| p.as_str()).collect();
     let mut body = json!({"names": names});
     if let Some(v) = a.version {
@@ -354,8 +459,8 @@ async fn get_secrets_cmd(a: CiGetSecretsArgs) -> anyhow::Result<()> {
     emit(a.format, &pairs)
 }
 
-async fn get_dynamic_cmd(a: CiGetDynamicArgs) -> anyhow::Result<()> {
-    let (client, token) = login_with(&a.login).await?;
+async fn get_dynamic_cmd(a: CiGetDynamicArgs, net: &Net) -> anyhow::Result<()> {
+    let (client, token, _) = login_with(&a.login, net).await?;
     let mut body = json!({"name": a.name});
     if let Some(t) = a.target {
         body["target"] = json!(t);
@@ -381,8 +486,8 @@ async fn get_dynamic_cmd(a: CiGetDynamicArgs) -> anyhow::Result<()> {
     )
 }
 
-async fn get_rotated_cmd(a: CiGetRotatedArgs) -> anyhow::Result<()> {
-    let (client, token) = login_with(&a.login).await?;
+async fn get_rotated_cmd(a: CiGetRotatedArgs, net: &Net) -> anyhow::Result<()> {
+    let (client, token, _) = login_with(&a.login, net).await?;
     let mut body = json!({"names": a.name});
     if let Some(v) = a.version {
         body["version"] = json!(v);
@@ -447,11 +552,15 @@ fn emit(format: CiFormat, pairs: &[(String, SecretString)]) -> anyhow::Result<()
     Ok(())
 }
 
-/// Run the command with the secrets injected and masked; its exit code.
+/// Run the command with the secrets injected and masked, without the
+/// variables `env_remove`, with the login credentials masked too; its exit
+/// code.
 async fn run_child(
     secrets: Vec<Resolved>,
     dir: Option<std::path::PathBuf>,
     command: Vec<String>,
+    env_remove: Vec<String>,
+    mask_only: Vec<(String, SecretString)>,
 ) -> anyhow::Result<i32> {
     use coffer_ci::run::{RunSpec, SecretVar};
     let mut parts = command.into_iter();
@@ -466,6 +575,8 @@ async fn run_child(
         .collect();
     let mut spec = RunSpec::new(program, parts, secrets);
     spec.secret_dir_parent = dir;
+    spec.env_remove = env_remove.into_iter().map(Into::into).collect();
+    spec.mask_only = mask_only;
     // Masking warnings are printed by `run` before the command starts.
     let outcome = coffer_ci::run::run(spec).await?;
     if let Some(e) = &outcome.cleanup_error {

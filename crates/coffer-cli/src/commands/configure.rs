@@ -14,8 +14,18 @@ pub fn uses_access_key(access_type: &str) -> bool {
 
 pub fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
     let home = CofferHome::from_env()?;
+    // A plain-http gateway off loopback is refused now rather than at
+    // every later command, unless the exception is stored with it.
     let gateway_url = match a.gateway_url {
-        Some(url) => Some(coffer_client::normalize_base_url(&url)?),
+        Some(url) => Some(
+            coffer_client::check_base_url(&url, a.allow_insecure_http).map_err(|e| match e {
+                coffer_client::Error::InsecureHttp(i) => anyhow::anyhow!(
+                    "gateway URL: refusing plain HTTP to {}: credentials would cross the network unencrypted. Use https://, or pass --allow-insecure-http to store this exception in the profile (when a TLS proxy or a private network protects the traffic)",
+                    i.origin
+                ),
+                other => other.into(),
+            })?,
+        ),
         None => None,
     };
     let access_key = match a.access_key {
@@ -39,6 +49,7 @@ pub fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
         access_type: a.access_type,
         gateway_url,
         ca_cert,
+        allow_insecure_http: a.allow_insecure_http,
     };
     let path = home.write_profile(&a.profile, &profile)?;
     emit(&format!(

@@ -27,6 +27,7 @@ async fn mint(m: DevOidcMintArgs) -> anyhow::Result<()> {
     let body = json!({"profile": m.profile, "claims": claims, "aud": m.aud, "ttl": m.ttl});
     let resp = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
+        .redirect(coffer_client::transport::redirect_policy())
         .build()?
         .post(&url)
         .json(&body)
