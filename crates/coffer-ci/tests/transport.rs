@@ -291,7 +291,10 @@ async fn metadata_and_container_credentials_do_not_follow_redirects() {
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
         format!("http://{}", t.gateway),
     )]);
-    let err = cloud_id::azure_ad(&env, "").await.unwrap_err().to_string();
+    let err = cloud_id::azure_ad(&env, "", "api://coffer")
+        .await
+        .unwrap_err()
+        .to_string();
     t.assert_refused(&err);
     t.assert_nothing_re_sent("metadata: true").await;
 
@@ -394,7 +397,10 @@ async fn plain_http_off_loopback_is_refused_before_connecting() {
     // Metadata overrides that are not the metadata addresses.
     let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://10.255.255.1")]);
     let started = Instant::now();
-    let err = cloud_id::azure_ad(&env, "").await.unwrap_err().to_string();
+    let err = cloud_id::azure_ad(&env, "", "api://coffer")
+        .await
+        .unwrap_err()
+        .to_string();
     assert_refused_at_once(started, &err, "http://10.255.255.1");
     let env = Env::from_pairs([("GCE_METADATA_HOST", "10.255.255.1:80")]);
     let started = Instant::now();

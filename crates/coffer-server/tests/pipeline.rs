@@ -51,7 +51,7 @@ async fn every_operation_refuses_a_caller_without_roles() {
         .await;
     let nobody = created["access_id"].as_str().unwrap().to_owned();
     let token = h
-        .login(&nobody, created["access_key"].as_str().unwrap())
+        .login_key(&nobody, created["access_key"].as_str().unwrap())
         .await;
     let admin_id = h
         .admin_ok("get-auth-method", json!({"name": "/admin"}))
@@ -428,7 +428,7 @@ async fn bound_ips_and_expiry_hold_on_every_request() {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let token = h.login(id, key).await;
+    let token = h.login_key(id, key).await;
     let read = json!({"token": token, "names": ["/ip/x"]});
     h.ok("get-secret-value", read.clone()).await;
     // The token used from elsewhere is refused.
@@ -474,7 +474,7 @@ async fn failed_logins_elsewhere_do_not_lock_the_owner_out() {
         "the guesser is slowed down"
     );
     // The owner, from its own address, logs in at once.
-    h.login(id, am["access_key"].as_str().unwrap()).await;
+    h.login_key(id, am["access_key"].as_str().unwrap()).await;
 }
 
 #[tokio::test]

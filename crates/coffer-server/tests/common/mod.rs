@@ -98,7 +98,7 @@ impl Harness {
     }
 
     /// Log in with an API key; returns the token.
-    pub async fn login(&self, access_id: &str, access_key: &str) -> String {
+    pub async fn login_key(&self, access_id: &str, access_key: &str) -> String {
         let v = self
             .ok(
                 "auth",
@@ -137,7 +137,7 @@ impl Harness {
             .await;
         let id = created["access_id"].as_str().unwrap().to_owned();
         let token = self
-            .login(&id, created["access_key"].as_str().unwrap())
+            .login_key(&id, created["access_key"].as_str().unwrap())
             .await;
         (id, token)
     }
