@@ -3,8 +3,13 @@
 #
 #   scripts/test.sh                 everything
 #   COFFER_TEST_SUITES="sdk system" scripts/test.sh   only some stages
-#                                   (stages: cargo sdk-python sdk-node system;
-#                                   "sdk" = both SDK stages)
+#                                   (stages: lint cargo sdk-python sdk-node
+#                                   system fuzz; "sdk" = both SDK stages)
+#
+# lint = cargo fmt --check, cargo clippy --all-targets -D warnings and
+# cargo deny check bans licenses sources (cargo-deny is installed with
+# `cargo install --locked` when missing); fuzz = every fuzz target for a
+# short, bounded time (scripts/fuzz.sh).
 #
 # Environment:
 #   COFFER_TEST_POSTGRES_URL / COFFER_TEST_MYSQL_URL  use these servers
@@ -28,7 +33,7 @@ source "$ROOT/scripts/lib/common.sh"
 # shellcheck source=lib/databases.sh
 source "$ROOT/scripts/lib/databases.sh"
 
-SUITES=${COFFER_TEST_SUITES:-cargo sdk-python sdk-node system}
+SUITES=${COFFER_TEST_SUITES:-lint cargo sdk-python sdk-node system fuzz}
 # want STAGE: was STAGE asked for? ("sdk" selects both SDK stages)
 want() {
     [[ " $SUITES " == *" $1 "* ]] || { [[ $1 == sdk-* && " $SUITES " == *" sdk "* ]]; }
@@ -131,6 +136,20 @@ fi
 limit() {
     if [[ ${CI:-} == true ]]; then timeout --kill-after=30 "$@"; else shift; "$@"; fi
 }
+
+lint() {
+    cargo fmt --all --check || return 1
+    cargo clippy --workspace --all-targets -- -D warnings || return 1
+    if ! command -v cargo-deny >/dev/null; then
+        log "cargo install --locked cargo-deny@0.20.2"
+        cargo install --locked --quiet cargo-deny@0.20.2 || return 1
+    fi
+    cargo deny check bans licenses sources
+}
+
+if want lint; then
+    stage "lint" limit 1800 lint
+fi
 
 if want cargo; then
     stage "cargo test" limit 1500 cargo test --workspace --no-fail-fast

@@ -246,7 +246,7 @@ pub async fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
             Some(()) = quit.recv() => ForwardSignal::Quit,
         };
         // The receiver lives as long as `work`.
-        let _ = tx.send(signal);
+        tx.send(signal).ok();
     }
 }
 
@@ -348,7 +348,7 @@ where
     let (exited_tx, exited_rx) = watch::channel(false);
     let drain = spec.drain_timeout;
     let stop_after_exit = |mut exited: watch::Receiver<bool>| async move {
-        let _ = exited.wait_for(|e| *e).await;
+        exited.wait_for(|e| *e).await.ok();
         tokio::time::sleep(drain).await;
     };
     // Each copy owns its pipe and closes it as soon as it stops: when our
@@ -374,18 +374,19 @@ where
                 Some(signal) = signals.recv() => {
                     if let Some(pid) = pid {
                         // ESRCH (already gone) is fine.
-                        let _ = if spec.own_process_group {
+                        if spec.own_process_group {
                             rustix::process::kill_process_group(pid, signal.signal())
                         } else {
                             rustix::process::kill_process(pid, signal.signal())
-                        };
+                        }
+                        .ok();
                     }
                 }
             }
         };
         // Exited normally: leave its background processes alone.
         group_guard.armed.store(false, Ordering::SeqCst);
-        let _ = exited_tx.send(true);
+        exited_tx.send(true).ok();
         status
     };
     let (out_result, err_result, status) = tokio::join!(copy_out, copy_err, wait);
@@ -446,8 +447,8 @@ fn check_secrets(secrets: &[SecretVar]) -> Result<(), RunError> {
 /// Writes one line to stderr, ignoring errors (there is nowhere else to
 /// report them).
 async fn note<E: AsyncWrite + Unpin>(stderr: &mut E, line: &str) {
-    let _ = stderr.write_all(format!("{line}\n").as_bytes()).await;
-    let _ = stderr.flush().await;
+    stderr.write_all(format!("{line}\n").as_bytes()).await.ok();
+    stderr.flush().await.ok();
 }
 
 async fn remove_dir<E: AsyncWrite + Unpin>(
@@ -480,7 +481,7 @@ impl Drop for GroupKillGuard {
         if let Some(pid) = self.pid
             && self.armed.load(Ordering::SeqCst)
         {
-            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            rustix::process::kill_process_group(pid, Signal::KILL).ok();
         }
     }
 }
@@ -555,18 +556,18 @@ impl SecretDir {
             other => other,
         };
         for file in &self.files {
-            let _ = std::fs::remove_file(file);
+            std::fs::remove_file(file).ok();
         }
         if ignore_missing(std::fs::remove_dir(&self.path)).is_ok() {
             return Ok(());
         }
-        let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o700));
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o700)).ok();
         ignore_missing(std::fs::remove_dir_all(&self.path))
     }
 }
 
 impl Drop for SecretDir {
     fn drop(&mut self) {
-        let _ = self.remove();
+        self.remove().ok();
     }
 }

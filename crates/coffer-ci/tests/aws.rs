@@ -7,6 +7,8 @@
 //! moto is `.venv-test/bin/moto_server` (tests/requirements.txt; override
 //! with `COFFER_MOTO_SERVER`). Without it the moto tests print why and pass,
 //! unless `COFFER_REQUIRE_MOTO` is set (CI), where they fail.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

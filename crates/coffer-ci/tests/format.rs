@@ -1,6 +1,8 @@
 //! Output formats, checked by reading them back the way their consumers do:
 //! real `bash` and `sh` for env/dotenv, `serde_json` for json, models of the
 //! GitHub runner's and the Azure DevOps agent's parsers for the CI formats.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 #![cfg(unix)]
 
 use std::collections::HashMap;
@@ -8,8 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use coffer_ci::format::{
-    self, Format, FormatError, append_to_file, azure_devops, dotenv, env, github, json,
-    validate_name,
+    Format, FormatError, append_to_file, azure_devops, dotenv, env, github, json, validate_name,
 };
 use coffer_ci::mask::WarningKind;
 use proptest::prelude::*;
@@ -482,7 +483,7 @@ fn format_names_parse() {
         Err(FormatError::UnknownFormat(_))
     ));
     // The module is reachable by path too.
-    assert!(format::validate_name("OK").is_ok());
+    assert!(validate_name("OK").is_ok());
 }
 
 fn arb_value() -> impl Strategy<Value = String> {

@@ -65,7 +65,7 @@ async fn github_stub() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        axum::serve(listener, app).await.ok();
     });
     (
         format!("http://127.0.0.1:{port}/_apis/pipelines/token?api-version=2.0"),

@@ -1,4 +1,6 @@
 //! Streaming masking: chunking invariance, variants, hold-back, warnings.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! `coffer ci run` mechanics: injection, masking, exit codes, signals and
 //! cleanup of the secret files. Unix only; commands run through `sh`.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
@@ -507,7 +509,7 @@ async fn a_background_process_holding_the_pipe_does_not_hang_the_run() {
     );
     let pid: i32 = read(out.path().join("bg")).trim().parse().expect("pid");
     if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).ok();
     }
 }
 
@@ -582,7 +584,7 @@ async fn without_its_own_group_only_the_command_gets_the_signal() {
         .expect("pid");
     assert!(running(sleep_pid));
     if let Some(pid) = rustix::process::Pid::from_raw(sleep_pid) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).ok();
     }
 }
 

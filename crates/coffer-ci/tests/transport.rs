@@ -7,6 +7,8 @@
 //! on a second loopback server that records every connection it gets; the
 //! recorder must stay empty. Refusals are checked on 10.255.255.1 (never
 //! contacted: the refusal comes first, so no traffic leaves loopback).
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,7 +45,7 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
         }
     }
     let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body).await;
+    reader.read_exact(&mut body).await.ok();
     text + &String::from_utf8_lossy(&body)
 }
 
@@ -81,8 +83,8 @@ async fn redirector(bind: &str, location: String) -> (String, Log) {
                     "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
                      content-length: 0\r\nconnection: close\r\n\r\n"
                 );
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = stream.shutdown().await;
+                stream.write_all(reply.as_bytes()).await.ok();
+                stream.shutdown().await.ok();
             });
         }
     });
@@ -463,8 +465,8 @@ async fn echo_server() -> String {
                      content-length: {}\r\nconnection: close\r\n\r\n{echo}",
                     echo.len()
                 );
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = stream.shutdown().await;
+                stream.write_all(reply.as_bytes()).await.ok();
+                stream.shutdown().await.ok();
             });
         }
     });

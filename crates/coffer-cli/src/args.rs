@@ -13,7 +13,7 @@ use coffer_server::offline::OfflineArgs;
 use secrecy::SecretString;
 
 /// Gateway used when neither a flag, `COFFER_GATEWAY_URL` nor the profile names one.
-pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
+pub(crate) const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,13 +22,13 @@ pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
     about = "Coffer: a self-hosted secrets manager for CI/CD with an Akeyless-compatible API",
     disable_help_subcommand = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the Coffer server.
     Server(ServerCommand),
     /// Save a login profile (~/.coffer/profiles/<name>.toml).
@@ -152,7 +152,7 @@ pub struct GlobalArgs {
 }
 
 /// Parse a flag value straight into a [`SecretString`].
-pub fn secret(value: &str) -> Result<SecretString, Infallible> {
+pub(crate) fn secret(value: &str) -> Result<SecretString, Infallible> {
     Ok(SecretString::from(value))
 }
 
@@ -178,13 +178,13 @@ fn sub_claim(value: &str) -> Result<(String, Vec<String>), String> {
 }
 
 #[derive(Debug, Args)]
-pub struct ServerCommand {
+pub(crate) struct ServerCommand {
     #[command(flatten)]
     pub args: ServerArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigureArgs {
+pub(crate) struct ConfigureArgs {
     /// Profile name.
     #[arg(long, env = "COFFER_PROFILE", default_value = "default")]
     pub profile: String,
@@ -210,14 +210,14 @@ pub struct ConfigureArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UnconfigureArgs {
+pub(crate) struct UnconfigureArgs {
     /// Profile name.
     #[arg(long, env = "COFFER_PROFILE", default_value = "default")]
     pub profile: String,
 }
 
 #[derive(Debug, Args)]
-pub struct AuthArgs {
+pub(crate) struct AuthArgs {
     /// Access ID (default: the profile's).
     #[arg(long)]
     pub access_id: Option<String>,
@@ -250,13 +250,13 @@ pub struct AuthArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct NoArgs {
+pub(crate) struct NoArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct NameArgs {
+pub(crate) struct NameArgs {
     /// Name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -265,7 +265,7 @@ pub struct NameArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GetSecretValueArgs {
+pub(crate) struct GetSecretValueArgs {
     /// Secret name (repeat for several).
     #[arg(short = 'n', long = "name", required = true)]
     pub names: Vec<String>,
@@ -277,7 +277,7 @@ pub struct GetSecretValueArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateSecretArgs {
+pub(crate) struct CreateSecretArgs {
     /// Secret name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -304,7 +304,7 @@ pub struct CreateSecretArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UpdateSecretValArgs {
+pub(crate) struct UpdateSecretValArgs {
     /// Secret name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -322,7 +322,7 @@ pub struct UpdateSecretValArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DescribeItemArgs {
+pub(crate) struct DescribeItemArgs {
     /// Item name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -334,7 +334,7 @@ pub struct DescribeItemArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ListItemsArgs {
+pub(crate) struct ListItemsArgs {
     /// Folder to list (default /).
     #[arg(long)]
     pub path: Option<String>,
@@ -358,7 +358,7 @@ pub struct ListItemsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteItemArgs {
+pub(crate) struct DeleteItemArgs {
     /// Item name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -370,7 +370,7 @@ pub struct DeleteItemArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodArgs {
+pub(crate) struct CreateAuthMethodArgs {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -413,7 +413,7 @@ impl From<AuthMethodCommonArgs> for coffer_client::ops::AuthMethodCommon {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodOauth2Args {
+pub(crate) struct CreateAuthMethodOauth2Args {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -454,7 +454,7 @@ pub struct CreateAuthMethodOauth2Args {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodAwsIamArgs {
+pub(crate) struct CreateAuthMethodAwsIamArgs {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -494,7 +494,7 @@ pub struct CreateAuthMethodAwsIamArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodK8sArgs {
+pub(crate) struct CreateAuthMethodK8sArgs {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -536,7 +536,7 @@ pub struct CreateAuthMethodK8sArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodAzureAdArgs {
+pub(crate) struct CreateAuthMethodAzureAdArgs {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -587,7 +587,7 @@ pub struct CreateAuthMethodAzureAdArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateAuthMethodGcpArgs {
+pub(crate) struct CreateAuthMethodGcpArgs {
     /// Auth method name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -622,7 +622,7 @@ pub struct CreateAuthMethodGcpArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExplainAccessArgs {
+pub(crate) struct ExplainAccessArgs {
     /// Access ID of the auth method the job logs in to.
     #[arg(long)]
     pub access_id: String,
@@ -678,7 +678,7 @@ pub struct CreateAuthMethodUniversalIdentityArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UidGenerateTokenArgs {
+pub(crate) struct UidGenerateTokenArgs {
     /// The Universal Identity auth method.
     #[arg(long)]
     pub auth_method_name: String,
@@ -690,7 +690,7 @@ pub struct UidGenerateTokenArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UidCreateChildTokenArgs {
+pub(crate) struct UidCreateChildTokenArgs {
     /// The auth method (admin form, with --uid-token-id).
     #[arg(long)]
     pub auth_method_name: Option<String>,
@@ -714,7 +714,7 @@ pub struct UidCreateChildTokenArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UidRevokeTokenArgs {
+pub(crate) struct UidRevokeTokenArgs {
     /// ID of the token to revoke (uid-…).
     #[arg(long)]
     pub revoke_token: String,
@@ -729,7 +729,7 @@ pub struct UidRevokeTokenArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UidListChildrenArgs {
+pub(crate) struct UidListChildrenArgs {
     /// The auth method (admin form; not needed with --uid-token).
     #[arg(long)]
     pub auth_method_name: Option<String>,
@@ -755,13 +755,13 @@ impl From<CreateAuthMethodUniversalIdentityArgs>
 }
 
 #[derive(Debug, Args)]
-pub struct DevCommand {
+pub(crate) struct DevCommand {
     #[command(subcommand)]
     pub command: DevSubcommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DevSubcommand {
+pub(crate) enum DevSubcommand {
     /// Run a local OIDC issuer (discovery document + JWKS) on loopback, or
     /// mint ID tokens from one (`coffer dev oidc mint`). For testing only.
     Oidc(DevOidcArgs),
@@ -769,7 +769,7 @@ pub enum DevSubcommand {
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct DevOidcArgs {
+pub(crate) struct DevOidcArgs {
     #[command(subcommand)]
     pub action: Option<DevOidcAction>,
     /// Address to listen on (loopback only; port 0 picks a free port).
@@ -785,13 +785,13 @@ pub struct DevOidcArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DevOidcAction {
+pub(crate) enum DevOidcAction {
     /// Mint an ID token from a running `coffer dev oidc` and print it.
     Mint(DevOidcMintArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct DevOidcMintArgs {
+pub(crate) struct DevOidcMintArgs {
     /// URL of the running dev issuer.
     #[arg(
         long,
@@ -825,7 +825,7 @@ fn claim_pair(value: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateRoleArgs {
+pub(crate) struct CreateRoleArgs {
     /// Role name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -840,7 +840,7 @@ pub struct CreateRoleArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SetRoleRuleArgs {
+pub(crate) struct SetRoleRuleArgs {
     /// Role name.
     #[arg(long)]
     pub role_name: String,
@@ -858,7 +858,7 @@ pub struct SetRoleRuleArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteRoleRuleArgs {
+pub(crate) struct DeleteRoleRuleArgs {
     /// Role name.
     #[arg(long)]
     pub role_name: String,
@@ -873,7 +873,7 @@ pub struct DeleteRoleRuleArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AssocRoleAmArgs {
+pub(crate) struct AssocRoleAmArgs {
     /// Role name.
     #[arg(short = 'r', long)]
     pub role_name: String,
@@ -892,7 +892,7 @@ pub struct AssocRoleAmArgs {
 
 impl AssocRoleAmArgs {
     /// Repeated keys accumulate their values.
-    pub fn sub_claims_map(&self) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn sub_claims_map(&self) -> BTreeMap<String, Vec<String>> {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, values) in &self.sub_claims {
             map.entry(key.clone())
@@ -904,7 +904,7 @@ impl AssocRoleAmArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteAssocArgs {
+pub(crate) struct DeleteAssocArgs {
     /// Association ID.
     #[arg(long)]
     pub assoc_id: String,
@@ -913,13 +913,13 @@ pub struct DeleteAssocArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AuditCommand {
+pub(crate) struct AuditCommand {
     #[command(subcommand)]
     pub command: AuditSubcommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AuditSubcommand {
+pub(crate) enum AuditSubcommand {
     /// List audit records (newest filters first applied by the server).
     List(AuditListArgs),
     /// Verify the audit hash chain; exits non-zero when it is broken.
@@ -927,7 +927,7 @@ pub enum AuditSubcommand {
 }
 
 #[derive(Debug, Args)]
-pub struct AuditListArgs {
+pub(crate) struct AuditListArgs {
     /// Records at or after this time (RFC 3339 or Unix seconds).
     #[arg(long)]
     pub since: Option<String>,
@@ -959,7 +959,7 @@ pub struct AuditListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AuditVerifyArgs {
+pub(crate) struct AuditVerifyArgs {
     #[command(flatten)]
     pub offline: OfflineArgs,
     #[command(flatten)]

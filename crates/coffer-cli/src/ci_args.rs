@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::args::secret;
 
 #[derive(Debug, Args)]
-pub struct CiCommand {
+pub(crate) struct CiCommand {
     #[command(subcommand)]
     pub command: CiSubcommand,
     /// Allow plain http:// to hosts that are not loopback (the Akeyless API
@@ -27,7 +27,7 @@ pub struct CiCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CiSubcommand {
+pub(crate) enum CiSubcommand {
     /// Resolve a GitLab job's `secrets:` and print them in a CI's format.
     Resolve(CiResolveArgs),
     /// Resolve, then run a command with the secrets injected (files 0600 or
@@ -51,7 +51,7 @@ pub enum CiSubcommand {
 
 /// Where secrets are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CiFormat {
+pub(crate) enum CiFormat {
     /// `export NAME='value'` lines.
     Env,
     /// `NAME="value"` lines for `set -a; . file`.
@@ -66,7 +66,7 @@ pub enum CiFormat {
 
 /// Where a job's secrets come from: the pipeline file, variables, ID tokens.
 #[derive(Debug, Args)]
-pub struct CiPipelineArgs {
+pub(crate) struct CiPipelineArgs {
     /// The pipeline file.
     #[arg(long, default_value = ".gitlab-ci.yml")]
     pub file: PathBuf,
@@ -82,7 +82,7 @@ pub struct CiPipelineArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiJobArgs {
+pub(crate) struct CiJobArgs {
     /// The job whose `secrets:` to resolve.
     #[arg(long)]
     pub job: String,
@@ -91,7 +91,7 @@ pub struct CiJobArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiResolveArgs {
+pub(crate) struct CiResolveArgs {
     #[command(flatten)]
     pub job: CiJobArgs,
     /// Output format.
@@ -100,7 +100,7 @@ pub struct CiResolveArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiRunArgs {
+pub(crate) struct CiRunArgs {
     /// The job whose `secrets:` to resolve (optional with --resolve-refs).
     #[arg(long)]
     pub job: Option<String>,
@@ -127,7 +127,7 @@ pub struct CiRunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiEnvArgs {
+pub(crate) struct CiEnvArgs {
     #[command(flatten)]
     pub login: CiLoginArgs,
     #[arg(long, value_enum, default_value = "env")]
@@ -136,7 +136,7 @@ pub struct CiEnvArgs {
 
 /// How the Azure DevOps–style commands and `akeyless://` references log in.
 #[derive(Debug, Args, Clone)]
-pub struct CiLoginArgs {
+pub(crate) struct CiLoginArgs {
     /// API URL (`AKEYLESS_API_URL`, else `COFFER_GATEWAY_URL`, else https://api.akeyless.io).
     #[arg(long = "gateway-url", alias = "api-url")]
     pub gateway_url: Option<String>,
@@ -165,7 +165,7 @@ pub struct CiLoginArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiAuthArgs {
+pub(crate) struct CiAuthArgs {
     #[command(flatten)]
     pub login: CiLoginArgs,
     #[arg(long, value_enum, default_value = "env")]
@@ -173,7 +173,7 @@ pub struct CiAuthArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiGetSecretsArgs {
+pub(crate) struct CiGetSecretsArgs {
     /// `out_name=/secret/path` pairs, comma-separated.
     #[arg(long)]
     pub secrets_paths: String,
@@ -187,7 +187,7 @@ pub struct CiGetSecretsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiGetDynamicArgs {
+pub(crate) struct CiGetDynamicArgs {
     /// Dynamic secret name.
     #[arg(long)]
     pub name: String,
@@ -210,7 +210,7 @@ pub struct CiGetDynamicArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CiGetRotatedArgs {
+pub(crate) struct CiGetRotatedArgs {
     /// Rotated secret name.
     #[arg(long)]
     pub name: String,

@@ -19,7 +19,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // One crypto provider for every TLS user (reqwest, the server, sqlx).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .ok();
     // Usage errors exit with clap's status 2.
     let cli = args::Cli::parse();
     if matches!(cli.command, args::Command::Server(_))

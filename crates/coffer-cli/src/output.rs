@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Write a command's result to stdout. A closed pipe (`coffer … | head`)
 /// is not an error.
-pub fn emit(text: &str) -> anyhow::Result<()> {
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let result = out.write_all(text.as_bytes()).and_then(|()| {
         if !text.is_empty() && !text.ends_with('\n') {
@@ -21,17 +21,17 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 /// Print a JSON value, pretty.
-pub fn emit_json(value: &Value) -> anyhow::Result<()> {
+pub(crate) fn emit_json(value: &Value) -> anyhow::Result<()> {
     emit(&serde_json::to_string_pretty(value)?)
 }
 
 /// A human message for stderr (progress, hints), never a result.
-pub fn note(text: &str) {
+pub(crate) fn note(text: &str) {
     eprintln!("{text}");
 }
 
 /// `key: value` lines with aligned values; empty values are skipped.
-pub fn fields(rows: &[(&str, String)]) -> String {
+pub(crate) fn fields(rows: &[(&str, String)]) -> String {
     let width = rows
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -48,7 +48,7 @@ pub fn fields(rows: &[(&str, String)]) -> String {
 /// context chains joined with ": "). Runs of whitespace are folded, but a
 /// message made of several lines (one per failed secret, say) keeps them,
 /// each further line indented.
-pub fn error_line(err: &anyhow::Error) -> String {
+pub(crate) fn error_line(err: &anyhow::Error) -> String {
     let text = format!("{err:#}");
     let lines: Vec<String> = text
         .lines()
@@ -59,7 +59,7 @@ pub fn error_line(err: &anyhow::Error) -> String {
 }
 
 /// Print the error line to stderr.
-pub fn print_error(err: &anyhow::Error) {
+pub(crate) fn print_error(err: &anyhow::Error) {
     eprintln!("{}", error_line(err));
 }
 

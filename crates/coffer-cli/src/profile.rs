@@ -12,17 +12,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Reuse a cached token only while it has more than this many seconds left.
-pub const TOKEN_REUSE_MARGIN_SECS: i64 = 30;
+pub(crate) const TOKEN_REUSE_MARGIN_SECS: i64 = 30;
 
 /// The Coffer home directory.
 #[derive(Debug, Clone)]
-pub struct CofferHome {
+pub(crate) struct CofferHome {
     root: PathBuf,
 }
 
 impl CofferHome {
     /// `$COFFER_HOME`, else `$HOME/.coffer`.
-    pub fn from_env() -> anyhow::Result<CofferHome> {
+    pub(crate) fn from_env() -> anyhow::Result<CofferHome> {
         if let Some(dir) = std::env::var_os("COFFER_HOME").filter(|v| !v.is_empty()) {
             return Ok(CofferHome::at(dir));
         }
@@ -32,22 +32,22 @@ impl CofferHome {
         }
     }
 
-    pub fn at(root: impl Into<PathBuf>) -> CofferHome {
+    pub(crate) fn at(root: impl Into<PathBuf>) -> CofferHome {
         CofferHome { root: root.into() }
     }
 
-    pub fn profile_path(&self, name: &str) -> anyhow::Result<PathBuf> {
+    pub(crate) fn profile_path(&self, name: &str) -> anyhow::Result<PathBuf> {
         check_profile_name(name)?;
         Ok(self.root.join("profiles").join(format!("{name}.toml")))
     }
 
-    pub fn token_path(&self, name: &str) -> anyhow::Result<PathBuf> {
+    pub(crate) fn token_path(&self, name: &str) -> anyhow::Result<PathBuf> {
         check_profile_name(name)?;
         Ok(self.root.join("tokens").join(format!("{name}.json")))
     }
 
     /// Read a profile; `Ok(None)` when it does not exist.
-    pub fn read_profile(&self, name: &str) -> anyhow::Result<Option<Profile>> {
+    pub(crate) fn read_profile(&self, name: &str) -> anyhow::Result<Option<Profile>> {
         let path = self.profile_path(name)?;
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -59,13 +59,18 @@ impl CofferHome {
         // The table is named after the profile; accept a lone table of another name.
         let profile = match tables.remove(name) {
             Some(p) => p,
-            None if tables.len() == 1 => tables.into_values().next().expect("one table"),
-            None => bail!("profile file {} has no [{name}] table", path.display()),
+            None => {
+                let mut rest = tables.into_values();
+                match (rest.next(), rest.next()) {
+                    (Some(only), None) => only,
+                    _ => bail!("profile file {} has no [{name}] table", path.display()),
+                }
+            }
         };
         Ok(Some(profile))
     }
 
-    pub fn write_profile(&self, name: &str, profile: &Profile) -> anyhow::Result<PathBuf> {
+    pub(crate) fn write_profile(&self, name: &str, profile: &Profile) -> anyhow::Result<PathBuf> {
         let path = self.profile_path(name)?;
         let mut table = toml::Table::new();
         table.insert("access_id".into(), profile.access_id.clone().into());
@@ -92,7 +97,7 @@ impl CofferHome {
     }
 
     /// Remove a profile and its cached token; false when there was none.
-    pub fn remove_profile(&self, name: &str) -> anyhow::Result<bool> {
+    pub(crate) fn remove_profile(&self, name: &str) -> anyhow::Result<bool> {
         let path = self.profile_path(name)?;
         self.remove_token(name)?;
         remove_if_exists(&path)
@@ -100,7 +105,7 @@ impl CofferHome {
 
     /// A cached token for `gateway_url` with more than
     /// [`TOKEN_REUSE_MARGIN_SECS`] left at `now` (Unix seconds).
-    pub fn cached_token(
+    pub(crate) fn cached_token(
         &self,
         name: &str,
         gateway_url: &str,
@@ -123,7 +128,7 @@ impl CofferHome {
     }
 
     /// Cache a token for a profile until `expiry` (Unix seconds).
-    pub fn store_token(
+    pub(crate) fn store_token(
         &self,
         name: &str,
         gateway_url: &str,
@@ -140,14 +145,14 @@ impl CofferHome {
         write_private(&path, text.as_bytes())
     }
 
-    pub fn remove_token(&self, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn remove_token(&self, name: &str) -> anyhow::Result<()> {
         remove_if_exists(&self.token_path(name)?).map(drop)
     }
 }
 
 /// A login profile.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub access_id: String,
     #[serde(default)]
     pub access_key: Option<SecretString>,
@@ -163,7 +168,7 @@ pub struct Profile {
     pub allow_insecure_http: bool,
 }
 
-pub fn default_access_type() -> String {
+pub(crate) fn default_access_type() -> String {
     "access_key".to_string()
 }
 
@@ -232,7 +237,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    let _ = std::fs::remove_file(&tmp);
+    std::fs::remove_file(&tmp).ok();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -247,7 +252,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        std::fs::remove_file(&tmp).ok();
     }
     result.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -14,7 +14,7 @@ use crate::profile::{CofferHome, Profile};
 
 /// Gateway URL precedence: flag (clap already merged `COFFER_GATEWAY_URL`
 /// into it, flag first) > profile > built-in default.
-pub fn resolve_gateway_url(flag_or_env: Option<&str>, profile: Option<&Profile>) -> String {
+pub(crate) fn resolve_gateway_url(flag_or_env: Option<&str>, profile: Option<&Profile>) -> String {
     flag_or_env
         .filter(|s| !s.trim().is_empty())
         .or_else(|| profile.and_then(|p| p.gateway_url.as_deref()))
@@ -28,7 +28,7 @@ pub fn resolve_gateway_url(flag_or_env: Option<&str>, profile: Option<&Profile>)
 /// into it, flag first), else the profile's `allow_insecure_http`, which
 /// covers only the profile's own gateway (a `--gateway-url` naming another
 /// host does not inherit it), else no.
-pub fn resolve_allow_insecure_http(
+pub(crate) fn resolve_allow_insecure_http(
     flag_or_env: Option<bool>,
     gateway: &str,
     profile: Option<&Profile>,
@@ -48,7 +48,10 @@ pub fn resolve_allow_insecure_http(
 }
 
 /// CA certificate precedence: flag (or `COFFER_CA_CERT`) > profile.
-pub fn resolve_ca_cert(flag_or_env: Option<&Path>, profile: Option<&Profile>) -> Option<PathBuf> {
+pub(crate) fn resolve_ca_cert(
+    flag_or_env: Option<&Path>,
+    profile: Option<&Profile>,
+) -> Option<PathBuf> {
     flag_or_env
         .map(Path::to_path_buf)
         .or_else(|| profile.and_then(|p| p.ca_cert.clone()))
@@ -56,7 +59,7 @@ pub fn resolve_ca_cert(flag_or_env: Option<&Path>, profile: Option<&Profile>) ->
 
 /// Read `-` as "the value comes from standard input": kept exactly for
 /// secret values, trimmed for credentials (`trim`).
-pub fn secret_or_stdin(value: SecretString, trim: bool) -> anyhow::Result<SecretString> {
+pub(crate) fn secret_or_stdin(value: SecretString, trim: bool) -> anyhow::Result<SecretString> {
     if value.expose_secret() != "-" {
         return Ok(value);
     }
@@ -75,7 +78,7 @@ fn now_unix() -> i64 {
 }
 
 /// A client for the gateway chosen by the global flags, with the profile.
-pub struct Context {
+pub(crate) struct Context {
     pub home: CofferHome,
     pub profile_name: String,
     pub profile: Option<Profile>,
@@ -84,7 +87,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+    pub(crate) fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
         let home = CofferHome::from_env()?;
         let profile = home.read_profile(&global.profile)?;
         let gateway = resolve_gateway_url(global.gateway_url.as_deref(), profile.as_ref());
@@ -115,7 +118,7 @@ impl Context {
     }
 
     /// Log in and cache the token for the profile. Returns the raw response too.
-    pub async fn login(&self, request: &Auth) -> anyhow::Result<(Value, AuthOutput)> {
+    pub(crate) async fn login(&self, request: &Auth) -> anyhow::Result<(Value, AuthOutput)> {
         let raw = self.client.send_value(None, request).await?;
         let out: AuthOutput = coffer_client::decode::<Auth>(raw.clone())?;
         if out.token.expose_secret().is_empty() {
@@ -169,7 +172,7 @@ enum TokenSource {
 }
 
 /// A [`Context`] with the caller's token.
-pub struct Session {
+pub(crate) struct Session {
     pub ctx: Context,
     token: Token,
     source: TokenSource,
@@ -178,7 +181,7 @@ pub struct Session {
 impl Session {
     /// Use `--token`/`--uid-token`, else the profile's cached token, else
     /// log in with the profile's credentials.
-    pub async fn open(global: &GlobalArgs) -> anyhow::Result<Session> {
+    pub(crate) async fn open(global: &GlobalArgs) -> anyhow::Result<Session> {
         let ctx = Context::new(global)?;
         let (token, source) = if let Some(t) = &global.token {
             (Token::Session(t.clone()), TokenSource::Explicit)
@@ -201,7 +204,7 @@ impl Session {
     /// Send a request with the caller's token; returns the raw JSON. A cached
     /// token the server no longer accepts (401) is dropped and replaced by a
     /// new login, once.
-    pub async fn call<O: Operation>(&mut self, request: &O) -> anyhow::Result<Value> {
+    pub(crate) async fn call<O: Operation>(&mut self, request: &O) -> anyhow::Result<Value> {
         match self.ctx.client.send_value(Some(&self.token), request).await {
             Err(e) if e.is_unauthorized() && self.source == TokenSource::Cached => {
                 self.ctx.home.remove_token(&self.ctx.profile_name)?;
@@ -218,7 +221,7 @@ impl Session {
     }
 
     /// Forget the cached token (after revoking it).
-    pub fn forget_cached_token(&self) -> anyhow::Result<()> {
+    pub(crate) fn forget_cached_token(&self) -> anyhow::Result<()> {
         if self.source != TokenSource::Explicit {
             self.ctx.home.remove_token(&self.ctx.profile_name)?;
         }

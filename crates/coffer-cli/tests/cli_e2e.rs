@@ -1,6 +1,8 @@
 //! End to end: the real `coffer server --dev` binary, driven through the
 //! `coffer` CLI (with `COFFER_HOME` in a temporary directory) and through
 //! raw HTTP requests for the wire-level promises of docs/api.md.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -163,9 +165,10 @@ impl Server {
             return;
         };
         // Graceful first (SIGTERM through kill(1), on our own child's pid).
-        let _ = Command::new("kill")
+        Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
-            .status();
+            .status()
+            .ok();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -173,8 +176,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill().ok();
+        child.wait().ok();
     }
 }
 
@@ -298,12 +301,12 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u1
     let mut writer = stream.try_clone()?;
     let body = body.to_vec();
     let sender = std::thread::spawn(move || {
-        let _ = writer.write_all(&body);
+        writer.write_all(&body).ok();
     });
     let mut raw = Vec::new();
     let read = stream.read_to_end(&mut raw);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-    let _ = sender.join();
+    stream.shutdown(std::net::Shutdown::Both).ok();
+    sender.join().ok();
     if raw.is_empty() {
         read?;
     }
@@ -1414,8 +1417,8 @@ impl DevOidc {
 
 impl Drop for DevOidc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 
@@ -1840,7 +1843,7 @@ fn read_http_request(stream: &mut TcpStream) -> String {
         }
     }
     let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body);
+    reader.read_exact(&mut body).ok();
     text + &String::from_utf8_lossy(&body)
 }
 
@@ -1854,14 +1857,15 @@ fn recording_server(bind: &str, location: Option<String>) -> (String, Arc<Mutex<
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
             let request = read_http_request(&mut stream);
             seen.lock().unwrap().push(request);
             if let Some(location) = &location {
-                let _ = write!(
+                write!(
                     stream,
                     "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
+                )
+                .ok();
             }
         }
     });

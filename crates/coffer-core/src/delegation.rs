@@ -537,24 +537,21 @@ mod tests {
                         }
                     }
                     // delete-role
-                    (2, Some(r)) => {
-                        if check_role_change(&g, &name, Some((&r.rules, r.audit_access)), None, &existing).is_ok() {
+                    (2, Some(r))
+                        if check_role_change(&g, &name, Some((&r.rules, r.audit_access)), None, &existing).is_ok() => {
                             roles[target] = None;
                         }
-                    }
                     // create-role (with an audit access)
-                    (2, None) => {
-                        if check_role_change(&g, &name, None, Some((&[], aa(audit))), &existing).is_ok() {
+                    (2, None)
+                        if check_role_change(&g, &name, None, Some((&[], aa(audit))), &existing).is_ok() => {
                             roles[target] = Some(role(&name, aa(audit), vec![]));
                         }
-                    }
                     // assoc-role-am
-                    (3, Some(r)) => {
+                    (3, Some(r))
                         if check_holds_role(&g, &name, &r.rules, r.audit_access).is_ok()
-                            && !holders[holder].contains(&target) {
+                            && !holders[holder].contains(&target) => {
                             holders[holder].push(target);
                         }
-                    }
                     // delete-assoc
                     (4, Some(r)) => {
                         let all = existing.iter().flat_map(|x| x.rules.iter());

@@ -117,6 +117,7 @@ impl RootKey {
 
     /// Derive a purpose-specific 256-bit key (HMAC-SHA-256 as a PRF).
     pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&*self.0).expect("any key length");
         mac.update(b"coffer-derive-v1:");
         mac.update(label.as_bytes());
@@ -264,7 +265,9 @@ impl std::fmt::Debug for KeyedHasher {
 impl KeyedHasher {
     pub fn new(root: &RootKey, purpose: &str) -> Self {
         let key = root.derive(purpose);
-        KeyedHasher(<Hmac<Sha256> as KeyInit>::new_from_slice(&*key).expect("any key length"))
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&*key).expect("any key length");
+        KeyedHasher(mac)
     }
 
     pub fn hash(&self, data: &[u8]) -> Vec<u8> {

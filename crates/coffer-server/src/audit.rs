@@ -85,7 +85,7 @@ async fn writer(
         for (ack, rec) in acks.drain(..).zip(records.iter()) {
             // A request that stopped waiting (it cannot: requests run to
             // completion) would just miss its acknowledgement.
-            let _ = ack.send(result.clone().map(|()| rec.seq));
+            ack.send(result.clone().map(|()| rec.seq)).ok();
         }
         records.clear();
         tokens.clear();

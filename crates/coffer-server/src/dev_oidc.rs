@@ -358,10 +358,10 @@ pub async fn serve(
         "Mint a GitLab-shaped token: coffer dev oidc mint --issuer-url {url} --profile gitlab --claim project_path=group/app --aud coffer"
     );
     use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    std::io::stdout().flush().ok();
     axum::serve(listener, router(issuer, url))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::signal::ctrl_c().await.ok();
         })
         .await?;
     Ok(())

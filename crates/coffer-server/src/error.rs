@@ -85,6 +85,6 @@ impl From<coffer_crypto::CryptoError> for ApiError {
 }
 
 /// JSON error body `{"error": "..."}` with the mapped status.
-pub fn error_response(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }

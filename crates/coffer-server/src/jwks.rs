@@ -61,7 +61,10 @@ impl JwksCache {
     }
 
     fn entry(&self, cache_key: &str, source: &str) -> Arc<Entry> {
-        let mut m = self.entries.lock().expect("jwks lock");
+        let mut m = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = m.get(cache_key)
             && e.source == source
         {
@@ -146,7 +149,9 @@ impl JwksCache {
     fn client(&self) -> Result<&reqwest::Client, String> {
         self.client
             .get_or_init(|| {
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                rustls::crypto::aws_lc_rs::default_provider()
+                    .install_default()
+                    .ok();
                 reqwest::Client::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
                     .timeout(FETCH_TIMEOUT)
@@ -229,7 +234,10 @@ impl ReplayCache {
         exp_secs: i64,
         now_secs: i64,
     ) -> Result<(), Rejected> {
-        let mut m = self.seen.lock().expect("replay lock");
+        let mut m = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = (method.to_owned(), jti.to_owned());
         if m.get(&key).is_some_and(|exp| *exp >= now_secs) {
             return Err(Rejected(
@@ -289,7 +297,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            axum::serve(listener, app).await.ok();
         });
         (format!("http://127.0.0.1:{port}/jwks"), hits)
     }
@@ -323,7 +331,9 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         // A storm of forged kids: no fetch within the interval.
         for i in 0..20 {
-            let _ = c.for_url("p-1", &url, Some(&format!("forged-{i}"))).await;
+            c.for_url("p-1", &url, Some(&format!("forged-{i}")))
+                .await
+                .ok();
         }
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         // Concurrent logins share one fetch (single flight).

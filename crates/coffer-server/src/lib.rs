@@ -256,7 +256,7 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
                 Err(_) => {
-                    let _ = ctrl_c.await;
+                    ctrl_c.await.ok();
                     handle.graceful_shutdown(Some(Duration::from_secs(10)));
                     return;
                 }
@@ -302,10 +302,12 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match format {
+    // Fails only when a subscriber is installed already (tests): keep it.
+    match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
-    };
+    }
+    .ok();
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

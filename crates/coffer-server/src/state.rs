@@ -199,9 +199,7 @@ impl AppState {
     }
 
     pub fn next_request_id(&self) -> String {
-        let n = self
-            .request_counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:x}", self.request_prefix)
     }
 }

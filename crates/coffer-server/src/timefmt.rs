@@ -9,7 +9,7 @@ fn datetime(ms: i64) -> OffsetDateTime {
 }
 
 /// RFC 3339 in UTC, second precision: `2026-11-22T03:16:25Z`.
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     datetime(ms - ms.rem_euclid(1000))
         .format(&Rfc3339)
         .unwrap_or_default()
@@ -17,7 +17,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Go's `time.Time.String()` form used by Akeyless for `expiration`:
 /// `2026-11-22 04:16:25 +0000 UTC`.
-pub fn go_time(ms: i64) -> String {
+pub(crate) fn go_time(ms: i64) -> String {
     let d = datetime(ms);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
@@ -31,7 +31,7 @@ pub fn go_time(ms: i64) -> String {
 }
 
 /// Parse RFC 3339 or Unix seconds into Unix ms.
-pub fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<i64>() {
         return secs.checked_mul(1000);

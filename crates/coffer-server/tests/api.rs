@@ -1,6 +1,8 @@
 //! In-process API tests: the real router, state and SQLite store, driven
 //! through `tower::ServiceExt::oneshot` (no socket). End-to-end tests with
 //! the real binary live in `coffer-cli/tests`.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -369,7 +369,7 @@ async fn serve_token_review(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        axum::serve(listener, app).await.ok();
     });
     format!("http://127.0.0.1:{port}")
 }

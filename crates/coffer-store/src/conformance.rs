@@ -9,6 +9,8 @@
 //! chain head they found. When the store's chain starts empty they also
 //! verify the whole chain with [`ChainVerifier`]; that requires every record
 //! in the store to have been sealed by [`TestSealer`] (a fresh database).
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;

@@ -68,81 +68,81 @@ pub(crate) use audit_columns;
 
 // ---- metadata and keys ----
 
-pub const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
-pub const PUT_META_IF_ABSENT: &str =
+pub(crate) const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
+pub(crate) const PUT_META_IF_ABSENT: &str =
     "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-pub const GET_GENERATION: &str = "SELECT value FROM generation WHERE id = 1";
-pub const BUMP_GENERATION: &str =
+pub(crate) const GET_GENERATION: &str = "SELECT value FROM generation WHERE id = 1";
+pub(crate) const BUMP_GENERATION: &str =
     "UPDATE generation SET value = value + 1 WHERE id = 1 RETURNING value";
-pub const INSERT_DATA_KEY: &str =
+pub(crate) const INSERT_DATA_KEY: &str =
     "INSERT INTO data_keys (id, wrapped, created_ms) VALUES ($1, $2, $3)";
-pub const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) FROM data_keys";
-pub const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY id";
+pub(crate) const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) FROM data_keys";
+pub(crate) const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY id";
 
 // ---- auth methods ----
 
-pub const INSERT_AUTH_METHOD: &str = concat!(
+pub(crate) const INSERT_AUTH_METHOD: &str = concat!(
     "INSERT INTO auth_methods (",
     auth_method_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 );
-pub const GET_AUTH_METHOD: &str = concat!(
+pub(crate) const GET_AUTH_METHOD: &str = concat!(
     "SELECT ",
     auth_method_columns!(),
     " FROM auth_methods WHERE name = $1"
 );
-pub const GET_AUTH_METHOD_BY_ACCESS_ID: &str = concat!(
+pub(crate) const GET_AUTH_METHOD_BY_ACCESS_ID: &str = concat!(
     "SELECT ",
     auth_method_columns!(),
     " FROM auth_methods WHERE access_id = $1"
 );
-pub const LIST_AUTH_METHODS: &str = concat!(
+pub(crate) const LIST_AUTH_METHODS: &str = concat!(
     "SELECT ",
     auth_method_columns!(),
     " FROM auth_methods ORDER BY name"
 );
-pub const AUTH_METHOD_EXISTS: &str = "SELECT 1 FROM auth_methods WHERE name = $1";
+pub(crate) const AUTH_METHOD_EXISTS: &str = "SELECT 1 FROM auth_methods WHERE name = $1";
 /// Associations and tokens go with it (`ON DELETE CASCADE`).
-pub const DELETE_AUTH_METHOD: &str = "DELETE FROM auth_methods WHERE name = $1";
+pub(crate) const DELETE_AUTH_METHOD: &str = "DELETE FROM auth_methods WHERE name = $1";
 
 // ---- roles, rules, associations ----
 
-pub const INSERT_ROLE: &str = "INSERT INTO roles (name, description, audit_access, created_ms, modified_ms) \
+pub(crate) const INSERT_ROLE: &str = "INSERT INTO roles (name, description, audit_access, created_ms, modified_ms) \
      VALUES ($1, $2, $3, $4, $5)";
-pub const GET_ROLE: &str = concat!(
+pub(crate) const GET_ROLE: &str = concat!(
     select_roles_with_rules!(),
     " WHERE r.name = $1 ORDER BY rr.id"
 );
-pub const LIST_ROLES: &str = concat!(select_roles_with_rules!(), " ORDER BY r.name, rr.id");
-pub const ROLE_EXISTS: &str = "SELECT 1 FROM roles WHERE name = $1";
+pub(crate) const LIST_ROLES: &str = concat!(select_roles_with_rules!(), " ORDER BY r.name, rr.id");
+pub(crate) const ROLE_EXISTS: &str = "SELECT 1 FROM roles WHERE name = $1";
 /// Rules and associations go with it (`ON DELETE CASCADE`).
-pub const DELETE_ROLE: &str = "DELETE FROM roles WHERE name = $1";
-pub const TOUCH_ROLE: &str = "UPDATE roles SET modified_ms = $2 WHERE name = $1";
-pub const UPSERT_ROLE_RULE: &str = "INSERT INTO role_rules (role_name, rule_type, path, caps) VALUES ($1, $2, $3, $4) \
+pub(crate) const DELETE_ROLE: &str = "DELETE FROM roles WHERE name = $1";
+pub(crate) const TOUCH_ROLE: &str = "UPDATE roles SET modified_ms = $2 WHERE name = $1";
+pub(crate) const UPSERT_ROLE_RULE: &str = "INSERT INTO role_rules (role_name, rule_type, path, caps) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (role_name, rule_type, path) DO UPDATE SET caps = excluded.caps";
-pub const DELETE_ROLE_RULE: &str =
+pub(crate) const DELETE_ROLE_RULE: &str =
     "DELETE FROM role_rules WHERE role_name = $1 AND rule_type = $2 AND path = $3";
 
-pub const INSERT_ASSOCIATION: &str = "INSERT INTO associations \
+pub(crate) const INSERT_ASSOCIATION: &str = "INSERT INTO associations \
      (assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms) \
      VALUES ($1, $2, $3, $4, $5, $6)";
-pub const DELETE_ASSOCIATION: &str = "DELETE FROM associations WHERE assoc_id = $1";
-pub const LIST_ASSOCIATIONS: &str = "SELECT assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms \
+pub(crate) const DELETE_ASSOCIATION: &str = "DELETE FROM associations WHERE assoc_id = $1";
+pub(crate) const LIST_ASSOCIATIONS: &str = "SELECT assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms \
      FROM associations ORDER BY created_ms, assoc_id";
 
 // ---- items ----
 
-pub const INSERT_ITEM: &str = "INSERT INTO items (id, name, item_type, sub_type, format, description, tags, \
+pub(crate) const INSERT_ITEM: &str = "INSERT INTO items (id, name, item_type, sub_type, format, description, tags, \
      max_versions, last_version, highest_version, enabled, created_ms, modified_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-pub const ITEM_NAME_EXISTS: &str = "SELECT 1 FROM items WHERE name = $1";
-pub const GET_ITEM: &str = concat!(
+pub(crate) const ITEM_NAME_EXISTS: &str = "SELECT 1 FROM items WHERE name = $1";
+pub(crate) const GET_ITEM: &str = concat!(
     "SELECT ",
     item_columns!(),
     " FROM items i WHERE i.name = $1"
 );
 /// The item and one version; `$2` NULL means the latest (`last_version`).
-pub const GET_ITEM_VALUE: &str = concat!(
+pub(crate) const GET_ITEM_VALUE: &str = concat!(
     "SELECT ",
     item_columns!(),
     ", v.version, v.key_id, v.sealed, v.created_ms \
@@ -156,127 +156,130 @@ pub const GET_ITEM_VALUE: &str = concat!(
 /// unlike `LIKE` it needs no escaping, is case-sensitive on both backends,
 /// and every bound is an index condition (no `$n IS NULL OR ...`, which
 /// PostgreSQL's generic plans cannot use to bound an index scan).
-pub const LIST_ITEMS: &str = concat!(
+pub(crate) const LIST_ITEMS: &str = concat!(
     "SELECT ",
     item_columns!(),
     " FROM items i WHERE i.name >= $1 AND i.name > $2 AND i.name < $3 ORDER BY i.name LIMIT $4"
 );
 /// [`LIST_ITEMS`] for a prefix without upper bound (the empty prefix).
-pub const LIST_ITEMS_UNBOUNDED: &str = concat!(
+pub(crate) const LIST_ITEMS_UNBOUNDED: &str = concat!(
     "SELECT ",
     item_columns!(),
     " FROM items i WHERE i.name >= $1 AND i.name > $2 ORDER BY i.name LIMIT $3"
 );
-pub const DELETE_ITEM: &str = "DELETE FROM items WHERE id = $1";
-pub const INSERT_VERSION: &str = "INSERT INTO item_versions (item_id, version, key_id, sealed, created_ms) \
+pub(crate) const DELETE_ITEM: &str = "DELETE FROM items WHERE id = $1";
+pub(crate) const INSERT_VERSION: &str = "INSERT INTO item_versions (item_id, version, key_id, sealed, created_ms) \
      VALUES ($1, $2, $3, $4, $5)";
-pub const LIST_VERSIONS: &str =
+pub(crate) const LIST_VERSIONS: &str =
     "SELECT version, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
 /// Optimistic concurrency: moves `highest_version` (and `last_version`)
 /// only if nobody else did.
-pub const ADVANCE_LAST_VERSION: &str = "UPDATE items SET last_version = $3, highest_version = $3, \
+pub(crate) const ADVANCE_LAST_VERSION: &str = "UPDATE items SET last_version = $3, highest_version = $3, \
      modified_ms = $4 WHERE id = $1 AND highest_version = $2";
-pub const ITEMS_WITH_ID_AT_LEAST: &str = concat!(
+pub(crate) const ITEMS_WITH_ID_AT_LEAST: &str = concat!(
     "SELECT ",
     item_columns!(),
     " FROM items i WHERE i.id >= $1 ORDER BY i.id"
 );
-pub const ITEM_VERSIONS_SEALED: &str = "SELECT version, key_id, sealed, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
-pub const DELETE_ITEM_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1";
-pub const SET_ITEM_ID: &str = "UPDATE items SET id = $2 WHERE id = $1";
-pub const ITEM_ID_EXISTS: &str = "SELECT 1 FROM items WHERE id = $1";
+pub(crate) const ITEM_VERSIONS_SEALED: &str = "SELECT version, key_id, sealed, created_ms FROM item_versions WHERE item_id = $1 ORDER BY version";
+pub(crate) const DELETE_ITEM_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1";
+pub(crate) const SET_ITEM_ID: &str = "UPDATE items SET id = $2 WHERE id = $1";
+pub(crate) const ITEM_ID_EXISTS: &str = "SELECT 1 FROM items WHERE id = $1";
 /// Keep the newest `$2 + 1` versions: delete every version below the
 /// (`$2 + 1`)-th newest. With fewer versions the subquery is NULL and
 /// nothing is deleted.
-pub const PRUNE_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1 AND version < \
+pub(crate) const PRUNE_VERSIONS: &str = "DELETE FROM item_versions WHERE item_id = $1 AND version < \
      (SELECT version FROM item_versions WHERE item_id = $1 ORDER BY version DESC LIMIT 1 OFFSET $2)";
-pub const DELETE_VERSION: &str = "DELETE FROM item_versions WHERE item_id = $1 AND version = $2";
-pub const MAX_VERSION: &str = "SELECT MAX(version) FROM item_versions WHERE item_id = $1";
-pub const SET_LAST_VERSION: &str = "UPDATE items SET last_version = $2 WHERE id = $1";
+pub(crate) const DELETE_VERSION: &str =
+    "DELETE FROM item_versions WHERE item_id = $1 AND version = $2";
+pub(crate) const MAX_VERSION: &str = "SELECT MAX(version) FROM item_versions WHERE item_id = $1";
+pub(crate) const SET_LAST_VERSION: &str = "UPDATE items SET last_version = $2 WHERE id = $1";
 
 // ---- tokens ----
 
 /// A token written with the audit batch of its login: skipped (not an
 /// error) when its auth method was deleted meanwhile or the hash exists.
-pub const INSERT_TOKEN_IF_METHOD: &str = concat!(
+pub(crate) const INSERT_TOKEN_IF_METHOD: &str = concat!(
     "INSERT INTO tokens (",
     token_columns!(),
     ") SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS ",
     "(SELECT 1 FROM auth_methods WHERE name = $3 AND access_id = $2) ",
     "ON CONFLICT DO NOTHING"
 );
-pub const GET_TOKEN: &str = concat!(
+pub(crate) const GET_TOKEN: &str = concat!(
     "SELECT ",
     token_columns!(),
     " FROM tokens WHERE token_hash = $1"
 );
-pub const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE token_hash = $1";
-pub const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_ms <= $1";
+pub(crate) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE token_hash = $1";
+pub(crate) const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_ms <= $1";
 
 // ---- Universal Identity tokens ----
 
-pub const INSERT_UID_TOKEN: &str = concat!(
+pub(crate) const INSERT_UID_TOKEN: &str = concat!(
     "INSERT INTO uid_tokens (",
     uid_token_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
-pub const GET_UID_TOKEN: &str = concat!(
+pub(crate) const GET_UID_TOKEN: &str = concat!(
     "SELECT ",
     uid_token_columns!(),
     " FROM uid_tokens WHERE token_id = $1"
 );
-pub const GET_UID_TOKEN_BY_HASH: &str = concat!(
+pub(crate) const GET_UID_TOKEN_BY_HASH: &str = concat!(
     "SELECT ",
     uid_token_columns!(),
     " FROM uid_tokens WHERE token_hash = $1"
 );
 /// Parents before children: a parent's depth is always lower.
-pub const LIST_UID_TOKENS: &str = concat!(
+pub(crate) const LIST_UID_TOKENS: &str = concat!(
     "SELECT ",
     uid_token_columns!(),
     " FROM uid_tokens WHERE access_id = $1 ORDER BY depth, created_ms, token_id"
 );
-pub const COUNT_LIVE_UID_TOKENS: &str =
+pub(crate) const COUNT_LIVE_UID_TOKENS: &str =
     "SELECT COUNT(*) FROM uid_tokens WHERE access_id = $1 AND NOT revoked AND expires_ms > $2";
-pub const UID_TOKEN_ACCESS_ID: &str = "SELECT access_id FROM uid_tokens WHERE token_id = $1";
+pub(crate) const UID_TOKEN_ACCESS_ID: &str = "SELECT access_id FROM uid_tokens WHERE token_id = $1";
 /// Serializes changes to one auth method's token tree. The no-op update
 /// takes the auth method row's write lock on PostgreSQL (held until
 /// commit); on SQLite `BEGIN IMMEDIATE` already holds the database lock.
 /// One text for both, and 0 rows means the method does not exist.
-pub const LOCK_UID_TREE: &str =
+pub(crate) const LOCK_UID_TREE: &str =
     "UPDATE auth_methods SET modified_ms = modified_ms WHERE access_id = $1";
 /// A parent that may take a child now: same method, not revoked, not expired at `$3`.
-pub const LIVE_UID_PARENT: &str = "SELECT depth FROM uid_tokens \
+pub(crate) const LIVE_UID_PARENT: &str = "SELECT depth FROM uid_tokens \
      WHERE token_id = $1 AND access_id = $2 AND NOT revoked AND expires_ms > $3";
 /// Compare-and-swap of the secret: only from the current hash `$2`, only
 /// while live and rotatable at `$4`. The expiry restarts from `$4` with the
 /// token's own TTL. Returns the new expiry; no row = the swap lost.
-pub const ROTATE_UID_TOKEN: &str = "UPDATE uid_tokens \
+pub(crate) const ROTATE_UID_TOKEN: &str = "UPDATE uid_tokens \
      SET token_hash = $3, expires_ms = $4 + ttl_secs * 1000, last_rotated_ms = $4, modified_ms = $4 \
      WHERE token_id = $1 AND token_hash = $2 AND NOT revoked AND NOT deny_rotate AND expires_ms > $4 \
      RETURNING expires_ms";
-pub const REVOKE_UID_TOKEN: &str = "UPDATE uid_tokens SET revoked = TRUE, modified_ms = $2 \
+pub(crate) const REVOKE_UID_TOKEN: &str = "UPDATE uid_tokens SET revoked = TRUE, modified_ms = $2 \
      WHERE token_id = $1 AND NOT revoked RETURNING token_id";
-pub const REVOKE_UID_SUBTREE: &str = concat!(
+pub(crate) const REVOKE_UID_SUBTREE: &str = concat!(
     uid_subtree!(),
     "UPDATE uid_tokens SET revoked = TRUE, modified_ms = $2 \
      WHERE token_id IN (SELECT id FROM sub) AND NOT revoked RETURNING token_id"
 );
 /// Session tokens minted from UID token `$1` (their identity is its ID).
-pub const DELETE_UID_SESSIONS: &str = "DELETE FROM tokens WHERE access_id = $2 AND identity = $1";
+pub(crate) const DELETE_UID_SESSIONS: &str =
+    "DELETE FROM tokens WHERE access_id = $2 AND identity = $1";
 /// Session tokens minted from UID token `$1` or any token below it.
-pub const DELETE_UID_SUBTREE_SESSIONS: &str = concat!(
+pub(crate) const DELETE_UID_SUBTREE_SESSIONS: &str = concat!(
     uid_subtree!(),
     "DELETE FROM tokens WHERE access_id = $2 AND identity IN (SELECT id FROM sub)"
 );
 
 // ---- audit ----
 
-pub const GET_AUDIT_HEAD: &str = "SELECT seq, hash, mac FROM audit_head WHERE id = 1";
+pub(crate) const GET_AUDIT_HEAD: &str = "SELECT seq, hash, mac FROM audit_head WHERE id = 1";
 /// The chain lock on SQLite (`BEGIN IMMEDIATE` holds the file's write lock).
-pub const GET_AUDIT_HEAD_SEQ_HASH: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
-pub const AUDIT_RANGE: &str = concat!(
+pub(crate) const GET_AUDIT_HEAD_SEQ_HASH: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+pub(crate) const SET_AUDIT_HEAD: &str =
+    "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
+pub(crate) const AUDIT_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
@@ -285,7 +288,7 @@ pub const AUDIT_RANGE: &str = concat!(
 /// records as a JSON array (`AuditRecord`'s serde form, hashes in hex).
 /// Binding one parameter instead of 15 per row matters: SQLite looks up
 /// `$N` parameter names linearly, so wide multi-row inserts cost O(n²).
-pub const INSERT_AUDIT_JSON_SQLITE: &str = concat!(
+pub(crate) const INSERT_AUDIT_JSON_SQLITE: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") SELECT value->>'seq', value->>'time_ms', value->>'request_id', value->>'operation', \
@@ -293,7 +296,7 @@ pub const INSERT_AUDIT_JSON_SQLITE: &str = concat!(
      value->>'auth_method', value->>'identity', value->>'client_type', value->>'peer', \
      unhex(value->>'prev_hash'), unhex(value->>'hash') FROM json_each($1)"
 );
-pub const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
+pub(crate) const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") SELECT (r->>'seq')::bigint, (r->>'time_ms')::bigint, r->>'request_id', r->>'operation', \

@@ -16,6 +16,8 @@
 //!
 //! Output: one JSON object on stdout. Plain HTTP over TCP only; every
 //! response must carry Content-Length (axum sets it for these bodies).
+// A benchmark tool: a broken set-up should stop the run at once.
+#![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

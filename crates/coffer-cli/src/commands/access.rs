@@ -15,7 +15,7 @@ use crate::args::{
 };
 use crate::output::{fields, note};
 
-pub async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
     let request = CreateAuthMethod {
         name: a.name,
         access_expires: a.access_expires,
@@ -32,7 +32,7 @@ pub async fn create_auth_method(a: CreateAuthMethodArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow::Result<()> {
     let request = CreateAuthMethodOauth2 {
         name: a.name,
         unique_identifier: a.unique_identifier,
@@ -52,7 +52,9 @@ pub async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> anyhow:
     .await
 }
 
-pub async fn create_auth_method_aws_iam(a: CreateAuthMethodAwsIamArgs) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method_aws_iam(
+    a: CreateAuthMethodAwsIamArgs,
+) -> anyhow::Result<()> {
     let request = CreateAuthMethodAwsIam {
         name: a.name,
         bound_aws_account_id: a.bound_aws_account_id,
@@ -189,12 +191,12 @@ fn format_auth_method(am: &AuthMethodInfo) -> String {
     text
 }
 
-pub async fn get_auth_method(a: NameArgs) -> anyhow::Result<()> {
+pub(super) async fn get_auth_method(a: NameArgs) -> anyhow::Result<()> {
     let request = GetAuthMethod { name: a.name };
     respond(&a.global, &request, |am| Ok(format_auth_method(&am))).await
 }
 
-pub async fn list_auth_methods(a: NoArgs) -> anyhow::Result<()> {
+pub(super) async fn list_auth_methods(a: NoArgs) -> anyhow::Result<()> {
     respond(&a.global, &ListAuthMethods {}, |out| {
         let width = out
             .auth_methods
@@ -216,7 +218,7 @@ pub async fn list_auth_methods(a: NoArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn delete_auth_method(a: NameArgs) -> anyhow::Result<()> {
+pub(super) async fn delete_auth_method(a: NameArgs) -> anyhow::Result<()> {
     let request = DeleteAuthMethod { name: a.name };
     respond(&a.global, &request, |out| {
         Ok(format!("Deleted auth method {}", out.name))
@@ -224,7 +226,7 @@ pub async fn delete_auth_method(a: NameArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn create_role(a: CreateRoleArgs) -> anyhow::Result<()> {
+pub(super) async fn create_role(a: CreateRoleArgs) -> anyhow::Result<()> {
     let request = CreateRole {
         name: a.name,
         description: a.description,
@@ -270,12 +272,12 @@ fn format_role(role: &RoleInfo) -> String {
     text
 }
 
-pub async fn get_role(a: NameArgs) -> anyhow::Result<()> {
+pub(super) async fn get_role(a: NameArgs) -> anyhow::Result<()> {
     let request = GetRole { name: a.name };
     respond(&a.global, &request, |role| Ok(format_role(&role))).await
 }
 
-pub async fn list_roles(a: NoArgs) -> anyhow::Result<()> {
+pub(super) async fn list_roles(a: NoArgs) -> anyhow::Result<()> {
     respond(&a.global, &ListRoles {}, |out| {
         Ok(out
             .roles
@@ -286,7 +288,7 @@ pub async fn list_roles(a: NoArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn delete_role(a: NameArgs) -> anyhow::Result<()> {
+pub(super) async fn delete_role(a: NameArgs) -> anyhow::Result<()> {
     let request = DeleteRole { name: a.name };
     respond(&a.global, &request, |_| {
         Ok(format!("Deleted role {}", request.name))
@@ -294,7 +296,7 @@ pub async fn delete_role(a: NameArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn set_role_rule(a: SetRoleRuleArgs) -> anyhow::Result<()> {
+pub(super) async fn set_role_rule(a: SetRoleRuleArgs) -> anyhow::Result<()> {
     let request = SetRoleRule {
         role_name: a.role_name,
         path: a.path,
@@ -313,7 +315,7 @@ pub async fn set_role_rule(a: SetRoleRuleArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn delete_role_rule(a: DeleteRoleRuleArgs) -> anyhow::Result<()> {
+pub(super) async fn delete_role_rule(a: DeleteRoleRuleArgs) -> anyhow::Result<()> {
     let request = DeleteRoleRule {
         role_name: a.role_name,
         path: a.path,
@@ -330,7 +332,7 @@ pub async fn delete_role_rule(a: DeleteRoleRuleArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn assoc_role_am(a: AssocRoleAmArgs) -> anyhow::Result<()> {
+pub(super) async fn assoc_role_am(a: AssocRoleAmArgs) -> anyhow::Result<()> {
     let request = AssocRoleAm {
         role_name: a.role_name.clone(),
         am_name: a.am_name.clone(),
@@ -343,7 +345,7 @@ pub async fn assoc_role_am(a: AssocRoleAmArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn delete_assoc(a: DeleteAssocArgs) -> anyhow::Result<()> {
+pub(super) async fn delete_assoc(a: DeleteAssocArgs) -> anyhow::Result<()> {
     let request = DeleteAssoc {
         assoc_id: a.assoc_id,
     };

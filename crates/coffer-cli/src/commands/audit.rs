@@ -10,7 +10,7 @@ use coffer_store::AuditQuery;
 use super::{print_response, respond};
 use crate::args::{AuditCommand, AuditListArgs, AuditSubcommand, AuditVerifyArgs};
 
-pub async fn run(a: AuditCommand) -> anyhow::Result<()> {
+pub(super) async fn run(a: AuditCommand) -> anyhow::Result<()> {
     match a.command {
         AuditSubcommand::List(l) => list(l).await,
         AuditSubcommand::Verify(v) => verify(v).await,

@@ -16,7 +16,7 @@ const K8S_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/toke
 
 /// Log in, cache the token for the profile and print it: only the token on
 /// stdout, so `TOKEN=$(coffer auth …)` works.
-pub async fn auth(a: AuthArgs) -> anyhow::Result<()> {
+pub(super) async fn auth(a: AuthArgs) -> anyhow::Result<()> {
     let ctx = Context::new(&a.global)?;
     let from_profile = a.access_id.is_none();
     let profile = if from_profile {
@@ -100,7 +100,7 @@ pub async fn auth(a: AuthArgs) -> anyhow::Result<()> {
     }
 }
 
-pub async fn validate_token(a: NoArgs) -> anyhow::Result<()> {
+pub(super) async fn validate_token(a: NoArgs) -> anyhow::Result<()> {
     respond(&a.global, &ValidateToken {}, |out| {
         if !out.is_valid {
             bail!("the token is not valid: {}", out.reason);
@@ -114,7 +114,7 @@ pub async fn validate_token(a: NoArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn revoke_token(a: NoArgs) -> anyhow::Result<()> {
+pub(super) async fn revoke_token(a: NoArgs) -> anyhow::Result<()> {
     let mut session = Session::open(&a.global).await?;
     let raw = session.call(&RevokeToken {}).await?;
     session.forget_cached_token()?;

@@ -41,7 +41,7 @@ struct Net {
     env: Env,
 }
 
-pub async fn run(c: CiCommand) -> anyhow::Result<()> {
+pub(super) async fn run(c: CiCommand) -> anyhow::Result<()> {
     // `--allow-insecure-http[=BOOL]`, or COFFER_ALLOW_INSECURE_HTTP (clap
     // merged it, flag first), is what the providers see.
     let allow_insecure_http = c.allow_insecure_http.unwrap_or(false);

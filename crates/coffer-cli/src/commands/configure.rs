@@ -8,11 +8,11 @@ use crate::profile::{CofferHome, Profile};
 use crate::session::secret_or_stdin;
 
 /// Access types that log in with an access key.
-pub fn uses_access_key(access_type: &str) -> bool {
+pub(super) fn uses_access_key(access_type: &str) -> bool {
     matches!(access_type, "access_key" | "api_key")
 }
 
-pub fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
+pub(super) fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
     let home = CofferHome::from_env()?;
     // A plain-http gateway off loopback is refused now rather than at
     // every later command, unless the exception is stored with it.
@@ -59,7 +59,7 @@ pub fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
     ))
 }
 
-pub fn unconfigure(a: UnconfigureArgs) -> anyhow::Result<()> {
+pub(super) fn unconfigure(a: UnconfigureArgs) -> anyhow::Result<()> {
     let home = CofferHome::from_env()?;
     if !home.remove_profile(&a.profile)? {
         bail!("no profile named {:?}", a.profile);

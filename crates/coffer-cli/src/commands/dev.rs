@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::args::{DevCommand, DevOidcAction, DevOidcMintArgs, DevSubcommand};
 use crate::output::emit;
 
-pub async fn run(a: DevCommand) -> anyhow::Result<()> {
+pub(super) async fn run(a: DevCommand) -> anyhow::Result<()> {
     match a.command {
         DevSubcommand::Oidc(o) => match o.action {
             Some(DevOidcAction::Mint(m)) => mint(m).await,

@@ -14,7 +14,7 @@ use crate::args::{
 use crate::output::{fields, note};
 use crate::session::secret_or_stdin;
 
-pub async fn create_auth_method_k8s(a: CreateAuthMethodK8sArgs) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method_k8s(a: CreateAuthMethodK8sArgs) -> anyhow::Result<()> {
     let k8s_ca_cert = match &a.k8s_ca_cert {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -47,7 +47,9 @@ pub async fn create_auth_method_k8s(a: CreateAuthMethodK8sArgs) -> anyhow::Resul
     .await
 }
 
-pub async fn create_auth_method_azure_ad(a: CreateAuthMethodAzureAdArgs) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method_azure_ad(
+    a: CreateAuthMethodAzureAdArgs,
+) -> anyhow::Result<()> {
     let request = CreateAuthMethodAzureAd {
         name: a.name,
         bound_tenant_id: a.bound_tenant_id,
@@ -72,7 +74,7 @@ pub async fn create_auth_method_azure_ad(a: CreateAuthMethodAzureAdArgs) -> anyh
     .await
 }
 
-pub async fn create_auth_method_gcp(a: CreateAuthMethodGcpArgs) -> anyhow::Result<()> {
+pub(super) async fn create_auth_method_gcp(a: CreateAuthMethodGcpArgs) -> anyhow::Result<()> {
     let request = CreateAuthMethodGcp {
         name: a.name,
         kind: Some(a.kind),
@@ -92,7 +94,7 @@ pub async fn create_auth_method_gcp(a: CreateAuthMethodGcpArgs) -> anyhow::Resul
     .await
 }
 
-pub async fn explain_access(a: ExplainAccessArgs) -> anyhow::Result<()> {
+pub(super) async fn explain_access(a: ExplainAccessArgs) -> anyhow::Result<()> {
     let read = |s: Option<secrecy::SecretString>| s.map(|v| secret_or_stdin(v, true)).transpose();
     let request = ExplainAccess {
         access_id: a.access_id,
@@ -109,7 +111,7 @@ pub async fn explain_access(a: ExplainAccessArgs) -> anyhow::Result<()> {
 
 /// Human-readable explanation: the login, then each association, then the
 /// capabilities on the path.
-pub fn format_explanation(e: &ExplainAccessOutput) -> String {
+pub(super) fn format_explanation(e: &ExplainAccessOutput) -> String {
     let mut t = String::new();
     t.push_str(&format!(
         "auth method {} ({}, {})\n",

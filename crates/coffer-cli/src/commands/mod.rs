@@ -16,7 +16,7 @@ use crate::args::{Cli, Command, GlobalArgs};
 use crate::output::{emit, emit_json};
 use crate::session::Session;
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(s) => coffer_server::run(s.args).await,
         Command::Configure(a) => configure::configure(a),

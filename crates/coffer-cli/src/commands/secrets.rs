@@ -31,8 +31,11 @@ fn format_values(names: &[String], values: &SecretValues) -> anyhow::Result<Stri
     if let [name] = names {
         let value = match value_for(values, name) {
             Some(v) => v,
-            None if values.0.len() == 1 => values.0.values().next().expect("one").expose_secret(),
-            None => bail!("the gateway returned no value for {name}"),
+            // A lone value under another spelling of the name.
+            None => match values.0.values().collect::<Vec<_>>().as_slice() {
+                [only] => only.expose_secret(),
+                _ => bail!("the gateway returned no value for {name}"),
+            },
         };
         return Ok(value.to_string());
     }
@@ -46,7 +49,7 @@ fn format_values(names: &[String], values: &SecretValues) -> anyhow::Result<Stri
     Ok(out)
 }
 
-pub async fn get_secret_value(a: GetSecretValueArgs) -> anyhow::Result<()> {
+pub(super) async fn get_secret_value(a: GetSecretValueArgs) -> anyhow::Result<()> {
     let request = GetSecretValue {
         names: a.names.clone(),
         version: a.version,
@@ -57,7 +60,7 @@ pub async fn get_secret_value(a: GetSecretValueArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn create_secret(a: CreateSecretArgs) -> anyhow::Result<()> {
+pub(super) async fn create_secret(a: CreateSecretArgs) -> anyhow::Result<()> {
     let request = CreateSecret {
         name: a.name,
         value: secret_or_stdin(a.value, false)?,
@@ -73,7 +76,7 @@ pub async fn create_secret(a: CreateSecretArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn update_secret_val(a: UpdateSecretValArgs) -> anyhow::Result<()> {
+pub(super) async fn update_secret_val(a: UpdateSecretValArgs) -> anyhow::Result<()> {
     let request = UpdateSecretVal {
         name: a.name,
         value: secret_or_stdin(a.value, false)?,
@@ -115,7 +118,7 @@ fn format_item(item: &ItemInfo) -> String {
     text
 }
 
-pub async fn describe_item(a: DescribeItemArgs) -> anyhow::Result<()> {
+pub(super) async fn describe_item(a: DescribeItemArgs) -> anyhow::Result<()> {
     let request = DescribeItem {
         name: a.name,
         show_versions: a.show_versions,
@@ -123,7 +126,7 @@ pub async fn describe_item(a: DescribeItemArgs) -> anyhow::Result<()> {
     respond(&a.global, &request, |item| Ok(format_item(&item))).await
 }
 
-pub async fn list_items(a: ListItemsArgs) -> anyhow::Result<()> {
+pub(super) async fn list_items(a: ListItemsArgs) -> anyhow::Result<()> {
     let request = ListItems {
         path: a.path,
         filter: a.filter,
@@ -152,7 +155,7 @@ pub async fn list_items(a: ListItemsArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn delete_item(a: DeleteItemArgs) -> anyhow::Result<()> {
+pub(super) async fn delete_item(a: DeleteItemArgs) -> anyhow::Result<()> {
     let request = DeleteItem {
         name: a.name,
         version: a.version,

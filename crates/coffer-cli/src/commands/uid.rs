@@ -18,7 +18,7 @@ use crate::args::{
 use crate::output::{fields, note};
 use crate::session::{Context, secret_or_stdin};
 
-pub async fn create_auth_method_universal_identity(
+pub(super) async fn create_auth_method_universal_identity(
     a: CreateAuthMethodUniversalIdentityArgs,
 ) -> anyhow::Result<()> {
     let global = a.global.clone();
@@ -45,7 +45,7 @@ fn token_only(out: UidTokenOutput) -> anyhow::Result<String> {
     Ok(out.token.expose_secret().to_string())
 }
 
-pub async fn generate_token(a: UidGenerateTokenArgs) -> anyhow::Result<()> {
+pub(super) async fn generate_token(a: UidGenerateTokenArgs) -> anyhow::Result<()> {
     let request = UidGenerateToken {
         auth_method_name: a.auth_method_name,
         description: a.description,
@@ -54,7 +54,7 @@ pub async fn generate_token(a: UidGenerateTokenArgs) -> anyhow::Result<()> {
 }
 
 /// Authenticated by the UID token itself: no profile login happens.
-pub async fn rotate_token(a: NoArgs) -> anyhow::Result<()> {
+pub(super) async fn rotate_token(a: NoArgs) -> anyhow::Result<()> {
     let Some(uid_token) = a.global.uid_token.clone() else {
         bail!(
             "--uid-token is required: the UID token to rotate (\"-\" reads it from standard input)"
@@ -69,7 +69,7 @@ pub async fn rotate_token(a: NoArgs) -> anyhow::Result<()> {
     print_response::<UidRotateToken>(a.global.json, raw, token_only)
 }
 
-pub async fn create_child_token(a: UidCreateChildTokenArgs) -> anyhow::Result<()> {
+pub(super) async fn create_child_token(a: UidCreateChildTokenArgs) -> anyhow::Result<()> {
     if a.global.uid_token.is_none() && (a.auth_method_name.is_none() || a.uid_token_id.is_none()) {
         bail!(
             "pass --uid-token (the parent), or --auth-method-name and --uid-token-id (as an admin)"
@@ -86,7 +86,7 @@ pub async fn create_child_token(a: UidCreateChildTokenArgs) -> anyhow::Result<()
     respond(&a.global, &request, token_only).await
 }
 
-pub async fn revoke_token(a: UidRevokeTokenArgs) -> anyhow::Result<()> {
+pub(super) async fn revoke_token(a: UidRevokeTokenArgs) -> anyhow::Result<()> {
     if a.global.uid_token.is_none() && a.auth_method_name.is_none() {
         bail!(
             "pass --uid-token (the token or one of its ancestors), or --auth-method-name (as an admin)"
@@ -107,7 +107,7 @@ pub async fn revoke_token(a: UidRevokeTokenArgs) -> anyhow::Result<()> {
     .await
 }
 
-pub async fn list_children(a: UidListChildrenArgs) -> anyhow::Result<()> {
+pub(super) async fn list_children(a: UidListChildrenArgs) -> anyhow::Result<()> {
     if a.global.uid_token.is_none() && a.auth_method_name.is_none() {
         bail!("pass --uid-token (its tree), or --auth-method-name (every tree, as an admin)");
     }

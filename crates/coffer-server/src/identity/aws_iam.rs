@@ -71,7 +71,7 @@ use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
 /// The global STS endpoint (signing region us-east-1), the Akeyless default.
-pub const DEFAULT_STS_URL: &str = "https://sts.amazonaws.com";
+pub(crate) const DEFAULT_STS_URL: &str = "https://sts.amazonaws.com";
 /// The only request body accepted (and the one assumed when it is absent).
 const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
@@ -98,7 +98,7 @@ const FORWARDED_HEADERS: &[&str] = &[
 /// Stored settings of an `aws_iam` method.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct AwsIamConfig {
+pub(crate) struct AwsIamConfig {
     /// Normalised STS endpoint URL; every login is replayed there.
     pub sts_url: String,
     /// 12-digit account IDs (required, exact).
@@ -115,7 +115,7 @@ pub struct AwsIamConfig {
 }
 
 /// Validated settings of `create-auth-method-aws-iam`.
-pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let bound_account_ids = bounded_list(body, "bound-aws-account-id")?;
     if bound_account_ids.is_empty() {
         return Err(ApiError::bad(
@@ -189,7 +189,7 @@ fn check_sts_url(url: &str) -> Result<Url, String> {
 
 /// `access_info.aws_iam_access_rules` (field names of the SDK's
 /// `AWSIAMAccessRules`).
-pub fn rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn rules_json(am: &AuthMethod) -> Value {
     let c: AwsIamConfig = serde_json::from_value(am.config.clone()).unwrap_or_default();
     json!({
         "account_id": c.bound_account_ids,
@@ -205,7 +205,7 @@ pub fn rules_json(am: &AuthMethod) -> Value {
 
 /// Verify an `aws_iam` login: check the signed request, replay it to STS,
 /// bind on the answer. The identity is the caller's ARN.
-pub async fn login(
+pub(crate) async fn login(
     _state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,
@@ -756,7 +756,9 @@ fn sts_client() -> Result<&'static reqwest::Client, ApiError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            rustls::crypto::aws_lc_rs::default_provider()
+                .install_default()
+                .ok();
             reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(STS_TIMEOUT)
@@ -1130,7 +1132,7 @@ mod xml {
     const MAX_ELEMENTS: usize = 256;
 
     #[derive(Debug, Default)]
-    pub struct Element {
+    pub(super) struct Element {
         pub name: String,
         pub children: Vec<Element>,
         pub text: String,
@@ -1138,7 +1140,7 @@ mod xml {
 
     impl Element {
         /// The one child called `name` (absent or repeated is an error).
-        pub fn only(&self, name: &str) -> Result<&Element, String> {
+        pub(super) fn only(&self, name: &str) -> Result<&Element, String> {
             let mut found = self.children.iter().filter(|c| c.name == name);
             match (found.next(), found.next()) {
                 (Some(e), None) => Ok(e),
@@ -1148,7 +1150,7 @@ mod xml {
         }
     }
 
-    pub fn parse(doc: &str) -> Result<Element, String> {
+    pub(super) fn parse(doc: &str) -> Result<Element, String> {
         let mut p = Parser {
             s: doc.strip_prefix('\u{feff}').unwrap_or(doc),
             i: 0,

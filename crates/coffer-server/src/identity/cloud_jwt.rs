@@ -26,7 +26,8 @@ use crate::jwt;
 use crate::state::AppState;
 use crate::wire::Body;
 
-pub const AZURE_DEFAULT_JWKS: &str = "https://login.microsoftonline.com/common/discovery/keys";
+pub(crate) const AZURE_DEFAULT_JWKS: &str =
+    "https://login.microsoftonline.com/common/discovery/keys";
 /// The audience an `azure_ad` method expects unless configured: a
 /// Coffer-specific resource (an Entra application whose Application ID URI
 /// is `api://coffer`), so that a managed identity's token for Azure
@@ -34,18 +35,18 @@ pub const AZURE_DEFAULT_JWKS: &str = "https://login.microsoftonline.com/common/d
 /// cloud-id libraries request), Key Vault or any other service cannot be
 /// replayed here. `coffer ci` requests this resource by default (same
 /// value in `coffer-ci/src/cloud_id.rs`).
-pub const AZURE_DEFAULT_AUDIENCE: &str = "api://coffer";
-pub const GCP_DEFAULT_JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
+pub(crate) const AZURE_DEFAULT_AUDIENCE: &str = "api://coffer";
+pub(crate) const GCP_DEFAULT_JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
 /// The audience a `gcp` method expects unless configured, rather than
 /// Akeyless' `akeyless.io`: an ID token requested for Akeyless (or for any
 /// other service) cannot be replayed here. Same value in
 /// `coffer-ci/src/cloud_id.rs`.
-pub const GCP_DEFAULT_AUDIENCE: &str = "coffer";
+pub(crate) const GCP_DEFAULT_AUDIENCE: &str = "coffer";
 const GCP_ISSUERS: &[&str] = &["https://accounts.google.com", "accounts.google.com"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct AzureConfig {
+pub(crate) struct AzureConfig {
     pub tenant_id: String,
     /// Empty: the tenant's v1 or v2 issuer.
     pub issuer: String,
@@ -65,7 +66,7 @@ pub struct AzureConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct GcpConfig {
+pub(crate) struct GcpConfig {
     /// `iam` (service-account ID token) or `gce` (VM instance identity).
     pub kind: String,
     pub audience: String,
@@ -96,7 +97,7 @@ fn keys_or_default(body: &Body, default_uri: &str) -> Result<(String, String), A
     })
 }
 
-pub fn azure_settings_from_body(body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn azure_settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let tenant_id = short_str(body, "bound-tenant-id")?;
     if tenant_id.is_empty() {
         return Err(ApiError::bad(
@@ -136,7 +137,7 @@ pub fn azure_settings_from_body(body: &Body) -> Result<Value, ApiError> {
     serde_json::to_value(&cfg).map_err(ApiError::internal)
 }
 
-pub fn gcp_settings_from_body(body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn gcp_settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let kind = Some(short_str(body, "type")?.to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "iam".into());
@@ -181,7 +182,7 @@ pub fn gcp_settings_from_body(body: &Body) -> Result<Value, ApiError> {
     serde_json::to_value(&cfg).map_err(ApiError::internal)
 }
 
-pub fn azure_rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn azure_rules_json(am: &AuthMethod) -> Value {
     let c: AzureConfig = serde_json::from_value(am.config.clone()).unwrap_or_default();
     json!({
         "bound_tenant_id": c.tenant_id,
@@ -201,7 +202,7 @@ pub fn azure_rules_json(am: &AuthMethod) -> Value {
     })
 }
 
-pub fn gcp_rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn gcp_rules_json(am: &AuthMethod) -> Value {
     let c: GcpConfig = serde_json::from_value(am.config.clone()).unwrap_or_default();
     json!({
         "type": c.kind,
@@ -296,7 +297,7 @@ fn parse_resource_id(id: &str) -> AzureResource {
     r
 }
 
-pub async fn login_azure(
+pub(crate) async fn login_azure(
     state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,
@@ -415,7 +416,7 @@ pub async fn login_azure(
     })
 }
 
-pub async fn login_gcp(
+pub(crate) async fn login_gcp(
     state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,

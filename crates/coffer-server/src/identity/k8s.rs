@@ -47,7 +47,7 @@ const MAX_REVIEW_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct K8sConfig {
+pub(crate) struct K8sConfig {
     pub bound_namespaces: Vec<String>,
     pub bound_sa_names: Vec<String>,
     pub bound_pod_names: Vec<String>,
@@ -71,7 +71,7 @@ impl K8sConfig {
 
 /// Validated settings of `create-auth-method-k8s`; the token-reviewer JWT
 /// is sealed with the active data key.
-pub fn settings_from_body(state: &AppState, body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn settings_from_body(state: &AppState, body: &Body) -> Result<Value, ApiError> {
     let (jwks_uri, jwks_json) = jwks_settings(body, false)?;
     let k8s_host = body
         .opt_str("k8s-host")?
@@ -170,7 +170,7 @@ fn decode_pem(raw: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad("k8s-ca-cert is not a PEM certificate (plain or base64)"))
 }
 
-pub fn rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn rules_json(am: &AuthMethod) -> Value {
     let c: K8sConfig = serde_json::from_value(am.config.clone()).unwrap_or_default();
     json!({
         "bound_namespaces": c.bound_namespaces,
@@ -196,7 +196,7 @@ struct SaIdentity {
     pod_uid: String,
 }
 
-pub async fn login(
+pub(crate) async fn login(
     state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,

@@ -17,15 +17,15 @@ use crate::jwt;
 use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
-pub mod aws_iam;
-pub mod cloud_jwt;
-pub mod k8s;
-pub mod oauth2;
-pub mod uid;
+pub(crate) mod aws_iam;
+pub(crate) mod cloud_jwt;
+pub(crate) mod k8s;
+pub(crate) mod oauth2;
+pub(crate) mod uid;
 
 /// Who logged in, as proven by the access type.
 #[derive(Debug, Clone)]
-pub struct Verified {
+pub(crate) struct Verified {
     /// Names the caller in the audit log and in the token.
     pub identity: String,
     /// Claims matched against role-association sub-claims.
@@ -37,7 +37,7 @@ pub struct Verified {
 }
 
 /// The auth-method kind an `access-type` value logs in to.
-pub fn kind_for_access_type(access_type: &str) -> Option<AuthMethodKind> {
+pub(crate) fn kind_for_access_type(access_type: &str) -> Option<AuthMethodKind> {
     Some(match access_type {
         "access_key" | "api_key" => AuthMethodKind::ApiKey,
         "jwt" | "oidc" => AuthMethodKind::OAuth2,
@@ -51,7 +51,7 @@ pub fn kind_for_access_type(access_type: &str) -> Option<AuthMethodKind> {
 }
 
 /// The `access-type` a client must send for a method of this kind.
-pub fn access_type_for(kind: AuthMethodKind) -> &'static str {
+pub(crate) fn access_type_for(kind: AuthMethodKind) -> &'static str {
     match kind {
         AuthMethodKind::ApiKey => "access_key",
         AuthMethodKind::OAuth2 => "jwt",
@@ -61,7 +61,7 @@ pub fn access_type_for(kind: AuthMethodKind) -> &'static str {
 
 /// Verify a login against `am`, whose kind matches the access type.
 /// API keys are checked in `ops/auth.rs` (they share the back-off path).
-pub async fn verify(
+pub(crate) async fn verify(
     ctx: &mut Ctx,
     state: &Arc<AppState>,
     am: &AuthMethod,
@@ -80,7 +80,7 @@ pub async fn verify(
 
 /// Verify a login proof for `explain-access`: as [`verify`], but nothing
 /// is remembered (a `jti` stays usable for the real login).
-pub async fn verify_for_explain(
+pub(crate) async fn verify_for_explain(
     ctx: &mut Ctx,
     state: &Arc<AppState>,
     am: &AuthMethod,
@@ -93,7 +93,7 @@ pub async fn verify_for_explain(
 }
 
 /// A method's stored settings, typed.
-pub fn settings<T: DeserializeOwned>(am: &AuthMethod) -> Result<T, ApiError> {
+pub(crate) fn settings<T: DeserializeOwned>(am: &AuthMethod) -> Result<T, ApiError> {
     serde_json::from_value(am.config.clone()).map_err(|e| {
         ApiError::internal(format!("auth method {}: bad stored settings: {e}", am.name))
     })
@@ -101,7 +101,7 @@ pub fn settings<T: DeserializeOwned>(am: &AuthMethod) -> Result<T, ApiError> {
 
 /// The `access_info` key and value describing a method's type-specific
 /// rules in `get-auth-method` (Akeyless names them `<type>_access_rules`).
-pub fn rules_json(am: &AuthMethod) -> Option<(&'static str, Value)> {
+pub(crate) fn rules_json(am: &AuthMethod) -> Option<(&'static str, Value)> {
     match am.kind {
         AuthMethodKind::ApiKey => Some((
             "api_key_access_rules",
@@ -119,14 +119,14 @@ pub fn rules_json(am: &AuthMethod) -> Option<(&'static str, Value)> {
 }
 
 /// Where a JWT-based method gets its verification keys.
-pub struct KeySource<'a> {
+pub(crate) struct KeySource<'a> {
     pub jwks_uri: &'a str,
     /// Inline JWKS JSON (`jwks-json-data`), used when `jwks_uri` is empty.
     pub jwks_json: &'a str,
 }
 
 impl<'a> KeySource<'a> {
-    pub fn new(jwks_uri: &'a str, jwks_json: &'a str) -> Self {
+    pub(crate) fn new(jwks_uri: &'a str, jwks_json: &'a str) -> Self {
         KeySource {
             jwks_uri,
             jwks_json,
@@ -137,7 +137,7 @@ impl<'a> KeySource<'a> {
 /// Verify a JWT for a method: keys from the method's JWKS (cached per
 /// access ID), then signature and claim rules. Every rejection names the
 /// failed check.
-pub async fn verify_jwt(
+pub(crate) async fn verify_jwt(
     state: &AppState,
     am: &AuthMethod,
     token: &str,
@@ -182,13 +182,13 @@ pub async fn verify_jwt(
 
 /// The latest expiry (Unix ms) of a Coffer token issued for a JWT whose
 /// `exp` is `exp_secs`: the JWT's own expiry.
-pub fn jwt_not_after_ms(exp_secs: i64) -> i64 {
+pub(crate) fn jwt_not_after_ms(exp_secs: i64) -> i64 {
     exp_secs.saturating_mul(1000)
 }
 
 /// A string field holding a credential, possibly base64-encoded (the SDKs
 /// send `cloud-id` and the k8s token as base64). Returns the decoded text.
-pub fn decode_b64_param(body: &Body, key: &str, what: &str) -> Result<String, ApiError> {
+pub(crate) fn decode_b64_param(body: &Body, key: &str, what: &str) -> Result<String, ApiError> {
     use base64::Engine as _;
     let raw = body.opt_str(key)?.unwrap_or_default();
     let raw = raw.trim();
@@ -218,7 +218,7 @@ pub fn decode_b64_param(body: &Body, key: &str, what: &str) -> Result<String, Ap
 }
 
 /// A list parameter with bounded size, for bound-* settings.
-pub fn bounded_list(body: &Body, key: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) fn bounded_list(body: &Body, key: &str) -> Result<Vec<String>, ApiError> {
     let list: Vec<String> = body
         .list(key)?
         .into_iter()

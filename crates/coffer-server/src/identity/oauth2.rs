@@ -23,7 +23,7 @@ const MISSING_AUDIENCE: &str = "missing required parameter audience: the aud val
 /// Validated settings of `create-auth-method-oauth2`: `audience` is
 /// required, or, for issuers whose tokens carry no `aud`, `bound-client-ids`
 /// (then tokens that carry an `aud` are refused: see `jwt::check_claims`).
-pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let unique_identifier = body
         .opt_str("unique-identifier")?
         .map(|s| s.trim().to_owned())
@@ -87,7 +87,7 @@ pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
 
 /// `jwks-uri` or `jwks-json-data` (base64 JSON): exactly one unless
 /// `required` is false (then neither means "use the type's default").
-pub fn jwks_settings(body: &Body, required: bool) -> Result<(String, String), ApiError> {
+pub(crate) fn jwks_settings(body: &Body, required: bool) -> Result<(String, String), ApiError> {
     let jwks_uri = body
         .opt_str("jwks-uri")?
         .unwrap_or_default()
@@ -126,7 +126,7 @@ pub fn jwks_settings(body: &Body, required: bool) -> Result<(String, String), Ap
 }
 
 /// Inline JWKS as the API shows it (base64), empty when a URL is used.
-pub fn jwks_data_b64(jwks_json: &str) -> String {
+pub(crate) fn jwks_data_b64(jwks_json: &str) -> String {
     if jwks_json.is_empty() {
         String::new()
     } else {
@@ -134,7 +134,7 @@ pub fn jwks_data_b64(jwks_json: &str) -> String {
     }
 }
 
-pub fn rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn rules_json(am: &AuthMethod) -> Value {
     let c: OAuth2Config = serde_json::from_value(am.config.clone()).unwrap_or_default();
     json!({
         "jwks_uri": c.jwks_uri,
@@ -151,7 +151,7 @@ pub fn rules_json(am: &AuthMethod) -> Value {
 
 /// The job's ID token, verified; the Coffer token carries its claims and
 /// is named by the unique-identifier claim.
-pub async fn login(
+pub(crate) async fn login(
     state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,
@@ -161,7 +161,7 @@ pub async fn login(
 
 /// Verify the token; `remember` records its `jti` for replay refusal
 /// (off when only explaining access).
-pub async fn verify(
+pub(crate) async fn verify(
     state: &Arc<AppState>,
     am: &AuthMethod,
     body: &Body,
@@ -201,7 +201,11 @@ pub async fn verify(
 }
 
 /// Refuse a second login with the same `jti` while the token is valid.
-pub fn check_replay(state: &AppState, am: &AuthMethod, v: &jwt::Verified) -> Result<(), ApiError> {
+pub(crate) fn check_replay(
+    state: &AppState,
+    am: &AuthMethod,
+    v: &jwt::Verified,
+) -> Result<(), ApiError> {
     let fail = |e: jwt::Rejected| ApiError::Unauthorized(format!("JWT authentication failed: {e}"));
     let Some(jti) = &v.jti else {
         return Err(fail(jwt::Rejected(

@@ -26,26 +26,26 @@ use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
 /// Prefix of UID token secrets (session tokens start with `t-`).
-pub const SECRET_PREFIX: &str = "u-";
+pub(crate) const SECRET_PREFIX: &str = "u-";
 /// Prefix of UID token IDs.
-pub const ID_PREFIX: &str = "uid-";
+pub(crate) const ID_PREFIX: &str = "uid-";
 /// Hex characters after the prefix (256 bits).
 const SECRET_HEX_LEN: usize = 64;
 
 /// Default TTL of a token and of each rotation, in minutes (Akeyless' default).
-pub const DEFAULT_TTL_MINUTES: i64 = 60;
+pub(crate) const DEFAULT_TTL_MINUTES: i64 = 60;
 /// Longest TTL and child-TTL limit, in minutes (30 days; Akeyless' default
 /// child-ttl-limit). UID tokens are meant to be short-lived and rotated.
-pub const MAX_TTL_MINUTES: i64 = 43_200;
+pub(crate) const MAX_TTL_MINUTES: i64 = 43_200;
 /// Deepest token tree (root = 1). Also Akeyless' default tree-length.
-pub const MAX_TREE_LENGTH: i32 = 200;
+pub(crate) const MAX_TREE_LENGTH: i32 = 200;
 
 /// The claim carrying the UID token's ID (usable in association sub-claims).
-pub const TOKEN_ID_CLAIM: &str = "token_id";
+pub(crate) const TOKEN_ID_CLAIM: &str = "token_id";
 
 /// Stored settings of a `universal_identity` method.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UidSettings {
+pub(crate) struct UidSettings {
     /// Lifetime of a root token, and of a token after each rotation, in minutes.
     pub ttl_minutes: i64,
     /// Root tokens cannot be rotated (they die at the end of their TTL).
@@ -64,7 +64,7 @@ pub struct UidSettings {
 /// 200). Akeyless' expiration-notification options
 /// (`uid-expiration-event-at`, `expiration-event-in`) are accepted and
 /// ignored: Coffer sends no notifications.
-pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
+pub(crate) fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
     let minutes = |key: &str, default: i64| -> Result<i64, ApiError> {
         match body.opt_i64(key)? {
             None | Some(0) => Ok(default),
@@ -98,12 +98,12 @@ pub fn settings_from_body(body: &Body) -> Result<Value, ApiError> {
 }
 
 /// The settings of a `universal_identity` method.
-pub fn settings_of(am: &AuthMethod) -> Result<UidSettings, ApiError> {
+pub(crate) fn settings_of(am: &AuthMethod) -> Result<UidSettings, ApiError> {
     super::settings(am)
 }
 
 /// `universal_identity_access_rules` of `get-auth-method`.
-pub fn rules_json(am: &AuthMethod) -> Value {
+pub(crate) fn rules_json(am: &AuthMethod) -> Value {
     match settings_of(am) {
         Ok(s) => json!({
             "ttl": s.ttl_minutes,
@@ -118,7 +118,7 @@ pub fn rules_json(am: &AuthMethod) -> Value {
 
 /// Does a presented credential claim to be a UID token (rather than a
 /// session token)? Only the prefix: [`lookup`] checks the rest.
-pub fn is_uid_secret(s: &str) -> bool {
+pub(crate) fn is_uid_secret(s: &str) -> bool {
     s.starts_with(SECRET_PREFIX)
 }
 
@@ -132,7 +132,7 @@ fn well_formed(s: &str) -> bool {
 }
 
 /// A new UID token secret: `u-` and 64 hex characters (256 bits).
-pub fn new_secret() -> Result<SecretString, ApiError> {
+pub(crate) fn new_secret() -> Result<SecretString, ApiError> {
     let mut b = [0u8; 32];
     coffer_crypto::fill_random(&mut b)?;
     let s = format!("{SECRET_PREFIX}{}", hex::encode(b));
@@ -141,23 +141,23 @@ pub fn new_secret() -> Result<SecretString, ApiError> {
 }
 
 /// A new token ID: `uid-` and 16 alphanumerics.
-pub fn new_token_id() -> Result<String, ApiError> {
+pub(crate) fn new_token_id() -> Result<String, ApiError> {
     Ok(format!("{ID_PREFIX}{}", coffer_crypto::random_alnum(16)?))
 }
 
 /// The keyed hash a secret is stored and looked up under.
-pub fn hash(state: &AppState, secret: &str) -> Vec<u8> {
+pub(crate) fn hash(state: &AppState, secret: &str) -> Vec<u8> {
     state.keys.uid_token_hasher.hash(secret.as_bytes())
 }
 
 /// [`hash`] of a freshly minted secret.
-pub fn hash_new(state: &AppState, secret: &SecretString) -> Vec<u8> {
+pub(crate) fn hash_new(state: &AppState, secret: &SecretString) -> Vec<u8> {
     hash(state, secret.expose_secret())
 }
 
 /// The stored token a presented secret currently is (revoked and expired
 /// ones included: the caller decides). A malformed secret is unknown.
-pub async fn lookup(state: &AppState, secret: &str) -> Result<Option<UidToken>, ApiError> {
+pub(crate) async fn lookup(state: &AppState, secret: &str) -> Result<Option<UidToken>, ApiError> {
     if !well_formed(secret) {
         return Ok(None);
     }
@@ -168,12 +168,12 @@ pub async fn lookup(state: &AppState, secret: &str) -> Result<Option<UidToken>, 
 }
 
 /// The claims of a caller holding `token`: its ID.
-pub fn claims(token: &UidToken) -> Claims {
+pub(crate) fn claims(token: &UidToken) -> Claims {
     Claims::from([(TOKEN_ID_CLAIM.to_owned(), vec![token.token_id.clone()])])
 }
 
 /// Why a token that exists cannot be used now, if it cannot.
-pub fn unusable(token: &UidToken, now: i64) -> Option<ApiError> {
+pub(crate) fn unusable(token: &UidToken, now: i64) -> Option<ApiError> {
     if token.revoked {
         Some(ApiError::Unauthorized(format!(
             "UID token {} was revoked: ask an admin for a new one (uid-generate-token)",
@@ -194,7 +194,7 @@ pub fn unusable(token: &UidToken, now: i64) -> Option<ApiError> {
 /// the current secret of a live token of this method. The session token
 /// never outlives the UID token (`not_after_ms`), and revoking the UID
 /// token deletes it (see `ops/uid.rs`).
-pub async fn login(
+pub(crate) async fn login(
     ctx: &mut Ctx,
     state: &Arc<AppState>,
     am: &AuthMethod,

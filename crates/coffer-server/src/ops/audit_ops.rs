@@ -21,7 +21,7 @@ fn audit_access(ctx: &Ctx) -> Result<AuditAccess, ApiError> {
     Ok(best)
 }
 
-pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let access = audit_access(ctx)?;
     let filter = AuditFilter {
         since: body.opt_str("since")?,
@@ -62,7 +62,7 @@ pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     Ok(json!({"records": out, "next_seq": next_seq}))
 }
 
-pub async fn verify(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn verify(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
     if audit_access(ctx)? != AuditAccess::All {
         return Err(ApiError::Forbidden(
             "access denied: verifying the audit log needs a role with audit-access all".into(),

@@ -15,7 +15,7 @@ use crate::state::{AppState, now_ms};
 use crate::timefmt::go_time;
 use crate::wire::Body;
 
-pub async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let access_id = body.req_str("access-id")?.trim().to_owned();
     if access_id.len() > 64 {
         return Err(ApiError::bad("access-id is too long"));
@@ -130,7 +130,7 @@ async fn api_key_login(
 
 /// What an auth method's credential is being used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
+pub(super) enum Use {
     /// A login (`auth`, UID token operations).
     Login,
     /// A token minted by the method, on any request.
@@ -139,7 +139,11 @@ pub enum Use {
 
 /// Expiry and bound-IP checks shared by every access type, at login and
 /// again on every request a token of the method makes.
-pub fn check_method_usable(am: &AuthMethod, peer: IpAddr, used: Use) -> Result<(), ApiError> {
+pub(super) fn check_method_usable(
+    am: &AuthMethod,
+    peer: IpAddr,
+    used: Use,
+) -> Result<(), ApiError> {
     let what = match used {
         Use::Login => "authentication failed",
         Use::Token => "token refused",
@@ -174,7 +178,7 @@ fn ip_allowed(bound: &[String], peer: IpAddr) -> bool {
 
 /// Mint a token for an authenticated identity; its keyed hash is stored
 /// with the request's audit record.
-pub fn issue_token(
+pub(super) fn issue_token(
     ctx: &mut Ctx,
     am: &AuthMethod,
     identity: String,
@@ -222,7 +226,7 @@ fn auth_response(token: &SecretString, rec: &TokenRecord) -> Value {
     })
 }
 
-pub async fn validate_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn validate_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let Some(token) = body.token() else {
         return Err(ApiError::bad("missing required parameter token"));
     };
@@ -257,7 +261,7 @@ pub async fn validate_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErro
     Ok(v)
 }
 
-pub async fn revoke_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn revoke_token(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     if super::uid::called_with_uid(body) {
         return Err(ApiError::bad(
             "revoke-token revokes session tokens; revoke a UID token with uid-revoke-token",

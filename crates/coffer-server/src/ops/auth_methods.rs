@@ -15,7 +15,7 @@ use crate::wire::Body;
 /// Longest token lifetime accepted as `jwt-ttl`, in minutes (30 days).
 const MAX_JWT_TTL_MINUTES: i64 = 43_200;
 
-pub async fn create_api_key(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn create_api_key(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::AuthMethod, &name, Caps::CREATE)?;
     let bound_ips = parse_bound_ips(body)?;
@@ -61,7 +61,7 @@ pub async fn create_api_key(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErro
 /// Claims-based types (JWT, k8s, Azure AD, GCP) default force-sub-claims
 /// on, so that no association can grant a role to every token the issuer
 /// ever signs.
-pub async fn create_typed(
+pub(super) async fn create_typed(
     ctx: &mut Ctx,
     body: &Body,
     kind: AuthMethodKind,
@@ -151,7 +151,7 @@ fn parse_bound_ips(body: &Body) -> Result<Vec<String>, ApiError> {
     Ok(ips)
 }
 
-pub fn check_description(d: &str) -> Result<(), ApiError> {
+pub(super) fn check_description(d: &str) -> Result<(), ApiError> {
     if d.len() > 1024 {
         return Err(ApiError::bad("description is longer than 1024 bytes"));
     }
@@ -196,7 +196,7 @@ fn render(am: &AuthMethod, snap: &PolicySnapshot) -> Value {
     without_nulls(v)
 }
 
-pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::AuthMethod, &name, Caps::READ)?;
     let snap = ctx.state.snapshot();
@@ -211,7 +211,7 @@ pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
 /// listed kinds (Akeyless names: api_key, oauth2/jwt, k8s, aws_iam,
 /// azure_ad, gcp, universal_identity; kinds Coffer does not have match
 /// nothing), `filter` keeps names containing it. Everything fits one page.
-pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let mut kinds: Vec<AuthMethodKind> = Vec::new();
     for t in body.list("type")? {
         let t = t.trim().to_ascii_lowercase().replace('-', "_");
@@ -258,7 +258,7 @@ pub async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     Ok(json!({"auth_methods": out, "next_page": ""}))
 }
 
-pub async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::AuthMethod, &name, Caps::DELETE)?;
     // A caller cannot take away the method of an identity holding more

@@ -20,7 +20,7 @@ use crate::http::Ctx;
 use crate::identity;
 use crate::wire::Body;
 
-pub async fn explain_access(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn explain_access(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let state = ctx.state.clone();
     let snap = state.snapshot();
     // Authorize before revealing anything: a method that does not exist and

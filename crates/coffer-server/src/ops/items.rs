@@ -140,9 +140,9 @@ fn password_value(
             ));
         }
     }
-    if !entry
+    if entry
         .get("password")
-        .is_some_and(|p| p.as_str().is_some_and(|p| !p.is_empty()))
+        .is_none_or(|p| p.as_str().is_none_or(|p| p.is_empty()))
     {
         return Err(ApiError::bad(
             "missing required parameter password (type password)",
@@ -215,7 +215,7 @@ fn tags_param(body: &Body) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
-pub async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::CREATE)?;
     refuse_personal(body)?;
@@ -277,7 +277,7 @@ async fn find_item(state: &AppState, name: &str) -> Result<Item, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))
 }
 
-pub async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::UPDATE)?;
     refuse_personal(body)?;
@@ -343,7 +343,7 @@ fn generic_update_value(
     value_param(ctx, body, item.format)
 }
 
-pub async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let raw_names = body.list("names")?;
     let raw_names = if raw_names.is_empty() {
         body.list("name")?
@@ -408,7 +408,7 @@ pub async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
         }
     }))
     .await?;
-    let mut out = serde_json::Map::with_capacity(names.len());
+    let mut out = Map::with_capacity(names.len());
     for (raw, found) in raw_names.iter().zip(fetched) {
         let (item, v) = &*found;
         if !item.enabled {
@@ -455,7 +455,7 @@ pub(super) fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Valu
     v
 }
 
-pub async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require_any(ctx, RuleType::Item, &name, Caps::READ.union(Caps::LIST))?;
     let item = find_item(&ctx.state, &name).await?;
@@ -463,7 +463,7 @@ pub async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     Ok(render_item(&item, Some(&versions)))
 }
 
-pub async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::DELETE)?;
     let version = body.opt_i64("version")?.unwrap_or(-1);

@@ -163,7 +163,7 @@ fn encode_token(name: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_bytes())
 }
 
-pub async fn list_items(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn list_items(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let folder = normalize_folder(&body.opt_str("path")?.unwrap_or_default())?;
     ctx.set_object(folder.clone());
     let filters = Filters::from_body(body)?;

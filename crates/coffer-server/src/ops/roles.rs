@@ -25,7 +25,7 @@ use crate::wire::Body;
 /// Upper bound on rules per role, to keep policy evaluation cheap.
 const MAX_RULES: usize = 1000;
 
-pub async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Role, &name, Caps::CREATE)?;
     let description = body.opt_str("description")?.unwrap_or_default();
@@ -99,7 +99,7 @@ fn existing_role(ctx: &Ctx, name: &str) -> Result<Arc<Role>, ApiError> {
 /// Every role associated with auth method `am_name` is within the caller's
 /// rights: needed to delete the method or mint a new credential for it
 /// (that credential would carry those roles).
-pub fn check_method_roles_within(ctx: &Ctx, am_name: &str) -> Result<(), ApiError> {
+pub(super) fn check_method_roles_within(ctx: &Ctx, am_name: &str) -> Result<(), ApiError> {
     let snap = ctx.state.snapshot();
     let g = grantor(ctx.caller()?);
     for a in snap.assocs.get(am_name).into_iter().flatten() {
@@ -142,7 +142,7 @@ fn render(role: &Role, snap: &PolicySnapshot) -> Value {
     }))
 }
 
-pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Role, &name, Caps::READ)?;
     let snap = ctx.state.snapshot();
@@ -153,7 +153,7 @@ pub async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     Ok(render(role, &snap))
 }
 
-pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
     let caller = ctx.caller()?;
     let snap = ctx.state.snapshot();
     let mut roles: Vec<_> = snap
@@ -166,7 +166,7 @@ pub async fn list(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
     Ok(json!({"roles": out, "next_page": ""}))
 }
 
-pub async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Role, &name, Caps::DELETE)?;
     let role = existing_role(ctx, &name)?;
@@ -190,7 +190,7 @@ fn rule_type_param(body: &Body) -> Result<RuleType, ApiError> {
     Ok(body.opt_str("rule-type")?.unwrap_or_default().parse()?)
 }
 
-pub async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let role = name_param(ctx, body, "role-name")?;
     require(ctx, RuleType::Role, &role, Caps::UPDATE)?;
     let path = normalize_rule_path(&body.req_str("path")?)?;
@@ -255,7 +255,7 @@ fn refuse_rule_ttl(body: &Body) -> Result<(), ApiError> {
     }
 }
 
-pub async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let role = name_param(ctx, body, "role-name")?;
     require(ctx, RuleType::Role, &role, Caps::UPDATE)?;
     let path = normalize_rule_path(&body.req_str("path")?)?;
@@ -300,7 +300,7 @@ pub async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
     Ok(json!({}))
 }
 
-pub async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let role = name_param(ctx, body, "role-name")?;
     let am_raw = body.req_str("am-name")?;
     let am_name = coffer_core::name::normalize_name(&am_raw)?;
@@ -343,7 +343,7 @@ pub async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     Ok(json!({"assoc_id": assoc.assoc_id}))
 }
 
-pub async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let id = body.req_str("assoc-id")?;
     ctx.set_object(coffer_core::name::truncate_for_message(&id));
     let snap = ctx.state.snapshot();

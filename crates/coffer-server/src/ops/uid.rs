@@ -242,7 +242,7 @@ fn store_insert_error(e: coffer_store::StoreError) -> ApiError {
 
 /// `uid-generate-token {auth-method-name}` → `{token, token_id, expiration}`:
 /// a new root token with the method's TTL and deny flags.
-pub async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn generate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     if body
         .opt_str("auth-method-name")?
         .is_none_or(|s| s.trim().is_empty())
@@ -321,7 +321,7 @@ fn too_many_tokens() -> ApiError {
 /// secret for the same token, TTL restarted. The old secret stops working
 /// at once. Of concurrent rotations of one secret exactly one wins; the
 /// others get 409 and their (old) secret is dead.
-pub async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     refuse_unsupported(
         body,
         &[
@@ -382,7 +382,7 @@ pub async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
 /// method's child-ttl-limit; a deny-rotate parent makes deny-rotate
 /// children (a child cannot outlast what its parent could); a
 /// deny-inheritance parent makes none; depth is capped by tree-length.
-pub async fn create_child(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn create_child(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let (parent, am) = match uid_token_param(body)? {
         Some(secret) => {
             let h = holder(ctx, &secret).await?;
@@ -456,7 +456,7 @@ async fn find_in_method(ctx: &Ctx, am: &AuthMethod, id: &str) -> Result<UidToken
 
 /// `uid-revoke-token {revoke-token (ID or secret), revoke-type
 /// (revokeSelf | revokeAll), auth-method-name | uid-token}`.
-pub async fn revoke(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn revoke(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let target = body.req_str("revoke-token")?.trim().to_owned();
     let descendants = match body
         .req_str("revoke-type")?
@@ -561,7 +561,7 @@ fn is_ancestor_or_self(tokens: &[UidToken], ancestor: &str, id: &str) -> bool {
 /// token below it; for an admin, every tree of the method under a root
 /// node standing for the auth method (depth 0, its access ID as `id`).
 /// Revoked and expired tokens are shown (flagged); secrets never are.
-pub async fn list_children(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+pub(super) async fn list_children(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let state = ctx.state.clone();
     let (top, am) = match uid_token_param(body)? {
         Some(secret) => {

@@ -1,6 +1,8 @@
 //! Shared by the in-process integration tests: a dev-mode server behind
 //! the real router, an admin token, JWT signing keys and a local JWKS
 //! server on 127.0.0.1.
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-pub struct Harness {
+pub(crate) struct Harness {
     _dir: tempfile::TempDir,
     /// The server's data directory (its SQLite database is `coffer.db`).
     pub dir: PathBuf,
@@ -30,7 +32,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub async fn new() -> Harness {
+    pub(crate) async fn new() -> Harness {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
@@ -62,7 +64,7 @@ impl Harness {
         h
     }
 
-    pub async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
         let req = Request::post(format!("/{op}"))
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
@@ -79,7 +81,7 @@ impl Harness {
     }
 
     /// `call` from another client address (bound IPs, back-off).
-    pub async fn call_from(&self, peer: &str, op: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn call_from(&self, peer: &str, op: &str, body: Value) -> (StatusCode, Value) {
         let peer: SocketAddr = peer.parse().unwrap();
         let app = coffer_server::http::router(self.state.clone()).layer(MockConnectInfo(peer));
         let req = Request::post(format!("/{op}"))
@@ -98,7 +100,7 @@ impl Harness {
     }
 
     /// Log in with an API key; returns the token.
-    pub async fn login_key(&self, access_id: &str, access_key: &str) -> String {
+    pub(crate) async fn login_key(&self, access_id: &str, access_key: &str) -> String {
         let v = self
             .ok(
                 "auth",
@@ -111,7 +113,7 @@ impl Harness {
     /// An API-key auth method `am` holding role `role` with `rules`
     /// (`(rule type, path, capabilities)`) and `audit_access`; returns
     /// (access ID, token).
-    pub async fn identity(
+    pub(crate) async fn identity(
         &self,
         am: &str,
         role: &str,
@@ -142,31 +144,31 @@ impl Harness {
         (id, token)
     }
 
-    pub async fn ok(&self, op: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, op: &str, body: Value) -> Value {
         let (s, v) = self.call(op, body.clone()).await;
         assert_eq!(s, StatusCode::OK, "{op} {body} -> {v}");
         v
     }
 
     /// Expect `status`; returns the error message.
-    pub async fn fails(&self, op: &str, body: Value, status: StatusCode) -> String {
+    pub(crate) async fn fails(&self, op: &str, body: Value, status: StatusCode) -> String {
         let (s, v) = self.call(op, body.clone()).await;
         assert_eq!(s, status, "{op} {body} -> {v}");
         v["error"].as_str().unwrap_or_default().to_owned()
     }
 
     /// Expect `status` and an error message that mentions `needle`.
-    pub async fn fails_with(&self, op: &str, body: Value, status: StatusCode, needle: &str) {
+    pub(crate) async fn fails_with(&self, op: &str, body: Value, status: StatusCode, needle: &str) {
         let msg = self.fails(op, body, status).await;
         assert!(msg.contains(needle), "{op}: {msg}");
     }
 
-    pub async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
+    pub(crate) async fn admin_ok(&self, op: &str, mut body: Value) -> Value {
         body["token"] = json!(self.admin);
         self.ok(op, body).await
     }
 
-    pub async fn jwt_auth(&self, access_id: &str, jwt: &str) -> (StatusCode, Value) {
+    pub(crate) async fn jwt_auth(&self, access_id: &str, jwt: &str) -> (StatusCode, Value) {
         self.call(
             "auth",
             json!({"access-id": access_id, "access-type": "jwt", "jwt": jwt}),
@@ -174,25 +176,25 @@ impl Harness {
         .await
     }
 
-    pub async fn audit(&self) -> Vec<Value> {
+    pub(crate) async fn audit(&self) -> Vec<Value> {
         self.audit_where(json!({"limit": 10000})).await
     }
 
     /// The audit records `audit-list` returns for `filter`.
-    pub async fn audit_where(&self, filter: Value) -> Vec<Value> {
+    pub(crate) async fn audit_where(&self, filter: Value) -> Vec<Value> {
         let v = self.admin_ok("audit-list", filter).await;
         v["records"].as_array().unwrap().clone()
     }
 }
 
-pub struct Keys {
+pub(crate) struct Keys {
     pub rsa: EncodingKey,
     pub rsa_pem_public: Vec<u8>,
     pub ec: EncodingKey,
     pub jwks: Value,
 }
 
-pub fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
     use aws_lc_rs::signature::KeyPair as _;
     let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
@@ -225,7 +227,7 @@ pub fn keys() -> Keys {
 }
 
 /// Serve `jwks` at http://127.0.0.1:<port>/jwks, counting fetches.
-pub async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
+pub(crate) async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let app = Router::new().route(
@@ -242,16 +244,16 @@ pub async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        axum::serve(listener, app).await.ok();
     });
     (format!("http://127.0.0.1:{port}/jwks"), hits)
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-pub fn sign(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
+pub(crate) fn sign(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
     let mut h = Header::new(alg);
     h.kid = Some(kid.into());
     jsonwebtoken::encode(&h, claims, key).unwrap()
