@@ -371,3 +371,12 @@ fn load_root_key(source: &RootKeySource) -> anyhow::Result<RootKey> {
         }
     })
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (not an API: no stability
+/// promise, hidden from the docs).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::error::ApiError;
+    pub use crate::identity::aws_iam::fuzzing as aws_iam;
+    pub use crate::wire::Body;
+}

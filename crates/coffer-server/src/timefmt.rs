@@ -10,7 +10,9 @@ fn datetime(ms: i64) -> OffsetDateTime {
 
 /// RFC 3339 in UTC, second precision: `2026-11-22T03:16:25Z`.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    datetime(ms - ms.rem_euclid(1000))
+    // Saturating: `ms` may come from an untrusted claim (a JWT `exp` of
+    // i64::MIN seconds saturates to i64::MIN ms; found by fuzzing).
+    datetime(ms.saturating_sub(ms.rem_euclid(1000)))
         .format(&Rfc3339)
         .unwrap_or_default()
 }
@@ -52,5 +54,28 @@ mod tests {
         assert_eq!(parse_time("2026-11-18T11:06:40Z"), Some(1_795_000_000_000));
         assert_eq!(parse_time("1795000000"), Some(1_795_000_000_000));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        // Was "attempt to subtract with overflow" (debug builds).
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_jwt_expired_at_the_smallest_time_is_refused_without_panic() {
+        // The JWT claim check formats the expiry of a refused token:
+        // `exp` = i64::MIN seconds reached rfc3339(i64::MIN).
+        let claims = serde_json::json!({"sub": "me", "exp": i64::MIN});
+        let expect = crate::jwt::Expectations {
+            unique_identifier: "sub",
+            now_secs: 1_000_000,
+            ..Default::default()
+        };
+        let err = crate::jwt::check_claims(claims.as_object().unwrap().clone(), &expect)
+            .unwrap_err();
+        assert!(err.0.starts_with("exp check: the JWT expired"), "{err}");
     }
 }

@@ -1354,6 +1354,69 @@ mod xml {
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (not an API): everything a
+/// login checks without the network, before and after the round trip to STS.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A cloud-id that passed the checks: what would be sent to STS.
+    #[derive(Debug)]
+    pub struct Checked {
+        pub body: String,
+        /// Lower-case header names and values, as forwarded.
+        pub headers: Vec<(&'static str, String)>,
+        /// Values that must never appear in a message.
+        pub secrets: Vec<String>,
+    }
+
+    /// The `cloud-id` parameter as the SDKs send it (base64), decoded to text.
+    pub fn decode_cloud_id(raw: &str) -> Result<String, String> {
+        let body = serde_json::to_vec(&json!({ "cloud-id": raw })).map_err(|e| e.to_string())?;
+        let body = Body::parse(&body).map_err(|e| e.to_string())?;
+        decode_b64_param(&body, "cloud-id", "fuzz").map_err(|e| e.to_string())
+    }
+
+    /// The checks of the decoded cloud-id against the method's endpoint.
+    pub fn check_cloud_id(text: &str, endpoint: &str, now_secs: i64) -> Result<Checked, String> {
+        let endpoint = Url::parse(endpoint).map_err(|e| e.to_string())?;
+        let r = SignedRequest::from_cloud_id(text, &endpoint, now_secs)?;
+        Ok(Checked {
+            body: r.body,
+            headers: r.headers,
+            secrets: r.secrets,
+        })
+    }
+
+    /// STS's answer (HTTP status and body) read as a login does, then the
+    /// caller checked against a method with settings `config` (stored
+    /// `AwsIamConfig` JSON). Returns the identity and the claims.
+    pub fn check_sts_answer(
+        status: u16,
+        body: &[u8],
+        endpoint: &str,
+        secrets: &[String],
+        config: &Value,
+    ) -> Result<(String, Claims), String> {
+        let endpoint = Url::parse(endpoint).map_err(|e| e.to_string())?;
+        let cfg: AwsIamConfig =
+            serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
+        let answer =
+            interpret_answer(status, body, &endpoint, secrets).map_err(|e| e.to_string())?;
+        let p = Principal::from_answer(answer)?;
+        check_bindings(&cfg, &p)?;
+        Ok((p.arn.clone(), p.claims()))
+    }
+
+    /// The strict XML reader alone: the number of elements read.
+    pub fn parse_xml(doc: &str) -> Result<usize, String> {
+        fn count(e: &xml::Element) -> usize {
+            1 + e.children.iter().map(count).sum::<usize>()
+        }
+        xml::parse(doc).map(|root| count(&root))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
