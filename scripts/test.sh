@@ -172,6 +172,10 @@ run_node() {
 if want sdk-python; then stage "sdk-python" run_pytest sdk-python tests/sdk/python; fi
 if want sdk-node; then stage "sdk-node" run_node; fi
 if want system; then stage "system" run_pytest system tests/system; fi
+# Every fuzz target for a short time: catches a parser that now crashes on
+# the committed corpus or on what a few seconds of fuzzing find. The long
+# runs (10 million executions each) are in docs/fuzzing.md.
+if want fuzz; then stage "fuzz" limit 1200 bash scripts/fuzz.sh --seconds "${COFFER_FUZZ_SECONDS:-15}"; fi
 
 # ------------------------------------------------------------------- summary
 echo
