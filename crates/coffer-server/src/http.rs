@@ -375,8 +375,12 @@ mod tests {
     use super::operation_from_path as op;
     use super::*;
 
-    #[tokio::test]
-    async fn a_panicking_handler_is_an_audited_500() {
+    /// A dev-mode server state in a temporary directory.
+    async fn dev_state() -> (
+        tempfile::TempDir,
+        Arc<AppState>,
+        Option<crate::bootstrap::AdminCredentials>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::Config::resolve(&crate::ServerArgs {
             dev: true,
@@ -385,7 +389,13 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let (state, _) = crate::build(&config).await.unwrap();
+        let (state, admin) = crate::build(&config).await.unwrap();
+        (dir, state, admin)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_audited_500() {
+        let (_dir, state, _) = dev_state().await;
         let boom = ops::test_operation("panic-test", ops::Access::Public, |_, _| {
             Box::pin(async { panic!("boom") })
         });
@@ -413,15 +423,7 @@ mod tests {
     /// fails closed.
     #[tokio::test]
     async fn a_handler_that_skips_its_check_fails_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::Config::resolve(&crate::ServerArgs {
-            dev: true,
-            data_dir: Some(dir.path().join("data")),
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
-        })
-        .unwrap();
-        let (state, admin) = crate::build(&config).await.unwrap();
+        let (_dir, state, admin) = dev_state().await;
         let admin = admin.unwrap();
         let sloppy = ops::test_operation(
             "sloppy-test",

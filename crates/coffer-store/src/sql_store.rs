@@ -195,6 +195,31 @@ where
         Ok(())
     }
 
+    /// A change that deletes the row(s) keyed by `key`: false (and nothing
+    /// written, not even the record) when there was nothing to delete.
+    async fn delete_keyed<'k, K>(
+        &self,
+        sql: &'static str,
+        key: K,
+        audit: Audit<'_>,
+        bump: bool,
+    ) -> Result<bool>
+    where
+        K: Encode<'k, D> + Type<D> + Send + 'k,
+    {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, bump).await?;
+        Ok(true)
+    }
+
     /// The item columns of `row` starting at column `at`.
     fn item_at(row: &D::Row, at: usize) -> Result<rows::ItemCols> {
         Ok(rows::ItemCols {
@@ -547,17 +572,8 @@ where
     }
 
     async fn delete_auth_method(&self, name: &str, audit: Audit<'_>) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::DELETE_AUTH_METHOD)
-            .bind(name)
-            .execute(&mut *tx)
+        self.delete_keyed(sql::DELETE_AUTH_METHOD, name, audit, true)
             .await
-            .map_err(db)?;
-        if D::rows_affected(&done) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit, true).await?;
-        Ok(true)
     }
 
     // ---- roles, rules, associations ----
@@ -586,17 +602,7 @@ where
     }
 
     async fn delete_role(&self, name: &str, audit: Audit<'_>) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::DELETE_ROLE)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if D::rows_affected(&done) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit, true).await?;
-        Ok(true)
+        self.delete_keyed(sql::DELETE_ROLE, name, audit, true).await
     }
 
     async fn set_role_rule(
@@ -664,17 +670,8 @@ where
     }
 
     async fn delete_association(&self, assoc_id: &str, audit: Audit<'_>) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::DELETE_ASSOCIATION)
-            .bind(assoc_id)
-            .execute(&mut *tx)
+        self.delete_keyed(sql::DELETE_ASSOCIATION, assoc_id, audit, true)
             .await
-            .map_err(db)?;
-        if D::rows_affected(&done) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit, true).await?;
-        Ok(true)
     }
 
     async fn list_associations(&self) -> Result<Vec<Association>> {
@@ -850,17 +847,8 @@ where
     }
 
     async fn delete_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::DELETE_ITEM)
-            .bind(item_id)
-            .execute(&mut *tx)
+        self.delete_keyed(sql::DELETE_ITEM, item_id, audit, false)
             .await
-            .map_err(db)?;
-        if D::rows_affected(&done) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit, false).await?;
-        Ok(true)
     }
 
     async fn delete_version(&self, item_id: i64, version: i32, audit: Audit<'_>) -> Result<bool> {
@@ -996,17 +984,8 @@ where
     }
 
     async fn revoke_token(&self, token_hash: &[u8], audit: Audit<'_>) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(sql::DELETE_TOKEN)
-            .bind(token_hash)
-            .execute(&mut *tx)
+        self.delete_keyed(sql::DELETE_TOKEN, token_hash, audit, true)
             .await
-            .map_err(db)?;
-        if D::rows_affected(&done) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit, true).await?;
-        Ok(true)
     }
 
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {

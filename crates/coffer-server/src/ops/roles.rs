@@ -227,14 +227,7 @@ pub(super) async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErr
         .cloned()
         .collect();
     after.push(rule.clone());
-    let snap = ctx.state.snapshot();
-    check_role_change(
-        &grantor(ctx.caller()?),
-        &role,
-        Some((&existing.rules, existing.audit_access)),
-        Some((&after, existing.audit_access)),
-        snap.roles.values().map(|r| &**r),
-    )?;
+    check_rules_change(ctx, &existing, &after)?;
     let state = ctx.state.clone();
     state
         .store
@@ -242,6 +235,19 @@ pub(super) async fn set_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErr
         .await?;
     state.policy_changed_reload().await;
     Ok(json!({}))
+}
+
+/// The delegation check of replacing `role`'s rules with `after`.
+fn check_rules_change(ctx: &Ctx, role: &Role, after: &[Rule]) -> Result<(), ApiError> {
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &role.name,
+        Some((&role.rules, role.audit_access)),
+        Some((after, role.audit_access)),
+        snap.roles.values().map(|r| &**r),
+    )?;
+    Ok(())
 }
 
 /// Rule TTLs (temporary access) are not implemented: refuse rather than
@@ -280,14 +286,7 @@ pub(super) async fn delete_rule(ctx: &mut Ctx, body: &Body) -> Result<Value, Api
         .filter(|r| !(r.rule_type == rule_type && r.path == path))
         .cloned()
         .collect();
-    let snap = ctx.state.snapshot();
-    check_role_change(
-        &grantor(ctx.caller()?),
-        &role,
-        Some((&existing.rules, existing.audit_access)),
-        Some((&after, existing.audit_access)),
-        snap.roles.values().map(|r| &**r),
-    )?;
+    check_rules_change(ctx, &existing, &after)?;
     let state = ctx.state.clone();
     if !state
         .store

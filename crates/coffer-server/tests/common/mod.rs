@@ -65,38 +65,14 @@ impl Harness {
     }
 
     pub(crate) async fn call(&self, op: &str, body: Value) -> (StatusCode, Value) {
-        let req = Request::post(format!("/{op}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        send(self.app.clone(), op, body).await
     }
 
     /// `call` from another client address (bound IPs, back-off).
     pub(crate) async fn call_from(&self, peer: &str, op: &str, body: Value) -> (StatusCode, Value) {
         let peer: SocketAddr = peer.parse().unwrap();
         let app = coffer_server::http::router(self.state.clone()).layer(MockConnectInfo(peer));
-        let req = Request::post(format!("/{op}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let resp = app.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        send(app, op, body).await
     }
 
     /// Log in with an API key; returns the token.
@@ -185,6 +161,23 @@ impl Harness {
         let v = self.admin_ok("audit-list", filter).await;
         v["records"].as_array().unwrap().clone()
     }
+}
+
+/// POST `body` to `/<op>` through `app`; (status, JSON body or null).
+async fn send(app: Router, op: &str, body: Value) -> (StatusCode, Value) {
+    let req = Request::post(format!("/{op}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 pub(crate) struct Keys {
