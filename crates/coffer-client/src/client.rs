@@ -483,6 +483,18 @@ mod tests {
         status: &'static str,
         body: &'static str,
     ) -> (String, std::thread::JoinHandle<String>) {
+        serve_once(
+            bind,
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
+    /// Accept one request on `bind`, answer `reply` verbatim; the thread
+    /// returns the request's head and body as received.
+    fn serve_once(bind: &str, reply: String) -> (String, std::thread::JoinHandle<String>) {
         let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
@@ -504,12 +516,7 @@ mod tests {
             let mut received = vec![0; len];
             reader.read_exact(&mut received).unwrap();
             let mut stream = reader.into_inner();
-            write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
+            stream.write_all(reply.as_bytes()).unwrap();
             head + &String::from_utf8(received).unwrap()
         });
         (format!("http://{addr}/api/v2/"), handle)
@@ -696,35 +703,13 @@ mod tests {
         status: &'static str,
         location: &'static str,
     ) -> (String, std::thread::JoinHandle<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let handle = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                head.push_str(&line);
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let mut stream = reader.into_inner();
-            write!(
-                stream,
+        let (url, handle) = serve_once(
+            "127.0.0.1:0",
+            format!(
                 "HTTP/1.1 {status}\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-            head + &String::from_utf8(body).unwrap()
-        });
-        (format!("http://{addr}/api/v2"), handle)
+            ),
+        );
+        (url.trim_end_matches('/').to_owned(), handle)
     }
 
     /// Plain HTTP to a host that is not loopback is refused by `new`, which
