@@ -77,6 +77,11 @@ pub struct ServerArgs {
     /// request itself goes on and is audited; default 60).
     #[arg(long, env = "COFFER_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
+    /// Most requests in progress at once (default 4096): requests run to
+    /// completion even when their client leaves, so this bounds the work a
+    /// client that keeps reconnecting can leave behind. Beyond it: 503.
+    #[arg(long, env = "COFFER_MAX_REQUESTS_IN_FLIGHT")]
+    pub max_requests_in_flight: Option<usize>,
     /// File the audit chain head is appended to periodically (JSON lines):
     /// a copy outside the database that `audit verify` checks the chain
     /// against. Put it where the database's users cannot rewrite it.
@@ -112,6 +117,7 @@ struct FileConfig {
     header_timeout: Option<u64>,
     body_timeout: Option<u64>,
     request_timeout: Option<u64>,
+    max_requests_in_flight: Option<usize>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval: Option<u64>,
 }
@@ -164,6 +170,7 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub request_timeout: Duration,
+    pub max_requests_in_flight: usize,
     pub audit_anchor_file: Option<PathBuf>,
     pub audit_anchor_interval: Duration,
 }
@@ -312,6 +319,11 @@ impl Config {
                 args.request_timeout.or(file.request_timeout),
                 60,
             )?,
+            max_requests_in_flight: positive(
+                "max-requests-in-flight",
+                args.max_requests_in_flight.or(file.max_requests_in_flight),
+            )?
+            .unwrap_or(4096),
             audit_anchor_file: args.audit_anchor_file.clone().or(file.audit_anchor_file),
             audit_anchor_interval: seconds(
                 "audit-anchor-interval",

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The client was too slow (e.g. sending its body).
     #[error("{0}")]
     Timeout(String),
+    /// The server is overloaded; retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Internal failure: the detail goes to the server log only.
     #[error("internal error (request id in the server log)")]
     Internal(String),
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -213,6 +213,15 @@ async fn handle(
         ),
         client_type(req.headers()),
     );
+    // Requests outlive their clients, so their number is bounded here,
+    // before any work: beyond it the server is overloaded and says so.
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        let busy = ApiError::Unavailable(format!(
+            "the server is busy ({} requests in progress); retry shortly",
+            state.config.max_requests_in_flight
+        ));
+        return finish(ctx, Err(busy), started).await;
+    };
     let input = match (op, name) {
         (Some(op), _) if req.method() == Method::POST => {
             read_body(req, state.config.max_body_bytes, state.config.body_timeout)
@@ -232,7 +241,11 @@ async fn handle(
     // From here on the request is the server's: it runs to completion in
     // its own task even if the client goes away.
     let request_id = ctx.request_id.clone();
-    let task = tokio::spawn(run(ctx, input, started));
+    let task = tokio::spawn(async move {
+        let response = run(ctx, input, started).await;
+        drop(permit);
+        response
+    });
     match tokio::time::timeout(state.config.request_timeout, task).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
@@ -417,6 +430,46 @@ mod tests {
             .unwrap();
         assert_eq!(recs.len(), 1, "{recs:?}");
         assert_eq!((recs[0].status, recs[0].outcome), (500, Outcome::Error));
+    }
+
+    /// When every in-flight slot is taken, a request is refused at once
+    /// with 503 (and audited); once slots free up, requests go through.
+    #[tokio::test]
+    async fn too_many_requests_in_flight_get_503() {
+        use tower::ServiceExt;
+        let (_dir, state, _) = dev_state().await;
+        let app = router(state.clone()).layer(axum::extract::connect_info::MockConnectInfo(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+        ));
+        let req = || {
+            axum::http::Request::post("/validate-token")
+                .body(axum::body::Body::from(r#"{"token":"t-x"}"#))
+                .unwrap()
+        };
+        let all = u32::try_from(state.config.max_requests_in_flight).unwrap();
+        let held = state
+            .in_flight
+            .clone()
+            .acquire_many_owned(all)
+            .await
+            .unwrap();
+        let resp = app.clone().oneshot(req()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(held);
+        let resp = app.oneshot(req()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let busy = state
+            .store
+            .query_audit(&coffer_store::AuditQuery {
+                operation: Some("validate-token".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            busy.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [503, 200]
+        );
     }
 
     /// A handler that returns without the check its table row declares

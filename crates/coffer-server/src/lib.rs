@@ -238,6 +238,7 @@ pub async fn build(
         request_counter: Default::default(),
         policy_stale: Default::default(),
         audit_high_water: Default::default(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight)),
     });
     state
         .reload_policy()

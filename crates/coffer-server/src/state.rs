@@ -138,6 +138,8 @@ pub struct AppState {
     /// The highest audit `seq` this process has written: a store head
     /// below it means records were removed while the server ran.
     pub audit_high_water: AtomicI64,
+    /// Requests in progress (see `Config::max_requests_in_flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
