@@ -137,18 +137,8 @@ limit() {
     if [[ ${CI:-} == true ]]; then timeout --kill-after=30 "$@"; else shift; "$@"; fi
 }
 
-lint() {
-    cargo fmt --all --check || return 1
-    cargo clippy --workspace --all-targets -- -D warnings || return 1
-    if ! command -v cargo-deny >/dev/null; then
-        log "cargo install --locked cargo-deny@0.20.2"
-        cargo install --locked --quiet cargo-deny@0.20.2 || return 1
-    fi
-    cargo deny check bans licenses sources
-}
-
 if want lint; then
-    stage "lint" limit 1800 lint
+    stage "lint" limit 1800 bash scripts/lint.sh
 fi
 
 if want cargo; then
