@@ -183,15 +183,26 @@ fn model_claims(c: &Map<String, Value>, e: &Expectations<'_>) -> Result<(), &'st
     {
         return Err("iss");
     }
-    if !e.audience.is_empty() {
-        let auds: Vec<&str> = match c.get("aud") {
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !auds.iter().any(|a| e.audience.iter().any(|w| w == a)) {
+    // aud: a string or a list of strings, else refused; a method without
+    // an audience refuses any token that names one (Vault's rule); one
+    // with an audience needs a token naming it.
+    let auds: Vec<&str> = match c.get("aud") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(a)) => {
+            if !a.iter().all(Value::is_string) {
+                return Err("aud");
+            }
+            a.iter().filter_map(Value::as_str).collect()
+        }
+        Some(_) => return Err("aud"),
+    };
+    if e.audience.is_empty() {
+        if !auds.is_empty() {
             return Err("aud");
         }
+    } else if !auds.iter().any(|a| e.audience.iter().any(|w| w == a)) {
+        return Err("aud");
     }
     if !e.bound_client_ids.is_empty() {
         let client = ["azp", "client_id", "cid"]
