@@ -74,8 +74,8 @@ mod tests {
             now_secs: 1_000_000,
             ..Default::default()
         };
-        let err = crate::jwt::check_claims(claims.as_object().unwrap().clone(), &expect)
-            .unwrap_err();
+        let err =
+            crate::jwt::check_claims(claims.as_object().unwrap().clone(), &expect).unwrap_err();
         assert!(err.0.starts_with("exp check: the JWT expired"), "{err}");
     }
 }
