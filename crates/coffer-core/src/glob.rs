@@ -18,13 +18,15 @@ pub fn wildcard_match(pattern: &str, text: &str, case_sensitive: bool) -> bool {
     let mut star: Option<usize> = None;
     let mut mark = 0usize;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first: a `*` in the text must not consume the pattern's `*`
+        // as a literal (that lost the backtrack point; found by fuzzing).
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -59,6 +61,15 @@ mod tests {
         assert!(!m("*a*b", "xxaxxbxx", true));
     }
 
+    #[test]
+    fn a_star_in_the_text_does_not_use_up_the_patterns_star() {
+        // Was false: the pattern's `*` matched the text's `*` as a literal.
+        assert!(m("*", "*ua", true));
+        assert!(m("group/*", "group/*x", true));
+        assert!(m("a*c", "a*bc", false));
+        assert!(m("*?", "*", true));
+    }
+
     /// Reference model: a straightforward recursive matcher.
     fn reference(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {
@@ -73,7 +84,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn agrees_with_reference(p in "[ab*?]{0,8}", t in "[ab]{0,10}") {
+        fn agrees_with_reference(p in "[ab*?]{0,8}", t in "[ab*?]{0,10}") {
             let pc: Vec<char> = p.chars().collect();
             let tc: Vec<char> = t.chars().collect();
             prop_assert_eq!(m(&p, &t, true), reference(&pc, &tc));
