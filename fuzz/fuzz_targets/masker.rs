@@ -7,6 +7,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use coffer_ci::mask::{MASK, MIN_EMBEDDED_BASE64, MIN_MASKED_CHARS, Masker};
@@ -59,6 +60,82 @@ fn add_base64(v: &[u8], out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// The URL encodings the module documents, as the `percent-encoding`
+/// crate's sets (bytes kept besides letters and digits) and whether a space
+/// is written `+`: RFC 3986, the same with `+`, WHATWG form, PHP urlencode,
+/// encodeURIComponent, encodeURI, Python quote, Go PathEscape, every
+/// non-alphanumeric byte.
+static DOCUMENTED_URL_FORMS: [(AsciiSet, bool); 9] = [
+    (keeping(b"-._~", false), false),
+    (keeping(b"-._~", true), true),
+    (keeping(b"*-._", true), true),
+    (keeping(b"-._", true), true),
+    (keeping(b"!'()*-._~", false), false),
+    (keeping(b"!#$&'()*+,-./:;=?@_~", false), false),
+    (keeping(b"-./_~", false), false),
+    (keeping(b"$&+,-./:;=@_~", false), false),
+    (keeping(b"", false), false),
+];
+
+/// Every non-alphanumeric byte is encoded but `keep` (and a space, when
+/// it is written `+`).
+const fn keeping(keep: &[u8], plus: bool) -> AsciiSet {
+    let mut set = NON_ALPHANUMERIC.remove(b'A');
+    let mut i = 0;
+    while i < keep.len() {
+        set = set.remove(keep[i]);
+        i += 1;
+    }
+    if plus {
+        set = set.remove(b' ');
+    }
+    set
+}
+
+/// Percent-encoding through the `percent-encoding` crate (not the
+/// module's encoder), form `i` of [`DOCUMENTED_URL_FORMS`]: upper-case hex.
+fn url_form(v: &[u8], i: usize) -> Vec<u8> {
+    let (set, plus) = &DOCUMENTED_URL_FORMS[i];
+    let encoded: String = percent_encoding::percent_encode(v, set).collect();
+    if *plus {
+        encoded.replace(' ', "+").into_bytes()
+    } else {
+        encoded.into_bytes()
+    }
+}
+
+/// `%2F` → `%2f`.
+fn lower_hex(v: &[u8]) -> Vec<u8> {
+    let mut out = v.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        if out[i] == b'%' {
+            for j in [i + 1, i + 2] {
+                if let Some(c) = out.get_mut(j) {
+                    *c = c.to_ascii_lowercase();
+                }
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn add_url_forms(v: &[u8], out: &mut Vec<Vec<u8>>) {
+    for i in 0..DOCUMENTED_URL_FORMS.len() {
+        let form = url_form(v, i);
+        if i < 2 {
+            out.push(lower_hex(&form));
+        }
+        out.push(form);
+    }
+    for e in [&STANDARD, &URL_SAFE] {
+        out.push(url_form(e.encode(v).as_bytes(), 0));
+    }
+}
+
 /// Every pattern of `values`, per the module documentation.
 fn patterns(values: &[String]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -79,6 +156,7 @@ fn patterns(values: &[String]) -> Vec<Vec<u8>> {
         if raw.len() != t.len() {
             add_base64(raw.as_bytes(), &mut out);
         }
+        add_url_forms(t.as_bytes(), &mut out);
     }
     out.retain(|p| !p.is_empty());
     out.sort();
@@ -96,7 +174,7 @@ fn render(values: &[String], pieces: &[Piece]) -> Vec<u8> {
                     continue;
                 }
                 let v = &values[usize::from(*index) % values.len()];
-                let bytes = match form % 7 {
+                let bytes = match form % 9 {
                     0 => v.as_bytes().to_vec(),
                     1 => STANDARD.encode(v).into_bytes(),
                     2 => URL_SAFE_NO_PAD.encode(v).into_bytes(),
@@ -108,6 +186,9 @@ fn render(values: &[String], pieces: &[Piece]) -> Vec<u8> {
                         .collect::<String>()
                         .into_bytes(),
                     5 => STANDARD.encode(format!("user:{v}")).into_bytes(),
+                    // In a query string, as two common encoders write it.
+                    6 => url_form(v.trim().as_bytes(), 0),
+                    7 => url_form(v.trim().as_bytes(), 2),
                     _ => v.trim().as_bytes().to_vec(),
                 };
                 // cut == 0: whole; else a prefix (a partial secret).
