@@ -276,7 +276,16 @@ struct SigV4 {
 impl SignedRequest {
     /// Decode and check the cloud-id JSON against the method's endpoint.
     /// Errors name the failed check and never carry secret values.
+    /// Check a decoded cloud-id. A refusal never quotes the request's
+    /// signature or session token, wherever the client put them (found by
+    /// fuzzing: a field echoed in a message may hold them): refusals go to
+    /// the client and to the audit log.
     fn from_cloud_id(text: &str, endpoint: &Url, now_secs: i64) -> Result<SignedRequest, String> {
+        Self::check_cloud_id(text, endpoint, now_secs)
+            .map_err(|message| scrub(&message, &secrets_of_cloud_id(text)))
+    }
+
+    fn check_cloud_id(text: &str, endpoint: &Url, now_secs: i64) -> Result<SignedRequest, String> {
         const SHAPE: &str = "the decoded cloud-id must be the JSON object {\"sts_request_method\", \"sts_request_url\", \"sts_request_body\", \"sts_request_headers\"} made by an Akeyless cloud-id library";
         let value: Value =
             serde_json::from_str(text).map_err(|_| format!("cloud-id check: not JSON; {SHAPE}"))?;
@@ -479,10 +488,13 @@ fn check_request_url(url: &str, endpoint: &Url) -> Result<(), String> {
             "request URL check: the request was signed for {shown}, but this auth method sends requests only to its sts-url {endpoint}; sign for that endpoint, or set sts-url to the endpoint your clients sign for"
         )
     };
-    let parsed = Url::parse(url).map_err(|_| {
+    // An unparsable URL is not echoed: it is the client's raw input and
+    // may hold anything, even the request's own credentials (found by
+    // fuzzing); error messages end up in the audit log.
+    let parsed = Url::parse(url).map_err(|e| {
         format!(
-            "request URL check: sts_request_url {:?} is not a URL",
-            truncate_for_message(url)
+            "request URL check: sts_request_url is not a URL ({e}, {} bytes): sign a request for https://sts.amazonaws.com/ or this auth method's sts-url",
+            url.len()
         )
     })?;
     // Shown without credentials, query or fragment.
@@ -934,6 +946,43 @@ fn error_element(doc: &xml::Element) -> Option<&xml::Element> {
 
 /// An STS message made safe to show: one line, bounded, without any of the
 /// request's secret values.
+/// Best effort, for scrubbing refusals: the signature and session token a
+/// cloud-id carries in its headers, however malformed the rest is.
+fn secrets_of_cloud_id(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
+        return out;
+    };
+    let Some(Value::String(encoded)) = obj.get("sts_request_headers") else {
+        return out;
+    };
+    let Ok(json) = b64_text("sts_request_headers", encoded, 1 << 20) else {
+        return out;
+    };
+    let Ok(Value::Object(headers)) = serde_json::from_str::<Value>(&json) else {
+        return out;
+    };
+    for (name, value) in &headers {
+        let values: Vec<&str> = match value {
+            Value::String(v) => vec![v.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let name = name.to_ascii_lowercase();
+        for v in values {
+            if name == "x-amz-security-token" {
+                out.push(v.trim().to_owned());
+            } else if name == "authorization"
+                && let Some((_, sig)) = v.split_once("Signature=")
+            {
+                out.push(sig.split([',', ' ']).next().unwrap_or("").to_owned());
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 fn scrub(message: &str, secrets: &[String]) -> String {
     let mut m: String = message
         .chars()
@@ -1420,6 +1469,47 @@ pub mod fuzzing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_never_quote_the_signature_or_session_token() {
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let sig = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKENVALUE";
+        let headers = json!({
+            "Authorization": [format!("AWS4-HMAC-SHA256 Credential=AKID/20261206/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature={sig}")],
+            "X-Amz-Security-Token": [token],
+        });
+        let endpoint = Url::parse("https://sts.amazonaws.com/").unwrap();
+        // Each field a refusal may quote, carrying a secret.
+        for (method, url) in [
+            (format!("GET{sig}"), "https://sts.amazonaws.com/".to_owned()),
+            ("POST".to_owned(), format!("ht!tp://{token}")),
+            ("POST".to_owned(), format!("https://{sig}.example/")),
+        ] {
+            let doc = json!({
+                "sts_request_method": method,
+                "sts_request_url": b64(&url),
+                "sts_request_body": b64(GET_CALLER_IDENTITY_BODY),
+                "sts_request_headers": b64(&headers.to_string()),
+            });
+            let err = SignedRequest::from_cloud_id(&doc.to_string(), &endpoint, 1_765_000_000)
+                .err()
+                .expect("refused");
+            assert!(!err.contains(sig) && !err.contains(token), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unparsable_request_url_is_not_echoed() {
+        // Found by the aws_iam fuzz target: the raw URL, which may hold
+        // anything the client put there, was quoted in the refusal.
+        let endpoint = Url::parse("https://sts.amazonaws.com/").unwrap();
+        let secret = "0000000000000000SIGNATURE0000000000000000";
+        let err = check_request_url(&format!("http:/@\u{2}{secret}"), &endpoint).unwrap_err();
+        assert!(err.contains("is not a URL"), "{err}");
+        assert!(!err.contains("SIGNATURE"), "{err}");
+    }
 
     const NOW: i64 = 1_790_000_000; // 2026-09-21T14:13:20Z
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
