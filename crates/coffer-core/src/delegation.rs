@@ -295,13 +295,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn rule(t: RuleType, p: &str, caps: &[&str]) -> Rule {
-        Rule {
-            rule_type: t,
-            path: p.into(),
-            caps: Caps::parse(caps).unwrap(),
-        }
-    }
+    use crate::policy::tests::rule;
 
     fn role(name: &str, audit: AuditAccess, rules: Vec<Rule>) -> Role {
         Role {

@@ -229,11 +229,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn rule(t: RuleType, p: &str, caps: &[&str]) -> Rule {
+    /// A rule from its parts (shared with the delegation tests).
+    pub(crate) fn rule(t: RuleType, p: &str, caps: &[&str]) -> Rule {
         Rule {
             rule_type: t,
             path: p.into(),

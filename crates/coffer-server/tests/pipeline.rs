@@ -767,42 +767,25 @@ async fn probing_reveals_nothing() {
         .as_str()
         .unwrap()
         .to_owned();
-    // An existing method the caller may not read and a missing one: one answer.
-    let exists = h
-        .fails(
-            "explain-access",
-            json!({"token": limited, "access-id": admin_id}),
-            DENIED,
-        )
-        .await;
-    let missing = h
-        .fails(
-            "explain-access",
-            json!({"token": limited, "access-id": "p-doesnotexist"}),
-            DENIED,
-        )
-        .await;
-    assert!(!exists.contains("/admin"), "{exists}");
-    assert_eq!(
-        exists.replace(&admin_id, "X"),
-        missing.replace("p-doesnotexist", "X")
-    );
-    let exists = h
-        .fails(
-            "delete-assoc",
-            json!({"token": limited, "assoc-id": admin_assoc}),
-            DENIED,
-        )
-        .await;
-    let missing = h
-        .fails(
-            "delete-assoc",
-            json!({"token": limited, "assoc-id": "rac-nothere"}),
-            DENIED,
-        )
-        .await;
-    assert_eq!(exists, missing);
-    assert!(!exists.contains("/admin"), "{exists}");
+    // An existing method or association the caller may not read and a
+    // missing one: one answer, naming neither.
+    for (op, field, existing, missing) in [
+        ("explain-access", "access-id", &admin_id, "p-doesnotexist"),
+        ("delete-assoc", "assoc-id", &admin_assoc, "rac-nothere"),
+    ] {
+        let exists = h
+            .fails(op, json!({"token": limited, field: existing}), DENIED)
+            .await;
+        let absent = h
+            .fails(op, json!({"token": limited, field: missing}), DENIED)
+            .await;
+        assert!(!exists.contains("/admin"), "{op}: {exists}");
+        assert_eq!(
+            exists.replace(existing.as_str(), "X"),
+            absent.replace(missing, "X"),
+            "{op}"
+        );
+    }
     // The admin, who may see everything, is told what is missing.
     h.fails(
         "delete-assoc",
