@@ -224,6 +224,22 @@ async fn static_secret_lifecycle() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // An update: the Python SDK's default `format: "text"` means
+    // "unchanged"; the value must still be JSON; another format is refused.
+    h.ok(
+        "update-secret-val",
+        json!({"token": t, "name": "/app/json", "format": "text", "value": "{\"user\":\"u\",\"n\":1}"}),
+    )
+    .await;
+    for (format, value) in [("text", "not json"), ("key-value", "{\"k\":\"v\"}")] {
+        let (s, v) = h
+            .call(
+                "update-secret-val",
+                json!({"token": t, "name": "/app/json", "format": format, "value": value}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{format}: {v}");
+    }
     let v = h
         .ok(
             "get-secret-value",

@@ -73,6 +73,14 @@ def test_static_secret_lifecycle(api, token):
     assert api.update_secret_val(akeyless.UpdateSecretVal(name=pw, value="pw-v2", token=token)).name == pw
     api.update_secret_val(akeyless.UpdateSecretVal(name=pw, value="pw-v3", token=token))
 
+    # The SDK sends format="text" with every update (its model default): a
+    # JSON secret updates as JSON, and a value that is not JSON is refused.
+    api.update_secret_val(akeyless.UpdateSecretVal(name=cfg, value=json.dumps({"host": "db", "port": "5432"}),
+                                                   token=token))
+    with pytest.raises(ApiException) as e:
+        api.update_secret_val(akeyless.UpdateSecretVal(name=cfg, value="not json", token=token))
+    assert e.value.status == 400
+
     # Several names in one call; the JSON secret comes back as its JSON text.
     got = api.get_secret_value(akeyless.GetSecretValue(names=[pw, user, cfg], token=token))
     assert set(got) == {pw, user, cfg}

@@ -333,7 +333,11 @@ fn generic_update_value(
     let name = &item.name;
     if let Some(f) = body.opt_str("format")?.filter(|f| !f.is_empty()) {
         let f: SecretFormat = f.parse()?;
-        if f != item.format {
+        // The Python SDK sends its model default `format: "text"` with
+        // every update; like the other SDK defaults it means "unchanged"
+        // (the value is still checked against the item's own format).
+        // Any other format than the item's is a mistake worth refusing.
+        if f != item.format && f != SecretFormat::Text {
             return Err(ApiError::bad(format!(
                 "item {name:?} has format {}; the format of an existing secret cannot change",
                 item.format.as_str()
