@@ -292,8 +292,24 @@ async fn static_secret_lifecycle() {
         )
         .await;
     assert_eq!(v["/app/sub/x"], "x");
-    h.ok("delete-item", json!({"token": t, "name": "/app/sub/x"}))
+    // A delay Coffer cannot honour is refused, and nothing is deleted.
+    let (s, v) = h
+        .call(
+            "delete-item",
+            json!({"token": t, "name": "/app/sub/x", "delete-in-days": 30}),
+        )
         .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("delete-in-days"),
+        "{v}"
+    );
+    // The Python SDK's defaults delete at once.
+    h.ok(
+        "delete-item",
+        json!({"token": t, "name": "/app/sub/x", "delete-in-days": 7, "delete-immediately": false}),
+    )
+    .await;
     let (s, _) = h
         .call(
             "get-secret-value",

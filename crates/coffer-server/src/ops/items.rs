@@ -467,10 +467,31 @@ pub(super) async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, A
     Ok(render_item(&item, Some(&versions)))
 }
 
+/// The SDK default of `delete-in-days`: the Python SDK sends it on every
+/// call, so it cannot be told from a request for a 7-day delay.
+const SDK_DEFAULT_DELETE_IN_DAYS: i64 = 7;
+
+/// Coffer deletes at once (no pending deletion yet): a request for a
+/// delay other than the SDK's default is refused rather than honoured
+/// early.
+fn check_immediate_deletion(body: &Body) -> Result<(), ApiError> {
+    if body.bool_or("delete-immediately", false)? {
+        return Ok(());
+    }
+    match body.opt_i64("delete-in-days")? {
+        None | Some(-1 | 0 | SDK_DEFAULT_DELETE_IN_DAYS) => Ok(()),
+        Some(days) => Err(ApiError::bad(format!(
+            "delete-in-days {days}: Coffer has no pending deletion and deletes at once; \
+             omit delete-in-days or send delete-immediately=true"
+        ))),
+    }
+}
+
 pub(super) async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::DELETE)?;
     let version = body.opt_i64("version")?.unwrap_or(-1);
+    check_immediate_deletion(body)?;
     let state = ctx.state.clone();
     let item = find_item(&state, &name).await?;
     let deleted = if version == -1 || version == 0 {
