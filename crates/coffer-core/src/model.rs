@@ -164,18 +164,31 @@ pub struct Association {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ItemType {
     StaticSecret,
+    /// Issues temporary database users on request (a producer).
+    DynamicSecret,
+    /// A database user's password, changed on a schedule.
+    RotatedSecret,
 }
 
 impl ItemType {
+    pub const ALL: [ItemType; 3] = [
+        ItemType::StaticSecret,
+        ItemType::DynamicSecret,
+        ItemType::RotatedSecret,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ItemType::StaticSecret => "STATIC_SECRET",
+            ItemType::DynamicSecret => "DYNAMIC_SECRET",
+            ItemType::RotatedSecret => "ROTATED_SECRET",
         }
     }
     /// The `type` filter value of list-items.
     pub fn filter_name(self) -> &'static str {
         match self {
             ItemType::StaticSecret => "static-secret",
+            ItemType::DynamicSecret => "dynamic-secret",
+            ItemType::RotatedSecret => "rotated-secret",
         }
     }
 }
@@ -330,3 +343,94 @@ impl UidToken {
 
 /// Extra tags on an item, key=value style, kept for forward compatibility.
 pub type Tags = BTreeMap<String, String>;
+
+/// A stored admin connection to a database (`target-create-db`). The
+/// password is sealed (AAD = target id and version); everything else is
+/// plain settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub id: i64,
+    pub name: String,
+    /// `mysql` or `postgres`.
+    pub target_type: String,
+    pub description: String,
+    /// Non-secret connection settings (host, port, user, database, TLS).
+    pub details: serde_json::Value,
+    /// The sealed secret part (the password).
+    pub key_id: i64,
+    pub sealed: Vec<u8>,
+    /// Starts at 1; every update adds one (optimistic concurrency).
+    pub version: i32,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// The settings row of a dynamic or rotated secret. Secret parts (an
+/// inline connection's password) are in the item's sealed versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Producer {
+    pub item_id: i64,
+    /// The target the item uses, if any (target deletion checks it).
+    pub target_name: Option<String>,
+    /// Non-secret settings (database type, statements, TTL, rotation).
+    pub settings: serde_json::Value,
+    /// `ProducerConnected` / `RotationSucceeded` / `RotationInitialStatus`
+    /// or the last failure.
+    pub status: String,
+    /// Rotated secrets: a version written but not yet confirmed to log in.
+    pub pending_version: Option<i32>,
+    pub last_rotation_ms: i64,
+    /// When the next automatic rotation is due; 0 = none.
+    pub next_rotation_ms: i64,
+}
+
+/// State of a lease (issued temporary credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    Live,
+    Revoked,
+}
+
+impl LeaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Live => "live",
+            LeaseState::Revoked => "revoked",
+        }
+    }
+}
+
+impl FromStr for LeaseState {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "live" => Ok(LeaseState::Live),
+            "revoked" => Ok(LeaseState::Revoked),
+            other => Err(CoreError::Invalid(format!("unknown lease state {other:?}"))),
+        }
+    }
+}
+
+/// Temporary credentials issued by a dynamic secret: written before the
+/// database user is created, revoked (user dropped) at expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// The temporary credential's ID: the database user name.
+    pub id: String,
+    pub item_id: i64,
+    pub item_name: String,
+    /// Who asked for it.
+    pub access_id: String,
+    pub identity: String,
+    /// Keyed hash of the session token the credentials are tied to: when
+    /// that token is revoked or expires, the lease is revoked too.
+    pub token_hash: Option<Vec<u8>>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub state: LeaseState,
+    /// Failed revocation attempts so far, the next try and the last error.
+    pub attempts: i32,
+    pub next_attempt_ms: i64,
+    pub last_error: String,
+    pub revoked_ms: i64,
+}

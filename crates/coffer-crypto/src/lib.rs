@@ -246,6 +246,11 @@ pub fn value_aad(item_id: i64, version: i32) -> Vec<u8> {
     format!("coffer-value-v1:item={item_id}:version={version}").into_bytes()
 }
 
+/// Associated data binding a target's sealed password to its ID and version.
+pub fn target_aad(target_id: i64, version: i32) -> Vec<u8> {
+    format!("coffer-target-v1:target={target_id}:version={version}").into_bytes()
+}
+
 /// Label binding a wrapped data key to its key ID.
 pub fn data_key_label(key_id: i64) -> String {
     format!("coffer-dek-v1:{key_id}")

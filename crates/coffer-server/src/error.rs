@@ -28,6 +28,10 @@ pub enum ApiError {
     /// The server is overloaded; retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A database Coffer manages (a target) failed; the message says how
+    /// (never with a password).
+    #[error("{0}")]
+    Upstream(String),
     /// Internal failure: the detail goes to the server log only.
     #[error("internal error (request id in the server log)")]
     Internal(String),
@@ -45,6 +49,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +82,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Limit(what) => ApiError::Conflict(what),
             other => ApiError::Internal(other.to_string()),
         }
     }

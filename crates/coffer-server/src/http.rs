@@ -145,6 +145,17 @@ impl Ctx {
         Audit::new(written.insert(rec), &*state.keys.audit)
     }
 
+    /// A record for a further change this request makes besides its own
+    /// (a lease revoked on its behalf, a rotation step): same request ID
+    /// and caller, another operation and object. The store writes it with
+    /// that change.
+    pub fn sub_record(&self, operation: &str, object: &str) -> AuditRecord {
+        let mut r = self.record(Outcome::Allowed, StatusCode::OK, String::new());
+        r.operation = operation.to_owned();
+        r.object = object.to_owned();
+        r
+    }
+
     /// Was this request's change committed (with its record)?
     fn change_committed(&self) -> Option<i64> {
         self.written.as_ref().map(|r| r.seq).filter(|s| *s > 0)

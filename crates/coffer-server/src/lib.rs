@@ -14,15 +14,18 @@ pub mod anchor;
 mod audit;
 pub mod bootstrap;
 pub mod config;
+pub mod dbconn;
 pub mod dev_oidc;
 mod error;
 pub mod http;
 mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod leases;
 pub mod listener;
 pub mod offline;
 pub mod ops;
+mod rotation;
 pub mod state;
 mod timefmt;
 mod wire;
@@ -139,6 +142,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     tokio::spawn(background(state.clone()));
     tokio::spawn(anchor::anchor_loop(state.clone()));
+    tokio::spawn(leases::reaper(state.clone(), Duration::from_secs(1)));
+    tokio::spawn(rotation::scheduler(state.clone(), Duration::from_secs(5)));
 
     let limits = listener::Limits::resolve(config.max_connections, config.max_connections_per_ip);
     tracing::info!(
@@ -239,6 +244,7 @@ pub async fn build(
         policy_stale: Default::default(),
         audit_high_water: Default::default(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight)),
+        db: dbconn::DbPools::new(),
     });
     state
         .reload_policy()

@@ -140,6 +140,8 @@ pub struct AppState {
     pub audit_high_water: AtomicI64,
     /// Requests in progress (see `Config::max_requests_in_flight`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Connection pools to the databases of targets and dynamic secrets.
+    pub db: crate::dbconn::DbPools,
 }
 
 impl AppState {

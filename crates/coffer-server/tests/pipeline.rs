@@ -75,7 +75,15 @@ async fn every_operation_refuses_a_caller_without_roles() {
             Access::Public | Access::OwnToken => unreachable!(),
             Access::Filtered(..) => {
                 assert_eq!(status, StatusCode::OK, "{}: {body}", op.name);
-                for key in ["items", "roles", "auth_methods", "folders"] {
+                for key in [
+                    "items",
+                    "roles",
+                    "auth_methods",
+                    "folders",
+                    "targets",
+                    "producers",
+                    "leases",
+                ] {
                     if let Some(v) = body.get(key) {
                         assert!(
                             v.is_null() || v.as_array().is_some_and(Vec::is_empty),
@@ -108,8 +116,16 @@ async fn every_operation_refuses_a_caller_without_roles() {
         .collect();
     for r in &allowed {
         assert!(
-            ["list-items", "list-roles", "list-auth-methods"]
-                .contains(&r["operation"].as_str().unwrap()),
+            [
+                "list-items",
+                "list-roles",
+                "list-auth-methods",
+                "target-list",
+                "dynamic-secret-list",
+                "rotated-secret-list",
+                "lease-list",
+            ]
+            .contains(&r["operation"].as_str().unwrap()),
             "a role-less caller succeeded at {r}"
         );
     }

@@ -21,13 +21,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome, head_bytes};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
-    SealedVersion, SecretFormat, TokenRecord, UidToken, VersionInfo,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Lease,
+    LeaseState, Producer, Role, SealedVersion, SecretFormat, Target, TokenRecord, UidToken,
+    VersionInfo,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
 
-use crate::{Audit, AuditQuery, BOOTSTRAPPED, Result, Store, StoreError};
+use crate::{Audit, AuditQuery, BOOTSTRAPPED, LeaseFilter, LeaseScope, Result, Store, StoreError};
 
 /// A fixed base time for the suite's records (2023-11-14).
 const T0: i64 = 1_700_000_000_000;
@@ -138,6 +139,7 @@ pub async fn run_all(store: &dyn Store) {
     uid_revocation(store).await;
     concurrent_uid_rotation(store).await;
     concurrent_uid_child_and_revoke(store).await;
+    producers_and_leases(store).await;
 }
 
 // ---- fixtures ----
@@ -2466,4 +2468,378 @@ pub async fn concurrent_uid_child_and_revoke(store: &dyn Store) {
             t.token_id
         );
     }
+}
+
+// ---- targets, producers (dynamic and rotated secrets), leases ----
+
+fn target(run: &Run, suffix: &str, key_id: i64) -> Target {
+    Target {
+        id: run.id(),
+        name: run.name(&format!("target/{suffix}")),
+        target_type: "mysql".into(),
+        description: "db".into(),
+        details: serde_json::json!({"host": "127.0.0.1", "port": 3306}),
+        key_id,
+        sealed: vec![3; 40],
+        version: 1,
+        created_ms: T0,
+        modified_ms: T0,
+    }
+}
+
+fn producer(item_id: i64, target: Option<&str>) -> Producer {
+    Producer {
+        item_id,
+        target_name: target.map(str::to_owned),
+        settings: serde_json::json!({"db_type": "mysql"}),
+        status: "ProducerConnected".into(),
+        pending_version: None,
+        last_rotation_ms: 0,
+        next_rotation_ms: 0,
+    }
+}
+
+fn lease(run: &Run, item: &Item, n: u32, expires_ms: i64) -> Lease {
+    Lease {
+        id: run.word(&format!("lease{n}")),
+        item_id: item.id,
+        item_name: item.name.clone(),
+        access_id: "p-x".into(),
+        identity: "job".into(),
+        token_hash: None,
+        created_ms: T0,
+        expires_ms,
+        state: LeaseState::Live,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_error: String::new(),
+        revoked_ms: 0,
+    }
+}
+
+/// Targets, producers and leases: every change audited, targets guarded
+/// while used, two-phase rotation, lease caps, and claims that never give
+/// one lease to two nodes.
+pub async fn producers_and_leases(store: &dyn Store) {
+    let run = Run::new();
+    let key = data_key(store, &run).await;
+    // targets
+    let t = target(&run, "a", key);
+    let (r, changed) = checked!(store, "create_target", 0, |a| store.create_target(&t, a));
+    ok(r, "create_target");
+    assert!(changed);
+    let (r, changed) = checked!(store, "create_target dup", 0, |a| store
+        .create_target(&t, a));
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))) && !changed,
+        "duplicate target"
+    );
+    let t2 = Target {
+        version: 2,
+        description: "db 2".into(),
+        ..t.clone()
+    };
+    let (r, changed) = checked!(store, "update_target", 0, |a| store.update_target(&t2, a));
+    ok(r, "update_target");
+    assert!(changed);
+    let (r, changed) = checked!(store, "update_target stale", 0, |a| store
+        .update_target(&t2, a));
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))) && !changed,
+        "stale target update"
+    );
+    assert_eq!(
+        ok(store.get_target(&t.name).await, "get_target"),
+        Some(t2.clone())
+    );
+    // a dynamic secret using it
+    let mut it = item(&run, &run.name("producer/ds"));
+    it.item_type = ItemType::DynamicSecret;
+    let p = producer(it.id, Some(&t.name));
+    let (r, changed) = checked!(store, "create_producer", 0, |a| store.create_producer(
+        &it,
+        &sealed(key, 1, 1),
+        &p,
+        a
+    ));
+    ok(r, "create_producer");
+    assert!(changed);
+    assert_eq!(
+        ok(store.get_producer(it.id).await, "get_producer"),
+        Some(p.clone())
+    );
+    assert_eq!(
+        ok(store.target_items(&t.name).await, "target_items"),
+        vec![it.name.clone()]
+    );
+    let (r, changed) = checked!(store, "delete_target in use", 0, |a| store
+        .delete_target(&t.name, false, a));
+    assert!(
+        matches!(r, Err(StoreError::Limit(_))) && !changed,
+        "target in use deleted"
+    );
+    let p2 = Producer {
+        status: "error".into(),
+        ..p.clone()
+    };
+    let (r, changed) = checked!(store, "update_producer", 0, |a| store.update_producer(
+        &it,
+        Some(&sealed(key, 2, 2)),
+        &p2,
+        1,
+        a
+    ));
+    ok(r, "update_producer");
+    assert!(changed);
+    assert_eq!(
+        versions_of(&ok(store.list_versions(it.id).await, "list_versions")),
+        vec![2]
+    );
+    // leases: cap, claims, finish once, failures
+    let mut l1 = lease(&run, &it, 1, T0);
+    l1.token_hash = Some(vec![1, 2, 3]);
+    let (r, changed) = checked!(store, "insert_lease", 0, |a| store.insert_lease(&l1, 2, a));
+    ok(r, "insert_lease");
+    assert!(changed);
+    let l2 = lease(&run, &it, 2, T0 + 1_000_000);
+    ok(store.insert_lease(&l2, 2, au!()).await, "insert_lease 2");
+    let l3 = lease(&run, &it, 3, T0);
+    let (r, changed) = checked!(store, "insert_lease over cap", 0, |a| store
+        .insert_lease(&l3, 2, a));
+    assert!(
+        matches!(r, Err(StoreError::Limit(_))) && !changed,
+        "lease cap"
+    );
+    // Due at T0 + 10: l1 (expired). Two claimers at once: one gets it.
+    let now = T0 + 10;
+    let (a, b) = futures::join!(
+        store.claim_leases(LeaseScope::Due, "node-a", now, now + 60_000, 10),
+        store.claim_leases(LeaseScope::Due, "node-b", now, now + 60_000, 10)
+    );
+    let (a, b) = (ok(a, "claim a"), ok(b, "claim b"));
+    assert_eq!(a.len() + b.len(), 1, "one lease, one claimer: {a:?} {b:?}");
+    let (holder, other) = if a.is_empty() {
+        ("node-b", "node-a")
+    } else {
+        ("node-a", "node-b")
+    };
+    let (r, changed) = checked!(store, "finish_lease by non-holder", 0, |a| store
+        .finish_lease(&l1.id, other, now, a));
+    assert!(!ok(r, "finish_lease other") && !changed);
+    let (r, changed) = checked!(store, "fail_lease", 0, |a| store.fail_lease(
+        &l1.id,
+        holder,
+        "unreachable",
+        now + 5_000,
+        a
+    ));
+    assert!(ok(r, "fail_lease") && changed);
+    let failing = ok(
+        store
+            .list_leases(LeaseFilter {
+                failing_only: true,
+                ..Default::default()
+            })
+            .await,
+        "list failing",
+    );
+    assert!(
+        failing
+            .iter()
+            .any(|l| l.id == l1.id && l.attempts == 1 && l.last_error == "unreachable")
+    );
+    // Not due again before its next attempt.
+    let early = ok(
+        store
+            .claim_leases(LeaseScope::Due, holder, now + 1, now + 60_000, 10)
+            .await,
+        "claim early",
+    );
+    assert!(
+        early.iter().all(|l| l.id != l1.id),
+        "retried before its backoff"
+    );
+    let again = ok(
+        store
+            .claim_leases(
+                LeaseScope::One(&l1.id),
+                holder,
+                now + 6_000,
+                now + 66_000,
+                10,
+            )
+            .await,
+        "claim one",
+    );
+    assert_eq!(again.len(), 1);
+    let (r, changed) = checked!(store, "finish_lease", 0, |a| store.finish_lease(
+        &l1.id,
+        holder,
+        now + 6_000,
+        a
+    ));
+    assert!(ok(r, "finish_lease") && changed);
+    let (r, changed) = checked!(store, "finish_lease again", 0, |a| store.finish_lease(
+        &l1.id,
+        holder,
+        now + 6_000,
+        a
+    ));
+    assert!(
+        !ok(r, "finish_lease again") && !changed,
+        "a lease revoked twice"
+    );
+    let (r, changed) = checked!(store, "set_lease_expiry", 0, |a| store.set_lease_expiry(
+        &l2.id,
+        T0 + 5,
+        a
+    ));
+    assert!(ok(r, "set_lease_expiry") && changed);
+    let (r, changed) = checked!(store, "set_lease_expiry revoked", 0, |a| store
+        .set_lease_expiry(&l1.id, T0 + 5, a));
+    assert!(!ok(r, "set_lease_expiry revoked") && !changed);
+    let item_scope = ok(
+        store
+            .claim_leases(
+                LeaseScope::Item(it.id),
+                "node-a",
+                now + 7_000,
+                now + 67_000,
+                10,
+            )
+            .await,
+        "claim item",
+    );
+    assert_eq!(
+        item_scope.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        vec![l2.id.as_str()]
+    );
+    ok(
+        store.finish_lease(&l2.id, "node-a", now, au!()).await,
+        "finish l2",
+    );
+    let got = ok(store.get_lease(&l1.id).await, "get_lease").expect("lease kept");
+    assert_eq!(got.state, LeaseState::Revoked);
+    // Leases tied to a session token are due when the token is gone.
+    let am = auth_method(&run, "lease-token");
+    ok(store.create_auth_method(&am, au!()).await, "create am");
+    let tok = token(&run, &am, 5, T0 + 100_000);
+    insert_token(store, &tok).await;
+    let mut l4 = lease(&run, &it, 4, T0 + 10_000_000);
+    l4.token_hash = Some(tok.token_hash.clone());
+    ok(
+        store.insert_lease(&l4, 10, au!()).await,
+        "insert tied lease",
+    );
+    let claimed = ok(
+        store
+            .claim_leases(LeaseScope::Due, "node-a", T0 + 20, T0 + 60_000, 10)
+            .await,
+        "claim tied",
+    );
+    assert!(
+        claimed.iter().all(|l| l.id != l4.id),
+        "tied lease due while its token lives"
+    );
+    ok(
+        store.revoke_token(&tok.token_hash, au!()).await,
+        "revoke token",
+    );
+    let claimed = ok(
+        store
+            .claim_leases(LeaseScope::Due, "node-a", T0 + 30, T0 + 60_000, 10)
+            .await,
+        "claim tied after revoke",
+    );
+    assert!(
+        claimed.iter().any(|l| l.id == l4.id),
+        "tied lease not due after its token went"
+    );
+    ok(
+        store.finish_lease(&l4.id, "node-a", T0 + 30, au!()).await,
+        "finish l4",
+    );
+    assert_eq!(ok(store.count_live_leases().await, "count"), 0);
+
+    // rotation: pending, promote, drop
+    let mut rt = item(&run, &run.name("producer/rot"));
+    rt.item_type = ItemType::RotatedSecret;
+    ok(
+        store
+            .create_producer(
+                &rt,
+                &sealed(key, 1, 1),
+                &producer(rt.id, Some(&t.name)),
+                au!(),
+            )
+            .await,
+        "create rotated",
+    );
+    assert!(ok(
+        store.claim_producer(rt.id, "node-a", T0, T0 + 1000).await,
+        "claim"
+    ));
+    assert!(!ok(
+        store
+            .claim_producer(rt.id, "node-b", T0 + 1, T0 + 1000)
+            .await,
+        "claim held"
+    ));
+    let (r, changed) = checked!(store, "add_pending_version", 0, |a| store
+        .add_pending_version(rt.id, 1, &sealed(key, 2, 2), a));
+    ok(r, "add_pending_version");
+    assert!(changed);
+    let (r, changed) = checked!(store, "add_pending_version twice", 0, |a| store
+        .add_pending_version(rt.id, 2, &sealed(key, 3, 3), a));
+    assert!(r.is_err() && !changed, "two pending rotations");
+    let cur = ok(store.get_item_value(&rt.name, None).await, "current").expect("item");
+    assert_eq!(cur.1.version, 1, "a pending version is not current");
+    assert_eq!(
+        ok(store.due_rotations(T0, 10).await, "due"),
+        Vec::<String>::new(),
+        "a claimed item is not due"
+    );
+    ok(store.release_producer(rt.id, "node-a").await, "release");
+    assert!(
+        ok(store.due_rotations(T0, 10).await, "due").contains(&rt.name),
+        "a pending rotation is due"
+    );
+    let (r, changed) = checked!(store, "promote_pending", 0, |a| store.promote_pending(
+        rt.id,
+        2,
+        5,
+        "RotationSucceeded",
+        T0 + 5,
+        T0 + 100,
+        a
+    ));
+    ok(r, "promote_pending");
+    assert!(changed);
+    let cur = ok(store.get_item_value(&rt.name, None).await, "current").expect("item");
+    assert_eq!(cur.1.version, 2);
+    let rp = ok(store.get_producer(rt.id).await, "producer").expect("producer");
+    assert_eq!(
+        (rp.pending_version, rp.last_rotation_ms, rp.next_rotation_ms),
+        (None, T0 + 5, T0 + 100)
+    );
+    ok(
+        store
+            .add_pending_version(rt.id, 2, &sealed(key, 3, 3), au!())
+            .await,
+        "pending 3",
+    );
+    let (r, changed) = checked!(store, "set_producer_status", 0, |a| store
+        .set_producer_status(rt.id, "RotationFailed: x", T0 + 200, Some(3), a));
+    ok(r, "set_producer_status");
+    assert!(changed);
+    assert_eq!(
+        versions_of(&ok(store.list_versions(rt.id).await, "versions")),
+        vec![1, 2],
+        "the dropped pending version is gone"
+    );
+    // force deletion of a used target
+    let (r, changed) = checked!(store, "delete_target force", 0, |a| store
+        .delete_target(&t.name, true, a));
+    assert!(ok(r, "delete_target force") && changed);
+    assert_eq!(ok(store.get_target(&t.name).await, "get_target"), None);
 }

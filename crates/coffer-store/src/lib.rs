@@ -21,7 +21,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer, Outcome};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
+    Association, AuthMethod, Item, Lease, Producer, Role, SealedVersion, Target, TokenRecord,
+    UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use thiserror::Error;
@@ -50,6 +51,10 @@ pub enum StoreError {
     /// The database failed. The detail is for server logs only.
     #[error("storage error: {0}")]
     Backend(String),
+    /// A limit was reached (e.g. live leases of a dynamic secret). The
+    /// message says which.
+    #[error("{0}")]
+    Limit(String),
     /// Stored data could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -98,6 +103,28 @@ impl<'a> Audit<'a> {
     pub fn new(record: &'a mut AuditRecord, sealer: &'a dyn ChainSealer) -> Self {
         Audit { record, sealer }
     }
+}
+
+/// Which leases [`Store::claim_leases`] may take.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseScope<'a> {
+    /// Expired ones, and those tied to a session token that is gone.
+    Due,
+    /// Every live lease of an item (deleting it, or revoke-all).
+    Item(i64),
+    /// One live lease.
+    One(&'a str),
+}
+
+/// Which leases [`Store::list_leases`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseFilter {
+    /// Only this item's (0 = every item).
+    pub item_id: i64,
+    pub live_only: bool,
+    /// Only leases whose revocation failed at least once.
+    pub failing_only: bool,
+    pub limit: i64,
 }
 
 /// Auth methods, roles and associations with the generation they belong
@@ -241,6 +268,136 @@ pub trait Store: Send + Sync + 'static {
     async fn items_with_id_at_least(&self, min_id: i64) -> Result<Vec<Item>>;
     /// Every stored version of an item, sealed.
     async fn item_versions(&self, item_id: i64) -> Result<Vec<SealedVersion>>;
+
+    // ---- targets (stored database connections) ----
+    /// Conflict if the name or ID is taken.
+    async fn create_target(&self, t: &Target, audit: Audit<'_>) -> Result<()>;
+    /// Replace a target's settings; `t.version` must be the stored version
+    /// plus one (Conflict otherwise: a concurrent update won). NotFound if
+    /// there is no such target.
+    async fn update_target(&self, t: &Target, audit: Audit<'_>) -> Result<()>;
+    async fn get_target(&self, name: &str) -> Result<Option<Target>>;
+    async fn list_targets(&self) -> Result<Vec<Target>>;
+    /// Names of the items (dynamic and rotated secrets) using a target.
+    async fn target_items(&self, name: &str) -> Result<Vec<String>>;
+    /// Delete a target. Unless `force`, Conflict while items use it (the
+    /// check and the delete are one transaction).
+    async fn delete_target(&self, name: &str, force: bool, audit: Audit<'_>) -> Result<bool>;
+
+    // ---- producers: settings of dynamic and rotated secrets ----
+    /// Create the item, its first sealed version and its settings row.
+    async fn create_producer(
+        &self,
+        item: &Item,
+        first: &SealedVersion,
+        p: &Producer,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    async fn get_producer(&self, item_id: i64) -> Result<Option<Producer>>;
+    /// Replace the settings (target, settings, status, next rotation) and
+    /// the item's description and tags, and with `v` add a version as
+    /// [`Store::add_version`] does (`v.version` = `item.highest_version` + 1,
+    /// keeping `keep`).
+    async fn update_producer(
+        &self,
+        item: &Item,
+        v: Option<&SealedVersion>,
+        p: &Producer,
+        keep: i32,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Items due for rotation at `now_ms` (or with a rotation to finish)
+    /// that nobody holds, at most `limit`.
+    async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
+    /// Hold an item for rotating until `until_ms`, unless another holder's
+    /// claim is still valid at `now_ms`. A lock, not a change: no record.
+    async fn claim_producer(
+        &self,
+        item_id: i64,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool>;
+    async fn release_producer(&self, item_id: i64, node: &str) -> Result<()>;
+    /// Phase one of a rotation: store the new value as version
+    /// `v.version` = `expected_highest` + 1 without making it current,
+    /// and mark it pending. Conflict if a rotation is pending already or
+    /// the item moved.
+    async fn add_pending_version(
+        &self,
+        item_id: i64,
+        expected_highest: i32,
+        v: &SealedVersion,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Phase two: the pending version logged in; make it current, keep the
+    /// newest `keep` versions, record the rotation and release the claim.
+    /// Conflict if `version` is not the pending one.
+    #[allow(clippy::too_many_arguments)]
+    async fn promote_pending(
+        &self,
+        item_id: i64,
+        version: i32,
+        keep: i32,
+        status: &str,
+        now_ms: i64,
+        next_rotation_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Record a status (a failed rotation, a connection check), drop a
+    /// pending version that never became current (`drop_pending`), set the
+    /// next rotation and release the claim.
+    async fn set_producer_status(
+        &self,
+        item_id: i64,
+        status: &str,
+        next_rotation_ms: i64,
+        drop_pending: Option<i32>,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+
+    // ---- leases: issued temporary credentials ----
+    /// Write a lease, unless its item already has `max_live` live leases
+    /// (Limit) or the ID is taken (Conflict). Serialized per item.
+    async fn insert_lease(&self, l: &Lease, max_live: i64, audit: Audit<'_>) -> Result<()>;
+    async fn get_lease(&self, id: &str) -> Result<Option<Lease>>;
+    async fn list_leases(&self, f: LeaseFilter) -> Result<Vec<Lease>>;
+    /// Live leases of every item.
+    async fn count_live_leases(&self) -> Result<i64>;
+    /// Move a live lease's expiry. False if it is not live.
+    async fn set_lease_expiry(&self, id: &str, expires_ms: i64, audit: Audit<'_>) -> Result<bool>;
+    /// Take up to `limit` live leases of `scope` for `node` until
+    /// `until_ms`, skipping leases another node holds (claim still valid at
+    /// `now_ms`). Several nodes claiming at once never get the same lease.
+    /// A lock, not a change: the outcome is recorded by
+    /// [`Store::finish_lease`] or [`Store::fail_lease`].
+    async fn claim_leases(
+        &self,
+        scope: LeaseScope<'_>,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Lease>>;
+    /// The lease's user is gone: mark it revoked. False (nothing written)
+    /// unless `node` holds it and it is live, so each lease is revoked once.
+    async fn finish_lease(
+        &self,
+        id: &str,
+        node: &str,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
+    /// A revocation failed: count it, keep the error, retry after
+    /// `next_attempt_ms`, release the claim.
+    async fn fail_lease(
+        &self,
+        id: &str,
+        node: &str,
+        error: &str,
+        next_attempt_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
 
     // ---- tokens ----
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>>;

@@ -27,6 +27,11 @@ const SQLITE: &[Embedded] = &[
         "pipeline",
         include_str!("../migrations/sqlite/0003_pipeline.sql"),
     ),
+    (
+        4,
+        "producers",
+        include_str!("../migrations/sqlite/0004_producers.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -44,6 +49,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "pipeline",
         include_str!("../migrations/postgres/0003_pipeline.sql"),
+    ),
+    (
+        4,
+        "producers",
+        include_str!("../migrations/postgres/0004_producers.sql"),
     ),
 ];
 

@@ -22,6 +22,7 @@ impl Dialect for Postgres {
     const LOCK_AUDIT_HEAD: &'static str =
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_ITEM: &'static str = "SELECT last_version FROM items WHERE id = $1 FOR UPDATE";
+    const CLAIM_LEASES: &'static str = crate::sql::CLAIM_LEASES_PG;
     const INSERT_AUDIT_JSON: &'static str = crate::sql::INSERT_AUDIT_JSON_POSTGRES;
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()

@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use coffer_core::audit::{AuditRecord, Outcome};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Role,
-    SecretFormat, TokenRecord, UidToken,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Lease,
+    LeaseState, Producer, Role, SecretFormat, Target, TokenRecord, UidToken,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use serde::Serialize;
@@ -312,7 +312,7 @@ fn parse_enum<T: FromStr>(what: &str, s: &str) -> Result<T> {
 
 /// `ItemType` has no `FromStr`; its stored form is `as_str`.
 fn parse_item_type(s: &str) -> Result<ItemType> {
-    [ItemType::StaticSecret]
+    ItemType::ALL
         .into_iter()
         .find(|t| t.as_str() == s)
         .ok_or_else(|| StoreError::Corrupt(format!("item type {s:?}")))
@@ -360,6 +360,128 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
 /// Object descriptions for error messages: `item "/app/db"`.
 pub(crate) fn named(kind: &str, name: &str) -> String {
     format!("{kind} {name:?}")
+}
+
+// ---- targets, producers, leases ----
+
+pub(crate) type TargetRow = (
+    i64,     // id
+    String,  // name
+    String,  // target_type
+    String,  // description
+    String,  // details (JSON)
+    i64,     // key_id
+    Vec<u8>, // sealed
+    i32,     // version
+    i64,     // created_ms
+    i64,     // modified_ms
+);
+
+pub(crate) fn target(r: TargetRow) -> Result<Target> {
+    let (
+        id,
+        name,
+        target_type,
+        description,
+        details,
+        key_id,
+        sealed,
+        version,
+        created_ms,
+        modified_ms,
+    ) = r;
+    Ok(Target {
+        details: from_json("target details", &details)?,
+        id,
+        name,
+        target_type,
+        description,
+        key_id,
+        sealed,
+        version,
+        created_ms,
+        modified_ms,
+    })
+}
+
+pub(crate) type ProducerRow = (
+    i64,            // item_id
+    Option<String>, // target_name
+    String,         // settings (JSON)
+    String,         // status
+    Option<i32>,    // pending_version
+    i64,            // last_rotation_ms
+    i64,            // next_rotation_ms
+);
+
+pub(crate) fn producer(r: ProducerRow) -> Result<Producer> {
+    let (
+        item_id,
+        target_name,
+        settings,
+        status,
+        pending_version,
+        last_rotation_ms,
+        next_rotation_ms,
+    ) = r;
+    Ok(Producer {
+        settings: from_json("producer settings", &settings)?,
+        item_id,
+        target_name,
+        status,
+        pending_version,
+        last_rotation_ms,
+        next_rotation_ms,
+    })
+}
+
+pub(crate) type LeaseRow = (
+    String,          // id
+    i64,             // item_id
+    String,          // item_name
+    String,          // access_id
+    String,          // identity
+    Option<Vec<u8>>, // token_hash
+    i64,             // created_ms
+    i64,             // expires_ms
+    String,          // state
+    i32,             // attempts
+    i64,             // next_attempt_ms
+    String,          // last_error
+    i64,             // revoked_ms
+);
+
+pub(crate) fn lease(r: LeaseRow) -> Result<Lease> {
+    let (
+        id,
+        item_id,
+        item_name,
+        access_id,
+        identity,
+        token_hash,
+        created_ms,
+        expires_ms,
+        state,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        revoked_ms,
+    ) = r;
+    Ok(Lease {
+        state: parse_enum::<LeaseState>("lease state", &state)?,
+        id,
+        item_id,
+        item_name,
+        access_id,
+        identity,
+        token_hash,
+        created_ms,
+        expires_ms,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        revoked_ms,
+    })
 }
 
 #[cfg(test)]

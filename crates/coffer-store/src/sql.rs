@@ -305,3 +305,119 @@ pub(crate) const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
      decode(r->>'prev_hash', 'hex'), decode(r->>'hash', 'hex') \
      FROM jsonb_array_elements($1::text::jsonb) AS r"
 );
+
+// ---- targets, producers (dynamic and rotated secrets), leases ----
+
+macro_rules! target_columns {
+    () => {
+        "id, name, target_type, description, details, key_id, sealed, version, created_ms, modified_ms"
+    };
+}
+macro_rules! producer_columns {
+    () => {
+        "item_id, target_name, settings, status, pending_version, last_rotation_ms, next_rotation_ms"
+    };
+}
+macro_rules! lease_columns {
+    () => {
+        "id, item_id, item_name, access_id, identity, token_hash, created_ms, expires_ms, state, \
+         attempts, next_attempt_ms, last_error, revoked_ms"
+    };
+}
+
+pub(crate) const INSERT_TARGET: &str = concat!(
+    "INSERT INTO targets (",
+    target_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
+/// Optimistic concurrency: only from version `$8 - 1`.
+pub(crate) const UPDATE_TARGET: &str = "UPDATE targets SET description = $2, details = $3, key_id = $4, \
+     sealed = $5, version = $6, modified_ms = $7 WHERE name = $1 AND version = $6 - 1";
+pub(crate) const GET_TARGET: &str = concat!(
+    "SELECT ",
+    target_columns!(),
+    " FROM targets WHERE name = $1"
+);
+pub(crate) const LIST_TARGETS: &str =
+    concat!("SELECT ", target_columns!(), " FROM targets ORDER BY name");
+pub(crate) const TARGET_NAME_EXISTS: &str = "SELECT 1 FROM targets WHERE name = $1";
+pub(crate) const TARGET_ITEMS: &str = "SELECT i.name FROM producers p JOIN items i ON i.id = p.item_id \
+     WHERE p.target_name = $1 ORDER BY i.name";
+pub(crate) const DELETE_TARGET: &str = "DELETE FROM targets WHERE name = $1";
+
+pub(crate) const INSERT_PRODUCER: &str = concat!(
+    "INSERT INTO producers (",
+    producer_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+pub(crate) const GET_PRODUCER: &str = concat!(
+    "SELECT ",
+    producer_columns!(),
+    " FROM producers WHERE item_id = $1"
+);
+pub(crate) const UPDATE_PRODUCER: &str = "UPDATE producers SET target_name = $2, settings = $3, status = $4, \
+     next_rotation_ms = $5 WHERE item_id = $1";
+pub(crate) const TOUCH_ITEM: &str =
+    "UPDATE items SET description = $2, tags = $3, modified_ms = $4 WHERE id = $1";
+/// A rotation's new version: `highest_version` moves, `last_version` stays.
+pub(crate) const ADVANCE_HIGHEST_VERSION: &str =
+    "UPDATE items SET highest_version = $3 WHERE id = $1 AND highest_version = $2";
+pub(crate) const SET_PENDING: &str =
+    "UPDATE producers SET pending_version = $2 WHERE item_id = $1 AND pending_version IS NULL";
+pub(crate) const PROMOTE_PENDING: &str = "UPDATE producers SET pending_version = NULL, status = $3, \
+     last_rotation_ms = $4, next_rotation_ms = $5, claimed_by = '', claim_until_ms = 0 \
+     WHERE item_id = $1 AND pending_version = $2";
+pub(crate) const SET_ITEM_LAST_VERSION: &str =
+    "UPDATE items SET last_version = $2, modified_ms = $3 WHERE id = $1";
+pub(crate) const SET_PRODUCER_STATUS: &str = "UPDATE producers SET pending_version = NULL, status = $2, \
+     next_rotation_ms = $3, claimed_by = '', claim_until_ms = 0 WHERE item_id = $1";
+/// Producers due for rotation (or with a rotation to finish), unclaimed.
+pub(crate) const DUE_ROTATIONS: &str = "SELECT i.name FROM producers p JOIN items i ON i.id = p.item_id \
+     WHERE p.claim_until_ms < $1 \
+     AND ((p.next_rotation_ms > 0 AND p.next_rotation_ms <= $1) OR p.pending_version IS NOT NULL) \
+     ORDER BY p.next_rotation_ms LIMIT $2";
+pub(crate) const CLAIM_PRODUCER: &str = "UPDATE producers SET claimed_by = $2, claim_until_ms = $3 \
+     WHERE item_id = $1 AND claim_until_ms < $4";
+pub(crate) const RELEASE_PRODUCER: &str = "UPDATE producers SET claimed_by = '', claim_until_ms = 0 WHERE item_id = $1 AND claimed_by = $2";
+
+pub(crate) const INSERT_LEASE: &str = concat!(
+    "INSERT INTO leases (",
+    lease_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+pub(crate) const COUNT_LIVE_LEASES_OF_ITEM: &str =
+    "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND state = 'live'";
+pub(crate) const GET_LEASE: &str =
+    concat!("SELECT ", lease_columns!(), " FROM leases WHERE id = $1");
+pub(crate) const LIST_LEASES: &str = concat!(
+    "SELECT ",
+    lease_columns!(),
+    " FROM leases WHERE ($1 = 0 OR item_id = $1) AND ($2 = 0 OR state = 'live') \
+     AND ($3 = 0 OR attempts > 0) ORDER BY expires_ms, id LIMIT $4"
+);
+pub(crate) const COUNT_LEASES: &str = "SELECT COUNT(*) FROM leases WHERE state = 'live'";
+pub(crate) const SET_LEASE_EXPIRY: &str = "UPDATE leases SET expires_ms = $2, next_attempt_ms = 0 \
+     WHERE id = $1 AND state = 'live'";
+pub(crate) const FINISH_LEASE: &str = "UPDATE leases SET state = 'revoked', revoked_ms = $3, last_error = '', \
+     claimed_by = '', claim_until_ms = 0 WHERE id = $1 AND claimed_by = $2 AND state = 'live'";
+pub(crate) const FAIL_LEASE: &str = "UPDATE leases SET attempts = attempts + 1, last_error = $3, next_attempt_ms = $4, \
+     claimed_by = '', claim_until_ms = 0 WHERE id = $1 AND claimed_by = $2 AND state = 'live'";
+/// Claim the leases of [`CLAIMABLE_LEASES`] for node `$6` until `$7`; on
+/// PostgreSQL rows another node is claiming are skipped, not waited for.
+macro_rules! claim_leases {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE leases SET claimed_by = $6, claim_until_ms = $7 WHERE id IN (",
+            "SELECT id FROM leases WHERE state = 'live' AND claim_until_ms < $1 AND ( \
+               ($2 = 0 AND next_attempt_ms <= $1 AND (expires_ms <= $1 OR (token_hash IS NOT NULL AND NOT EXISTS \
+                  (SELECT 1 FROM tokens t WHERE t.token_hash = leases.token_hash AND t.expires_ms > $1)))) \
+               OR ($2 = 1 AND item_id = $3) OR ($2 = 2 AND id = $4)) \
+             ORDER BY expires_ms LIMIT $5",
+            $lock,
+            ") AND state = 'live' AND claim_until_ms < $1 RETURNING ",
+            lease_columns!()
+        )
+    };
+}
+pub(crate) const CLAIM_LEASES_SQLITE: &str = claim_leases!("");
+pub(crate) const CLAIM_LEASES_PG: &str = claim_leases!(" FOR UPDATE SKIP LOCKED");

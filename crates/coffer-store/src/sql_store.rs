@@ -17,7 +17,8 @@
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Role, SealedVersion, TokenRecord, UidToken, VersionInfo,
+    Association, AuthMethod, Item, Lease, Producer, Role, SealedVersion, Target, TokenRecord,
+    UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use sqlx::{
@@ -27,7 +28,7 @@ use sqlx::{
 
 use crate::rows::{self, named};
 use crate::sql;
-use crate::{Audit, AuditQuery, PolicyData, Result, Store, StoreError};
+use crate::{Audit, AuditQuery, LeaseFilter, LeaseScope, PolicyData, Result, Store, StoreError};
 
 /// What differs between the SQL backends beyond pool setup. Sealed:
 /// implemented for [`sqlx::Sqlite`] and [`sqlx::Postgres`] only.
@@ -44,6 +45,9 @@ pub trait Dialect: Database + sealed::Sealed {
     const INSERT_AUDIT_JSON: &'static str;
     /// Reads an item's `last_version` (`$1` = id) and holds the row until commit.
     const LOCK_ITEM: &'static str;
+    /// Claims leases (see `sql::claim_leases!`), skipping rows other
+    /// nodes hold where the backend can.
+    const CLAIM_LEASES: &'static str;
     /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -1242,6 +1246,556 @@ where
             .await
             .map_err(db)?;
         rows::all(found, rows::audit_record)
+    }
+
+    // ---- targets ----
+
+    async fn create_target(&self, t: &Target, audit: Audit<'_>) -> Result<()> {
+        let details = rows::to_json("target details", &t.details)?;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(sql::INSERT_TARGET)
+            .bind(t.id)
+            .bind(t.name.as_str())
+            .bind(t.target_type.as_str())
+            .bind(t.description.as_str())
+            .bind(details.as_str())
+            .bind(t.key_id)
+            .bind(t.sealed.as_slice())
+            .bind(t.version)
+            .bind(t.created_ms)
+            .bind(t.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => Self::commit_change(tx, audit, false).await,
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(named("target", &t.name)))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn update_target(&self, t: &Target, audit: Audit<'_>) -> Result<()> {
+        let details = rows::to_json("target details", &t.details)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::UPDATE_TARGET)
+            .bind(t.name.as_str())
+            .bind(t.description.as_str())
+            .bind(details.as_str())
+            .bind(t.key_id)
+            .bind(t.sealed.as_slice())
+            .bind(t.version)
+            .bind(t.modified_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Err(
+                if Self::exists(&mut *tx, sql::TARGET_NAME_EXISTS, t.name.as_str()).await? {
+                    StoreError::Conflict(format!("version {} of target {:?}", t.version, t.name))
+                } else {
+                    StoreError::NotFound(named("target", &t.name))
+                },
+            );
+        }
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn get_target(&self, name: &str) -> Result<Option<Target>> {
+        let row: Option<rows::TargetRow> = sqlx::query_as(sql::GET_TARGET)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::target).transpose()
+    }
+
+    async fn list_targets(&self) -> Result<Vec<Target>> {
+        let found: Vec<rows::TargetRow> = sqlx::query_as(sql::LIST_TARGETS)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::target)
+    }
+
+    async fn target_items(&self, name: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(sql::TARGET_ITEMS)
+            .bind(name)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn delete_target(&self, name: &str, force: bool, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if !force {
+            let users: Vec<String> = sqlx::query_scalar(sql::TARGET_ITEMS)
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            if !users.is_empty() {
+                return Err(StoreError::Limit(format!(
+                    "target {name:?} is used by {}: delete or move those items first, or pass force-deletion=true",
+                    users.join(", ")
+                )));
+            }
+        }
+        let done = sqlx::query(sql::DELETE_TARGET)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
+    // ---- producers ----
+
+    async fn create_producer(
+        &self,
+        item: &Item,
+        first: &SealedVersion,
+        p: &Producer,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let settings = rows::to_json("producer settings", &p.settings)?;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(sql::INSERT_ITEM)
+            .bind(item.id)
+            .bind(item.name.as_str())
+            .bind(item.item_type.as_str())
+            .bind(item.sub_type.as_str())
+            .bind(item.format.as_str())
+            .bind(item.description.as_str())
+            .bind(rows::to_json("tags", &item.tags)?.as_str())
+            .bind(item.max_versions)
+            .bind(first.version)
+            .bind(first.version)
+            .bind(item.enabled)
+            .bind(item.created_ms)
+            .bind(item.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(named("item", &item.name)));
+            }
+            Err(e) => return Err(db(e)),
+        }
+        self.insert_version(&mut tx, item.id, first).await?;
+        sqlx::query(sql::INSERT_PRODUCER)
+            .bind(item.id)
+            .bind(p.target_name.as_deref())
+            .bind(settings.as_str())
+            .bind(p.status.as_str())
+            .bind(p.pending_version)
+            .bind(p.last_rotation_ms)
+            .bind(p.next_rotation_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn get_producer(&self, item_id: i64) -> Result<Option<Producer>> {
+        let row: Option<rows::ProducerRow> = sqlx::query_as(sql::GET_PRODUCER)
+            .bind(item_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::producer).transpose()
+    }
+
+    async fn update_producer(
+        &self,
+        item: &Item,
+        v: Option<&SealedVersion>,
+        p: &Producer,
+        keep: i32,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let settings = rows::to_json("producer settings", &p.settings)?;
+        let mut tx = self.begin_write().await?;
+        if let Some(v) = v {
+            if v.version != item.highest_version + 1 {
+                return Err(StoreError::Conflict(format!(
+                    "version {} of item {:?}",
+                    v.version, item.name
+                )));
+            }
+            let advanced = sqlx::query(sql::ADVANCE_LAST_VERSION)
+                .bind(item.id)
+                .bind(item.highest_version)
+                .bind(v.version)
+                .bind(v.created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if D::rows_affected(&advanced) == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "version {} of item {:?}",
+                    v.version, item.name
+                )));
+            }
+            self.insert_version(&mut tx, item.id, v).await?;
+            if keep > 0 {
+                sqlx::query(sql::PRUNE_VERSIONS)
+                    .bind(item.id)
+                    .bind(i64::from(keep) - 1)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        sqlx::query(sql::TOUCH_ITEM)
+            .bind(item.id)
+            .bind(item.description.as_str())
+            .bind(rows::to_json("tags", &item.tags)?.as_str())
+            .bind(item.modified_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let done = sqlx::query(sql::UPDATE_PRODUCER)
+            .bind(item.id)
+            .bind(p.target_name.as_deref())
+            .bind(settings.as_str())
+            .bind(p.status.as_str())
+            .bind(p.next_rotation_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Err(StoreError::NotFound(named("item", &item.name)));
+        }
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(sql::DUE_ROTATIONS)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn claim_producer(
+        &self,
+        item_id: i64,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(sql::CLAIM_PRODUCER)
+            .bind(item_id)
+            .bind(node)
+            .bind(until_ms)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn release_producer(&self, item_id: i64, node: &str) -> Result<()> {
+        sqlx::query(sql::RELEASE_PRODUCER)
+            .bind(item_id)
+            .bind(node)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn add_pending_version(
+        &self,
+        item_id: i64,
+        expected_highest: i32,
+        v: &SealedVersion,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        if v.version != expected_highest + 1 {
+            return Err(StoreError::Conflict(format!(
+                "version {} of item {item_id}",
+                v.version
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let pending = sqlx::query(sql::SET_PENDING)
+            .bind(item_id)
+            .bind(v.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&pending) == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a pending rotation of item {item_id}"
+            )));
+        }
+        let advanced = sqlx::query(sql::ADVANCE_HIGHEST_VERSION)
+            .bind(item_id)
+            .bind(expected_highest)
+            .bind(v.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&advanced) == 0 {
+            return Err(StoreError::Conflict(format!(
+                "version {} of item {item_id}",
+                v.version
+            )));
+        }
+        self.insert_version(&mut tx, item_id, v).await?;
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn promote_pending(
+        &self,
+        item_id: i64,
+        version: i32,
+        keep: i32,
+        status: &str,
+        now_ms: i64,
+        next_rotation_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::PROMOTE_PENDING)
+            .bind(item_id)
+            .bind(version)
+            .bind(status)
+            .bind(now_ms)
+            .bind(next_rotation_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Err(StoreError::Conflict(format!(
+                "pending version {version} of item {item_id}"
+            )));
+        }
+        sqlx::query(sql::SET_ITEM_LAST_VERSION)
+            .bind(item_id)
+            .bind(version)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if keep > 0 {
+            sqlx::query(sql::PRUNE_VERSIONS)
+                .bind(item_id)
+                .bind(i64::from(keep) - 1)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn set_producer_status(
+        &self,
+        item_id: i64,
+        status: &str,
+        next_rotation_ms: i64,
+        drop_pending: Option<i32>,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if let Some(v) = drop_pending {
+            sqlx::query(sql::DELETE_VERSION)
+                .bind(item_id)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let done = sqlx::query(sql::SET_PRODUCER_STATUS)
+            .bind(item_id)
+            .bind(status)
+            .bind(next_rotation_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Err(StoreError::NotFound(format!("item {item_id}")));
+        }
+        Self::commit_change(tx, audit, false).await
+    }
+
+    // ---- leases ----
+
+    async fn insert_lease(&self, l: &Lease, max_live: i64, audit: Audit<'_>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        // Serialize issuers of one item (on PostgreSQL; SQLite's write lock
+        // already does) so the cap holds across nodes.
+        let held: Option<i32> = sqlx::query_scalar(D::LOCK_ITEM)
+            .bind(l.item_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if held.is_none() {
+            return Err(StoreError::NotFound(named("item", &l.item_name)));
+        }
+        let live: i64 = sqlx::query_scalar(sql::COUNT_LIVE_LEASES_OF_ITEM)
+            .bind(l.item_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if live >= max_live {
+            return Err(StoreError::Limit(format!(
+                "dynamic secret {:?} has {live} live credentials, its limit (max-leases {max_live}): revoke some (dynamic-secret-tmp-creds-delete) or raise the limit",
+                l.item_name
+            )));
+        }
+        let inserted = sqlx::query(sql::INSERT_LEASE)
+            .bind(l.id.as_str())
+            .bind(l.item_id)
+            .bind(l.item_name.as_str())
+            .bind(l.access_id.as_str())
+            .bind(l.identity.as_str())
+            .bind(l.token_hash.as_deref())
+            .bind(l.created_ms)
+            .bind(l.expires_ms)
+            .bind(l.state.as_str())
+            .bind(l.attempts)
+            .bind(l.next_attempt_ms)
+            .bind(l.last_error.as_str())
+            .bind(l.revoked_ms)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => Self::commit_change(tx, audit, false).await,
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("lease {:?}", l.id)))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {
+        let row: Option<rows::LeaseRow> = sqlx::query_as(sql::GET_LEASE)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::lease).transpose()
+    }
+
+    async fn list_leases(&self, f: LeaseFilter) -> Result<Vec<Lease>> {
+        let limit = if f.limit <= 0 {
+            10_000
+        } else {
+            f.limit.min(100_000)
+        };
+        let found: Vec<rows::LeaseRow> = sqlx::query_as(sql::LIST_LEASES)
+            .bind(f.item_id)
+            .bind(i64::from(f.live_only))
+            .bind(i64::from(f.failing_only))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::lease)
+    }
+
+    async fn count_live_leases(&self) -> Result<i64> {
+        sqlx::query_scalar(sql::COUNT_LEASES)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_lease_expiry(&self, id: &str, expires_ms: i64, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::SET_LEASE_EXPIRY)
+            .bind(id)
+            .bind(expires_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
+    async fn claim_leases(
+        &self,
+        scope: LeaseScope<'_>,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Lease>> {
+        let (kind, item_id, id) = match scope {
+            LeaseScope::Due => (0_i64, 0_i64, ""),
+            LeaseScope::Item(item) => (1, item, ""),
+            LeaseScope::One(id) => (2, 0, id),
+        };
+        let found: Vec<rows::LeaseRow> = sqlx::query_as(D::CLAIM_LEASES)
+            .bind(now_ms)
+            .bind(kind)
+            .bind(item_id)
+            .bind(id)
+            .bind(limit)
+            .bind(node)
+            .bind(until_ms)
+            .fetch_all(&self.write)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::lease)
+    }
+
+    async fn finish_lease(
+        &self,
+        id: &str,
+        node: &str,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::FINISH_LEASE)
+            .bind(id)
+            .bind(node)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
+    async fn fail_lease(
+        &self,
+        id: &str,
+        node: &str,
+        error: &str,
+        next_attempt_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::FAIL_LEASE)
+            .bind(id)
+            .bind(node)
+            .bind(error)
+            .bind(next_attempt_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
     }
 }
 

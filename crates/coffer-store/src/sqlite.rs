@@ -30,6 +30,7 @@ impl Dialect for Sqlite {
     // The write lock taken by BEGIN IMMEDIATE already covers the whole file.
     const LOCK_AUDIT_HEAD: &'static str = crate::sql::GET_AUDIT_HEAD_SEQ_HASH;
     const LOCK_ITEM: &'static str = "SELECT last_version FROM items WHERE id = $1";
+    const CLAIM_LEASES: &'static str = crate::sql::CLAIM_LEASES_SQLITE;
     const INSERT_AUDIT_JSON: &'static str = crate::sql::INSERT_AUDIT_JSON_SQLITE;
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()

@@ -44,7 +44,7 @@ pub(super) async fn create_api_key(ctx: &mut Ctx, body: &Body) -> Result<Value, 
         bound_ips,
         token_ttl_secs: jwt_ttl * 60,
         force_sub_claims,
-        config: json!({}),
+        config: lease_setting(body, json!({}))?,
         created_ms: now,
         modified_ms: now,
     };
@@ -86,6 +86,7 @@ pub(super) async fn create_typed(
         AuthMethodKind::UniversalIdentity => identity::uid::settings_from_body(body)?,
         AuthMethodKind::ApiKey => return create_api_key(ctx, body).await,
     };
+    let config = lease_setting(body, config)?;
     let access_id = coffer_crypto::new_access_id(kind.type_char())?;
     let now = now_ms();
     let am = AuthMethod {
@@ -104,6 +105,21 @@ pub(super) async fn create_typed(
     };
     insert(ctx, &am).await?;
     Ok(json!({"access_id": access_id, "access_key": "", "name": name}))
+}
+
+/// `lease-tied-to-token` (Coffer's own option, every auth method type):
+/// dynamic-secret credentials issued to a token of this method are revoked
+/// when that token is revoked or expires.
+fn lease_setting(body: &Body, mut config: Value) -> Result<Value, ApiError> {
+    if body.bool_or("lease-tied-to-token", false)? {
+        match &mut config {
+            Value::Object(m) => {
+                m.insert(crate::leases::TIED_SETTING.into(), Value::Bool(true));
+            }
+            _ => return Err(ApiError::internal("auth method settings are not an object")),
+        }
+    }
+    Ok(config)
 }
 
 async fn insert(ctx: &mut Ctx, am: &AuthMethod) -> Result<(), ApiError> {

@@ -169,7 +169,7 @@ fn refuse_personal(body: &Body) -> Result<(), ApiError> {
     }
 }
 
-fn seal(
+pub(crate) fn seal(
     state: &AppState,
     item_id: i64,
     version: i32,
@@ -188,7 +188,11 @@ fn seal(
     })
 }
 
-fn open(state: &AppState, item: &Item, v: &SealedVersion) -> Result<Zeroizing<String>, ApiError> {
+pub(crate) fn open(
+    state: &AppState,
+    item: &Item,
+    v: &SealedVersion,
+) -> Result<Zeroizing<String>, ApiError> {
     let plain = state
         .keys
         .data_key(v.key_id)?
@@ -204,7 +208,21 @@ fn open(state: &AppState, item: &Item, v: &SealedVersion) -> Result<Zeroizing<St
     Ok(Zeroizing::new(text))
 }
 
-fn tags_param(body: &Body) -> Result<Vec<String>, ApiError> {
+/// The plain value of an item's version (`None`: the current one).
+pub(crate) async fn open_item_value(
+    state: &AppState,
+    name: &str,
+    version: Option<i32>,
+) -> Result<Zeroizing<String>, ApiError> {
+    let (item, v) = state
+        .store
+        .get_item_value(name, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+    open(state, &item, &v)
+}
+
+pub(super) fn tags_param(body: &Body) -> Result<Vec<String>, ApiError> {
     let mut tags = body.list("tags")?;
     tags.extend(body.list("tag")?);
     if tags.len() > 50 || tags.iter().any(|t| t.len() > 128) {
@@ -269,7 +287,7 @@ pub(super) async fn create_secret(ctx: &mut Ctx, body: &Body) -> Result<Value, A
     Ok(json!({"name": name}))
 }
 
-async fn find_item(state: &AppState, name: &str) -> Result<Item, ApiError> {
+pub(crate) async fn find_item(state: &AppState, name: &str) -> Result<Item, ApiError> {
     state
         .store
         .get_item(name)
@@ -283,6 +301,9 @@ pub(super) async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Valu
     refuse_personal(body)?;
     let state = ctx.state.clone();
     let item = find_item(&state, &name).await?;
+    if item.item_type != ItemType::StaticSecret {
+        return Err(wrong_type(&item));
+    }
     let value = match item.sub_type {
         ItemSubType::Password => {
             // Fields not given keep their current values.
@@ -415,6 +436,9 @@ pub(super) async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value
     let mut out = Map::with_capacity(names.len());
     for (raw, found) in raw_names.iter().zip(fetched) {
         let (item, v) = &*found;
+        if item.item_type != ItemType::StaticSecret {
+            return Err(wrong_type(item));
+        }
         if !item.enabled {
             return Err(ApiError::Forbidden(format!(
                 "item {:?} is disabled",
@@ -425,6 +449,21 @@ pub(super) async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value
         out.insert(raw.clone(), Value::String(value.to_string()));
     }
     Ok(Value::Object(out))
+}
+
+/// get-secret-value / update-secret-val on a dynamic or rotated secret:
+/// say which operation serves it (and never return its sealed settings).
+fn wrong_type(item: &Item) -> ApiError {
+    let hint = match item.item_type {
+        ItemType::StaticSecret => "get-secret-value",
+        ItemType::DynamicSecret => "get-dynamic-secret-value",
+        ItemType::RotatedSecret => "get-rotated-secret-value",
+    };
+    ApiError::bad(format!(
+        "item {:?} is a {}: use {hint}",
+        item.name,
+        item.item_type.as_str()
+    ))
 }
 
 pub(super) fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Value {
@@ -462,9 +501,30 @@ pub(super) fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Valu
 pub(super) async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require_any(ctx, RuleType::Item, &name, Caps::READ.union(Caps::LIST))?;
-    let item = find_item(&ctx.state, &name).await?;
-    let versions = ctx.state.store.list_versions(item.id).await?;
-    Ok(render_item(&item, Some(&versions)))
+    let state = ctx.state.clone();
+    let item = find_item(&state, &name).await?;
+    let versions = state.store.list_versions(item.id).await?;
+    let mut v = render_item(&item, Some(&versions));
+    match item.item_type {
+        ItemType::StaticSecret => {}
+        ItemType::DynamicSecret => {
+            let (p, s) = super::dynamic::load(&state, &item).await?;
+            v["item_general_info"] = json!({"dynamic_secret_producer_details": {
+                "producer_status": p.status,
+                "producer_type": s.db_type,
+                "user_ttl": s.user_ttl,
+                "failure_message": if p.status == super::dynamic::CONNECTED { "" } else { p.status.as_str() },
+            }});
+            if let Some(t) = &s.target {
+                v["item_targets_assoc"] = json!([{"target_name": t, "target_type": s.db_type}]);
+            }
+        }
+        ItemType::RotatedSecret => {
+            let (p, s) = super::rotated::load(&state, &item).await?;
+            super::rotated::describe(&mut v, &p, &s);
+        }
+    }
+    Ok(v)
 }
 
 /// The SDK default of `delete-in-days`: the Python SDK sends it on every
@@ -494,6 +554,20 @@ pub(super) async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, Api
     check_immediate_deletion(body)?;
     let state = ctx.state.clone();
     let item = find_item(&state, &name).await?;
+    if item.item_type != ItemType::StaticSecret {
+        if version != -1 && version != 0 {
+            return Err(ApiError::bad(format!(
+                "{:?} is a {}: delete it whole (version -1)",
+                name,
+                item.item_type.as_str()
+            )));
+        }
+        match item.item_type {
+            ItemType::DynamicSecret => super::dynamic::revoke_before_delete(ctx, &item).await?,
+            ItemType::RotatedSecret => super::rotated::before_delete(ctx, &item).await?,
+            ItemType::StaticSecret => {}
+        }
+    }
     let deleted = if version == -1 || version == 0 {
         state.store.delete_item(item.id, ctx.audit()).await
     } else if version > 0 && version <= i64::from(i32::MAX) {

@@ -97,8 +97,8 @@ impl Filters {
                     KNOWN_TYPES.join(", ")
                 )));
             }
-            if t == ItemType::StaticSecret.filter_name() {
-                types.push(ItemType::StaticSecret);
+            if let Some(it) = ItemType::ALL.iter().find(|it| it.filter_name() == t) {
+                types.push(*it);
             }
         }
         let mut sub_types = Vec::new();

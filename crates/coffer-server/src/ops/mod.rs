@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use coffer_core::model::AuthMethodKind;
+use coffer_core::dbsql::DbKind;
+use coffer_core::model::{AuthMethodKind, ItemType};
 use coffer_core::policy::{Caps, RuleType, allows, allows_any};
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -19,10 +20,13 @@ use crate::wire::Body;
 mod audit_ops;
 mod auth;
 mod auth_methods;
+pub(crate) mod dynamic;
 mod explain;
-mod items;
+pub(crate) mod items;
 mod list;
 mod roles;
+pub(crate) mod rotated;
+pub(crate) mod targets;
 mod uid;
 
 /// How an operation is authorized. The pipeline authenticates the token of
@@ -97,6 +101,11 @@ macro_rules! op {
 }
 
 const ROLE_UPDATE: &[(RuleType, Caps)] = &[(RuleType::Role, Caps::UPDATE)];
+const ITEM_CREATE: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::CREATE)];
+const ITEM_READ: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::READ)];
+const ITEM_UPDATE: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::UPDATE)];
+const ITEM_DELETE: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::DELETE)];
+const READ_OR_LIST: Caps = Caps::READ.union(Caps::LIST);
 
 /// Every operation: name, aliases, access, handler. The one place to add one.
 pub static OPERATIONS: &[Operation] = &[
@@ -278,6 +287,186 @@ pub static OPERATIONS: &[Operation] = &[
         [],
         Access::Requires(&[(RuleType::Item, Caps::DELETE)]),
         items::delete_item
+    ),
+    // targets: stored database connections
+    op!(
+        "target-create-db",
+        ["create-db-target"],
+        Access::Requires(&[(RuleType::Target, Caps::CREATE)]),
+        targets::create
+    ),
+    op!(
+        "target-update-db",
+        ["update-db-target"],
+        Access::Requires(&[(RuleType::Target, Caps::UPDATE)]),
+        targets::update
+    ),
+    op!(
+        "target-get",
+        ["get-target"],
+        Access::RequiresAny(RuleType::Target, READ_OR_LIST),
+        targets::get
+    ),
+    op!(
+        "target-get-details",
+        ["get-target-details"],
+        Access::RequiresAny(RuleType::Target, READ_OR_LIST),
+        targets::get_details
+    ),
+    op!(
+        "target-list",
+        ["list-targets"],
+        Access::Filtered(RuleType::Target, Caps::LIST),
+        targets::list
+    ),
+    op!(
+        "target-delete",
+        ["delete-target"],
+        Access::Requires(&[(RuleType::Target, Caps::DELETE)]),
+        targets::delete
+    ),
+    // dynamic secrets and their leases
+    op!(
+        "dynamic-secret-create-mysql",
+        ["gateway-create-producer-mysql"],
+        Access::Requires(ITEM_CREATE),
+        dynamic::create,
+        DbKind::MySql
+    ),
+    op!(
+        "dynamic-secret-create-postgresql",
+        ["gateway-create-producer-postgresql"],
+        Access::Requires(ITEM_CREATE),
+        dynamic::create,
+        DbKind::Postgres
+    ),
+    op!(
+        "dynamic-secret-update-mysql",
+        ["gateway-update-producer-mysql"],
+        Access::Requires(ITEM_UPDATE),
+        dynamic::update,
+        DbKind::MySql
+    ),
+    op!(
+        "dynamic-secret-update-postgresql",
+        ["gateway-update-producer-postgresql"],
+        Access::Requires(ITEM_UPDATE),
+        dynamic::update,
+        DbKind::Postgres
+    ),
+    op!(
+        "dynamic-secret-get",
+        ["gateway-get-producer"],
+        Access::RequiresAny(RuleType::Item, READ_OR_LIST),
+        dynamic::get
+    ),
+    op!(
+        "dynamic-secret-list",
+        ["gateway-list-producers"],
+        Access::Filtered(RuleType::Item, Caps::LIST),
+        dynamic::list_producers,
+        ItemType::DynamicSecret
+    ),
+    op!(
+        "dynamic-secret-delete",
+        ["gateway-delete-producer"],
+        Access::Requires(ITEM_DELETE),
+        dynamic::delete
+    ),
+    op!(
+        "get-dynamic-secret-value",
+        ["dynamic-secret-get-value"],
+        Access::Requires(ITEM_READ),
+        dynamic::get_value
+    ),
+    op!(
+        "dynamic-secret-tmp-creds-get",
+        ["gateway-get-producer-tmp-creds", "gateway-get-tmp-users"],
+        Access::Requires(ITEM_READ),
+        dynamic::tmp_creds_get
+    ),
+    op!(
+        "dynamic-secret-tmp-creds-delete",
+        [
+            "gateway-revoke-producer-tmp-creds",
+            "gateway-revoke-tmp-users"
+        ],
+        Access::Requires(ITEM_READ),
+        dynamic::tmp_creds_delete
+    ),
+    op!(
+        "dynamic-secret-tmp-creds-update",
+        ["gateway-update-tmp-users"],
+        Access::Requires(ITEM_READ),
+        dynamic::tmp_creds_update
+    ),
+    op!(
+        "lease-list",
+        [],
+        Access::Filtered(RuleType::Item, Caps::READ),
+        dynamic::lease_list
+    ),
+    // rotated secrets
+    op!(
+        "rotated-secret-create-mysql",
+        [],
+        Access::Requires(&[
+            (RuleType::Item, Caps::CREATE),
+            (RuleType::Target, Caps::READ)
+        ]),
+        rotated::create,
+        Some(DbKind::MySql)
+    ),
+    op!(
+        "rotated-secret-create-postgresql",
+        [],
+        Access::Requires(&[
+            (RuleType::Item, Caps::CREATE),
+            (RuleType::Target, Caps::READ)
+        ]),
+        rotated::create,
+        Some(DbKind::Postgres)
+    ),
+    op!(
+        "create-rotated-secret",
+        [],
+        Access::Requires(&[
+            (RuleType::Item, Caps::CREATE),
+            (RuleType::Target, Caps::READ)
+        ]),
+        rotated::create,
+        None
+    ),
+    op!(
+        "rotated-secret-update-mysql",
+        ["rotated-secret-update-postgresql", "update-rotated-secret"],
+        Access::Requires(ITEM_UPDATE),
+        rotated::update
+    ),
+    op!(
+        "get-rotated-secret-value",
+        ["rotated-secret-get-value"],
+        Access::Requires(ITEM_READ),
+        rotated::get_value
+    ),
+    op!(
+        "gateway-rotate-secret",
+        ["rotate-secret"],
+        Access::Requires(ITEM_UPDATE),
+        rotated::rotate_now
+    ),
+    op!(
+        "rotated-secret-list",
+        [],
+        Access::Filtered(RuleType::Item, Caps::LIST),
+        dynamic::list_producers,
+        ItemType::RotatedSecret
+    ),
+    op!(
+        "rotated-secret-delete",
+        [],
+        Access::Requires(ITEM_DELETE),
+        rotated::delete
     ),
     // audit and explanations
     op!("audit-list", [], Access::Audit, audit_ops::list),
@@ -462,4 +651,30 @@ pub fn without_nulls(mut v: Value) -> Value {
         m.retain(|_, x| !x.is_null());
     }
     v
+}
+
+/// Refuse Akeyless options Coffer does not implement, rather than
+/// silently doing something else. An option counts as given when it is
+/// not empty, `false` or 0.
+pub(crate) fn refuse_unsupported(body: &Body, keys: &[(&str, &str)]) -> Result<(), ApiError> {
+    for (key, why) in keys {
+        let set = match body.get(key) {
+            None => false,
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                !s.is_empty() && !s.eq_ignore_ascii_case("false")
+            }
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(m)) => !m.is_empty(),
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            Some(Value::Null) => false,
+        };
+        if set {
+            return Err(ApiError::bad(format!(
+                "{key} is not supported by Coffer: {why}"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{Use, check_method_usable};
 use super::auth_methods::check_description;
-use super::{authenticate, name_param, require};
+use super::{authenticate, name_param, refuse_unsupported, require};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::identity::uid::{self as uid_id, UidSettings};
@@ -199,28 +199,6 @@ fn comment_param(body: &Body) -> Result<String, ApiError> {
         ));
     }
     Ok(c)
-}
-
-/// Refuse Akeyless options Coffer does not implement, rather than
-/// silently doing something else.
-fn refuse_unsupported(body: &Body, keys: &[(&str, &str)]) -> Result<(), ApiError> {
-    for (key, why) in keys {
-        let set = match body.get(key) {
-            None => false,
-            Some(Value::String(s)) => {
-                let s = s.trim();
-                !s.is_empty() && !s.eq_ignore_ascii_case("false")
-            }
-            Some(Value::Bool(b)) => *b,
-            Some(_) => true,
-        };
-        if set {
-            return Err(ApiError::bad(format!(
-                "{key} is not supported by Coffer: {why}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn token_response(secret: &SecretString, token: &UidToken) -> Value {
