@@ -90,6 +90,15 @@ pub struct ServerArgs {
     /// Seconds between audit anchors (default 60; the head is also logged).
     #[arg(long, env = "COFFER_AUDIT_ANCHOR_INTERVAL")]
     pub audit_anchor_interval: Option<u64>,
+    /// Microsoft Entra ID authority for Azure dynamic secrets (default
+    /// https://login.microsoftonline.com; national clouds differ). HTTPS,
+    /// or HTTP to a loopback address.
+    #[arg(long, env = "COFFER_AZURE_LOGIN_URL")]
+    pub azure_login_url: Option<String>,
+    /// Microsoft Graph endpoint for Azure dynamic secrets (default
+    /// https://graph.microsoft.com). HTTPS, or HTTP to a loopback address.
+    #[arg(long, env = "COFFER_AZURE_GRAPH_URL")]
+    pub azure_graph_url: Option<String>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -120,6 +129,8 @@ struct FileConfig {
     max_requests_in_flight: Option<usize>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval: Option<u64>,
+    azure_login_url: Option<String>,
+    azure_graph_url: Option<String>,
 }
 
 /// Where the root key comes from.
@@ -173,6 +184,9 @@ pub struct Config {
     pub max_requests_in_flight: usize,
     pub audit_anchor_file: Option<PathBuf>,
     pub audit_anchor_interval: Duration,
+    /// Entra ID authority and Graph endpoint (Azure dynamic secrets).
+    pub azure_login_url: String,
+    pub azure_graph_url: String,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
@@ -324,6 +338,16 @@ impl Config {
                 args.max_requests_in_flight.or(file.max_requests_in_flight),
             )?
             .unwrap_or(4096),
+            azure_login_url: endpoint_url(
+                "azure-login-url",
+                args.azure_login_url.clone().or(file.azure_login_url),
+                "https://login.microsoftonline.com",
+            )?,
+            azure_graph_url: endpoint_url(
+                "azure-graph-url",
+                args.azure_graph_url.clone().or(file.azure_graph_url),
+                "https://graph.microsoft.com",
+            )?,
             audit_anchor_file: args.audit_anchor_file.clone().or(file.audit_anchor_file),
             audit_anchor_interval: seconds(
                 "audit-anchor-interval",
@@ -414,4 +438,25 @@ mod tests {
         .to_string();
         assert!(err.contains("loopback"), "{err}");
     }
+}
+
+/// An HTTPS endpoint (or HTTP to loopback, for tests and local stubs),
+/// without a trailing slash.
+fn endpoint_url(what: &str, given: Option<String>, default: &str) -> anyhow::Result<String> {
+    let url = given.unwrap_or_else(|| default.to_owned());
+    let url = url.trim_end_matches('/').to_owned();
+    let parsed =
+        reqwest::Url::parse(&url).with_context(|| format!("{what}: {url:?} is not a URL"))?;
+    let loopback_http = parsed.scheme() == "http"
+        && parsed.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    if parsed.scheme() != "https" && !loopback_http {
+        bail!("{what} must be an https:// URL (http:// only to a loopback address), not {url:?}");
+    }
+    Ok(url)
 }

@@ -64,6 +64,10 @@ async fn drop_user(state: &AppState, l: &Lease) -> Result<(), String> {
     };
     let run = async {
         let (_, s) = dynamic::load(state, &item).await?;
+        if let Some(app) = &s.azure {
+            let secret = dynamic::sealed_secret(state, &item.name).await?;
+            return crate::ops::azure::remove_secret(state, app, &secret, &l.id).await;
+        }
         let spec = dynamic::connection(state, &item, &s).await?;
         let revocation = s.revocation()?;
         state

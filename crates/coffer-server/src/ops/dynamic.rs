@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::auth_methods::check_description;
+use super::azure::{self, AzureApp};
 use super::items::{find_item, open, seal, tags_param};
 use super::targets::{
     ConnSettings, check_db_word, check_host, db_error, port_param, settings_error, target_spec,
@@ -154,6 +155,9 @@ pub(crate) struct DynamicSettings {
     #[serde(default)]
     pub username_template: String,
     pub max_leases: i64,
+    /// Azure app-secret producers (`db_type` "azure"): the application.
+    #[serde(default)]
+    pub azure: Option<AzureApp>,
 }
 
 impl DynamicSettings {
@@ -416,6 +420,7 @@ fn settings_from_body(
         password_rules: password_rules(body, p.map(|p| p.password_rules))?,
         username_template,
         max_leases,
+        azure: None,
     };
     Ok((settings, secret))
 }
@@ -459,15 +464,24 @@ pub(crate) async fn connection(
         .conn
         .as_ref()
         .ok_or_else(|| ApiError::internal(format!("{} has no connection", item.name)))?;
+    conn.spec(&sealed_secret(state, &item.name).await?)
+}
+
+/// The sealed part of a dynamic secret: an inline connection's admin
+/// password, or an Azure producer's client secret.
+pub(crate) async fn sealed_secret(
+    state: &AppState,
+    name: &str,
+) -> Result<Zeroizing<String>, ApiError> {
     let (item, v) = state
         .store
-        .get_item_value(&item.name, None)
+        .get_item_value(name, None)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("item {:?} not found", item.name)))?;
+        .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
     let plain = open(state, &item, &v)?;
     let secret: SecretPart = serde_json::from_str(&plain)
         .map_err(|_| ApiError::internal("sealed producer secret is not JSON"))?;
-    conn.spec(&secret.password)
+    Ok(Zeroizing::new(secret.password.clone()))
 }
 
 /// A dynamic secret by name (404; 400 for another item type).
@@ -554,6 +568,10 @@ fn details(item: &Item, p: &Producer, s: &DynamicSettings, pwd: Option<&str>) ->
         "item_targets_assoc": s.target.as_ref().map(|t| json!([{"target_name": t}])),
         "producer_status": p.status,
         "failure_message": if p.status == CONNECTED { "" } else { p.status.as_str() },
+        "azure_tenant_id": s.azure.as_ref().map(|a| a.tenant_id.clone()),
+        "azure_client_id": s.azure.as_ref().map(|a| a.client_id.clone()),
+        "azure_app_object_id": s.azure.as_ref().map(|a| a.app_obj_id.clone()),
+        "user_programmatic_access": s.azure.as_ref().map(|_| true),
     }))
 }
 
@@ -647,6 +665,11 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
     let state = ctx.state.clone();
     let item = find_dynamic(&state, &name).await?;
     let (p, old) = load(&state, &item).await?;
+    if old.azure.is_some() {
+        return Err(ApiError::bad(format!(
+            "dynamic secret {name:?} is an Azure producer; use dynamic-secret-update-azure"
+        )));
+    }
     if old.kind()? != kind {
         return Err(ApiError::bad(format!(
             "dynamic secret {name:?} is a {} producer; use dynamic-secret-update-{}",
@@ -658,17 +681,7 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
             }
         )));
     }
-    let old_secret = {
-        let (it, v) = state
-            .store
-            .get_item_value(&name, None)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
-        let plain = open(&state, &it, &v)?;
-        let sp: SecretPart = serde_json::from_str(&plain)
-            .map_err(|_| ApiError::internal("sealed producer secret is not JSON"))?;
-        Zeroizing::new(sp.password.clone())
-    };
+    let old_secret = sealed_secret(&state, &name).await?;
     let (s, secret) = settings_from_body(body, kind, Some((&old, old_secret)))?;
     if let Some(t) = &s.target {
         require(ctx, RuleType::Target, t, Caps::READ)?;
@@ -739,15 +752,7 @@ pub(super) async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let (p, s) = load(&state, &item).await?;
     // The inline admin password only to a caller who may read the item.
     let pwd = if s.conn.is_some() && allowed(ctx.caller()?, RuleType::Item, &name, Caps::READ) {
-        let (it, v) = state
-            .store
-            .get_item_value(&name, None)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
-        let plain = open(&state, &it, &v)?;
-        let sp: SecretPart = serde_json::from_str(&plain)
-            .map_err(|_| ApiError::internal("sealed producer secret is not JSON"))?;
-        Some(Zeroizing::new(sp.password.clone()))
+        Some(sealed_secret(&state, &name).await?)
     } else {
         None
     };
@@ -850,6 +855,9 @@ pub(super) async fn get_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
     let item = find_dynamic(&state, &name).await?;
     let (_, s) = load(&state, &item).await?;
     refuse_value_options(body, &s)?;
+    if let Some(app) = &s.azure {
+        return azure_value(ctx, &item, &s, app).await;
+    }
     let kind = s.kind()?;
     let spec = connection(&state, &item, &s).await?;
     let username = dbsql::username_from_template(
@@ -865,28 +873,7 @@ pub(super) async fn get_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
     let now = now_ms();
     let ttl_ms = i64::try_from(s.user_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
     let expires_ms = now + ttl_ms;
-    let caller = ctx.caller()?;
-    let tied = state
-        .snapshot()
-        .by_access_id
-        .get(&caller.token.access_id)
-        .is_some_and(|am| crate::leases::tied_to_token(am));
-    let lease = Lease {
-        id: username.clone(),
-        item_id: item.id,
-        item_name: name.clone(),
-        access_id: caller.token.access_id.clone(),
-        identity: caller.token.identity.clone(),
-        token_hash: (tied && !caller.token.token_hash.is_empty())
-            .then(|| caller.token.token_hash.clone()),
-        created_ms: now,
-        expires_ms,
-        state: LeaseState::Live,
-        attempts: 0,
-        next_attempt_ms: 0,
-        last_error: String::new(),
-        revoked_ms: 0,
-    };
+    let lease = new_lease(ctx, &item, &username, now, expires_ms)?;
     // Durable before the user exists: a crash from here on leaves a lease
     // the reaper revokes, never an unknown user.
     state
@@ -917,6 +904,311 @@ pub(super) async fn get_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
         "password": password.as_str(),
         "ttl_in_minutes": minutes,
     }))
+}
+
+/// The lease of credentials about to be issued to the caller (tied to
+/// its session token when its auth method says so).
+fn new_lease(
+    ctx: &Ctx,
+    item: &Item,
+    id: &str,
+    now: i64,
+    expires_ms: i64,
+) -> Result<Lease, ApiError> {
+    let caller = ctx.caller()?;
+    let tied = ctx
+        .state
+        .snapshot()
+        .by_access_id
+        .get(&caller.token.access_id)
+        .is_some_and(|am| crate::leases::tied_to_token(am));
+    Ok(Lease {
+        id: id.to_owned(),
+        item_id: item.id,
+        item_name: item.name.clone(),
+        access_id: caller.token.access_id.clone(),
+        identity: caller.token.identity.clone(),
+        token_hash: (tied && !caller.token.token_hash.is_empty())
+            .then(|| caller.token.token_hash.clone()),
+        created_ms: now,
+        expires_ms,
+        state: LeaseState::Live,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_error: String::new(),
+        revoked_ms: 0,
+    })
+}
+
+/// An Azure producer's value: a new client secret of the application,
+/// `{"id", "secret": passwordCredential, "ttl_in_minutes"}` (seed 004's
+/// `.secret.displayName` / `.secret.secretText`).
+async fn azure_value(
+    ctx: &mut Ctx,
+    item: &Item,
+    s: &DynamicSettings,
+    app: &AzureApp,
+) -> Result<Value, ApiError> {
+    let state = ctx.state.clone();
+    let client_secret = sealed_secret(&state, &item.name).await?;
+    let id = dbsql::username_from_template(
+        DbKind::Postgres,
+        Some("coffer_{{item}}_{{random}}"),
+        &item.name,
+        &random_suffix()?,
+        0,
+    )?;
+    let now = now_ms();
+    let expires_ms =
+        now + i64::try_from(s.user_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+    let lease = new_lease(ctx, item, &id, now, expires_ms)?;
+    state
+        .store
+        .insert_lease(&lease, s.max_leases, ctx.audit())
+        .await?;
+    let end = crate::timefmt::rfc3339(expires_ms);
+    match azure::add_secret(&state, app, &client_secret, &id, &end).await {
+        Ok(cred) => Ok(json!({
+            "id": id,
+            "secret": cred,
+            "ttl_in_minutes": s.user_ttl_secs.div_ceil(60).to_string(),
+        })),
+        Err(e) => {
+            let st = state.clone();
+            let rec = ctx.sub_record("lease-revoke", &item.name);
+            tokio::spawn(async move {
+                crate::leases::revoke_one(&st, &id, rec, "creation failed").await;
+            });
+            Err(e)
+        }
+    }
+}
+
+/// Options of `dynamic-secret-create-azure` Coffer does not implement.
+const UNSUPPORTED_AZURE: &[(&str, &str)] = &[
+    (
+        "user-portal-access",
+        "Coffer issues application client secrets only (user-programmatic-access)",
+    ),
+    (
+        "user-principal-name",
+        "Coffer issues application client secrets, not users",
+    ),
+    (
+        "user-group-obj-id",
+        "Coffer issues application client secrets, not users",
+    ),
+    (
+        "user-role-template-id",
+        "Coffer issues application client secrets, not users",
+    ),
+    (
+        "fixed-user-only",
+        "Coffer issues application client secrets, not users",
+    ),
+    (
+        "fixed-user-claim-keyname",
+        "Coffer issues application client secrets, not users",
+    ),
+    (
+        "target-name",
+        "Azure targets are not supported; give azure-tenant-id, azure-client-id and azure-client-secret",
+    ),
+    (
+        "custom-username-template",
+        "client secret names are Coffer's lease IDs",
+    ),
+    ("password-length", "Entra ID generates client secrets"),
+];
+
+/// `dynamic-secret-create-azure` / `dynamic-secret-update-azure` (and the
+/// legacy `gateway-*-producer-azure`): client secrets of an Entra ID
+/// application.
+pub(super) async fn create_azure(
+    ctx: &mut Ctx,
+    body: &Body,
+    update: bool,
+) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    require(
+        ctx,
+        RuleType::Item,
+        &name,
+        if update { Caps::UPDATE } else { Caps::CREATE },
+    )?;
+    refuse_unsupported(body, UNSUPPORTED)?;
+    refuse_unsupported(body, UNSUPPORTED_AZURE)?;
+    if !body.bool_or("user-programmatic-access", true)? {
+        return Err(ApiError::bad(
+            "user-programmatic-access=false (Azure users) is not supported: Coffer issues application client secrets",
+        ));
+    }
+    let state = ctx.state.clone();
+    let prev = if update {
+        let item = find_dynamic(&state, &name).await?;
+        let (p, s) = load(&state, &item).await?;
+        let Some(app) = s.azure.clone() else {
+            return Err(ApiError::bad(format!(
+                "dynamic secret {name:?} is a {} producer, not an Azure one",
+                s.db_type
+            )));
+        };
+        Some((item, p, s, app, sealed_secret(&state, &name).await?))
+    } else {
+        if state.store.get_item(&name).await?.is_some() {
+            return Err(ApiError::Conflict(format!("item {name:?} already exists")));
+        }
+        None
+    };
+    let text = |key: &str, old: Option<&str>| -> Result<String, ApiError> {
+        body.opt_str(key)?
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| old.map(str::to_owned))
+            .ok_or_else(|| ApiError::bad(format!("missing required parameter {key}")))
+    };
+    let old_app = prev.as_ref().map(|p| &p.3);
+    let app = AzureApp::new(
+        text("azure-tenant-id", old_app.map(|a| a.tenant_id.as_str()))?,
+        text("azure-client-id", old_app.map(|a| a.client_id.as_str()))?,
+        text("app-obj-id", old_app.map(|a| a.app_obj_id.as_str()))?,
+    )?;
+    let secret = match body
+        .opt_str("azure-client-secret")?
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) if s.len() <= 1024 => Zeroizing::new(s),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "azure-client-secret is longer than 1024 bytes",
+            ));
+        }
+        None => match &prev {
+            Some(p) => p.4.clone(),
+            None => {
+                return Err(ApiError::bad(
+                    "missing required parameter azure-client-secret",
+                ));
+            }
+        },
+    };
+    let old_s = prev.as_ref().map(|p| &p.2);
+    let user_ttl = body
+        .opt_str("user-ttl")?
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| old_s.map(|s| s.user_ttl.clone()))
+        .unwrap_or_else(|| "60m".to_owned());
+    let ttl = dbsql::parse_ttl(&user_ttl).map_err(|e| ApiError::bad(format!("user-ttl: {e}")))?;
+    let max_leases = match body.opt_i64("max-leases")? {
+        None => old_s.map_or(DEFAULT_MAX_LEASES, |s| s.max_leases),
+        Some(n) if (1..=MAX_MAX_LEASES).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::bad(format!(
+                "max-leases must be between 1 and {MAX_MAX_LEASES}"
+            )));
+        }
+    };
+    if !body.bool_or("skip-dry-run", false)? {
+        azure::check(&state, &app, &secret)
+            .await
+            .map_err(|e| match e {
+                ApiError::Upstream(m) => {
+                    ApiError::bad(format!("the Azure settings do not work: {m}"))
+                }
+                other => other,
+            })?;
+    }
+    let s = DynamicSettings {
+        db_type: "azure".into(),
+        target: None,
+        conn: None,
+        creation: String::new(),
+        revocation: String::new(),
+        user_ttl,
+        user_ttl_secs: ttl.as_secs(),
+        password_length: 0,
+        password_rules: PasswordRules::default(),
+        username_template: String::new(),
+        max_leases,
+        azure: Some(app),
+    };
+    let description = match body.opt_str("description")? {
+        Some(d) if d != "default_metadata" => d,
+        _ => prev
+            .as_ref()
+            .map(|p| p.0.description.clone())
+            .unwrap_or_default(),
+    };
+    check_description(&description)?;
+    let tags = tags_param(body)?;
+    let now = now_ms();
+    match prev {
+        Some((item, p, _, _, _)) => {
+            let new_item = Item {
+                description,
+                tags: if tags.is_empty() {
+                    item.tags.clone()
+                } else {
+                    tags
+                },
+                modified_ms: now,
+                ..item.clone()
+            };
+            let v = seal(
+                &state,
+                item.id,
+                item.highest_version + 1,
+                &secret_json(&secret),
+            )?;
+            let np = Producer {
+                settings: serde_json::to_value(&s).map_err(ApiError::internal)?,
+                status: CONNECTED.into(),
+                ..p
+            };
+            state
+                .store
+                .update_producer(&new_item, Some(&v), &np, 1, ctx.audit())
+                .await?;
+            Ok(json!({"dynamic_secret_details": details(&new_item, &np, &s, None)}))
+        }
+        None => {
+            let item = Item {
+                id: random_id()?,
+                name: name.clone(),
+                item_type: ItemType::DynamicSecret,
+                sub_type: ItemSubType::Generic,
+                format: SecretFormat::Json,
+                description,
+                tags,
+                max_versions: 1,
+                last_version: 1,
+                highest_version: 1,
+                enabled: true,
+                created_ms: now,
+                modified_ms: now,
+            };
+            let p = Producer {
+                item_id: item.id,
+                target_name: None,
+                settings: serde_json::to_value(&s).map_err(ApiError::internal)?,
+                status: CONNECTED.into(),
+                pending_version: None,
+                last_rotation_ms: 0,
+                next_rotation_ms: 0,
+            };
+            let first = seal(&state, item.id, 1, &secret_json(&secret))?;
+            state
+                .store
+                .create_producer(&item, &first, &p, ctx.audit())
+                .await?;
+            let d = details(&item, &p, &s, None);
+            Ok(if ctx.op.starts_with("gateway-") {
+                json!({"producer_details": d})
+            } else {
+                json!({"dynamic_secret_details": d})
+            })
+        }
+    }
 }
 
 /// `TmpUserData` of a lease.

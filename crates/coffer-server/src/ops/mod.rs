@@ -20,6 +20,7 @@ use crate::wire::Body;
 mod audit_ops;
 mod auth;
 mod auth_methods;
+pub(crate) mod azure;
 pub(crate) mod dynamic;
 mod explain;
 pub(crate) mod items;
@@ -339,6 +340,20 @@ pub static OPERATIONS: &[Operation] = &[
         Access::Requires(ITEM_CREATE),
         dynamic::create,
         DbKind::Postgres
+    ),
+    op!(
+        "dynamic-secret-create-azure",
+        ["gateway-create-producer-azure"],
+        Access::Requires(ITEM_CREATE),
+        dynamic::create_azure,
+        false
+    ),
+    op!(
+        "dynamic-secret-update-azure",
+        ["gateway-update-producer-azure"],
+        Access::Requires(ITEM_UPDATE),
+        dynamic::create_azure,
+        true
     ),
     op!(
         "dynamic-secret-update-mysql",

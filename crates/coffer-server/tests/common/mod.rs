@@ -33,15 +33,21 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) async fn new() -> Harness {
+        Self::with_args(|_| {}).await
+    }
+
+    /// A harness whose server settings `adjust` changes first.
+    pub(crate) async fn with_args(adjust: impl FnOnce(&mut coffer_server::ServerArgs)) -> Harness {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        let mut config = coffer_server::Config::resolve(&coffer_server::ServerArgs {
+        let mut args = coffer_server::ServerArgs {
             dev: true,
             data_dir: Some(dir.clone()),
             listen: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
-        })
-        .unwrap();
+        };
+        adjust(&mut args);
+        let mut config = coffer_server::Config::resolve(&args).unwrap();
         config.jwks_refetch_secs = 30;
         let (state, admin) = coffer_server::build(&config).await.unwrap();
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
