@@ -12,6 +12,13 @@ use coffer_server::ServerArgs;
 use coffer_server::offline::OfflineArgs;
 use secrecy::SecretString;
 
+use crate::db_args::{
+    DynamicSecretCommand, DynamicSecretMysqlArgs, DynamicSecretPostgresqlArgs,
+    GetDynamicSecretValueArgs, GetRotatedSecretValueArgs, LeaseCommand, RotatedSecretCommand,
+    RotatedSecretCreateArgs, RotatedSecretUpdateArgs, TargetCreateDbArgs, TargetDeleteArgs,
+    TargetListArgs, TargetUpdateDbArgs, TmpCredsDeleteArgs, TmpCredsUpdateArgs,
+};
+
 /// Gateway used when neither a flag, `COFFER_GATEWAY_URL` nor the profile names one.
 pub(crate) const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
 
@@ -108,6 +115,121 @@ pub(crate) enum Command {
     AssocRoleAm(AssocRoleAmArgs),
     /// Remove a role / auth method association.
     DeleteAssoc(DeleteAssocArgs),
+    /// Create a database target: a MySQL/MariaDB or PostgreSQL admin
+    /// connection for dynamic and rotated secrets (checked before it is stored).
+    #[command(alias = "create-db-target")]
+    TargetCreateDb(TargetCreateDbArgs),
+    /// Change a database target (options not given stay; the new
+    /// connection is checked first).
+    #[command(alias = "update-db-target")]
+    TargetUpdateDb(TargetUpdateDbArgs),
+    /// Show a target (never its password).
+    #[command(alias = "get-target")]
+    TargetGet(NameArgs),
+    /// Show a target's connection, with its password when you may read it.
+    #[command(alias = "get-target-details")]
+    TargetGetDetails(NameArgs),
+    /// List targets.
+    #[command(alias = "list-targets")]
+    TargetList(TargetListArgs),
+    /// Delete a target.
+    #[command(alias = "delete-target")]
+    TargetDelete(TargetDeleteArgs),
+    /// Dynamic secrets: a database user per request (create, update, get,
+    /// list, delete, get-value, tmp-creds-*).
+    DynamicSecret(DynamicSecretCommand),
+    /// Create a database user from a dynamic secret and print it as JSON
+    /// ({"id", "user", "password", "ttl_in_minutes"}).
+    #[command(alias = "dynamic-secret-get-value")]
+    GetDynamicSecretValue(GetDynamicSecretValueArgs),
+    /// Leases: the credentials dynamic secrets issued (list, revoke).
+    Lease(LeaseCommand),
+    /// Rotated secrets: database passwords Coffer changes (create, update,
+    /// list, delete, rotate, get-value).
+    RotatedSecret(RotatedSecretCommand),
+    /// Print a rotated secret's username and password as JSON.
+    #[command(alias = "rotated-secret-get-value")]
+    GetRotatedSecretValue(GetRotatedSecretValueArgs),
+    /// Rotate a rotated secret now.
+    #[command(alias = "rotate-secret")]
+    GatewayRotateSecret(NameArgs),
+    // The flat names of the wire and of the older Akeyless CLI.
+    #[command(
+        name = "gateway-create-producer-mysql",
+        alias = "dynamic-secret-create-mysql",
+        hide = true
+    )]
+    GatewayCreateProducerMysql(DynamicSecretMysqlArgs),
+    #[command(
+        name = "gateway-create-producer-postgresql",
+        alias = "dynamic-secret-create-postgresql",
+        hide = true
+    )]
+    GatewayCreateProducerPostgresql(DynamicSecretPostgresqlArgs),
+    #[command(
+        name = "gateway-update-producer-mysql",
+        alias = "dynamic-secret-update-mysql",
+        hide = true
+    )]
+    GatewayUpdateProducerMysql(DynamicSecretMysqlArgs),
+    #[command(
+        name = "gateway-update-producer-postgresql",
+        alias = "dynamic-secret-update-postgresql",
+        hide = true
+    )]
+    GatewayUpdateProducerPostgresql(DynamicSecretPostgresqlArgs),
+    #[command(
+        name = "gateway-get-producer",
+        alias = "dynamic-secret-get",
+        hide = true
+    )]
+    GatewayGetProducer(NameArgs),
+    #[command(
+        name = "gateway-list-producers",
+        alias = "dynamic-secret-list",
+        hide = true
+    )]
+    GatewayListProducers(NoArgs),
+    #[command(
+        name = "gateway-delete-producer",
+        alias = "dynamic-secret-delete",
+        hide = true
+    )]
+    GatewayDeleteProducer(NameArgs),
+    #[command(
+        name = "gateway-get-producer-tmp-creds",
+        alias = "dynamic-secret-tmp-creds-get",
+        hide = true
+    )]
+    GatewayGetProducerTmpCreds(NameArgs),
+    #[command(
+        name = "gateway-revoke-producer-tmp-creds",
+        alias = "dynamic-secret-tmp-creds-delete",
+        hide = true
+    )]
+    GatewayRevokeProducerTmpCreds(TmpCredsDeleteArgs),
+    #[command(
+        name = "dynamic-secret-tmp-creds-update",
+        alias = "gateway-update-tmp-users",
+        hide = true
+    )]
+    DynamicSecretTmpCredsUpdate(TmpCredsUpdateArgs),
+    #[command(name = "rotated-secret-create-mysql", hide = true)]
+    RotatedSecretCreateMysql(RotatedSecretCreateArgs),
+    #[command(name = "rotated-secret-create-postgresql", hide = true)]
+    RotatedSecretCreatePostgresql(RotatedSecretCreateArgs),
+    #[command(
+        name = "rotated-secret-update-mysql",
+        alias = "update-rotated-secret",
+        hide = true
+    )]
+    RotatedSecretUpdateMysql(RotatedSecretUpdateArgs),
+    #[command(name = "rotated-secret-update-postgresql", hide = true)]
+    RotatedSecretUpdatePostgresql(RotatedSecretUpdateArgs),
+    #[command(name = "rotated-secret-list", hide = true)]
+    RotatedSecretList(NoArgs),
+    #[command(name = "rotated-secret-delete", hide = true)]
+    RotatedSecretDelete(NameArgs),
     /// Read and verify the audit log (online, or offline with --data-dir/--storage).
     Audit(AuditCommand),
     /// Local development helpers.
@@ -399,6 +521,10 @@ pub struct AuthMethodCommonArgs {
     /// Description.
     #[arg(long)]
     pub description: Option<String>,
+    /// Revoke the dynamic-secret credentials a token of this method
+    /// obtained when that token is revoked or expires (CI jobs).
+    #[arg(long)]
+    pub lease_tied_to_token: bool,
 }
 
 impl From<AuthMethodCommonArgs> for coffer_client::ops::AuthMethodCommon {
@@ -408,6 +534,7 @@ impl From<AuthMethodCommonArgs> for coffer_client::ops::AuthMethodCommon {
             jwt_ttl: a.jwt_ttl,
             force_sub_claims: a.force_sub_claims,
             description: a.description,
+            lease_tied_to_token: a.lease_tied_to_token,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod ci_args;
 mod commands;
+mod db_args;
 mod output;
 mod profile;
 mod session;

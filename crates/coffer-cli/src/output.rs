@@ -44,6 +44,42 @@ pub(crate) fn fields(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
+/// Columns aligned under `headers`, two spaces apart; the last column is
+/// not padded, and runs of whitespace in a cell (an error message over
+/// several lines) are folded. No rows: empty (nothing to print).
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let fold = |cell: &str| cell.split_whitespace().collect::<Vec<_>>().join(" ");
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| fold(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i + 1 == widths.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in &rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
 /// The error text: `Error: <message>` (the server's message for API errors;
 /// context chains joined with ": "). Runs of whitespace are folded, but a
 /// message made of several lines (one per failed secret, say) keeps them,
@@ -75,6 +111,23 @@ mod tests {
             ("last_version", "3".into()),
         ]);
         assert_eq!(text, "name:         /a\nlast_version: 3\n");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["tmp_a".to_string(), "live".to_string(), "-".to_string()],
+            vec![
+                "tmp_bbbbbb".to_string(),
+                "revoked".to_string(),
+                "access denied\n for x".to_string(),
+            ],
+        ];
+        assert_eq!(
+            table(&["ID", "STATE", "LAST ERROR"], &rows),
+            "ID          STATE    LAST ERROR\ntmp_a       live     -\ntmp_bbbbbb  revoked  access denied for x\n"
+        );
+        assert_eq!(table(&["ID"], &[]), "");
     }
 
     #[test]

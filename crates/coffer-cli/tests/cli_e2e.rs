@@ -2066,3 +2066,231 @@ fn cli_refuses_redirects_and_plain_http_off_loopback() {
     assert_eq!(other_log.lock().unwrap().len(), 1);
     assert!(collected.lock().unwrap().is_empty());
 }
+
+/// The MariaDB/MySQL server of `COFFER_TEST_MYSQL_URL`
+/// (`mysql://user[:password]@host:port/db`), loopback only.
+struct TestMysql {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    db: String,
+}
+
+fn test_mysql() -> Option<TestMysql> {
+    let Some(url) = std::env::var("COFFER_TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("note: COFFER_TEST_MYSQL_URL is not set: the dynamic MySQL CLI test is skipped");
+        return None;
+    };
+    let rest = url.split_once("://").expect("mysql://…").1;
+    let (creds, hostpart) = rest.rsplit_once('@').expect("user@host");
+    let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+    let (hostport, db) = hostpart.split_once('/').unwrap_or((hostpart, ""));
+    let (host, port) = hostport.rsplit_once(':').expect("host:port");
+    assert!(
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+        "tests only talk to loopback servers, not {host}"
+    );
+    Some(TestMysql {
+        host: host.trim_matches(['[', ']']).to_string(),
+        port: port.parse().expect("port"),
+        user: user.to_string(),
+        password: password.to_string(),
+        db: db.split('?').next().unwrap_or("").to_string(),
+    })
+}
+
+/// Whether `user` can log in to the test server with `password`.
+fn mysql_login_works(db: &TestMysql, user: &str, password: &str) -> bool {
+    use sqlx::Connection;
+    let opts = sqlx::mysql::MySqlConnectOptions::new()
+        .host(&db.host)
+        .port(db.port)
+        .username(user)
+        .password(password);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            match sqlx::MySqlConnection::connect_with(&opts).await {
+                Ok(conn) => {
+                    conn.close().await.ok();
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+}
+
+/// A target, a MySQL dynamic secret, a credential (which logs in), its
+/// lease listed and revoked (the user is gone), then the dynamic secret and
+/// the target deleted: all through the CLI.
+#[test]
+fn dynamic_mysql_secret_through_the_cli() {
+    let Some(db) = test_mysql() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let server = Server::start(&tmp.path().join("data"));
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &admin_id,
+        "--access-key",
+        &admin_key,
+        "--gateway-url",
+        &server.url(),
+    ])
+    .ok();
+
+    // The admin password comes from standard input ("-"), not the command line.
+    let port = db.port.to_string();
+    let mut target = vec![
+        "target-create-db",
+        "--name",
+        "/e2e/mysql",
+        "--db-type",
+        "mysql",
+        "--host",
+        &db.host,
+        "--port",
+        &port,
+        "--user-name",
+        &db.user,
+        "--pwd",
+        "-",
+        "--description",
+        "test target",
+    ];
+    if !db.db.is_empty() {
+        target.extend(["--db-name", &db.db]);
+    }
+    let stdin = format!("{}\n", db.password);
+    let created = cli.run_with_stdin(&target, Some(stdin.as_bytes())).ok();
+    assert_eq!(created.stdout, "Created target /e2e/mysql\n");
+    let listed = cli.run(&["target-list"]).ok();
+    assert!(
+        listed.stdout.contains("/e2e/mysql") && listed.stdout.contains("mysql"),
+        "{listed:#?}"
+    );
+    let details = cli
+        .run(&["target-get-details", "-n", "/e2e/mysql", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        details["value"]["db_target_details"]["db_user_name"],
+        db.user.as_str(),
+        "{details}"
+    );
+
+    cli.run(&[
+        "dynamic-secret",
+        "create",
+        "mysql",
+        "--name",
+        "/e2e/dyn",
+        "--target-name",
+        "/e2e/mysql",
+        "--user-ttl",
+        "30s",
+        "--password-length",
+        "20",
+    ])
+    .ok();
+    let shown = cli.run(&["dynamic-secret", "get", "-n", "/e2e/dyn"]).ok();
+    assert!(
+        shown.stdout.contains("user_ttl:") && shown.stdout.contains("30s"),
+        "{shown:#?}"
+    );
+    assert!(
+        cli.run(&["dynamic-secret", "list"])
+            .ok()
+            .stdout
+            .contains("/e2e/dyn")
+    );
+
+    // The value is the server's JSON, every field a string.
+    let got = cli
+        .run(&["get-dynamic-secret-value", "-n", "/e2e/dyn"])
+        .ok();
+    let value = got.json();
+    for key in ["id", "user", "password", "ttl_in_minutes"] {
+        assert!(value[key].is_string(), "{key} is not a string: {value}");
+    }
+    let id = value["id"].as_str().unwrap().to_string();
+    let password = value["password"].as_str().unwrap().to_string();
+    assert_eq!(value["user"], id.as_str());
+    assert_eq!(password.len(), 20, "{value}");
+    assert_eq!(value["ttl_in_minutes"], "1", "30 s rounds up to a minute");
+    assert!(mysql_login_works(&db, &id, &password), "{id} cannot log in");
+
+    // The lease is listed (table and JSON), then revoked.
+    let leases = cli.run(&["lease", "list"]).ok();
+    let row = leases
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} not listed: {leases:#?}"));
+    assert!(row.contains("/e2e/dyn") && row.contains("live"), "{row}");
+    assert!(leases.stdout.starts_with("ID "), "{leases:#?}");
+    let listed = cli
+        .run(&["lease", "list", "--name", "/e2e/dyn", "--json"])
+        .ok()
+        .json();
+    assert_eq!(listed["leases"][0]["id"], id.as_str(), "{listed}");
+    let creds = cli
+        .run(&["dynamic-secret", "tmp-creds-get", "-n", "/e2e/dyn"])
+        .ok();
+    assert!(creds.stdout.contains(&id), "{creds:#?}");
+
+    let revoked = cli
+        .run(&["lease", "revoke", "--name", "/e2e/dyn", "--id", &id])
+        .ok();
+    assert_eq!(revoked.stdout, format!("Revoked: {id}\n"));
+    assert!(
+        !mysql_login_works(&db, &id, &password),
+        "{id} still logs in after its revocation"
+    );
+    let live = cli.run(&["lease", "list", "--name", "/e2e/dyn"]).ok();
+    assert!(!live.stdout.contains(&id), "{live:#?}");
+    let all = cli
+        .run(&["lease", "list", "--name", "/e2e/dyn", "--all", "--json"])
+        .ok()
+        .json();
+    assert_eq!(all["leases"][0]["state"], "revoked", "{all}");
+    // Revoking it again says what is wrong.
+    let again = cli
+        .run(&["lease", "revoke", "--name", "/e2e/dyn", "--id", &id])
+        .failed();
+    assert!(again.stderr.contains(&id), "{again:#?}");
+
+    // Deleting the dynamic secret revokes its live credentials first.
+    let second = cli
+        .run(&["get-dynamic-secret-value", "-n", "/e2e/dyn"])
+        .ok()
+        .json();
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let second_password = second["password"].as_str().unwrap().to_string();
+    assert!(mysql_login_works(&db, &second_id, &second_password));
+    let deleted = cli
+        .run(&["dynamic-secret", "delete", "-n", "/e2e/dyn"])
+        .ok();
+    assert_eq!(deleted.stdout, "Deleted dynamic secret /e2e/dyn\n");
+    assert!(!mysql_login_works(&db, &second_id, &second_password));
+    assert!(
+        !cli.run(&["dynamic-secret", "list"])
+            .ok()
+            .stdout
+            .contains("/e2e/dyn")
+    );
+    cli.run(&["target-delete", "-n", "/e2e/mysql"]).ok();
+    assert!(!cli.run(&["target-list"]).ok().stdout.contains("/e2e/mysql"));
+}

@@ -107,6 +107,10 @@ fn sent_secrets(body: &Value) -> Vec<&str> {
         "k8s-service-account-token",
         "token-reviewer-jwt",
         "value",
+        "pwd",
+        "mysql-password",
+        "postgresql-password",
+        "rotated-password",
     ];
     let Value::Object(map) = body else {
         return Vec::new();
@@ -435,6 +439,245 @@ impl Client {
 
     pub async fn audit_verify(&self, token: &Token) -> Result<AuditVerifyOutput> {
         self.send(Some(token), &AuditVerify {}).await
+    }
+
+    // ---- targets, dynamic and rotated secrets ----
+
+    pub async fn target_create_db(
+        &self,
+        token: &Token,
+        target: DbTarget,
+    ) -> Result<TargetIdOutput> {
+        self.send(Some(token), &TargetCreateDb(target)).await
+    }
+
+    /// `target-update-db`: fields left `None` keep their values.
+    pub async fn target_update_db(
+        &self,
+        token: &Token,
+        target: DbTarget,
+    ) -> Result<TargetIdOutput> {
+        self.send(Some(token), &TargetUpdateDb(target)).await
+    }
+
+    pub async fn target_get(&self, token: &Token, name: &str) -> Result<TargetInfo> {
+        let request = TargetGet {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `target-get-details`: `db_pwd` is set for a caller with `read`.
+    pub async fn target_get_details(
+        &self,
+        token: &Token,
+        name: &str,
+    ) -> Result<TargetDetailsOutput> {
+        let request = TargetGetDetails {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn target_list(
+        &self,
+        token: &Token,
+        request: &TargetList,
+    ) -> Result<ListTargetsOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn target_delete(
+        &self,
+        token: &Token,
+        name: &str,
+        force_deletion: bool,
+    ) -> Result<TargetDeleteOutput> {
+        let request = TargetDelete {
+            name: name.to_string(),
+            force_deletion: force_deletion.then_some(true),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn dynamic_secret_create_mysql(
+        &self,
+        token: &Token,
+        request: DynamicSecretMysql,
+    ) -> Result<DynamicSecretDetails> {
+        let out = self
+            .send(Some(token), &DynamicSecretCreateMysql(request))
+            .await?;
+        Ok(out.dynamic_secret_details)
+    }
+
+    pub async fn dynamic_secret_create_postgresql(
+        &self,
+        token: &Token,
+        request: DynamicSecretPostgresql,
+    ) -> Result<DynamicSecretDetails> {
+        let out = self
+            .send(Some(token), &DynamicSecretCreatePostgresql(request))
+            .await?;
+        Ok(out.dynamic_secret_details)
+    }
+
+    /// `dynamic-secret-update-mysql`: fields given replace the old ones.
+    pub async fn dynamic_secret_update_mysql(
+        &self,
+        token: &Token,
+        request: DynamicSecretMysql,
+    ) -> Result<DynamicSecretDetails> {
+        let out = self
+            .send(Some(token), &DynamicSecretUpdateMysql(request))
+            .await?;
+        Ok(out.dynamic_secret_details)
+    }
+
+    /// `dynamic-secret-update-postgresql`: fields given replace the old ones.
+    pub async fn dynamic_secret_update_postgresql(
+        &self,
+        token: &Token,
+        request: DynamicSecretPostgresql,
+    ) -> Result<DynamicSecretDetails> {
+        let out = self
+            .send(Some(token), &DynamicSecretUpdatePostgresql(request))
+            .await?;
+        Ok(out.dynamic_secret_details)
+    }
+
+    pub async fn dynamic_secret_get(
+        &self,
+        token: &Token,
+        name: &str,
+    ) -> Result<DynamicSecretDetails> {
+        let request = DynamicSecretGet {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn dynamic_secret_list(&self, token: &Token) -> Result<ListProducersOutput> {
+        self.send(Some(token), &DynamicSecretList {}).await
+    }
+
+    /// `dynamic-secret-delete`: its live credentials are revoked first.
+    pub async fn dynamic_secret_delete(
+        &self,
+        token: &Token,
+        name: &str,
+    ) -> Result<DynamicSecretDeleteOutput> {
+        let request = DynamicSecretDelete {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `get-dynamic-secret-value`: a new database user, which exists and
+    /// can log in when this returns.
+    pub async fn get_dynamic_secret_value(
+        &self,
+        token: &Token,
+        request: &GetDynamicSecretValue,
+    ) -> Result<DynamicSecretValue> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn dynamic_secret_tmp_creds_get(
+        &self,
+        token: &Token,
+        name: &str,
+    ) -> Result<Vec<TmpCreds>> {
+        let request = DynamicSecretTmpCredsGet {
+            name: name.to_string(),
+        };
+        Ok(self.send(Some(token), &request).await?.0)
+    }
+
+    /// `dynamic-secret-tmp-creds-delete`: returns the IDs revoked.
+    pub async fn dynamic_secret_tmp_creds_delete(
+        &self,
+        token: &Token,
+        request: &DynamicSecretTmpCredsDelete,
+    ) -> Result<Vec<String>> {
+        Ok(self.send(Some(token), request).await?.revoked)
+    }
+
+    pub async fn dynamic_secret_tmp_creds_update(
+        &self,
+        token: &Token,
+        request: &DynamicSecretTmpCredsUpdate,
+    ) -> Result<TmpCredsUpdateOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn lease_list(&self, token: &Token, request: &LeaseList) -> Result<Vec<LeaseInfo>> {
+        Ok(self.send(Some(token), request).await?.leases)
+    }
+
+    pub async fn rotated_secret_create_mysql(
+        &self,
+        token: &Token,
+        request: RotatedSecretCreate,
+    ) -> Result<NameOutput> {
+        self.send(Some(token), &RotatedSecretCreateMysql(request))
+            .await
+    }
+
+    pub async fn rotated_secret_create_postgresql(
+        &self,
+        token: &Token,
+        request: RotatedSecretCreate,
+    ) -> Result<NameOutput> {
+        self.send(Some(token), &RotatedSecretCreatePostgresql(request))
+            .await
+    }
+
+    /// `rotated-secret-update-mysql` (the server takes it for either type).
+    pub async fn rotated_secret_update(
+        &self,
+        token: &Token,
+        request: RotatedSecretUpdate,
+    ) -> Result<NameOutput> {
+        self.send(Some(token), &RotatedSecretUpdateMysql(request))
+            .await
+    }
+
+    /// `get-rotated-secret-value`: the current version, or `version`.
+    pub async fn get_rotated_secret_value(
+        &self,
+        token: &Token,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<RotatedSecretValue> {
+        let request = GetRotatedSecretValue {
+            names: name.to_string(),
+            version,
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `gateway-rotate-secret`: rotate now.
+    pub async fn gateway_rotate_secret(&self, token: &Token, name: &str) -> Result<NameOutput> {
+        let request = GatewayRotateSecret {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn rotated_secret_list(&self, token: &Token) -> Result<ListProducersOutput> {
+        self.send(Some(token), &RotatedSecretList {}).await
+    }
+
+    pub async fn rotated_secret_delete(
+        &self,
+        token: &Token,
+        name: &str,
+    ) -> Result<DeleteItemOutput> {
+        let request = RotatedSecretDelete {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
     }
 }
 
@@ -783,6 +1026,32 @@ mod tests {
             .unwrap_err();
         server.join().unwrap();
         assert_eq!(err.to_string(), "access key [REDACTED] is wrong");
+    }
+
+    #[tokio::test]
+    async fn api_errors_echoing_a_database_password_are_redacted() {
+        let (url, server) = one_shot(
+            "400 Bad Request",
+            r#"{"error":"login as root with db-ECHOED-pw failed"}"#,
+        );
+        let client = Client::new(&url, ClientOptions::default()).unwrap();
+        let err = client
+            .target_create_db(
+                &Token::new("t-1".to_string()),
+                DbTarget {
+                    name: "/t".into(),
+                    pwd: Some(SecretString::from("db-ECHOED-pw")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("POST /api/v2/target-create-db "),
+            "{request}"
+        );
+        assert_eq!(err.to_string(), "login as root with [REDACTED] failed");
     }
 
     #[test]

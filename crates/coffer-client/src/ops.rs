@@ -186,6 +186,10 @@ pub struct AuthMethodCommon {
     pub force_sub_claims: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Coffer: dynamic-secret credentials this method's tokens obtain are
+    /// revoked with the token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lease_tied_to_token: bool,
 }
 
 /// `create-auth-method` (API key).
@@ -685,6 +689,423 @@ operation!(AuditList, "audit-list", AuditListOutput);
 pub struct AuditVerify {}
 operation!(AuditVerify, "audit-verify", AuditVerifyOutput);
 
+/// An operation whose body is another operation's: `$ty($body)` sends
+/// `$body` as is (serde `transparent`) under its own name.
+macro_rules! same_body {
+    ($(#[$doc:meta])* $ty:ident($body:ty), $name:literal, $out:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, Serialize)]
+        #[serde(transparent)]
+        pub struct $ty(pub $body);
+        operation!($ty, $name, $out);
+    };
+}
+
+/// The body of `target-create-db` and `target-update-db`: a MySQL/MariaDB
+/// or PostgreSQL admin connection. The server connects and checks the user
+/// may create users before storing anything.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DbTarget {
+    pub name: String,
+    /// `mysql` (also MariaDB) or `postgres`; required at creation, and
+    /// cannot change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Server default: 3306 or 5432.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Absent on update: the password is kept.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub pwd: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<bool>,
+    /// CA certificate(s) of the server: PEM or its base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+same_body!(
+    /// `target-create-db` (also `create-db-target`).
+    TargetCreateDb(DbTarget), "target-create-db", TargetIdOutput
+);
+same_body!(
+    /// `target-update-db`: fields not given keep their values.
+    TargetUpdateDb(DbTarget), "target-update-db", TargetIdOutput
+);
+
+/// `target-list`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TargetList {
+    /// Substring of the name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// `mysql`, `postgres`.
+    #[serde(rename = "type", skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+}
+operation!(TargetList, "target-list", ListTargetsOutput);
+
+/// `target-delete`: refused while dynamic or rotated secrets use the
+/// target, unless `force_deletion`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TargetDelete {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_deletion: Option<bool>,
+}
+operation!(TargetDelete, "target-delete", TargetDeleteOutput);
+
+/// What dynamic secrets of every database type take.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DynamicSecretCommon {
+    /// A stored target (instead of an inline connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// Inline connection over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_certificate: Option<String>,
+    /// `15s`, `60m`, `2h`, `1d`, `1h30m`; a bare number is minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_length: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_capital_letters: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_lower_letters: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_numbers: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_special_characters: Option<bool>,
+    /// Literal text with `{{random}}` (required), `{{item}}`, `{{time}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_username_template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_dry_run: Option<bool>,
+    /// Live credentials at most (server default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_leases: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// The body of `dynamic-secret-create-mysql` / `-update-mysql`: a target,
+/// or an inline admin connection (`mysql-*`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DynamicSecretMysql {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub mysql_password: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_dbname: Option<String>,
+    /// `;`-separated, with `{{name}}`, `{{password}}`, `{{expiration}}`
+    /// (the wire name is spelled so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_screation_statements: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_revocation_statements: Option<String>,
+    #[serde(flatten)]
+    pub common: DynamicSecretCommon,
+}
+
+/// The body of `dynamic-secret-create-postgresql` / `-update-postgresql`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DynamicSecretPostgresql {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub postgresql_password: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_db_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_statements: Option<String>,
+    /// Singular on the wire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_statement: Option<String>,
+    #[serde(flatten)]
+    pub common: DynamicSecretCommon,
+}
+
+same_body!(
+    /// `dynamic-secret-create-mysql` (also `gateway-create-producer-mysql`).
+    DynamicSecretCreateMysql(DynamicSecretMysql),
+    "dynamic-secret-create-mysql",
+    DynamicSecretDetailsOutput
+);
+same_body!(
+    /// `dynamic-secret-update-mysql`: fields given replace the old ones.
+    DynamicSecretUpdateMysql(DynamicSecretMysql),
+    "dynamic-secret-update-mysql",
+    DynamicSecretDetailsOutput
+);
+same_body!(
+    /// `dynamic-secret-create-postgresql` (also `gateway-create-producer-postgresql`).
+    DynamicSecretCreatePostgresql(DynamicSecretPostgresql),
+    "dynamic-secret-create-postgresql",
+    DynamicSecretDetailsOutput
+);
+same_body!(
+    /// `dynamic-secret-update-postgresql`: fields given replace the old ones.
+    DynamicSecretUpdatePostgresql(DynamicSecretPostgresql),
+    "dynamic-secret-update-postgresql",
+    DynamicSecretDetailsOutput
+);
+
+/// `dynamic-secret-list`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DynamicSecretList {}
+operation!(
+    DynamicSecretList,
+    "dynamic-secret-list",
+    ListProducersOutput
+);
+
+/// `get-dynamic-secret-value`: creates a database user (a lease).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetDynamicSecretValue {
+    pub name: String,
+    /// Seconds, 0-300.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    /// Must be the dynamic secret's own target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+operation!(
+    GetDynamicSecretValue,
+    "get-dynamic-secret-value",
+    DynamicSecretValue
+);
+
+/// `dynamic-secret-tmp-creds-delete`: revoke one credential
+/// (`tmp_creds_id`) or all of them (`revoke_all`) now.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DynamicSecretTmpCredsDelete {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmp_creds_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_all: Option<bool>,
+}
+operation!(
+    DynamicSecretTmpCredsDelete,
+    "dynamic-secret-tmp-creds-delete",
+    RevokedOutput
+);
+
+/// `dynamic-secret-tmp-creds-update`: the credential expires `new_ttl_min`
+/// minutes from now (at most the dynamic secret's `user-ttl`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DynamicSecretTmpCredsUpdate {
+    pub name: String,
+    pub tmp_creds_id: String,
+    pub new_ttl_min: i64,
+}
+operation!(
+    DynamicSecretTmpCredsUpdate,
+    "dynamic-secret-tmp-creds-update",
+    TmpCredsUpdateOutput
+);
+
+/// `lease-list` (Coffer): leases of the dynamic secrets the caller may read.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LeaseList {
+    /// One dynamic secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only leases whose revocation failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<bool>,
+    /// Include revoked leases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+operation!(LeaseList, "lease-list", LeaseListOutput);
+
+/// The body of `rotated-secret-create-mysql` / `-postgresql`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RotatedSecretCreate {
+    pub name: String,
+    pub target_name: String,
+    /// `target` (the target's own user) or `password` (`rotated_username`'s).
+    pub rotator_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_username: Option<String>,
+    /// The user's current password (`password` rotator).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub rotated_password: Option<SecretString>,
+    /// `use-user-creds` (default) or `use-target-creds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_credentials: Option<String>,
+    #[serde(flatten)]
+    pub settings: RotationSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// Schedule and password policy of a rotated secret.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RotationSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_rotate: Option<bool>,
+    /// Days, 1-365.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_interval: Option<i64>,
+    /// UTC, 0-23.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_hour: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_length: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_capital_letters: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_lower_letters: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_numbers: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_special_characters: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_versions: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+same_body!(
+    /// `rotated-secret-create-mysql`.
+    RotatedSecretCreateMysql(RotatedSecretCreate),
+    "rotated-secret-create-mysql",
+    NameOutput
+);
+same_body!(
+    /// `rotated-secret-create-postgresql`.
+    RotatedSecretCreatePostgresql(RotatedSecretCreate),
+    "rotated-secret-create-postgresql",
+    NameOutput
+);
+
+/// The body of `rotated-secret-update-*`: schedule, password policy,
+/// description and tags (the user and its password do not change here).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RotatedSecretUpdate {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_credentials: Option<String>,
+    #[serde(flatten)]
+    pub settings: RotationSettings,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_tag: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rm_tag: Vec<String>,
+}
+
+same_body!(
+    /// `rotated-secret-update-mysql`.
+    RotatedSecretUpdateMysql(RotatedSecretUpdate),
+    "rotated-secret-update-mysql",
+    NameOutput
+);
+same_body!(
+    /// `rotated-secret-update-postgresql`.
+    RotatedSecretUpdatePostgresql(RotatedSecretUpdate),
+    "rotated-secret-update-postgresql",
+    NameOutput
+);
+
+/// `get-rotated-secret-value`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetRotatedSecretValue {
+    /// One name (a string on the wire, despite the plural).
+    pub names: String,
+    /// Default: the current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+operation!(
+    GetRotatedSecretValue,
+    "get-rotated-secret-value",
+    RotatedSecretValue
+);
+
+/// `rotated-secret-list`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RotatedSecretList {}
+operation!(
+    RotatedSecretList,
+    "rotated-secret-list",
+    ListProducersOutput
+);
+
+by_name!(
+    /// `target-get` (also `get-target`): never the password.
+    TargetGet, "target-get", TargetInfo
+);
+by_name!(
+    /// `target-get-details`: the connection, with the password for a
+    /// caller with `read`.
+    TargetGetDetails, "target-get-details", TargetDetailsOutput
+);
+by_name!(
+    /// `dynamic-secret-get` (also `gateway-get-producer`).
+    DynamicSecretGet, "dynamic-secret-get", DynamicSecretDetails
+);
+by_name!(
+    /// `dynamic-secret-delete`: revokes every live credential first.
+    DynamicSecretDelete, "dynamic-secret-delete", DynamicSecretDeleteOutput
+);
+by_name!(
+    /// `dynamic-secret-tmp-creds-get`: the live credentials.
+    DynamicSecretTmpCredsGet, "dynamic-secret-tmp-creds-get", TmpCredsList
+);
+by_name!(
+    /// `gateway-rotate-secret`: rotate a rotated secret now.
+    GatewayRotateSecret, "gateway-rotate-secret", NameOutput
+);
+by_name!(
+    /// `rotated-secret-delete`.
+    RotatedSecretDelete, "rotated-secret-delete", DeleteItemOutput
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,5 +1254,94 @@ mod uid_tests {
         .unwrap();
         assert_eq!(out.root.children["uid-c"].depth, 2);
         assert!(out.root.children["uid-c"].revoked);
+    }
+}
+
+#[cfg(test)]
+mod db_tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use serde_json::json;
+
+    #[test]
+    fn database_bodies_and_outputs() {
+        let target = DbTarget {
+            name: "/t".into(),
+            db_type: Some("mysql".into()),
+            host: Some("127.0.0.1".into()),
+            user_name: Some("root".into()),
+            pwd: Some(SecretString::from("hunter22")),
+            ssl: Some(false),
+            ..Default::default()
+        };
+        assert!(!format!("{target:?}").contains("hunter22"));
+        // Create and update send the same body under their own names.
+        let create = serde_json::to_value(TargetCreateDb(target.clone())).unwrap();
+        assert_eq!(
+            create,
+            json!({"name":"/t","db-type":"mysql","host":"127.0.0.1","user-name":"root","pwd":"hunter22","ssl":false})
+        );
+        assert_eq!(
+            serde_json::to_value(TargetUpdateDb(target)).unwrap(),
+            create
+        );
+        assert_eq!(TargetUpdateDb::NAME, "target-update-db");
+        let v = serde_json::to_value(DynamicSecretUpdatePostgresql(DynamicSecretPostgresql {
+            name: "/d".into(),
+            postgresql_password: Some(SecretString::from("pw")),
+            revocation_statement: Some("DROP ROLE \"{{name}}\"".into()),
+            common: DynamicSecretCommon {
+                user_ttl: Some("1h30m".into()),
+                tags: vec!["a".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"name":"/d","postgresql-password":"pw","revocation-statement":"DROP ROLE \"{{name}}\"","user-ttl":"1h30m","tags":["a"]})
+        );
+        assert_eq!(
+            serde_json::to_value(GetRotatedSecretValue {
+                names: "/r".into(),
+                version: None
+            })
+            .unwrap(),
+            json!({"names":"/r"})
+        );
+
+        let value: DynamicSecretValue = serde_json::from_value(
+            json!({"id":"tmp_x","user":"tmp_x","password":"p4ss-word","ttl_in_minutes":1}),
+        )
+        .unwrap();
+        assert_eq!(value.ttl_in_minutes, "1");
+        assert_eq!(value.password.expose_secret(), "p4ss-word");
+        assert!(!format!("{value:?}").contains("p4ss-word"));
+        let creds: TmpCredsList = serde_json::from_value(json!(null)).unwrap();
+        assert!(creds.0.is_empty());
+        let creds: TmpCredsList =
+            serde_json::from_value(json!([{"id":"tmp_x","custom_ttl":60,"last_error":null}]))
+                .unwrap();
+        assert_eq!(creds.0[0].custom_ttl, 60);
+        let legacy: DynamicSecretDetailsOutput = serde_json::from_value(
+            json!({"producer_details":{"item_name":"/d","db_port":3306,"item_targets_assoc":null}}),
+        )
+        .unwrap();
+        assert_eq!(legacy.dynamic_secret_details.db_port, "3306");
+        let details: TargetDetailsOutput = serde_json::from_value(json!({
+            "target": {"target_name":"/t","target_id":7},
+            "value": {"db_target_details": {"db_port":"3306","db_pwd":"root-pw"}}
+        }))
+        .unwrap();
+        let d = &details.value.db_target_details;
+        assert_eq!(d.db_pwd.as_ref().unwrap().expose_secret(), "root-pw");
+        assert!(!format!("{details:?}").contains("root-pw"));
+        let rotated: RotatedSecretValue = serde_json::from_value(
+            json!({"value":{"username":"app","password":"r0tated"},"version":3}),
+        )
+        .unwrap();
+        assert_eq!(rotated.version, 3);
+        assert!(!format!("{rotated:?}").contains("r0tated"));
     }
 }

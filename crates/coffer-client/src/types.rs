@@ -150,7 +150,13 @@ pub struct ItemInfo {
     pub creation_date: Option<String>,
     pub modification_date: Option<String>,
     pub auto_rotate: bool,
+    /// Days (rotated secrets).
     pub rotation_interval: i64,
+    pub last_rotation_date: Option<String>,
+    pub next_rotation_date: Option<String>,
+    /// Rotated secrets: the target they rotate through.
+    #[serde(deserialize_with = "null_default")]
+    pub item_targets_assoc: Vec<ItemTargetAssoc>,
     pub item_general_info: ItemGeneralInfo,
     #[serde(deserialize_with = "null_default")]
     pub item_versions: Vec<ItemVersion>,
@@ -160,6 +166,37 @@ pub struct ItemInfo {
 #[serde(default)]
 pub struct ItemGeneralInfo {
     pub static_secret_info: Option<StaticSecretInfo>,
+    pub rotated_secret_details: Option<RotatedSecretDetails>,
+    pub dynamic_secret_producer_details: Option<DynamicSecretProducerDetails>,
+}
+
+/// `describe-item` of a rotated secret: how and whether it rotates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RotatedSecretDetails {
+    /// `target` or `password`.
+    pub rotator_type: String,
+    /// `use-user-creds` or `use-target-creds`.
+    pub rotator_creds_type: String,
+    /// `RotationInitialStatus`, `RotationSucceeded` or `RotationFailed`.
+    pub rotator_status: String,
+    pub last_rotation_error: Option<String>,
+    /// UTC.
+    pub rotation_hour: i64,
+    pub number_of_versions_to_save: i64,
+    /// A rotation in progress (written, not yet confirmed to log in).
+    pub pending_version: Option<i64>,
+}
+
+/// `describe-item` of a dynamic secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DynamicSecretProducerDetails {
+    /// `ProducerConnected`, or what failed.
+    pub producer_status: String,
+    pub producer_type: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_ttl: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -455,6 +492,278 @@ pub struct AuditVerifyOutput {
     pub records: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Deserialize a string sent as a string, a number or a boolean (`null` as
+/// empty): the server sends ports and TTLs as strings, other gateways may not.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    })
+}
+
+/// A database target as `target-get` and `target-list` return it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetInfo {
+    pub target_id: i64,
+    pub target_name: String,
+    /// `mysql` or `postgres`.
+    pub target_type: String,
+    pub description: String,
+    pub comment: String,
+    pub last_version: i64,
+    pub creation_date: Option<String>,
+    pub modification_date: Option<String>,
+    /// The dynamic and rotated secrets that use the target.
+    #[serde(deserialize_with = "null_default")]
+    pub target_items_assoc: Vec<TargetItemAssoc>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetItemAssoc {
+    pub item_name: String,
+}
+
+/// `target-create-db` / `target-update-db` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetIdOutput {
+    pub target_id: i64,
+}
+
+/// `target-list` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListTargetsOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub targets: Vec<TargetInfo>,
+}
+
+/// `target-get-details` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetDetailsOutput {
+    pub target: TargetInfo,
+    pub value: TargetValue,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetValue {
+    pub db_target_details: DbTargetDetails,
+}
+
+/// A database target's connection. `db_pwd` is sent only to a caller
+/// with `read` on the target.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DbTargetDetails {
+    pub db_host_name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub db_port: String,
+    pub db_user_name: String,
+    pub db_pwd: Option<SecretString>,
+    pub db_name: String,
+    pub ssl_connection_mode: bool,
+    /// PEM.
+    pub ssl_connection_certificate: String,
+    pub connection_type: String,
+}
+
+/// `target-delete` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetDeleteOutput {
+    pub target_name: String,
+}
+
+/// A dynamic secret's settings (`DSProducerDetails`). `db_pwd` (an inline
+/// admin connection's password) is sent only to a caller with `read`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DynamicSecretDetails {
+    pub item_name: String,
+    pub item_id: i64,
+    /// `mysql` or `postgres`.
+    pub producer_type: String,
+    /// Inline connection only (empty with a target).
+    pub db_host_name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub db_port: String,
+    pub db_user_name: String,
+    pub db_pwd: Option<SecretString>,
+    pub db_name: String,
+    pub ssl_connection_mode: bool,
+    /// As given, e.g. `60m`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_ttl: String,
+    #[serde(deserialize_with = "null_default")]
+    pub tags: Vec<String>,
+    pub mysql_creation_statements: String,
+    pub mysql_revocation_statements: String,
+    pub postgres_creation_statements: String,
+    pub postgres_revocation_statements: String,
+    pub username_template: String,
+    pub password_length: i64,
+    pub max_leases: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub item_targets_assoc: Vec<ItemTargetAssoc>,
+    /// `ProducerConnected`, or what failed.
+    pub producer_status: String,
+    pub failure_message: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ItemTargetAssoc {
+    pub target_name: String,
+}
+
+/// `dynamic-secret-create-*` / `dynamic-secret-update-*` response
+/// (`producer_details` under the legacy `gateway-*-producer-*` names).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DynamicSecretDetailsOutput {
+    #[serde(alias = "producer_details")]
+    pub dynamic_secret_details: DynamicSecretDetails,
+}
+
+/// One dynamic or rotated secret in `dynamic-secret-list` / `rotated-secret-list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProducerInfo {
+    pub id: i64,
+    pub name: String,
+    /// `mysql` or `postgres`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub active: bool,
+    pub init: bool,
+    pub failure_message: String,
+}
+
+/// `dynamic-secret-list` / `rotated-secret-list` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListProducersOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub producers: Vec<ProducerInfo>,
+    #[serde(deserialize_with = "null_default")]
+    pub producers_errors: BTreeMap<String, Value>,
+}
+
+/// `dynamic-secret-delete` response (`producer_name` under the legacy name).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DynamicSecretDeleteOutput {
+    #[serde(alias = "producer_name")]
+    pub dynamic_secret_name: String,
+}
+
+/// `get-dynamic-secret-value`: a new database user. The server sends every
+/// value as a JSON string.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DynamicSecretValue {
+    /// The database user name, also the `tmp-creds-id` of its lease.
+    pub id: String,
+    pub user: String,
+    pub password: SecretString,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ttl_in_minutes: String,
+}
+
+/// A live credential of a dynamic secret (`TmpUserData`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TmpCreds {
+    /// The database user name (`tmp-creds-id`).
+    pub id: String,
+    pub access_id: String,
+    pub identity: String,
+    pub creation_date: Option<String>,
+    pub expiration_date: Option<String>,
+    pub dynamic_secret_type: String,
+    /// Minutes.
+    pub custom_ttl: i64,
+    pub revocation_attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// `dynamic-secret-tmp-creds-get` response: a top-level JSON array.
+#[derive(Debug, Clone, Default)]
+pub struct TmpCredsList(pub Vec<TmpCreds>);
+
+impl<'de> Deserialize<'de> for TmpCredsList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(TmpCredsList(
+            Option::<Vec<TmpCreds>>::deserialize(d)?.unwrap_or_default(),
+        ))
+    }
+}
+
+/// `dynamic-secret-tmp-creds-delete` response: the credentials revoked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokedOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub revoked: Vec<String>,
+}
+
+/// `dynamic-secret-tmp-creds-update` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TmpCredsUpdateOutput {
+    pub id: String,
+    pub expiration_date: Option<String>,
+}
+
+/// One lease (an issued dynamic-secret credential) in `lease-list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LeaseInfo {
+    /// The database user name.
+    pub id: String,
+    pub item_name: String,
+    pub access_id: String,
+    pub identity: String,
+    /// `live`, `revoked`, … as the server names it.
+    pub state: String,
+    pub creation_date: Option<String>,
+    pub expiration_date: Option<String>,
+    pub revocation_date: Option<String>,
+    pub tied_to_token: bool,
+    pub revocation_attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_date: Option<String>,
+}
+
+/// `lease-list` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LeaseListOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub leases: Vec<LeaseInfo>,
+}
+
+/// `get-rotated-secret-value` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RotatedSecretValue {
+    pub value: RotatedCreds,
+    pub version: i64,
+}
+
+/// The value of a rotated secret's version.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RotatedCreds {
+    pub username: String,
+    pub password: SecretString,
 }
 
 #[cfg(test)]

@@ -387,6 +387,27 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", abs.display())
 }
 
+/// An HTTPS endpoint (or HTTP to loopback, for tests and local stubs),
+/// without a trailing slash.
+fn endpoint_url(what: &str, given: Option<String>, default: &str) -> anyhow::Result<String> {
+    let url = given.unwrap_or_else(|| default.to_owned());
+    let url = url.trim_end_matches('/').to_owned();
+    let parsed =
+        reqwest::Url::parse(&url).with_context(|| format!("{what}: {url:?} is not a URL"))?;
+    let loopback_http = parsed.scheme() == "http"
+        && parsed.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    if parsed.scheme() != "https" && !loopback_http {
+        bail!("{what} must be an https:// URL (http:// only to a loopback address), not {url:?}");
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,25 +459,4 @@ mod tests {
         .to_string();
         assert!(err.contains("loopback"), "{err}");
     }
-}
-
-/// An HTTPS endpoint (or HTTP to loopback, for tests and local stubs),
-/// without a trailing slash.
-fn endpoint_url(what: &str, given: Option<String>, default: &str) -> anyhow::Result<String> {
-    let url = given.unwrap_or_else(|| default.to_owned());
-    let url = url.trim_end_matches('/').to_owned();
-    let parsed =
-        reqwest::Url::parse(&url).with_context(|| format!("{what}: {url:?} is not a URL"))?;
-    let loopback_http = parsed.scheme() == "http"
-        && parsed.host_str().is_some_and(|h| {
-            h == "localhost"
-                || h.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-    if parsed.scheme() != "https" && !loopback_http {
-        bail!("{what} must be an https:// URL (http:// only to a loopback address), not {url:?}");
-    }
-    Ok(url)
 }

@@ -6,8 +6,11 @@ mod auth;
 mod ci;
 mod configure;
 mod dev;
+mod dynamic;
 mod identity;
+mod rotated;
 mod secrets;
+mod targets;
 mod uid;
 
 use coffer_client::Operation;
@@ -56,6 +59,34 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeleteRoleRule(a) => access::delete_role_rule(a).await,
         Command::AssocRoleAm(a) => access::assoc_role_am(a).await,
         Command::DeleteAssoc(a) => access::delete_assoc(a).await,
+        Command::TargetCreateDb(a) => targets::create_db(a).await,
+        Command::TargetUpdateDb(a) => targets::update_db(a).await,
+        Command::TargetGet(a) => targets::get(a).await,
+        Command::TargetGetDetails(a) => targets::get_details(a).await,
+        Command::TargetList(a) => targets::list(a).await,
+        Command::TargetDelete(a) => targets::delete(a).await,
+        Command::DynamicSecret(a) => dynamic::run(a).await,
+        Command::GetDynamicSecretValue(a) => dynamic::get_value(a).await,
+        Command::Lease(a) => dynamic::lease(a).await,
+        Command::RotatedSecret(a) => rotated::run(a).await,
+        Command::GetRotatedSecretValue(a) => rotated::get_value(a).await,
+        Command::GatewayRotateSecret(a) => rotated::rotate(a).await,
+        Command::GatewayCreateProducerMysql(a) => dynamic::create_mysql(a).await,
+        Command::GatewayCreateProducerPostgresql(a) => dynamic::create_postgresql(a).await,
+        Command::GatewayUpdateProducerMysql(a) => dynamic::update_mysql(a).await,
+        Command::GatewayUpdateProducerPostgresql(a) => dynamic::update_postgresql(a).await,
+        Command::GatewayGetProducer(a) => dynamic::get(a).await,
+        Command::GatewayListProducers(a) => dynamic::list(a).await,
+        Command::GatewayDeleteProducer(a) => dynamic::delete(a).await,
+        Command::GatewayGetProducerTmpCreds(a) => dynamic::tmp_creds_get(a).await,
+        Command::GatewayRevokeProducerTmpCreds(a) => dynamic::tmp_creds_delete(a).await,
+        Command::DynamicSecretTmpCredsUpdate(a) => dynamic::tmp_creds_update(a).await,
+        Command::RotatedSecretCreateMysql(a) => rotated::create_mysql(a).await,
+        Command::RotatedSecretCreatePostgresql(a) => rotated::create_postgresql(a).await,
+        Command::RotatedSecretUpdateMysql(a) => rotated::update_mysql(a).await,
+        Command::RotatedSecretUpdatePostgresql(a) => rotated::update_postgresql(a).await,
+        Command::RotatedSecretList(a) => rotated::list(a).await,
+        Command::RotatedSecretDelete(a) => rotated::delete(a).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Dev(a) => dev::run(a).await,
         Command::Ci(a) => ci::run(a).await,

@@ -96,7 +96,7 @@ fn format_item(item: &ItemInfo) -> String {
         .as_ref()
         .map(|i| i.format.clone())
         .unwrap_or_default();
-    let mut text = fields(&[
+    let mut rows = vec![
         ("name", item.item_name.clone()),
         ("id", item.item_id.to_string()),
         ("type", item.item_type.clone()),
@@ -108,7 +108,9 @@ fn format_item(item: &ItemInfo) -> String {
         ("enabled", item.is_enabled.to_string()),
         ("created", date(&item.creation_date)),
         ("modified", date(&item.modification_date)),
-    ]);
+    ];
+    rows.extend(producer_rows(item));
+    let mut text = fields(&rows);
     if !item.item_versions.is_empty() {
         text.push_str("versions:\n");
         for v in &item.item_versions {
@@ -116,6 +118,60 @@ fn format_item(item: &ItemInfo) -> String {
         }
     }
     text
+}
+
+/// The rotation or producer settings of a rotated or dynamic secret.
+fn producer_rows(item: &ItemInfo) -> Vec<(&'static str, String)> {
+    let info = &item.item_general_info;
+    let targets: Vec<&str> = item
+        .item_targets_assoc
+        .iter()
+        .map(|t| t.target_name.as_str())
+        .collect();
+    if let Some(r) = &info.rotated_secret_details {
+        return vec![
+            ("target", targets.join(", ")),
+            ("rotator_type", r.rotator_type.clone()),
+            ("rotator_creds", r.rotator_creds_type.clone()),
+            ("auto_rotate", item.auto_rotate.to_string()),
+            (
+                "rotation",
+                if item.auto_rotate {
+                    format!(
+                        "every {} days at {:02}:00 UTC",
+                        item.rotation_interval, r.rotation_hour
+                    )
+                } else {
+                    String::new()
+                },
+            ),
+            ("rotation_status", r.rotator_status.clone()),
+            (
+                "last_rotation_error",
+                r.last_rotation_error.clone().unwrap_or_default(),
+            ),
+            (
+                "last_rotation",
+                item.last_rotation_date.clone().unwrap_or_default(),
+            ),
+            (
+                "next_rotation",
+                item.next_rotation_date.clone().unwrap_or_default(),
+            ),
+            (
+                "pending_version",
+                r.pending_version.map(|v| v.to_string()).unwrap_or_default(),
+            ),
+        ];
+    }
+    if let Some(d) = &info.dynamic_secret_producer_details {
+        return vec![
+            ("producer_type", d.producer_type.clone()),
+            ("user_ttl", d.user_ttl.clone()),
+            ("producer_status", d.producer_status.clone()),
+        ];
+    }
+    Vec::new()
 }
 
 pub(super) async fn describe_item(a: DescribeItemArgs) -> anyhow::Result<()> {

@@ -740,7 +740,12 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
             )),
             other => other.into(),
         })?;
-    Ok(json!({"dynamic_secret_details": details(&new_item, &np, &s, None)}))
+    let d = details(&new_item, &np, &s, None);
+    Ok(if ctx.op.starts_with("gateway-") {
+        json!({"producer_details": d})
+    } else {
+        json!({"dynamic_secret_details": d})
+    })
 }
 
 /// `dynamic-secret-get` / `gateway-get-producer`.

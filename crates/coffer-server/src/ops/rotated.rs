@@ -457,15 +457,12 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     let schedule_changed = s.auto_rotate != old.auto_rotate
         || s.interval_days != old.interval_days
         || s.rotation_hour != old.rotation_hour;
-    let base = if p.last_rotation_ms > 0 {
-        p.last_rotation_ms
-    } else {
-        item.created_ms
-    };
+    // A changed schedule starts from now (enabling auto-rotate on an old
+    // item does not rotate it at once).
     let np = Producer {
         settings: serde_json::to_value(&s).map_err(ApiError::internal)?,
         next_rotation_ms: if schedule_changed {
-            next_rotation(&s, base.max(now_ms() - 86_400_000 * s.interval_days))
+            next_rotation(&s, now_ms())
         } else {
             p.next_rotation_ms
         },
