@@ -13,9 +13,10 @@
 #
 # Environment:
 #   COFFER_TEST_POSTGRES_URL / COFFER_TEST_MYSQL_URL  use these servers
-#   COFFER_NEED_MYSQL=1     start a throwaway MariaDB when none is running
-#                           (no current test needs it; a running local one is
-#                           always picked up)
+#   COFFER_NEED_MYSQL=0     do not start a throwaway MariaDB when none is
+#                           running (default 1 when the cargo, sdk or system stages
+#                           run: their dynamic/rotated secret tests need one;
+#                           a running local one is always picked up)
 #   COFFER_TEST_THROWAWAY_DB=1  ignore local servers, start throwaway ones
 #   COFFER_BIN              server binary for the Python/Node suites
 #                           (default $CARGO_TARGET_DIR/debug/coffer, built here)
@@ -111,6 +112,10 @@ setup_node() {
 
 # ------------------------------------------------------------------ services
 ensure_postgres
+# The cargo, SDK and system suites test dynamic and rotated secrets on MariaDB.
+if want cargo || want sdk-python || want sdk-node || want system; then
+    export COFFER_NEED_MYSQL=${COFFER_NEED_MYSQL:-1}
+fi
 ensure_mysql
 
 # The cargo stage needs the venv too: coffer-ci's AWS tests run moto from it.

@@ -429,3 +429,170 @@ def _remember_pid(pid: int) -> None:
     if pidfile := os.environ.get("COFFER_TEST_PIDFILE"):
         with open(pidfile, "a") as f:
             f.write(f"{pid}\n")
+
+
+# --------------------------------------------------------------------------
+# Databases for dynamic and rotated secrets (MariaDB/MySQL, PostgreSQL).
+# The servers come from scripts/test.sh (COFFER_TEST_MYSQL_URL,
+# COFFER_TEST_POSTGRES_URL); the drivers (PyMySQL, psycopg) are pinned in
+# tests/requirements.txt and imported only when a test needs them.
+
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+@dataclass
+class DbUrl:
+    """A test database server parsed from its URL (mysql://root@127.0.0.1:3306/coffer_test)."""
+
+    kind: str  # "mysql" or "postgres"
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @classmethod
+    def parse(cls, url: str) -> "DbUrl":
+        from urllib.parse import unquote, urlparse
+
+        u = urlparse(url)
+        kind = {"mysql": "mysql", "mariadb": "mysql", "postgres": "postgres", "postgresql": "postgres"}.get(u.scheme)
+        if kind is None:
+            raise ValueError(f"not a mysql:// or postgres:// URL: scheme {u.scheme!r}")
+        host = u.hostname or "127.0.0.1"
+        if not (host.startswith("127.") or host in LOOPBACK_HOSTS):
+            raise ValueError(f"the test database must be on a loopback address, not {host!r}")
+        return cls(kind, host, u.port or (3306 if kind == "mysql" else 5432), unquote(u.username or ""),
+                   unquote(u.password or ""), (u.path or "/").lstrip("/") or ("coffer_test" if kind == "mysql" else "postgres"))
+
+    def target_body(self, name: str, **override) -> dict:
+        """A `target-create-db` body for this server's administrator."""
+        body = {"name": name, "db-type": self.kind, "host": self.host, "port": str(self.port),
+                "user-name": self.user, "pwd": self.password, "db-name": self.dbname}
+        body.update(override)
+        return body
+
+
+class MysqlTestDb:
+    """Administrative access to the test MariaDB/MySQL server (PyMySQL)."""
+
+    def __init__(self, url: str):
+        import pymysql  # noqa: F401  (fail here, with the import error, when it is missing)
+
+        self.url = DbUrl.parse(url)
+        with self.admin(db=False) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.url.dbname}`")
+
+    def connect(self, user: str, password: str, db: str | bool | None = None, **kw):
+        """A new connection (autocommit) as user/password; db=None: the test database."""
+        import pymysql
+
+        database = self.url.dbname if db is None else (db or None)
+        return pymysql.connect(host=self.url.host, port=self.url.port, user=user, password=password,
+                               database=database, autocommit=True, connect_timeout=10, **kw)
+
+    def admin(self, db: str | bool | None = None):
+        return self.connect(self.url.user, self.url.password, db)
+
+    def execute(self, sql: str, args=None) -> list[tuple]:
+        with self.admin() as c, c.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def users(self, prefix: str) -> set[str]:
+        """Users (any host) whose name starts with prefix."""
+        rows = self.execute("SELECT DISTINCT CAST(user AS CHAR) FROM mysql.user WHERE LEFT(user, %s) = %s",
+                            (len(prefix), prefix))
+        return {r[0] for r in rows}
+
+    def sessions(self, user: str) -> int:
+        return self.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))[0][0]
+
+    def create_user(self, user: str, password: str, admin: bool = False) -> None:
+        """user@'%' with password, allowed to read the test database (logins
+        name it); admin: every privilege WITH GRANT OPTION (what a target's
+        administrator needs to create, drop and kill users)."""
+        self.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+        self.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        if admin:
+            self.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (user,))
+        else:
+            self.execute(f"GRANT SELECT ON `{self.url.dbname}`.* TO %s@'%%'", (user,))
+
+    def drop_users(self, prefix: str) -> None:
+        """Drop every user whose name starts with prefix (at every host)."""
+        rows = self.execute("SELECT CAST(user AS CHAR), CAST(host AS CHAR) FROM mysql.user WHERE LEFT(user, %s) = %s",
+                            (len(prefix), prefix))
+        for user, host in rows:
+            self.execute("DROP USER IF EXISTS %s@%s", (user, host))
+
+    @staticmethod
+    def error_code(exc: BaseException) -> int | None:
+        args = getattr(exc, "args", ())
+        return args[0] if args and isinstance(args[0], int) else None
+
+
+class PgTestDb:
+    """Administrative access to the test PostgreSQL server (psycopg 3)."""
+
+    def __init__(self, url: str):
+        import psycopg  # noqa: F401
+
+        self.url = DbUrl.parse(url)
+        self.dsn = url
+
+    def connect(self, user: str | None = None, password: str | None = None, dbname: str | None = None):
+        import psycopg
+
+        kw = {"host": self.url.host, "port": self.url.port, "dbname": dbname or self.url.dbname,
+              "user": user or self.url.user, "connect_timeout": 10, "autocommit": True}
+        pw = self.url.password if user is None else password
+        if pw:
+            kw["password"] = pw
+        return psycopg.connect(**kw)
+
+    def execute(self, sql: str, args=None) -> list[tuple]:
+        with self.connect() as c, c.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall()) if cur.description else []
+
+    def roles(self, prefix: str) -> set[str]:
+        rows = self.execute("SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s", (len(prefix), prefix))
+        return {r[0] for r in rows}
+
+    def sessions(self, role: str) -> int:
+        return self.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,))[0][0]
+
+    def password_matches(self, role: str, password: str) -> bool:
+        """Does `password` match the role's stored verifier (pg_authid, SCRAM or
+        md5)? The local test server trusts loopback logins whatever the
+        password, so this is how a test checks a PostgreSQL password."""
+        rows = self.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+        return bool(rows) and rows[0][0] is not None and scram_or_md5_matches(rows[0][0], role, password)
+
+    def drop_roles(self, prefix: str) -> None:
+        from psycopg import sql
+
+        for role in self.roles(prefix):
+            with self.connect() as c:
+                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+                c.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def scram_or_md5_matches(verifier: str, role: str, password: str) -> bool:
+    """Check a password against a PostgreSQL verifier: SCRAM-SHA-256
+    (`SCRAM-SHA-256$iter:salt$StoredKey:ServerKey`) or md5 (`md5` +
+    md5(password + role)). ASCII passwords only (no SASLprep)."""
+    import base64
+    import hashlib
+    import hmac
+
+    m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", verifier)
+    if m:
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(m[2]), int(m[1]))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        return hmac.compare_digest(hashlib.sha256(client_key).digest(), base64.b64decode(m[3]))
+    if verifier.startswith("md5"):
+        return verifier == "md5" + hashlib.md5((password + role).encode()).hexdigest()
+    return False

@@ -5,6 +5,8 @@
 #                     database "postgres" (the Rust tests create and drop
 #                     their own databases there)
 #   ensure_mysql      exports COFFER_TEST_MYSQL_URL: root, database coffer_test
+#                     (starts a throwaway server only with COFFER_NEED_MYSQL=1,
+#                     which scripts/test.sh sets for the sdk and system stages)
 #   stop_databases    stops whatever these functions started (call from a trap)
 #
 # Each function first uses a server that is already there (a URL set by the
@@ -107,7 +109,7 @@ ensure_mysql() {
         return 0
     fi
     if [[ ${COFFER_NEED_MYSQL:-0} != 1 ]]; then
-        log "MariaDB: none running; not needed by the current tests (COFFER_NEED_MYSQL=1 starts one)"
+        log "MariaDB: none running and COFFER_NEED_MYSQL is not 1: the MySQL tests will be skipped"
         return 0
     fi
 

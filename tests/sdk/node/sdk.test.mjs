@@ -3,7 +3,7 @@
 // the server binary is $COFFER_BIN (default <repo>/target/debug/coffer).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, readFileSync, closeSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -202,5 +202,94 @@ test('item_id is exact in JavaScript (describeItem, listItems)', async () => {
     assert.equal(String(viaSdk.item_id), onWire, `${item.item_name}: the SDK reads ${viaSdk.item_id}, the wire says ${onWire}`);
     assert.ok(Number.isSafeInteger(viaSdk.item_id));
     assert.equal(String(item.item_id), onWire);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Dynamic and rotated secrets (MariaDB from scripts/test.sh: COFFER_TEST_MYSQL_URL)
+
+const mysqlUrl = process.env.COFFER_TEST_MYSQL_URL ? new URL(process.env.COFFER_TEST_MYSQL_URL) : null;
+
+// Run SQL as the test server's administrator with the mysql client (the
+// seed's client); `user`/`password` log in as someone else instead.
+function mysql(sql, { user, password } = {}) {
+  const u = user ?? decodeURIComponent(mysqlUrl.username || 'root');
+  const pw = user ? password : decodeURIComponent(mysqlUrl.password);
+  return execFileSync('mysql', ['--protocol=tcp', '-h', mysqlUrl.hostname, '-P', mysqlUrl.port || '3306',
+    `-u${u}`, ...(pw ? [`-p${pw}`] : []), '--connect-timeout=10', '-N', '-B', '-e', sql],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function mysqlLoginWorks(user, password) {
+  try {
+    return mysql('SELECT 1', { user, password }).trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+test('dynamic and rotated MySQL secrets through the npm SDK', { skip: mysqlUrl ? false : 'COFFER_TEST_MYSQL_URL is not set' }, async () => {
+  const api = makeApi();
+  const token = await login(api, admin.accessId, admin.accessKey);
+  const tag = Math.random().toString(36).slice(2, 9).padEnd(7, '0');
+  const target = `/sdk-node/${tag}/mysql`;
+  const dyn = `/sdk-node/${tag}/n${tag}`;
+  const rot = `/sdk-node/${tag}/rot`;
+  const user = `ct_node_${tag}`;
+  const pw0 = `NodePw${tag}${Math.random().toString(36).slice(2, 10)}`;
+  const db = decodeURIComponent(mysqlUrl.pathname.slice(1)) || 'coffer_test';
+  mysql(`CREATE USER '${user}'@'%' IDENTIFIED BY '${pw0}'; GRANT SELECT ON \`${db}\`.* TO '${user}'@'%'`);
+  try {
+    const t = await call('targetCreateDB', api.targetCreateDB(akeyless.TargetCreateDB.constructFromObject({
+      name: target, 'db-type': 'mysql', host: mysqlUrl.hostname, port: mysqlUrl.port || '3306',
+      'user-name': decodeURIComponent(mysqlUrl.username || 'root'), pwd: decodeURIComponent(mysqlUrl.password),
+      'db-name': db, token,
+    })));
+    assert.ok(t.target_id);
+    await call('dynamicSecretCreateMySql', api.dynamicSecretCreateMySql(akeyless.DynamicSecretCreateMySql.constructFromObject({
+      name: dyn, 'target-name': target, 'user-ttl': '2m', token,
+    })));
+
+    const value = await call('getDynamicSecretValue', api.getDynamicSecretValue(akeyless.GetDynamicSecretValue.constructFromObject({
+      name: dyn, token,
+    })));
+    for (const k of ['id', 'user', 'password', 'ttl_in_minutes']) {
+      assert.equal(typeof value[k], 'string', `${k} is a ${typeof value[k]}, not a string`);
+    }
+    assert.equal(value.id, value.user);
+    assert.equal(value.ttl_in_minutes, '2');
+    assert.ok(mysqlLoginWorks(value.user, value.password), 'the issued credential does not log in');
+
+    await call('rotatedSecretCreateMysql', api.rotatedSecretCreateMysql(akeyless.RotatedSecretCreateMysql.constructFromObject({
+      name: rot, 'target-name': target, 'rotator-type': 'password', 'rotated-username': user,
+      'rotated-password': pw0, 'authentication-credentials': 'use-target-creds', token,
+    })));
+    const v1 = await call('getRotatedSecretValue', api.getRotatedSecretValue(akeyless.GetRotatedSecretValue.constructFromObject({
+      names: rot, token,
+    })));
+    assert.deepEqual(v1.value, { username: user, password: pw0 });
+    assert.ok(Number.isInteger(v1.version));
+    await call('rotateSecret', api.rotateSecret(akeyless.RotateSecret.constructFromObject({ name: rot, token })));
+    const v2 = await call('getRotatedSecretValue', api.getRotatedSecretValue(akeyless.GetRotatedSecretValue.constructFromObject({
+      names: rot, token,
+    })));
+    assert.equal(v2.value.username, user);
+    assert.notEqual(v2.value.password, pw0);
+    assert.ok(v2.version > v1.version);
+    assert.ok(mysqlLoginWorks(user, v2.value.password), 'the rotated password does not log in');
+    assert.ok(!mysqlLoginWorks(user, pw0), 'the old password still logs in');
+    const old = await call('getRotatedSecretValue', api.getRotatedSecretValue(akeyless.GetRotatedSecretValue.constructFromObject({
+      names: rot, version: v1.version, token,
+    })));
+    assert.equal(old.value.password, pw0);
+
+    await call('dynamicSecretDelete', api.dynamicSecretDelete(akeyless.DynamicSecretDelete.constructFromObject({ name: dyn, token })));
+    assert.equal(mysql(`SELECT COUNT(*) FROM mysql.user WHERE user = '${value.user}'`).trim(), '0',
+      'deleting the dynamic secret did not revoke its credential');
+  } finally {
+    mysql(`DROP USER IF EXISTS '${user}'@'%'`);
+    for (const u of mysql(`SELECT user FROM mysql.user WHERE user LIKE 'tmp\\_n${tag}\\_%'`).split('\n').filter(Boolean)) {
+      mysql(`DROP USER IF EXISTS '${u}'@'%'`);
+    }
   }
 });

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import uuid
 
 import akeyless
 import pytest
 from akeyless.rest import ApiException
+
+from cofferlib import MysqlTestDb
 
 # The three ways a gateway URL is written (wire contract §1.1).
 BASES = ["", "/api/v2", "/v2"]
@@ -382,3 +385,61 @@ def test_list_filters_through_the_sdk(api, token):
     out = api.list_auth_methods(akeyless.ListAuthMethods(type=["universal_identity"], filter=f"/am-filter/{tag}/",
                                                          token=token))
     assert [m.auth_method_name for m in out.auth_methods] == [f"/am-filter/{tag}/uid"]
+
+
+# --------------------------------------------------------------------------
+# Dynamic and rotated secrets (MariaDB from scripts/test.sh)
+
+
+@pytest.fixture(scope="module")
+def mysql_db() -> MysqlTestDb:
+    url = os.environ.get("COFFER_TEST_MYSQL_URL", "")
+    if not url:
+        pytest.skip("COFFER_TEST_MYSQL_URL is not set (scripts/test.sh provides MariaDB)")
+    return MysqlTestDb(url)
+
+
+def test_dynamic_and_rotated_mysql_secrets_through_the_sdk(api, token, mysql_db):
+    """Everything through the SDK's models (with their defaults: inline
+    mysql-host/port beside target-name, user-ttl 60m, timeout 15, json false,
+    secure-access-web false, …); the answers have the documented shapes."""
+    db, tag = mysql_db, uuid.uuid4().hex[:7]
+    u = db.url
+    target, dyn, rot = f"/sdk/{tag}/mysql", f"/sdk/{tag}/s{tag}", f"/sdk/{tag}/rot"
+    user, pw0 = f"ct_sdk_{tag}", f"SdkPw{uuid.uuid4().hex[:16]}"
+    db.create_user(user, pw0)
+    try:
+        out = api.target_create_db(akeyless.TargetCreateDB(
+            name=target, db_type="mysql", host=u.host, port=str(u.port), user_name=u.user, pwd=u.password,
+            db_name=u.dbname, token=token))
+        assert out.target_id
+        api.dynamic_secret_create_my_sql(akeyless.DynamicSecretCreateMySql(
+            name=dyn, target_name=target, user_ttl="2m", token=token))
+
+        value = api.get_dynamic_secret_value(akeyless.GetDynamicSecretValue(name=dyn, token=token))
+        assert isinstance(value, dict) and {"id", "user", "password", "ttl_in_minutes"} <= set(value), value.keys()
+        assert all(isinstance(v, str) for v in value.values()), {k: type(v).__name__ for k, v in value.items()}
+        assert value["id"] == value["user"] and value["ttl_in_minutes"] == "2"
+        db.connect(value["user"], value["password"]).close()  # a working login
+        creds = api.dynamic_secret_tmp_creds_get(akeyless.DynamicSecretTmpCredsGet(name=dyn, token=token))
+        assert [c.id for c in creds] == [value["id"]]
+
+        api.rotated_secret_create_mysql(akeyless.RotatedSecretCreateMysql(
+            name=rot, target_name=target, rotator_type="password", rotated_username=user, rotated_password=pw0,
+            authentication_credentials="use-target-creds", token=token))
+        # names is ONE string in this SDK model.
+        v1 = api.get_rotated_secret_value(akeyless.GetRotatedSecretValue(names=rot, token=token))
+        assert v1["value"] == {"username": user, "password": pw0} and isinstance(v1["version"], int), v1.keys()
+        api.rotate_secret(akeyless.RotateSecret(name=rot, token=token))
+        v2 = api.get_rotated_secret_value(akeyless.GetRotatedSecretValue(names=rot, token=token))
+        assert v2["value"]["username"] == user and v2["value"]["password"] != pw0 and v2["version"] > v1["version"]
+        db.connect(user, v2["value"]["password"]).close()
+        old = api.get_rotated_secret_value(akeyless.GetRotatedSecretValue(names=rot, version=v1["version"],
+                                                                          token=token))
+        assert old["value"]["password"] == pw0
+
+        api.dynamic_secret_delete(akeyless.DynamicSecretDelete(name=dyn, token=token))
+        assert db.users(value["user"]) == set(), "deleting the dynamic secret did not revoke its credential"
+    finally:
+        db.drop_users(user)
+        db.drop_users(f"tmp_s{tag}_")
