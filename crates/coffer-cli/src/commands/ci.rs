@@ -284,50 +284,55 @@ fn refs_in_env() -> Vec<(String, String)> {
     refs
 }
 
-/// Resolve every `akeyless://` reference of the environment with one login
-/// and one `get-secret-value` call. Also returns the credential the login
-/// used (none when there was nothing to resolve).
+/// Resolve every `akeyless://` reference of the environment with one login:
+/// one `get-secret-value` call when they are all static secrets, otherwise
+/// each by its type (dynamic and rotated secrets as their JSON text), all at
+/// once. Also returns the credential the login used (none when there was
+/// nothing to resolve).
 async fn resolve_refs(
     login: &CiLoginArgs,
     net: &Net,
 ) -> anyhow::Result<(Vec<(String, SecretString)>, Option<SecretString>)> {
+    use coffer_ci::providers::akeyless;
     let refs = refs_in_env();
     if refs.is_empty() {
         return Ok((Vec::new(), None));
     }
     let (client, token, credential) = login_with(login, net).await?;
-    let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
-    let out = client
-        .call_with_token(&token, "get-secret-value", json!({"names": names}))
-        .await
-        .map_err(|e| {
-            // Name the variables whose reference the server complained about.
-            let msg = e.to_string();
-            let vars: Vec<String> = refs
-                .iter()
-                .filter(|(_, n)| msg.contains(&format!("\"{n}\"")))
-                .map(|(v, n)| format!("{v}=akeyless://{n}"))
-                .collect();
-            if vars.is_empty() {
-                anyhow::anyhow!("resolving akeyless:// references: {e}")
-            } else {
-                anyhow::anyhow!(
-                    "resolving akeyless:// references ({}): {e}",
-                    vars.join(", ")
-                )
-            }
+    let names: Vec<String> = refs.iter().map(|(_, n)| n.clone()).collect();
+    if let Some(out) = akeyless::fetch_static_batch(&client, &token, &names).await {
+        let pairs = refs
+            .into_iter()
+            .map(|(var, name)| {
+                let value = match out.get(&name) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => bail!("{var}: secret {name} not found"),
+                };
+                Ok((var, SecretString::from(value)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        return Ok((pairs, Some(credential)));
+    }
+    let fetched = futures::future::join_all(refs.iter().map(|(_, name)| {
+        let item = akeyless::Item {
+            name: name.clone(),
+            ..Default::default()
+        };
+        let (client, token) = (&client, &token);
+        async move { akeyless::fetch(client, token, &item).await }
+    }))
+    .await;
+    let mut pairs = Vec::with_capacity(refs.len());
+    for ((var, name), value) in refs.into_iter().zip(fetched) {
+        let value = value.map_err(|e| {
+            anyhow::anyhow!(
+                "resolving akeyless:// references ({var}=akeyless://{}): {e}",
+                name.trim_start_matches('/')
+            )
         })?;
-    let pairs = refs
-        .into_iter()
-        .map(|(var, name)| {
-            let value = match out.get(&name) {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => bail!("{var}: secret {name} not found"),
-            };
-            Ok((var, SecretString::from(value)))
-        })
-        .collect::<anyhow::Result<_>>()?;
+        pairs.push((var, value));
+    }
     Ok((pairs, Some(credential)))
 }
 
