@@ -534,9 +534,7 @@ impl Statements {
             kind,
             match kind {
                 DbKind::MySql => "DROP USER IF EXISTS '{{name}}'@'%'",
-                DbKind::Postgres => {
-                    "REASSIGN OWNED BY \"{{name}}\" TO CURRENT_USER; DROP OWNED BY \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\""
-                }
+                DbKind::Postgres => "DROP OWNED BY \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\"",
             },
         )
     }

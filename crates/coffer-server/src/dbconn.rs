@@ -401,6 +401,15 @@ impl MyConn {
             MyConn::Direct(c) => c,
         }
     }
+
+    /// Close instead of returning to the pool: the connection ran an
+    /// item's own statements, which may have changed its session (SET,
+    /// USE, an open transaction) for whoever would use it next.
+    fn forget(self) {
+        if let MyConn::Pooled(c) = self {
+            drop(c.detach());
+        }
+    }
 }
 
 enum PgConn {
@@ -415,6 +424,19 @@ impl PgConn {
             PgConn::Direct(c) => c,
         }
     }
+
+    /// See [`MyConn::forget`].
+    fn forget(self) {
+        if let PgConn::Pooled(c) = self {
+            drop(c.detach());
+        }
+    }
+}
+
+/// Are these an item's own statements (not Coffer's defaults)? Then the
+/// connection that ran them is not reused.
+fn custom(s: &Statements, default: Statements) -> bool {
+    s.stmts() != default.stmts()
 }
 
 async fn with_timeout<T>(
@@ -714,51 +736,68 @@ impl DbPools {
             match spec.kind {
                 DbKind::MySql => {
                     let mut c = self.mysql(spec).await?;
-                    let conn = c.conn();
-                    let hosts = mysql_hosts(conn, vars.name)
-                        .await
-                        .map_err(|e| classify(spec, &spec.user, e, &secrets))?;
-                    if !hosts.is_empty() {
-                        return Err(DbError::Other(format!(
-                            "mysql user {:?} already exists on {}",
-                            vars.name,
-                            spec.endpoint()
-                        )));
-                    }
-                    for (i, sql) in rendered.iter().enumerate() {
-                        if let Err(e) = raw_sql(AssertSqlSafe(sql.as_str()))
-                            .execute(&mut *conn)
+                    let own = custom(creation, Statements::default_creation(DbKind::MySql));
+                    let result = async {
+                        let conn = c.conn();
+                        let hosts = mysql_hosts(conn, vars.name)
                             .await
-                        {
-                            let err = statement_error(spec, creation, i, e, &secrets);
-                            if let Err(cleanup) = mysql_drop_everywhere(conn, vars.name).await {
-                                tracing::warn!(
-                                    user = vars.name,
-                                    error = %scrub(&cleanup.to_string(), &secrets),
-                                    "could not drop a half-created mysql user"
-                                );
-                            }
-                            return Err(err);
+                            .map_err(|e| classify(spec, &spec.user, e, &secrets))?;
+                        if !hosts.is_empty() {
+                            return Err(DbError::Other(format!(
+                                "mysql user {:?} already exists on {}",
+                                vars.name,
+                                spec.endpoint()
+                            )));
                         }
+                        for (i, sql) in rendered.iter().enumerate() {
+                            if let Err(e) = raw_sql(AssertSqlSafe(sql.as_str()))
+                                .execute(&mut *conn)
+                                .await
+                            {
+                                let err = statement_error(spec, creation, i, e, &secrets);
+                                if let Err(cleanup) = mysql_drop_everywhere(conn, vars.name).await {
+                                    tracing::warn!(
+                                        user = vars.name,
+                                        error = %scrub(&cleanup.to_string(), &secrets),
+                                        "could not drop a half-created mysql user"
+                                    );
+                                }
+                                return Err(err);
+                            }
+                        }
+                        Ok(())
                     }
-                    Ok(())
+                    .await;
+                    if own {
+                        c.forget();
+                    }
+                    result
                 }
                 DbKind::Postgres => {
                     let mut c = self.pg(spec).await?;
-                    let mut tx = c
-                        .conn()
-                        .begin()
-                        .await
-                        .map_err(|e| classify(spec, &spec.user, e, &secrets))?;
-                    for (i, sql) in rendered.iter().enumerate() {
-                        if let Err(e) = raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut *tx).await
-                        {
-                            return Err(statement_error(spec, creation, i, e, &secrets));
+                    let own = custom(creation, Statements::default_creation(DbKind::Postgres));
+                    let result = async {
+                        let mut tx = c
+                            .conn()
+                            .begin()
+                            .await
+                            .map_err(|e| classify(spec, &spec.user, e, &secrets))?;
+                        for (i, sql) in rendered.iter().enumerate() {
+                            if let Err(e) =
+                                raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut *tx).await
+                            {
+                                return Err(statement_error(spec, creation, i, e, &secrets));
+                            }
                         }
+                        tx.commit()
+                            .await
+                            .map_err(|e| classify(spec, &spec.user, e, &secrets))
                     }
-                    tx.commit()
-                        .await
-                        .map_err(|e| classify(spec, &spec.user, e, &secrets))
+                    .await;
+                    if own {
+                        c.forget();
+                    }
+                    result
                 }
             }
         })
@@ -767,7 +806,7 @@ impl DbPools {
 
     /// Revoke a user: lock it out, end its sessions, run the revocation
     /// statements (default MySQL: drop the user at every host it exists at;
-    /// default PostgreSQL: REASSIGN OWNED / DROP OWNED / DROP ROLE), end any
+    /// default PostgreSQL: DROP OWNED (its objects and privileges) / DROP ROLE; never REASSIGN OWNED to the administrator, which would hand a temporary user's SECURITY DEFINER functions to a superuser), end any
     /// session that slipped in meanwhile. A user that is already gone is
     /// not an error (the statements are skipped; lingering sessions are
     /// still ended on MySQL).
@@ -790,6 +829,7 @@ impl DbPools {
             match spec.kind {
                 DbKind::MySql => {
                     let mut c = self.mysql(spec).await?;
+                    let result = async {
                     let conn = c.conn();
                     let err = |e| classify(spec, &spec.user, e, &secrets);
                     let hosts = mysql_hosts(conn, username).await.map_err(err)?;
@@ -828,9 +868,16 @@ impl DbPools {
                         )),
                         other => other,
                     })
+                    }
+                    .await;
+                    if revocation.is_some() {
+                        c.forget();
+                    }
+                    result
                 }
                 DbKind::Postgres => {
                     let mut c = self.pg(spec).await?;
+                    let result = async {
                     let conn = c.conn();
                     let err = |e| classify(spec, &spec.user, e, &secrets);
                     if !pg_role_exists(conn, username).await.map_err(err)? {
@@ -861,8 +908,44 @@ impl DbPools {
                         )),
                         other => other,
                     })
+                    }
+                    .await;
+                    if revocation.is_some() {
+                        c.forget();
+                    }
+                    result
                 }
             }
+        })
+        .await
+    }
+
+    /// PostgreSQL: move a role's `VALID UNTIL` (a lease's new expiry), so
+    /// the password stops working when the lease ends. MySQL users have no
+    /// expiry of their own: nothing to do.
+    pub async fn set_valid_until(
+        &self,
+        spec: &DbConnSpec,
+        username: &str,
+        expiration: &str,
+    ) -> Result<(), DbError> {
+        if spec.kind != DbKind::Postgres {
+            return Ok(());
+        }
+        dbsql::check_username(spec.kind, username).map_err(|e| DbError::Other(e.to_string()))?;
+        with_timeout(spec, "changing a role's expiry", async {
+            let secrets = [spec.password.expose_secret()];
+            let mut c = self.pg(spec).await?;
+            let sql = format!(
+                "ALTER ROLE {} VALID UNTIL {}",
+                pg_ident(username),
+                lit(DbKind::Postgres, expiration)
+            );
+            raw_sql(AssertSqlSafe(sql))
+                .execute(c.conn())
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(spec, &spec.user, e, &secrets))
         })
         .await
     }

@@ -17,15 +17,18 @@ use coffer_core::model::{AuthMethod, Lease};
 use coffer_store::{Audit, LeaseScope};
 use futures::StreamExt;
 
+use crate::dbconn::DbError;
 use crate::error::ApiError;
 use crate::ops::dynamic;
 use crate::state::{AppState, now_ms, system_record};
 
-/// How long a claim holds a lease (longer than any revocation takes:
-/// connections time out after 10 s).
-const CLAIM_MS: i64 = 120_000;
-/// Leases taken per pass; revocations run this many at once.
-const BATCH: i64 = 200;
+/// How long a claim holds a lease: longer than a pass can take (each
+/// revocation is bounded by the database layer's 60 s; a pass handles
+/// [`BATCH`] leases, [`PARALLEL`] items at once, an item's leases one after
+/// another, failing fast after the first failure of its database).
+const CLAIM_MS: i64 = 600_000;
+/// Leases taken per pass; items revoked at once.
+const BATCH: i64 = 64;
 const PARALLEL: usize = 8;
 /// First retry after a failure; doubles up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 5_000;
@@ -50,18 +53,35 @@ fn backoff_ms(attempts: i32) -> i64 {
         .min(MAX_BACKOFF_MS)
 }
 
+/// Why a revocation failed, and whether the item's database (or Graph)
+/// itself is down, so its other leases need not wait on it in this pass.
+struct Failure {
+    message: String,
+    server_down: bool,
+}
+
+impl Failure {
+    fn of(message: String) -> Failure {
+        Failure {
+            message,
+            server_down: false,
+        }
+    }
+}
+
 /// Drop a lease's database user.
-async fn drop_user(state: &AppState, l: &Lease) -> Result<(), String> {
+async fn drop_user(state: &AppState, l: &Lease) -> Result<(), Failure> {
     let item = match state.store.get_item(&l.item_name).await {
         Ok(Some(item)) if item.id == l.item_id => item,
         Ok(_) => {
-            return Err(format!(
+            return Err(Failure::of(format!(
                 "its dynamic secret {:?} no longer exists; drop database user {:?} by hand",
                 l.item_name, l.id
-            ));
+            )));
         }
-        Err(e) => return Err(ApiError::from(e).to_string()),
+        Err(e) => return Err(Failure::of(ApiError::from(e).to_string())),
     };
+    let mut server_down = false;
     let run = async {
         let (_, s) = dynamic::load(state, &item).await?;
         if let Some(app) = &s.azure {
@@ -74,14 +94,34 @@ async fn drop_user(state: &AppState, l: &Lease) -> Result<(), String> {
             .db
             .revoke_user(&spec, &l.id, revocation.as_ref())
             .await
-            .map_err(|e| ApiError::Upstream(e.to_string()))
+            .map_err(|e| {
+                server_down = matches!(
+                    e,
+                    DbError::Unreachable(_)
+                        | DbError::Timeout(_)
+                        | DbError::Tls(_)
+                        | DbError::AuthFailed(_)
+                );
+                ApiError::Upstream(e.to_string())
+            })
     };
-    run.await.map_err(|e| match e {
-        ApiError::Internal(detail) => {
-            tracing::error!(lease = %l.id, error = %detail, "lease revocation failed");
-            "internal error (see the server log)".to_owned()
+    let result = run.await;
+    result.map_err(|e| {
+        let message = match e {
+            ApiError::Internal(detail) => {
+                tracing::error!(lease = %l.id, error = %detail, "lease revocation failed");
+                "internal error (see the server log)".to_owned()
+            }
+            ApiError::Upstream(m) => {
+                server_down |= m.contains("cannot connect") || m.contains("timed out");
+                m
+            }
+            other => other.to_string(),
+        };
+        Failure {
+            message,
+            server_down,
         }
-        other => other.to_string(),
     })
 }
 
@@ -92,8 +132,16 @@ async fn revoke_claimed(
     l: &Lease,
     template: &AuditRecord,
     reason: &str,
-) -> Result<(), String> {
-    let result = drop_user(state, l).await;
+    skip: Option<&str>,
+) -> Result<(), Failure> {
+    let result = match skip {
+        // Its item's server just failed to answer: do not wait on it again.
+        Some(first) => Err(Failure {
+            message: format!("not tried: this item's server just failed: {first}"),
+            server_down: true,
+        }),
+        None => drop_user(state, l).await,
+    };
     let mut rec = template.clone();
     rec.time_ms = now_ms();
     rec.object = format!("{}/{}", l.item_name, l.id);
@@ -111,7 +159,8 @@ async fn revoke_claimed(
                 )
                 .await
         }
-        Err(e) => {
+        Err(f) => {
+            let e = &f.message;
             rec.outcome = Outcome::Error;
             rec.status = 502;
             rec.error = format!("revocation failed (attempt {}): {e}", l.attempts + 1);
@@ -155,18 +204,41 @@ pub(crate) async fn revoke_scope(
             .claim_leases(scope, &state.request_prefix, now, now + CLAIM_MS, BATCH)
             .await?;
         let n = batch.len();
-        let results: Vec<(String, Result<(), String>)> = futures::stream::iter(batch)
-            .map(|l| async move {
-                let r = revoke_claimed(state, &l, template, reason).await;
-                (l.id, r)
+        // One item's leases one after another, different items at once:
+        // a slow or unreachable database costs one timeout per pass, and
+        // the other items' leases go on meanwhile.
+        let mut by_item: Vec<Vec<Lease>> = Vec::new();
+        for l in batch {
+            match by_item.iter_mut().find(|g| g[0].item_id == l.item_id) {
+                Some(g) => g.push(l),
+                None => by_item.push(vec![l]),
+            }
+        }
+        let results: Vec<(String, Result<(), Failure>)> = futures::stream::iter(by_item)
+            .map(|group| async move {
+                let mut out = Vec::with_capacity(group.len());
+                let mut first_failure: Option<String> = None;
+                for l in group {
+                    let r =
+                        revoke_claimed(state, &l, template, reason, first_failure.as_deref()).await;
+                    if let Err(f) = &r
+                        && f.server_down
+                        && first_failure.is_none()
+                    {
+                        first_failure = Some(f.message.clone());
+                    }
+                    out.push((l.id, r));
+                }
+                out
             })
             .buffer_unordered(PARALLEL)
+            .flat_map(futures::stream::iter)
             .collect()
             .await;
         for (id, r) in results {
             match r {
                 Ok(()) => revoked.push(id),
-                Err(e) => failed.push((id, e)),
+                Err(f) => failed.push((id, f.message)),
             }
         }
         // Failed leases are released with a later next attempt, and a

@@ -54,10 +54,13 @@ pub(crate) async fn target_password(
     t: &Target,
 ) -> Result<Zeroizing<String>, ApiError> {
     match rotated::rotating_item(t) {
-        Some(item_name) => {
-            let creds = current_creds(state, &item_name).await?;
-            Ok(Zeroizing::new(creds.password.clone()))
-        }
+        Some(item_name) => match current_creds(state, &item_name).await {
+            Ok(creds) => Ok(Zeroizing::new(creds.password.clone())),
+            // A link whose item was never created (or is gone): the
+            // target's own password.
+            Err(ApiError::NotFound(_)) => open_password(state, t),
+            Err(e) => Err(e),
+        },
         None => open_password(state, t),
     }
 }
@@ -77,6 +80,13 @@ pub(crate) async fn link_target(
     mut rec: AuditRecord,
 ) -> Result<(), ApiError> {
     let t = find_target(state, target).await?;
+    if let (Some(new), Some(owner)) = (item, rotated::rotating_item(&t))
+        && owner != new
+    {
+        return Err(ApiError::Conflict(format!(
+            "target {target:?} is rotated by {owner:?} already"
+        )));
+    }
     let pwd = target_password(state, &t).await?;
     let mut details = t.details.clone();
     details["rotated_by"] = serde_json::Value::String(item.unwrap_or_default().to_owned());
@@ -175,7 +185,9 @@ async fn rotate_claimed(
     let (p, s) = rotated::load(state, &item).await?;
     let current = current_creds(state, name).await?;
     if let Some(v) = p.pending_version {
-        return recover(state, &item, &s, &current, v, template).await;
+        return recover(state, &item, &s, &current, v, template)
+            .await
+            .map(|_| ());
     }
     let (changer, checker) = specs(state, &s, &current).await?;
     let new = Creds {
@@ -195,6 +207,7 @@ async fn rotate_claimed(
         )
         .await?;
     state.audited(rec.seq);
+    renew(state, &item).await?;
     let changed = if changer.user == new.username {
         state.db.set_own_password(&changer, &new.password).await
     } else {
@@ -203,26 +216,47 @@ async fn rotate_claimed(
             .set_password(&changer, &new.username, &new.password)
             .await
     };
-    if let Err(e) = changed {
-        let msg = format!("RotationFailed: changing the password failed: {e}");
-        finish_failed(state, &item, &s, &msg, Some(v), template).await;
-        return Err(ApiError::Upstream(format!(
-            "rotation of {name:?} failed (the old password stays): {e}"
-        )));
+    let failure = match changed {
+        // The change may still have reached the database (a timeout after
+        // its commit, one MySQL host of several): decide by logging in.
+        Err(e) => format!("changing the password failed: {e}"),
+        Ok(()) => match state
+            .db
+            .login_check(&checker, &new.username, &new.password)
+            .await
+        {
+            Ok(()) => {
+                renew(state, &item).await?;
+                return promote(state, &item, &s, v, template).await;
+            }
+            Err(e) => format!("the new password was set but a login with it failed: {e}"),
+        },
+    };
+    renew(state, &item).await?;
+    match recover(state, &item, &s, &current, v, template).await? {
+        Recovered::Promoted => Ok(()),
+        Recovered::RolledBack => Err(ApiError::Upstream(format!(
+            "rotation of {name:?} failed, the old password stays current: {failure}"
+        ))),
     }
-    if let Err(e) = state
-        .db
-        .login_check(&checker, &new.username, &new.password)
-        .await
+}
+
+/// Extend this node's claim before the next step; fail if another node
+/// took the item over (its claim ran out: this node must not write).
+async fn renew(state: &AppState, item: &Item) -> Result<(), ApiError> {
+    let now = now_ms();
+    if state
+        .store
+        .claim_producer(item.id, &state.request_prefix, now, now + CLAIM_MS)
+        .await?
     {
-        // The database may have the new password: keep it pending; the
-        // next pass decides which one logs in.
-        return Err(ApiError::Upstream(format!(
-            "rotation of {name:?}: the new password was set but a login with it failed ({e}); \
-             the old value stays current and the rotation is retried"
-        )));
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "the rotation of {:?} was taken over by another node",
+            item.name
+        )))
     }
-    promote(state, &item, &s, v, template).await
 }
 
 async fn promote(
@@ -238,6 +272,7 @@ async fn promote(
         .store
         .promote_pending(
             item.id,
+            &state.request_prefix,
             v,
             s.max_versions,
             SUCCEEDED,
@@ -251,8 +286,8 @@ async fn promote(
     Ok(())
 }
 
-/// Record a failed rotation (status, retry time), dropping the pending
-/// version that never became current.
+/// Record a failed rotation (status, the next try), dropping the pending
+/// version that never became current (`drop_pending`) or keeping it.
 async fn finish_failed(
     state: &AppState,
     item: &Item,
@@ -262,7 +297,9 @@ async fn finish_failed(
     template: &AuditRecord,
 ) {
     let mut rec = record(template, "rotate", Some(msg));
-    let next = if s.auto_rotate {
+    // A kept pending version is retried (for every item); a dropped one
+    // only by the schedule.
+    let next = if drop_pending.is_none() || s.auto_rotate {
         now_ms() + RETRY_MS
     } else {
         0
@@ -271,6 +308,7 @@ async fn finish_failed(
         .store
         .set_producer_status(
             item.id,
+            &state.request_prefix,
             msg,
             next,
             drop_pending,
@@ -283,7 +321,16 @@ async fn finish_failed(
     }
 }
 
-/// Finish an interrupted rotation: keep whichever password logs in.
+/// How an interrupted rotation ended.
+enum Recovered {
+    /// The new password logs in: it is current now.
+    Promoted,
+    /// The old one still logs in: the new one was dropped.
+    RolledBack,
+}
+
+/// Finish an interrupted rotation: keep whichever password logs in; when
+/// neither does, keep both, report it and try again later.
 async fn recover(
     state: &AppState,
     item: &Item,
@@ -291,7 +338,7 @@ async fn recover(
     current: &Creds,
     v: i32,
     template: &AuditRecord,
-) -> Result<(), ApiError> {
+) -> Result<Recovered, ApiError> {
     let pending = Creds::parse(&open_item_value(state, &item.name, Some(v)).await?)?;
     let (_, checker) = specs(state, s, current).await?;
     if state
@@ -300,7 +347,8 @@ async fn recover(
         .await
         .is_ok()
     {
-        return promote(state, item, s, v, template).await;
+        promote(state, item, s, v, template).await?;
+        return Ok(Recovered::Promoted);
     }
     match state
         .db
@@ -308,14 +356,21 @@ async fn recover(
         .await
     {
         Ok(()) => {
-            let msg = "RotationFailed: an interrupted rotation was rolled back (the database kept the old password)";
+            let msg = "RotationFailed: the new password did not take (the database kept the old one, which stays current)";
             finish_failed(state, item, s, msg, Some(v), template).await;
-            Ok(())
+            Ok(Recovered::RolledBack)
         }
-        Err(e) => Err(ApiError::Upstream(format!(
-            "rotation of {:?}: neither the current nor the pending password logs in ({e}); both are kept",
-            item.name
-        ))),
+        Err(e) => {
+            let msg = format!(
+                "RotationFailed: neither the current nor the pending password logs in ({e}); both are kept and retried"
+            );
+            finish_failed(state, item, s, &msg, None, template).await;
+            Err(ApiError::Upstream(format!(
+                "rotation of {:?}: {}",
+                item.name,
+                &msg["RotationFailed: ".len()..]
+            )))
+        }
     }
 }
 

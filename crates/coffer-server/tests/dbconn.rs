@@ -565,7 +565,7 @@ async fn pg_lifecycle() {
     .await
     .expect_err("insert refused");
     assert!(ins.to_string().contains("permission denied"), "{ins}");
-    // Something the role owns, so REASSIGN/DROP OWNED have work to do.
+    // Something the role owns, so DROP OWNED has work to do.
     raw_sql(AssertSqlSafe(format!(
         "CREATE TEMP TABLE own_{sfx} (x int)"
     )))

@@ -870,3 +870,98 @@ async fn postgres_credentials_are_roles_that_end_their_sessions_at_expiry() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn stored_passwords_stay_with_their_server_and_their_owners() {
+    let Some(db) = mysql() else { return };
+    let h = Harness::new().await;
+    let mut t = target_body(&db, "/t/s", "mysql");
+    t["token"] = json!(h.admin);
+    h.ok("target-create-db", t).await;
+    // An inline dynamic secret: its admin password only to `update` holders.
+    let mut inline = json!({"name": "/ds/inline", "mysql-host": db.host, "mysql-port": db.port.to_string(),
+        "mysql-username": db.user, "user-ttl": "10m"});
+    if !db.password.is_empty() {
+        inline["mysql-password"] = json!(db.password);
+    }
+    h.admin_ok("dynamic-secret-create-mysql", inline).await;
+    let (_, reader) = h
+        .identity("/r", "r", "none", &[("item-rule", "/ds/*", &["read"])])
+        .await;
+    let d = h
+        .ok(
+            "dynamic-secret-get",
+            json!({"token": reader, "name": "/ds/inline"}),
+        )
+        .await;
+    assert!(d.get("db_pwd").is_none(), "{d}");
+    // Moving the connection elsewhere needs the password again.
+    h.fails_with(
+        "dynamic-secret-update-mysql",
+        json!({"token": h.admin, "name": "/ds/inline", "mysql-host": "localhost"}),
+        StatusCode::BAD_REQUEST,
+        "mysql-password is required",
+    )
+    .await;
+    h.fails_with(
+        "target-update-db",
+        json!({"token": h.admin, "name": "/t/s", "host": "localhost"}),
+        StatusCode::BAD_REQUEST,
+        "pwd is required",
+    )
+    .await;
+    // With live credentials the server cannot change (their revocation needs it).
+    h.admin_ok(
+        "dynamic-secret-create-mysql",
+        json!({"name": "/ds/live", "target-name": "/t/s", "user-ttl": "10m", "skip-dry-run": true}),
+    )
+    .await;
+    h.admin_ok("get-dynamic-secret-value", json!({"name": "/ds/live"}))
+        .await;
+    let mut moved =
+        json!({"token": h.admin, "name": "/t/s", "host": "localhost", "pwd": db.password});
+    if db.password.is_empty() {
+        moved["pwd"] = json!("");
+    }
+    let (s, v) = h.call("target-update-db", moved).await;
+    assert!(
+        s == StatusCode::CONFLICT || s == StatusCode::BAD_REQUEST,
+        "moving a target with live credentials: {s} {v}"
+    );
+    h.fails_with(
+        "target-delete",
+        json!({"token": h.admin, "name": "/t/s", "force-deletion": true}),
+        StatusCode::CONFLICT,
+        "live credentials",
+    )
+    .await;
+    h.admin_ok("dynamic-secret-delete", json!({"name": "/ds/live"}))
+        .await;
+    // Taking over a target's password needs update on the target, and the
+    // target's own user is rotated only as a target rotation.
+    let (_, rotator) = h
+        .identity(
+            "/rot",
+            "rot",
+            "none",
+            &[
+                ("item-rule", "/rot/*", &["create"]),
+                ("target-rule", "/t/*", &["read"]),
+            ],
+        )
+        .await;
+    h.fails(
+        "rotated-secret-create-mysql",
+        json!({"token": rotator, "name": "/rot/t", "target-name": "/t/s", "rotator-type": "target"}),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    h.fails_with(
+        "rotated-secret-create-mysql",
+        json!({"token": rotator, "name": "/rot/p", "target-name": "/t/s", "rotator-type": "password",
+               "rotated-username": db.user, "rotated-password": "x", "authentication-credentials": "use-target-creds"}),
+        StatusCode::BAD_REQUEST,
+        "rotator-type target",
+    )
+    .await;
+}

@@ -2692,11 +2692,12 @@ pub async fn producers_and_leases(store: &dyn Store) {
     let (r, changed) = checked!(store, "set_lease_expiry", 0, |a| store.set_lease_expiry(
         &l2.id,
         T0 + 5,
+        now + 6_000,
         a
     ));
     assert!(ok(r, "set_lease_expiry") && changed);
     let (r, changed) = checked!(store, "set_lease_expiry revoked", 0, |a| store
-        .set_lease_expiry(&l1.id, T0 + 5, a));
+        .set_lease_expiry(&l1.id, T0 + 5, now + 6_000, a));
     assert!(!ok(r, "set_lease_expiry revoked") && !changed);
     let item_scope = ok(
         store
@@ -2804,8 +2805,34 @@ pub async fn producers_and_leases(store: &dyn Store) {
         ok(store.due_rotations(T0, 10).await, "due").contains(&rt.name),
         "a pending rotation is due"
     );
+    // Only the holder of the claim may finish a rotation.
+    assert!(ok(
+        store
+            .claim_producer(rt.id, "node-b", T0 + 2, T0 + 1000)
+            .await,
+        "claim b"
+    ));
+    let (r, changed) = checked!(store, "promote_pending by non-holder", 0, |a| store
+        .promote_pending(
+            rt.id,
+            "node-a",
+            2,
+            5,
+            "RotationSucceeded",
+            T0 + 5,
+            T0 + 100,
+            a
+        ));
+    assert!(r.is_err() && !changed, "a node without the claim promoted");
+    assert!(ok(
+        store
+            .claim_producer(rt.id, "node-b", T0 + 3, T0 + 2000)
+            .await,
+        "the holder extends its claim"
+    ));
     let (r, changed) = checked!(store, "promote_pending", 0, |a| store.promote_pending(
         rt.id,
+        "node-b",
         2,
         5,
         "RotationSucceeded",
@@ -2828,8 +2855,33 @@ pub async fn producers_and_leases(store: &dyn Store) {
             .await,
         "pending 3",
     );
+    assert!(ok(
+        store
+            .claim_producer(rt.id, "node-a", T0 + 10, T0 + 1000)
+            .await,
+        "claim again"
+    ));
+    let (r, changed) = checked!(store, "set_producer_status keep pending", 0, |a| store
+        .set_producer_status(rt.id, "node-a", "RotationFailed: both", T0 + 150, None, a));
+    ok(r, "set_producer_status keep pending");
+    assert!(changed);
+    let rp = ok(store.get_producer(rt.id).await, "producer").expect("producer");
+    assert_eq!(
+        (rp.pending_version, rp.next_rotation_ms),
+        (Some(3), T0 + 150)
+    );
+    assert!(
+        ok(store.due_rotations(T0 + 100, 10).await, "due").is_empty(),
+        "a pending rotation is not retried before its next try"
+    );
+    assert!(ok(
+        store
+            .claim_producer(rt.id, "node-a", T0 + 200, T0 + 1000)
+            .await,
+        "claim once more"
+    ));
     let (r, changed) = checked!(store, "set_producer_status", 0, |a| store
-        .set_producer_status(rt.id, "RotationFailed: x", T0 + 200, Some(3), a));
+        .set_producer_status(rt.id, "node-a", "RotationFailed: x", T0 + 200, Some(3), a));
     ok(r, "set_producer_status");
     assert!(changed);
     assert_eq!(
@@ -2837,6 +2889,39 @@ pub async fn producers_and_leases(store: &dyn Store) {
         vec![1, 2],
         "the dropped pending version is gone"
     );
+    // a dynamic secret with live credentials is not deleted
+    let mut d2 = item(&run, &run.name("producer/ds2"));
+    d2.item_type = ItemType::DynamicSecret;
+    ok(
+        store
+            .create_producer(&d2, &sealed(key, 1, 1), &producer(d2.id, None), au!())
+            .await,
+        "create ds2",
+    );
+    let l5 = lease(&run, &d2, 5, T0 + 10_000_000);
+    ok(store.insert_lease(&l5, 10, au!()).await, "insert l5");
+    let (r, changed) = checked!(store, "delete_producer_item with a live lease", 0, |a| {
+        store.delete_producer_item(d2.id, a)
+    });
+    assert!(
+        matches!(r, Err(StoreError::Limit(_))) && !changed,
+        "deleted with a live lease"
+    );
+    let claimed = ok(
+        store
+            .claim_leases(LeaseScope::One(&l5.id), "node-a", T0 + 40, T0 + 60_000, 1)
+            .await,
+        "claim l5",
+    );
+    assert_eq!(claimed.len(), 1);
+    ok(
+        store.finish_lease(&l5.id, "node-a", T0 + 40, au!()).await,
+        "finish l5",
+    );
+    let (r, changed) = checked!(store, "delete_producer_item", 0, |a| store
+        .delete_producer_item(d2.id, a));
+    assert!(ok(r, "delete_producer_item") && changed);
+    assert_eq!(ok(store.get_producer(d2.id).await, "producer gone"), None);
     // force deletion of a used target
     let (r, changed) = checked!(store, "delete_target force", 0, |a| store
         .delete_target(&t.name, true, a));

@@ -310,7 +310,8 @@ pub trait Store: Send + Sync + 'static {
     /// that nobody holds, at most `limit`.
     async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
     /// Hold an item for rotating until `until_ms`, unless another holder's
-    /// claim is still valid at `now_ms`. A lock, not a change: no record.
+    /// claim is still valid at `now_ms` (the holder itself may extend its
+    /// claim). A lock, not a change: no record.
     async fn claim_producer(
         &self,
         item_id: i64,
@@ -332,11 +333,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Phase two: the pending version logged in; make it current, keep the
     /// newest `keep` versions, record the rotation and release the claim.
-    /// Conflict if `version` is not the pending one.
+    /// Conflict if `version` is not the pending one or `node` no longer
+    /// holds the item (another node took over: its claim had run out).
     #[allow(clippy::too_many_arguments)]
     async fn promote_pending(
         &self,
         item_id: i64,
+        node: &str,
         version: i32,
         keep: i32,
         status: &str,
@@ -344,12 +347,14 @@ pub trait Store: Send + Sync + 'static {
         next_rotation_ms: i64,
         audit: Audit<'_>,
     ) -> Result<()>;
-    /// Record a status (a failed rotation, a connection check), drop a
-    /// pending version that never became current (`drop_pending`), set the
-    /// next rotation and release the claim.
+    /// Record a status (a failed rotation), drop a pending version that
+    /// never became current (`drop_pending`; `None` keeps a pending one),
+    /// set the next rotation and release the claim. Conflict unless `node`
+    /// holds the item.
     async fn set_producer_status(
         &self,
         item_id: i64,
+        node: &str,
         status: &str,
         next_rotation_ms: i64,
         drop_pending: Option<i32>,
@@ -364,8 +369,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_leases(&self, f: LeaseFilter) -> Result<Vec<Lease>>;
     /// Live leases of every item.
     async fn count_live_leases(&self) -> Result<i64>;
-    /// Move a live lease's expiry. False if it is not live.
-    async fn set_lease_expiry(&self, id: &str, expires_ms: i64, audit: Audit<'_>) -> Result<bool>;
+    /// Move a live lease's expiry. False if it is not live, or a node holds
+    /// it at `now_ms` (revoking it).
+    async fn set_lease_expiry(
+        &self,
+        id: &str,
+        expires_ms: i64,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
+    /// Delete a dynamic secret, unless it has live leases (Limit): checked
+    /// under the item's lock, which issuing takes too, so no lease slips
+    /// in between.
+    async fn delete_producer_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool>;
     /// Take up to `limit` live leases of `scope` for `node` until
     /// `until_ms`, skipping leases another node holds (claim still valid at
     /// `now_ms`). Several nodes claiming at once never get the same lease.

@@ -366,18 +366,20 @@ pub(crate) const SET_PENDING: &str =
     "UPDATE producers SET pending_version = $2 WHERE item_id = $1 AND pending_version IS NULL";
 pub(crate) const PROMOTE_PENDING: &str = "UPDATE producers SET pending_version = NULL, status = $3, \
      last_rotation_ms = $4, next_rotation_ms = $5, claimed_by = '', claim_until_ms = 0 \
-     WHERE item_id = $1 AND pending_version = $2";
+     WHERE item_id = $1 AND pending_version = $2 AND claimed_by = $6";
 pub(crate) const SET_ITEM_LAST_VERSION: &str =
     "UPDATE items SET last_version = $2, modified_ms = $3 WHERE id = $1";
-pub(crate) const SET_PRODUCER_STATUS: &str = "UPDATE producers SET pending_version = NULL, status = $2, \
-     next_rotation_ms = $3, claimed_by = '', claim_until_ms = 0 WHERE item_id = $1";
+pub(crate) const SET_PRODUCER_STATUS: &str = "UPDATE producers SET \
+     pending_version = CASE WHEN $4 THEN NULL ELSE pending_version END, status = $2, \
+     next_rotation_ms = $3, claimed_by = '', claim_until_ms = 0 WHERE item_id = $1 AND claimed_by = $5";
 /// Producers due for rotation (or with a rotation to finish), unclaimed.
 pub(crate) const DUE_ROTATIONS: &str = "SELECT i.name FROM producers p JOIN items i ON i.id = p.item_id \
-     WHERE p.claim_until_ms < $1 \
-     AND ((p.next_rotation_ms > 0 AND p.next_rotation_ms <= $1) OR p.pending_version IS NOT NULL) \
+     WHERE p.claim_until_ms < $1 AND p.next_rotation_ms <= $1 \
+     AND (p.next_rotation_ms > 0 OR p.pending_version IS NOT NULL) \
      ORDER BY p.next_rotation_ms LIMIT $2";
+/// Take (or, by its holder, extend) the claim on an item.
 pub(crate) const CLAIM_PRODUCER: &str = "UPDATE producers SET claimed_by = $2, claim_until_ms = $3 \
-     WHERE item_id = $1 AND claim_until_ms < $4";
+     WHERE item_id = $1 AND (claim_until_ms < $4 OR claimed_by = $2)";
 pub(crate) const RELEASE_PRODUCER: &str = "UPDATE producers SET claimed_by = '', claim_until_ms = 0 WHERE item_id = $1 AND claimed_by = $2";
 
 pub(crate) const INSERT_LEASE: &str = concat!(
@@ -396,8 +398,9 @@ pub(crate) const LIST_LEASES: &str = concat!(
      AND ($3 = 0 OR attempts > 0) ORDER BY expires_ms, id LIMIT $4"
 );
 pub(crate) const COUNT_LEASES: &str = "SELECT COUNT(*) FROM leases WHERE state = 'live'";
+/// Not while a node holds the lease (it may be dropping the user).
 pub(crate) const SET_LEASE_EXPIRY: &str = "UPDATE leases SET expires_ms = $2, next_attempt_ms = 0 \
-     WHERE id = $1 AND state = 'live'";
+     WHERE id = $1 AND state = 'live' AND claim_until_ms < $3";
 pub(crate) const FINISH_LEASE: &str = "UPDATE leases SET state = 'revoked', revoked_ms = $3, last_error = '', \
      claimed_by = '', claim_until_ms = 0 WHERE id = $1 AND claimed_by = $2 AND state = 'live'";
 pub(crate) const FAIL_LEASE: &str = "UPDATE leases SET attempts = attempts + 1, last_error = $3, next_attempt_ms = $4, \

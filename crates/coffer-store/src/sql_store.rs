@@ -1557,6 +1557,7 @@ where
     async fn promote_pending(
         &self,
         item_id: i64,
+        node: &str,
         version: i32,
         keep: i32,
         status: &str,
@@ -1571,6 +1572,7 @@ where
             .bind(status)
             .bind(now_ms)
             .bind(next_rotation_ms)
+            .bind(node)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -1600,6 +1602,7 @@ where
     async fn set_producer_status(
         &self,
         item_id: i64,
+        node: &str,
         status: &str,
         next_rotation_ms: i64,
         drop_pending: Option<i32>,
@@ -1618,11 +1621,15 @@ where
             .bind(item_id)
             .bind(status)
             .bind(next_rotation_ms)
+            .bind(drop_pending.is_some())
+            .bind(node)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         if D::rows_affected(&done) == 0 {
-            return Err(StoreError::NotFound(format!("item {item_id}")));
+            return Err(StoreError::Conflict(format!(
+                "item {item_id} (held by this node)"
+            )));
         }
         Self::commit_change(tx, audit, false).await
     }
@@ -1710,17 +1717,53 @@ where
             .map_err(db)
     }
 
-    async fn set_lease_expiry(&self, id: &str, expires_ms: i64, audit: Audit<'_>) -> Result<bool> {
+    async fn set_lease_expiry(
+        &self,
+        id: &str,
+        expires_ms: i64,
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::SET_LEASE_EXPIRY)
             .bind(id)
             .bind(expires_ms)
+            .bind(now_ms)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         if D::rows_affected(&done) == 0 {
             return Ok(false);
         }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
+    async fn delete_producer_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let held: Option<i32> = sqlx::query_scalar(D::LOCK_ITEM)
+            .bind(item_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if held.is_none() {
+            return Ok(false);
+        }
+        let live: i64 = sqlx::query_scalar(sql::COUNT_LIVE_LEASES_OF_ITEM)
+            .bind(item_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if live > 0 {
+            return Err(StoreError::Limit(format!(
+                "the dynamic secret still has {live} live credentials (being issued or revoked right now): retry"
+            )));
+        }
+        sqlx::query(sql::DELETE_ITEM)
+            .bind(item_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         Self::commit_change(tx, audit, false).await?;
         Ok(true)
     }

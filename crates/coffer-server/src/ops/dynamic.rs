@@ -354,6 +354,16 @@ fn settings_from_body(
                     f.password
                 )));
             }
+            // The stored password goes only where it went before.
+            if let Some(pc) = prev_conn
+                && (pc.host != host || pc.port != port || pc.user != user)
+                && body.opt_str(f.password)?.is_none_or(|p| p.is_empty())
+            {
+                return Err(ApiError::bad(format!(
+                    "{} is required when {}, {} or {} change (the stored password is not sent to a new server)",
+                    f.password, f.host, f.port, f.user
+                )));
+            }
             (
                 None,
                 Some(ConnSettings {
@@ -686,6 +696,15 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
     if let Some(t) = &s.target {
         require(ctx, RuleType::Target, t, Caps::READ)?;
     }
+    let server = |s: &DynamicSettings| {
+        (
+            s.target.clone(),
+            s.conn.as_ref().map(|c| (c.host.clone(), c.port)),
+        )
+    };
+    if server(&s) != server(&old) {
+        refuse_with_live_leases(&state, &item, "its database connection cannot change").await?;
+    }
     let description = match body.opt_str("description")? {
         Some(d) if d != "default_metadata" => d,
         _ => item.description.clone(),
@@ -755,8 +774,9 @@ pub(super) async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let state = ctx.state.clone();
     let item = find_dynamic(&state, &name).await?;
     let (p, s) = load(&state, &item).await?;
-    // The inline admin password only to a caller who may read the item.
-    let pwd = if s.conn.is_some() && allowed(ctx.caller()?, RuleType::Item, &name, Caps::READ) {
+    // The inline admin password only to a caller who may change the item
+    // (`read` is what using the dynamic secret takes).
+    let pwd = if s.conn.is_some() && allowed(ctx.caller()?, RuleType::Item, &name, Caps::UPDATE) {
         Some(sealed_secret(&state, &name).await?)
     } else {
         None
@@ -921,12 +941,17 @@ fn new_lease(
     expires_ms: i64,
 ) -> Result<Lease, ApiError> {
     let caller = ctx.caller()?;
+    // Universal identity callers present their identity token itself, which
+    // has no session-token row to outlive: their credentials are not tied.
     let tied = ctx
         .state
         .snapshot()
         .by_access_id
         .get(&caller.token.access_id)
-        .is_some_and(|am| crate::leases::tied_to_token(am));
+        .is_some_and(|am| {
+            crate::leases::tied_to_token(am)
+                && am.kind != coffer_core::model::AuthMethodKind::UniversalIdentity
+        });
     Ok(Lease {
         id: id.to_owned(),
         item_id: item.id,
@@ -1078,6 +1103,21 @@ pub(super) async fn create_azure(
         text("azure-client-id", old_app.map(|a| a.client_id.as_str()))?,
         text("app-obj-id", old_app.map(|a| a.app_obj_id.as_str()))?,
     )?;
+    if let Some(old) = old_app
+        && *old != app
+        && body
+            .opt_str("azure-client-secret")?
+            .is_none_or(|s| s.is_empty())
+    {
+        return Err(ApiError::bad(
+            "azure-client-secret is required when azure-tenant-id, azure-client-id or app-obj-id change",
+        ));
+    }
+    if let Some((item, _, _, old, _)) = &prev
+        && *old != app
+    {
+        refuse_with_live_leases(&state, item, "its application cannot change").await?;
+    }
     let secret = match body
         .opt_str("azure-client-secret")?
         .filter(|s| !s.is_empty())
@@ -1216,6 +1256,32 @@ pub(super) async fn create_azure(
     }
 }
 
+/// Refuse a change while the item has live credentials (they were created
+/// on the current server, which their revocation needs).
+pub(crate) async fn refuse_with_live_leases(
+    state: &AppState,
+    item: &Item,
+    what: &str,
+) -> Result<(), ApiError> {
+    let live = state
+        .store
+        .list_leases(coffer_store::LeaseFilter {
+            item_id: item.id,
+            live_only: true,
+            failing_only: false,
+            limit: 1,
+        })
+        .await?;
+    if live.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "{:?} has live credentials: {what} until they are revoked (dynamic-secret-tmp-creds-delete with revoke-all, or let them expire)",
+            item.name
+        )))
+    }
+}
+
 /// `TmpUserData` of a lease.
 fn tmp_user(l: &Lease, kind: &str) -> Value {
     without_nulls(json!({
@@ -1345,14 +1411,32 @@ pub(super) async fn tmp_creds_update(ctx: &mut Ctx, body: &Body) -> Result<Value
             s.user_ttl
         )));
     }
-    let expires = now_ms() + minutes * 60_000;
+    let now = now_ms();
+    let expires = now + minutes * 60_000;
+    if expires > l.expires_ms {
+        // Lengthening credentials is more than using them.
+        require(ctx, RuleType::Item, &name, Caps::UPDATE)?;
+        if s.azure.is_some() {
+            return Err(ApiError::bad(
+                "an Azure client secret's end date cannot be moved: issue new credentials instead",
+            ));
+        }
+        // The database's own expiry moves first (PostgreSQL VALID UNTIL),
+        // so the lease never outlives a password that still works.
+        let spec = connection(&state, &item, &s).await?;
+        state
+            .db
+            .set_valid_until(&spec, &l.id, &expiration_text(expires))
+            .await
+            .map_err(|e| db_error("could not move the role's expiry", e))?;
+    }
     if !state
         .store
-        .set_lease_expiry(&l.id, expires, ctx.audit())
+        .set_lease_expiry(&l.id, expires, now, ctx.audit())
         .await?
     {
-        return Err(ApiError::NotFound(format!(
-            "temporary credentials {:?} were revoked meanwhile",
+        return Err(ApiError::Conflict(format!(
+            "temporary credentials {:?} are being revoked (or were revoked meanwhile)",
             l.id
         )));
     }
@@ -1388,7 +1472,11 @@ pub(super) async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     let state = ctx.state.clone();
     let item = find_dynamic(&state, &name).await?;
     revoke_before_delete(ctx, &item).await?;
-    if !state.store.delete_item(item.id, ctx.audit()).await? {
+    if !state
+        .store
+        .delete_producer_item(item.id, ctx.audit())
+        .await?
+    {
         return Err(ApiError::NotFound(format!("item {name:?} not found")));
     }
     state.items.remove(name.as_str());

@@ -568,7 +568,9 @@ pub(super) async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, Api
             ItemType::StaticSecret => {}
         }
     }
-    let deleted = if version == -1 || version == 0 {
+    let deleted = if item.item_type == ItemType::DynamicSecret {
+        state.store.delete_producer_item(item.id, ctx.audit()).await
+    } else if version == -1 || version == 0 {
         state.store.delete_item(item.id, ctx.audit()).await
     } else if version > 0 && version <= i64::from(i32::MAX) {
         state

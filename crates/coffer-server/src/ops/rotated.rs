@@ -294,6 +294,8 @@ pub(super) async fn create(
                     ),
                 ],
             )?;
+            // Taking over the target's password changes the target.
+            require(ctx, RuleType::Target, &target_name, Caps::UPDATE)?;
             if let Some(other) = rotating_item(&target)
                 && other != name
             {
@@ -309,6 +311,11 @@ pub(super) async fn create(
         Rotator::Password => {
             let u = body.req_str("rotated-username")?.trim().to_owned();
             check_db_word("rotated-username", &u)?;
+            if u == spec.user {
+                return Err(ApiError::bad(
+                    "rotated-username is the target's own user: use rotator-type target (which needs update on the target)",
+                ));
+            }
             let p = Zeroizing::new(body.opt_str("rotated-password")?.unwrap_or_default());
             if p.is_empty() {
                 return Err(ApiError::bad(
@@ -383,7 +390,14 @@ pub(super) async fn create(
         password: password.to_string(),
     };
     let first = seal(&state, item.id, 1, &creds.to_json())?;
-    state
+    if rotator == Rotator::Target {
+        // The target's password becomes this item's current value: linked
+        // first (refused if another item won the target meanwhile), undone
+        // if the item cannot be created.
+        let rec = ctx.sub_record("target-update-db", &target_name);
+        crate::rotation::link_target(&state, &target_name, Some(&name), rec).await?;
+    }
+    let created = state
         .store
         .create_producer(&item, &first, &p, ctx.audit())
         .await
@@ -392,11 +406,15 @@ pub(super) async fn create(
                 ApiError::Conflict(format!("item {name:?} already exists"))
             }
             other => other.into(),
-        })?;
-    if rotator == Rotator::Target {
-        // From now on the target's password is this item's current value.
-        let rec = ctx.sub_record("target-update-db", &target_name);
-        crate::rotation::link_target(&state, &target_name, Some(&name), rec).await?;
+        });
+    if let Err(e) = created {
+        if rotator == Rotator::Target {
+            let rec = ctx.sub_record("target-update-db", &target_name);
+            if let Err(undo) = crate::rotation::link_target(&state, &target_name, None, rec).await {
+                tracing::error!(target = %target_name, error = %undo, "cannot unlink a target from a rotated secret that was not created");
+            }
+        }
+        return Err(e);
     }
     Ok(json!({"name": name}))
 }
@@ -570,6 +588,18 @@ pub(super) async fn rotate_now(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiE
 /// rotated keeps the current password.
 pub(crate) async fn before_delete(ctx: &mut Ctx, item: &Item) -> Result<(), ApiError> {
     let state = ctx.state.clone();
+    // Not in the middle of a rotation (the claim is kept: the item goes).
+    let now = now_ms();
+    if !state
+        .store
+        .claim_producer(item.id, &state.request_prefix, now, now + 120_000)
+        .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "{:?} is being rotated right now: retry in a minute",
+            item.name
+        )));
+    }
     let (_, s) = load(&state, item).await?;
     if s.rotator == Rotator::Target {
         let rec = ctx.sub_record("target-update-db", &s.target);

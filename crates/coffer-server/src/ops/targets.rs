@@ -388,6 +388,15 @@ fn settings_from_body(
     if pwd.len() > 1024 {
         return Err(ApiError::bad("pwd is longer than 1024 bytes"));
     }
+    // The stored password goes only where it went before.
+    if let Some(p) = prev
+        && (p.host != host || p.port != port || p.user != user)
+        && body.opt_str("pwd")?.is_none_or(|p| p.is_empty())
+    {
+        return Err(ApiError::bad(
+            "pwd is required when host, port or user-name change (the stored password is not sent to a new server)",
+        ));
+    }
     Ok((
         ConnSettings {
             db_type: kind.as_str().to_owned(),
@@ -480,6 +489,9 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
         )));
     }
     let description = description_param(body, Some(&old.description))?;
+    if (&settings.host, settings.port) != (&old_settings.host, old_settings.port) {
+        refuse_moving_live_leases(&state, &name, "its host and port cannot change").await?;
+    }
     let spec = settings.spec(&pwd)?;
     state.db.check_admin(&spec).await.map_err(|e| {
         settings_error(
@@ -515,8 +527,15 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     Ok(json!({"target_id": t.id}))
 }
 
-async fn render(state: &AppState, t: &Target) -> Result<Value, ApiError> {
-    let items = state.store.target_items(&t.name).await?;
+/// A target as the clients read it; `target_items_assoc` lists the items
+/// using it that `caller` may list.
+async fn render(
+    state: &AppState,
+    t: &Target,
+    caller: &crate::state::Caller,
+) -> Result<Value, ApiError> {
+    let mut items = state.store.target_items(&t.name).await?;
+    items.retain(|i| allowed(caller, RuleType::Item, i, Caps::LIST));
     let assoc: Vec<Value> = items
         .iter()
         .map(|i| json!({"item_name": i, "relationship": "use"}))
@@ -548,12 +567,34 @@ fn refuse_other_version(body: &Body, t: &Target) -> Result<(), ApiError> {
     }
 }
 
+/// Refuse a change to a target while dynamic secrets using it have live
+/// credentials (their revocation needs the server they were created on).
+async fn refuse_moving_live_leases(
+    state: &AppState,
+    name: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    for item_name in state.store.target_items(name).await? {
+        if let Some(item) = state.store.get_item(&item_name).await?
+            && item.item_type == coffer_core::model::ItemType::DynamicSecret
+        {
+            super::dynamic::refuse_with_live_leases(
+                state,
+                &item,
+                &format!("target {name:?} uses it, so {what}"),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn get(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require_any(ctx, RuleType::Target, &name, Caps::READ.union(Caps::LIST))?;
     let state = ctx.state.clone();
     let t = find_target(&state, &name).await?;
-    render(&state, &t).await
+    render(&state, &t, ctx.caller()?).await
 }
 
 pub(super) async fn get_details(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
@@ -578,7 +619,7 @@ pub(super) async fn get_details(ctx: &mut Ctx, body: &Body) -> Result<Value, Api
         details["db_pwd"] = Value::String(pwd.as_str().to_owned());
     }
     Ok(json!({
-        "target": render(&state, &t).await?,
+        "target": render(&state, &t, ctx.caller()?).await?,
         "value": {"db_target_details": details},
     }))
 }
@@ -607,7 +648,7 @@ pub(super) async fn list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
         {
             continue;
         }
-        out.push(render(&state, &t).await?);
+        out.push(render(&state, &t, ctx.caller()?).await?);
     }
     Ok(json!({"targets": out}))
 }
@@ -619,6 +660,9 @@ pub(super) async fn delete(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     let state = ctx.state.clone();
     let t = find_target(&state, &name).await?;
     refuse_other_version(body, &t)?;
+    if force {
+        refuse_moving_live_leases(&state, &name, "it cannot be deleted").await?;
+    }
     if !state.store.delete_target(&name, force, ctx.audit()).await? {
         return Err(ApiError::NotFound(format!("target {name:?} not found")));
     }
