@@ -148,18 +148,7 @@ impl JwksCache {
 
     fn client(&self) -> Result<&reqwest::Client, String> {
         self.client
-            .get_or_init(|| {
-                rustls::crypto::aws_lc_rs::default_provider()
-                    .install_default()
-                    .ok();
-                reqwest::Client::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .timeout(FETCH_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
-            })
+            .get_or_init(|| crate::outbound::client(CONNECT_TIMEOUT, FETCH_TIMEOUT, "JWKS"))
             .as_ref()
             .map_err(Clone::clone)
     }

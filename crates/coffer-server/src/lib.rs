@@ -25,6 +25,7 @@ pub mod leases;
 pub mod listener;
 pub mod offline;
 pub mod ops;
+mod outbound;
 mod rotation;
 pub mod state;
 mod timefmt;

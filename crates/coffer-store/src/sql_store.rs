@@ -358,6 +358,51 @@ where
     }
 
     /// Insert one version inside the caller's transaction.
+    /// Begin a write that inserts an item and its first version (Conflict
+    /// naming the name or the ID that is taken); the caller adds to it and
+    /// commits.
+    async fn begin_item(
+        &self,
+        item: &Item,
+        first: &SealedVersion,
+    ) -> Result<Transaction<'static, D>> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(sql::INSERT_ITEM)
+            .bind(item.id)
+            .bind(item.name.as_str())
+            .bind(item.item_type.as_str())
+            .bind(item.sub_type.as_str())
+            .bind(item.format.as_str())
+            .bind(item.description.as_str())
+            .bind(rows::to_json("tags", &item.tags)?.as_str())
+            .bind(item.max_versions)
+            // The invariants: last_version = newest stored version,
+            // highest_version = highest number ever given.
+            .bind(first.version)
+            .bind(first.version)
+            .bind(item.enabled)
+            .bind(item.created_ms)
+            .bind(item.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            if !is_unique_violation(&e) {
+                return Err(db(e));
+            }
+            // PostgreSQL refuses further statements in a failed transaction.
+            drop(tx);
+            let name_taken =
+                Self::exists(&self.read, sql::ITEM_NAME_EXISTS, item.name.as_str()).await?;
+            return Err(StoreError::Conflict(if name_taken {
+                named("item", &item.name)
+            } else {
+                format!("item with ID {}", item.id)
+            }));
+        }
+        self.insert_version(&mut tx, item.id, first).await?;
+        Ok(tx)
+    }
+
     async fn insert_version(
         &self,
         tx: &mut Transaction<'static, D>,
@@ -694,40 +739,7 @@ where
         first: &SealedVersion,
         audit: Audit<'_>,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(sql::INSERT_ITEM)
-            .bind(item.id)
-            .bind(item.name.as_str())
-            .bind(item.item_type.as_str())
-            .bind(item.sub_type.as_str())
-            .bind(item.format.as_str())
-            .bind(item.description.as_str())
-            .bind(rows::to_json("tags", &item.tags)?.as_str())
-            .bind(item.max_versions)
-            // The invariants: last_version = newest stored version,
-            // highest_version = highest number ever given.
-            .bind(first.version)
-            .bind(first.version)
-            .bind(item.enabled)
-            .bind(item.created_ms)
-            .bind(item.modified_ms)
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = inserted {
-            if !is_unique_violation(&e) {
-                return Err(db(e));
-            }
-            // PostgreSQL refuses further statements in a failed transaction.
-            drop(tx);
-            let name_taken =
-                Self::exists(&self.read, sql::ITEM_NAME_EXISTS, item.name.as_str()).await?;
-            return Err(StoreError::Conflict(if name_taken {
-                named("item", &item.name)
-            } else {
-                format!("item with ID {}", item.id)
-            }));
-        }
-        self.insert_version(&mut tx, item.id, first).await?;
+        let tx = self.begin_item(item, first).await?;
         Self::commit_change(tx, audit, false).await
     }
 
@@ -1363,31 +1375,7 @@ where
         audit: Audit<'_>,
     ) -> Result<()> {
         let settings = rows::to_json("producer settings", &p.settings)?;
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(sql::INSERT_ITEM)
-            .bind(item.id)
-            .bind(item.name.as_str())
-            .bind(item.item_type.as_str())
-            .bind(item.sub_type.as_str())
-            .bind(item.format.as_str())
-            .bind(item.description.as_str())
-            .bind(rows::to_json("tags", &item.tags)?.as_str())
-            .bind(item.max_versions)
-            .bind(first.version)
-            .bind(first.version)
-            .bind(item.enabled)
-            .bind(item.created_ms)
-            .bind(item.modified_ms)
-            .execute(&mut *tx)
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(named("item", &item.name)));
-            }
-            Err(e) => return Err(db(e)),
-        }
-        self.insert_version(&mut tx, item.id, first).await?;
+        let mut tx = self.begin_item(item, first).await?;
         sqlx::query(sql::INSERT_PRODUCER)
             .bind(item.id)
             .bind(p.target_name.as_deref())

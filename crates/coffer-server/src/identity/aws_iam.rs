@@ -767,19 +767,7 @@ struct CallerIdentity {
 fn sts_client() -> Result<&'static reqwest::Client, ApiError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
-        .get_or_init(|| {
-            rustls::crypto::aws_lc_rs::default_provider()
-                .install_default()
-                .ok();
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(STS_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| format!("cannot build the STS HTTP client: {e}"))
-        })
+        .get_or_init(|| crate::outbound::client(CONNECT_TIMEOUT, STS_TIMEOUT, "STS"))
         .as_ref()
         .map_err(ApiError::internal)
 }

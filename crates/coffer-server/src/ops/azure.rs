@@ -71,18 +71,7 @@ impl AzureApp {
 fn client() -> Result<&'static reqwest::Client, ApiError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
-        .get_or_init(|| {
-            rustls::crypto::aws_lc_rs::default_provider()
-                .install_default()
-                .ok();
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| format!("cannot build the Graph HTTP client: {e}"))
-        })
+        .get_or_init(|| crate::outbound::client(Duration::from_secs(5), TIMEOUT, "Graph"))
         .as_ref()
         .map_err(ApiError::internal)
 }

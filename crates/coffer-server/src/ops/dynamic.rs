@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::auth_methods::check_description;
 use super::azure::{self, AzureApp};
-use super::items::{find_item, open, seal, tags_param};
+use super::items::{open, seal, tags_param};
 use super::targets::{
     ConnSettings, check_db_word, check_host, db_error, port_param, settings_error, target_spec,
 };
@@ -33,22 +33,6 @@ pub(crate) const CONNECTED: &str = "ProducerConnected";
 /// Options of the dynamic-secret operations Coffer does not implement.
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "ara-enabled",
-        "agentic runtime authority is an Akeyless SaaS feature",
-    ),
-    (
-        "enable-agentic-runtime-authority",
-        "agentic runtime authority is an Akeyless SaaS feature",
-    ),
-    ("enable-ai-quorum", "AI quorum is an Akeyless SaaS feature"),
-    ("input-rule", "agentic rules are an Akeyless SaaS feature"),
-    ("output-rule", "agentic rules are an Akeyless SaaS feature"),
-    ("item-custom-fields", "custom fields are not supported yet"),
-    (
-        "delete-protection",
-        "deletion protection is not supported yet",
-    ),
-    (
         "producer-encryption-key-name",
         "items are sealed with Coffer's own data key",
     ),
@@ -57,35 +41,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "items are sealed with Coffer's own data key",
     ),
     (
-        "secure-access-enable",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-bastion-issuer",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-certificate-issuer",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-db-name",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-db-schema",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
         "secure-access-delay",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-host",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-web",
         "secure remote access is an Akeyless SaaS feature",
     ),
     ("db-server-name", "the server name is the host"),
@@ -262,6 +218,7 @@ fn settings_from_body(
     kind: DbKind,
     prev: Option<(&DynamicSettings, Zeroizing<String>)>,
 ) -> Result<(DynamicSettings, Zeroizing<String>), ApiError> {
+    refuse_unsupported(body, super::SAAS_ONLY)?;
     refuse_unsupported(body, UNSUPPORTED)?;
     let f = fields(kind);
     let p = prev.as_ref().map(|(s, _)| *s);
@@ -444,14 +401,7 @@ pub(crate) async fn load(
     state: &AppState,
     item: &Item,
 ) -> Result<(Producer, DynamicSettings), ApiError> {
-    let p = state
-        .store
-        .get_producer(item.id)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("item {} has no producer row", item.name)))?;
-    let s: DynamicSettings = serde_json::from_value(p.settings.clone())
-        .map_err(|e| ApiError::internal(format!("settings of {}: {e}", item.name)))?;
-    Ok((p, s))
+    super::load_producer(state, item).await
 }
 
 /// The admin connection a dynamic secret uses now.
@@ -496,14 +446,7 @@ pub(crate) async fn sealed_secret(
 
 /// A dynamic secret by name (404; 400 for another item type).
 pub(crate) async fn find_dynamic(state: &AppState, name: &str) -> Result<Item, ApiError> {
-    let item = find_item(state, name).await?;
-    if item.item_type != ItemType::DynamicSecret {
-        return Err(ApiError::bad(format!(
-            "item {name:?} is a {}, not a dynamic secret",
-            item.item_type.as_str()
-        )));
-    }
-    Ok(item)
+    super::find_typed(state, name, ItemType::DynamicSecret).await
 }
 
 /// Check a producer: connect (the admin can create users) and, unless
@@ -512,9 +455,19 @@ async fn check(
     state: &AppState,
     item_name: &str,
     s: &DynamicSettings,
-    spec: &DbConnSpec,
-    dry_run: bool,
+    secret: &str,
+    body: &Body,
 ) -> Result<(), ApiError> {
+    let dry_run = !body.bool_or("skip-dry-run", false)?;
+    let spec = match &s.target {
+        Some(t) => target_spec(state, t).await?.1,
+        None => s
+            .conn
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no connection"))?
+            .spec(secret)?,
+    };
+    let spec = &spec;
     state
         .db
         .check_admin(spec)
@@ -617,42 +570,8 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
         created_ms: now,
         modified_ms: now,
     };
-    let spec = match &s.target {
-        Some(t) => target_spec(&state, t).await?.1,
-        None => s
-            .conn
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("no connection"))?
-            .spec(&secret)?,
-    };
-    check(
-        &state,
-        &name,
-        &s,
-        &spec,
-        !body.bool_or("skip-dry-run", false)?,
-    )
-    .await?;
-    let p = Producer {
-        item_id: item.id,
-        target_name: s.target.clone(),
-        settings: serde_json::to_value(&s).map_err(ApiError::internal)?,
-        status: CONNECTED.into(),
-        pending_version: None,
-        last_rotation_ms: 0,
-        next_rotation_ms: 0,
-    };
-    let first = seal(&state, item.id, 1, &secret_json(&secret))?;
-    state
-        .store
-        .create_producer(&item, &first, &p, ctx.audit())
-        .await
-        .map_err(|e| match e {
-            coffer_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("item {name:?} already exists"))
-            }
-            other => other.into(),
-        })?;
+    check(&state, &name, &s, &secret, body).await?;
+    let p = insert_new(ctx, &item, &s, &secret).await?;
     let d = details(&item, &p, &s, None);
     Ok(if ctx.op.starts_with("gateway-") {
         json!({"producer_details": d})
@@ -711,22 +630,7 @@ pub(super) async fn update(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
     };
     check_description(&description)?;
     let tags = tags_param(body)?;
-    let spec = match &s.target {
-        Some(t) => target_spec(&state, t).await?.1,
-        None => s
-            .conn
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("no connection"))?
-            .spec(&secret)?,
-    };
-    check(
-        &state,
-        &name,
-        &s,
-        &spec,
-        !body.bool_or("skip-dry-run", false)?,
-    )
-    .await?;
+    check(&state, &name, &s, &secret, body).await?;
     let new_item = Item {
         description,
         tags: if tags.is_empty() {
@@ -1066,6 +970,7 @@ pub(super) async fn create_azure(
         &name,
         if update { Caps::UPDATE } else { Caps::CREATE },
     )?;
+    refuse_unsupported(body, super::SAAS_ONLY)?;
     refuse_unsupported(body, UNSUPPORTED)?;
     refuse_unsupported(body, UNSUPPORTED_AZURE)?;
     if !body.bool_or("user-programmatic-access", true)? {
@@ -1232,20 +1137,7 @@ pub(super) async fn create_azure(
                 created_ms: now,
                 modified_ms: now,
             };
-            let p = Producer {
-                item_id: item.id,
-                target_name: None,
-                settings: serde_json::to_value(&s).map_err(ApiError::internal)?,
-                status: CONNECTED.into(),
-                pending_version: None,
-                last_rotation_ms: 0,
-                next_rotation_ms: 0,
-            };
-            let first = seal(&state, item.id, 1, &secret_json(&secret))?;
-            state
-                .store
-                .create_producer(&item, &first, &p, ctx.audit())
-                .await?;
+            let p = insert_new(ctx, &item, &s, &secret).await?;
             let d = details(&item, &p, &s, None);
             Ok(if ctx.op.starts_with("gateway-") {
                 json!({"producer_details": d})
@@ -1280,6 +1172,37 @@ pub(crate) async fn refuse_with_live_leases(
             item.name
         )))
     }
+}
+
+/// Store a new dynamic secret: the item, its sealed secret, its settings.
+async fn insert_new(
+    ctx: &mut Ctx,
+    item: &Item,
+    s: &DynamicSettings,
+    secret: &str,
+) -> Result<Producer, ApiError> {
+    let state = ctx.state.clone();
+    let p = Producer {
+        item_id: item.id,
+        target_name: s.target.clone(),
+        settings: serde_json::to_value(s).map_err(ApiError::internal)?,
+        status: CONNECTED.into(),
+        pending_version: None,
+        last_rotation_ms: 0,
+        next_rotation_ms: 0,
+    };
+    let first = seal(&state, item.id, 1, &secret_json(secret))?;
+    state
+        .store
+        .create_producer(item, &first, &p, ctx.audit())
+        .await
+        .map_err(|e| match e {
+            coffer_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("item {:?} already exists", item.name))
+            }
+            other => other.into(),
+        })?;
+    Ok(p)
 }
 
 /// `TmpUserData` of a lease.

@@ -668,6 +668,55 @@ pub fn without_nulls(mut v: Value) -> Value {
     v
 }
 
+/// Options of Akeyless's item operations that belong to its SaaS (agentic
+/// rules, secure remote access) or that Coffer does not have yet.
+pub(crate) const SAAS_ONLY: &[(&str, &str)] = &[
+    (
+        "ara-enabled",
+        "agentic runtime authority is an Akeyless SaaS feature",
+    ),
+    (
+        "enable-agentic-runtime-authority",
+        "agentic runtime authority is an Akeyless SaaS feature",
+    ),
+    ("enable-ai-quorum", "AI quorum is an Akeyless SaaS feature"),
+    ("input-rule", "agentic rules are an Akeyless SaaS feature"),
+    ("output-rule", "agentic rules are an Akeyless SaaS feature"),
+    ("item-custom-fields", "custom fields are not supported yet"),
+    (
+        "delete-protection",
+        "deletion protection is not supported yet",
+    ),
+    (
+        "secure-access-enable",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-bastion-issuer",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-certificate-issuer",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-db-name",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-db-schema",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-host",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-web",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+];
+
 /// Refuse Akeyless options Coffer does not implement, rather than
 /// silently doing something else. An option counts as given when it is
 /// not empty, `false` or 0.
@@ -692,4 +741,37 @@ pub(crate) fn refuse_unsupported(body: &Body, keys: &[(&str, &str)]) -> Result<(
         }
     }
     Ok(())
+}
+
+/// An item of one type by name (404; 400 naming its type otherwise).
+pub(crate) async fn find_typed(
+    state: &crate::state::AppState,
+    name: &str,
+    t: ItemType,
+) -> Result<coffer_core::model::Item, ApiError> {
+    let item = items::find_item(state, name).await?;
+    if item.item_type != t {
+        return Err(ApiError::bad(format!(
+            "item {name:?} is a {}, not a {}",
+            item.item_type.as_str(),
+            t.filter_name().replace('-', " ")
+        )));
+    }
+    Ok(item)
+}
+
+/// The settings row of a dynamic or rotated secret, with its settings
+/// parsed.
+pub(crate) async fn load_producer<T: serde::de::DeserializeOwned>(
+    state: &crate::state::AppState,
+    item: &coffer_core::model::Item,
+) -> Result<(coffer_core::model::Producer, T), ApiError> {
+    let p = state
+        .store
+        .get_producer(item.id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("item {} has no producer row", item.name)))?;
+    let s: T = serde_json::from_value(p.settings.clone())
+        .map_err(|e| ApiError::internal(format!("settings of {}: {e}", item.name)))?;
+    Ok((p, s))
 }

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::auth_methods::check_description;
 use super::dynamic::{password_length, password_rules};
-use super::items::{DEFAULT_MAX_VERSIONS, find_item, open, seal, tags_param};
+use super::items::{DEFAULT_MAX_VERSIONS, open, seal, tags_param};
 use super::targets::{check_db_word, find_target, settings_error, settings_of, target_spec};
 use super::{date_field, name_param, refuse_unsupported, require, without_nulls};
 use crate::error::ApiError;
@@ -26,22 +26,6 @@ pub(crate) const SUCCEEDED: &str = "RotationSucceeded";
 const DEFAULT_ROTATION_HOUR: i64 = 14;
 
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "ara-enabled",
-        "agentic runtime authority is an Akeyless SaaS feature",
-    ),
-    (
-        "enable-agentic-runtime-authority",
-        "agentic runtime authority is an Akeyless SaaS feature",
-    ),
-    ("enable-ai-quorum", "AI quorum is an Akeyless SaaS feature"),
-    ("input-rule", "agentic rules are an Akeyless SaaS feature"),
-    ("output-rule", "agentic rules are an Akeyless SaaS feature"),
-    ("item-custom-fields", "custom fields are not supported yet"),
-    (
-        "delete-protection",
-        "deletion protection is not supported yet",
-    ),
     ("key", "items are sealed with Coffer's own data key"),
     ("lock-during-sra-session", "locking is not supported"),
     ("lock-on-read", "locking is not supported"),
@@ -54,34 +38,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "rotation-event-in",
         "rotation notifications are not supported yet",
-    ),
-    (
-        "secure-access-enable",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-bastion-issuer",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-certificate-issuer",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-db-name",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-db-schema",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-host",
-        "secure remote access is an Akeyless SaaS feature",
-    ),
-    (
-        "secure-access-web",
-        "secure remote access is an Akeyless SaaS feature",
     ),
     ("grace-rotation", "grace rotation is for AWS keys"),
     (
@@ -204,28 +160,14 @@ fn max_versions_param(body: &Body, prev: Option<i32>) -> Result<i32, ApiError> {
 
 /// A rotated secret by name (404; 400 for another item type).
 pub(crate) async fn find_rotated(state: &AppState, name: &str) -> Result<Item, ApiError> {
-    let item = find_item(state, name).await?;
-    if item.item_type != ItemType::RotatedSecret {
-        return Err(ApiError::bad(format!(
-            "item {name:?} is a {}, not a rotated secret",
-            item.item_type.as_str()
-        )));
-    }
-    Ok(item)
+    super::find_typed(state, name, ItemType::RotatedSecret).await
 }
 
 pub(crate) async fn load(
     state: &AppState,
     item: &Item,
 ) -> Result<(Producer, RotatedSettings), ApiError> {
-    let p = state
-        .store
-        .get_producer(item.id)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("item {} has no producer row", item.name)))?;
-    let s: RotatedSettings = serde_json::from_value(p.settings.clone())
-        .map_err(|e| ApiError::internal(format!("settings of {}: {e}", item.name)))?;
-    Ok((p, s))
+    super::load_producer(state, item).await
 }
 
 /// `rotated-secret-create-mysql` / `-postgresql`, and the legacy
@@ -237,6 +179,7 @@ pub(super) async fn create(
 ) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::CREATE)?;
+    refuse_unsupported(body, super::SAAS_ONLY)?;
     refuse_unsupported(body, UNSUPPORTED)?;
     let target_name = coffer_core::name::normalize_name(&body.req_str("target-name")?)?;
     // Rotating through a target uses its admin rights.
@@ -433,6 +376,7 @@ pub(crate) fn rotating_item(t: &coffer_core::model::Target) -> Option<String> {
 pub(super) async fn update(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Item, &name, Caps::UPDATE)?;
+    refuse_unsupported(body, super::SAAS_ONLY)?;
     refuse_unsupported(body, UNSUPPORTED)?;
     refuse_unsupported(
         body,
