@@ -302,6 +302,19 @@ fn classify(spec: &DbConnSpec, user: &str, e: sqlx::Error, secrets: &[&str]) -> 
 
 /// A failed template statement: a server error becomes
 /// [`DbError::Statement`]; anything else (the connection dropped) is classified.
+/// Transient catalog conflicts of concurrent GRANTs: retried.
+const PG_CREATE_RETRIES: u64 = 5;
+
+fn pg_retryable(e: &sqlx::Error) -> bool {
+    match db_code(e) {
+        Some((code, msg)) => {
+            matches!(code.as_str(), "40P01" | "40001")
+                || (code == "XX000" && msg.contains("concurrently updated"))
+        }
+        None => false,
+    }
+}
+
 fn statement_error(
     spec: &DbConnSpec,
     stmts: &Statements,
@@ -425,8 +438,19 @@ impl PgConn {
         }
     }
 
-    /// See [`MyConn::forget`].
-    fn forget(self) {
+    /// Reset the session an item's own statements may have changed
+    /// (`SET`, `SET ROLE`, prepared statements, temporary tables) before
+    /// the connection goes back to the pool: `DISCARD ALL`, one round trip
+    /// (reconnecting costs a PostgreSQL backend start, ~10x the issue
+    /// rate). A connection that cannot be reset is closed.
+    async fn reset(mut self) {
+        if let PgConn::Pooled(c) = &mut self
+            // RESET ALL inside it restores the connection's start-up
+            // options (standard_conforming_strings, timeouts).
+            && raw_sql("DISCARD ALL").execute(&mut **c).await.is_ok()
+        {
+            return;
+        }
         if let PgConn::Pooled(c) = self {
             drop(c.detach());
         }
@@ -776,26 +800,43 @@ impl DbPools {
                 DbKind::Postgres => {
                     let mut c = self.pg(spec).await?;
                     let own = custom(creation, Statements::default_creation(DbKind::Postgres));
-                    let result = async {
-                        let mut tx = c
-                            .conn()
-                            .begin()
-                            .await
-                            .map_err(|e| classify(spec, &spec.user, e, &secrets))?;
-                        for (i, sql) in rendered.iter().enumerate() {
-                            if let Err(e) =
-                                raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut *tx).await
-                            {
-                                return Err(statement_error(spec, creation, i, e, &secrets));
+                    // Concurrent GRANTs on the same objects collide in
+                    // PostgreSQL's catalog ("tuple concurrently updated",
+                    // deadlocks): the whole transaction is retried.
+                    let mut attempt = 0u64;
+                    let result = loop {
+                        let r = async {
+                            let mut tx =
+                                c.conn().begin().await.map_err(|e| {
+                                    (classify(spec, &spec.user, e, &secrets), false)
+                                })?;
+                            for (i, sql) in rendered.iter().enumerate() {
+                                if let Err(e) =
+                                    raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut *tx).await
+                                {
+                                    let retry = pg_retryable(&e);
+                                    return Err((
+                                        statement_error(spec, creation, i, e, &secrets),
+                                        retry,
+                                    ));
+                                }
                             }
+                            tx.commit().await.map_err(|e| {
+                                let retry = pg_retryable(&e);
+                                (classify(spec, &spec.user, e, &secrets), retry)
+                            })
                         }
-                        tx.commit()
-                            .await
-                            .map_err(|e| classify(spec, &spec.user, e, &secrets))
-                    }
-                    .await;
+                        .await;
+                        match r {
+                            Err((_, true)) if attempt < PG_CREATE_RETRIES => {
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                            }
+                            other => break other.map_err(|(e, _)| e),
+                        }
+                    };
                     if own {
-                        c.forget();
+                        c.reset().await;
                     }
                     result
                 }
@@ -911,7 +952,7 @@ impl DbPools {
                     }
                     .await;
                     if revocation.is_some() {
-                        c.forget();
+                        c.reset().await;
                     }
                     result
                 }

@@ -965,3 +965,53 @@ async fn stored_passwords_stay_with_their_server_and_their_owners() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_items_own_statements_do_not_change_the_session_of_the_next() {
+    let Some(db) = postgres() else { return };
+    let h = Harness::new().await;
+    let u = uniq();
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .host(&db.host)
+        .port(db.port)
+        .username(&db.user)
+        .password(&db.password)
+        .database(if db.db.is_empty() { "postgres" } else { &db.db });
+    let mut admin = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    let low = format!("low_{u}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {low} NOLOGIN")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut t = target_body(&db, "/t/sess", "postgres");
+    t["token"] = json!(h.admin);
+    h.ok("target-create-db", t).await;
+    // A template that leaves its session as an unprivileged role.
+    h.admin_ok(
+        "dynamic-secret-create-postgresql",
+        json!({"name": "/ds/setrole", "target-name": "/t/sess", "user-ttl": "1m", "skip-dry-run": true,
+               "creation-statements": format!("CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}'; SET ROLE {low}")}),
+    )
+    .await;
+    h.admin_ok(
+        "dynamic-secret-create-postgresql",
+        json!({"name": "/ds/plain", "target-name": "/t/sess", "user-ttl": "1m", "skip-dry-run": true}),
+    )
+    .await;
+    for _ in 0..6 {
+        h.admin_ok("get-dynamic-secret-value", json!({"name": "/ds/setrole"}))
+            .await;
+        // Would fail with "permission denied to create role" on a pooled
+        // connection still running as the unprivileged role.
+        h.admin_ok("get-dynamic-secret-value", json!({"name": "/ds/plain"}))
+            .await;
+    }
+    for n in ["/ds/setrole", "/ds/plain"] {
+        h.admin_ok("dynamic-secret-delete", json!({"name": n}))
+            .await;
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {low}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
