@@ -1186,7 +1186,10 @@ mod tests {
             "CREATE ROLE \"tmp_app_abc\" WITH LOGIN PASSWORD 'Pw1' VALID UNTIL '2030-01-01 00:00:00+00'"
         );
         assert!(p.uses_name() && p.uses_password());
-        assert_eq!(Statements::default_revocation(DbKind::Postgres).len(), 3);
+        // DROP OWNED, DROP ROLE: never REASSIGN OWNED to the administrator.
+        let r = Statements::default_revocation(DbKind::Postgres);
+        assert_eq!(r.len(), 2);
+        assert!(r.stmts().iter().all(|s| !s.contains("REASSIGN")));
         assert!(!Statements::default_revocation(DbKind::MySql).uses_password());
     }
 
