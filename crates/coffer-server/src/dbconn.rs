@@ -444,12 +444,13 @@ impl PgConn {
     /// (reconnecting costs a PostgreSQL backend start, ~10x the issue
     /// rate). A connection that cannot be reset is closed.
     async fn reset(mut self) {
-        if let PgConn::Pooled(c) = &mut self
+        if let PgConn::Pooled(c) = &mut self {
             // RESET ALL inside it restores the connection's start-up
             // options (standard_conforming_strings, timeouts).
-            && raw_sql("DISCARD ALL").execute(&mut **c).await.is_ok()
-        {
-            return;
+            match raw_sql("DISCARD ALL").execute(&mut **c).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(error = %e, "DISCARD ALL failed; closing the connection"),
+            }
         }
         if let PgConn::Pooled(c) = self {
             drop(c.detach());
