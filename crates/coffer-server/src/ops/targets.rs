@@ -250,11 +250,11 @@ pub(crate) fn pem_param(body: &Body, key: &str) -> Result<Option<String>, ApiErr
 
 /// Turn a connection failure into the caller's error: what failed and what
 /// to fix, never a password.
+/// At run time (issuing, moving an expiry) a failing statement is the
+/// database's answer, not the caller's mistake: 502, which clients may
+/// retry (a concurrent GRANT, a lock timeout).
 pub(crate) fn db_error(what: &str, e: DbError) -> ApiError {
-    match e {
-        DbError::Statement { .. } => ApiError::bad(format!("{what}: {e}")),
-        other => ApiError::Upstream(format!("{what}: {other}")),
-    }
+    ApiError::Upstream(format!("{what}: {e}"))
 }
 
 /// Like [`db_error`] for settings being created or changed: the caller's
