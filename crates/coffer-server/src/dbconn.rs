@@ -439,17 +439,27 @@ impl PgConn {
     }
 
     /// Reset the session an item's own statements may have changed
-    /// (`SET`, `SET ROLE`, prepared statements, temporary tables) before
-    /// the connection goes back to the pool: `DISCARD ALL`, one round trip
+    /// (`SET`, `SET ROLE`, cursors, temporary tables) before the connection
+    /// goes back to the pool, in one round trip
     /// (reconnecting costs a PostgreSQL backend start, ~10x the issue
     /// rate). A connection that cannot be reset is closed.
     async fn reset(mut self) {
         if let PgConn::Pooled(c) = &mut self {
-            // RESET ALL inside it restores the connection's start-up
-            // options (standard_conforming_strings, timeouts).
-            match raw_sql("DISCARD ALL").execute(&mut **c).await {
+            // What DISCARD ALL does, but DEALLOCATE ALL: sqlx keeps its
+            // prepared statements per connection and would find them gone.
+            // RESET ALL restores the connection's start-up options
+            // (standard_conforming_strings, timeouts) and its role.
+            match raw_sql(
+                "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES",
+            )
+            .execute(&mut **c)
+            .await
+            {
                 Ok(_) => return,
-                Err(e) => tracing::warn!(error = %e, "DISCARD ALL failed; closing the connection"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "resetting a session failed; closing the connection")
+                }
             }
         }
         if let PgConn::Pooled(c) = self {

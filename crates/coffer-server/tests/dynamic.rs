@@ -1006,7 +1006,14 @@ async fn an_items_own_statements_do_not_change_the_session_of_the_next() {
         h.admin_ok("get-dynamic-secret-value", json!({"name": "/ds/plain"}))
             .await;
     }
-    for n in ["/ds/setrole", "/ds/plain"] {
+    // The reset keeps the connection usable for prepared statements too
+    // (checking an admin runs some on the same pooled connections).
+    h.admin_ok(
+        "dynamic-secret-create-postgresql",
+        json!({"name": "/ds/after", "target-name": "/t/sess", "user-ttl": "1m"}),
+    )
+    .await;
+    for n in ["/ds/setrole", "/ds/plain", "/ds/after"] {
         h.admin_ok("dynamic-secret-delete", json!({"name": n}))
             .await;
     }
