@@ -111,6 +111,8 @@ fn sent_secrets(body: &Value) -> Vec<&str> {
         "mysql-password",
         "postgresql-password",
         "rotated-password",
+        "key-data",
+        "plaintext",
     ];
     let Value::Object(map) = body else {
         return Vec::new();
@@ -679,6 +681,132 @@ impl Client {
         };
         self.send(Some(token), &request).await
     }
+
+    pub async fn create_key(&self, token: &Token, request: &CreateKey) -> Result<CreateKeyOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn create_classic_key(
+        &self,
+        token: &Token,
+        request: &CreateClassicKey,
+    ) -> Result<CreateClassicKeyOutput> {
+        self.send(Some(token), request).await
+    }
+
+    /// `get-rsa-public`: the public part of any signing key.
+    pub async fn get_rsa_public(&self, token: &Token, name: &str) -> Result<PublicKeyOutput> {
+        let request = GetRsaPublic {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn encrypt(&self, token: &Token, request: &Encrypt) -> Result<EncryptOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn decrypt(&self, token: &Token, request: &Decrypt) -> Result<DecryptOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn rotate_key(&self, token: &Token, name: &str) -> Result<RotateKeyOutput> {
+        let request = RotateKey {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    pub async fn update_classic_key_certificate(
+        &self,
+        token: &Token,
+        request: &UpdateClassicKeyCertificate,
+    ) -> Result<KeyVersionOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn get_ssh_certificate(
+        &self,
+        token: &Token,
+        request: &GetSshCertificate,
+    ) -> Result<SshCertificateOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn get_pki_certificate(
+        &self,
+        token: &Token,
+        request: &GetPkiCertificate,
+    ) -> Result<PkiCertificateOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn cert_list(&self, token: &Token, request: &CertList) -> Result<CertListOutput> {
+        self.send(Some(token), request).await
+    }
+
+    pub async fn revoke_certificate(
+        &self,
+        token: &Token,
+        request: &RevokeCertificate,
+    ) -> Result<RevokeCertificateOutput> {
+        self.send(Some(token), request).await
+    }
+
+    /// The URL of a PKI issuer's CRL: `GET /pki/crl/<issuer name>` at the
+    /// server's root (a base ending in `/v2` or `/api/v2` is cut back to
+    /// it), each segment of the name percent-encoded.
+    pub fn pki_crl_url(&self, issuer_name: &str) -> Result<String> {
+        let root = self
+            .base
+            .strip_suffix("/api/v2")
+            .or_else(|| self.base.strip_suffix("/v2"))
+            .unwrap_or(&self.base);
+        let mut url = reqwest::Url::parse(root)
+            .map_err(|e| Error::Config(format!("invalid gateway URL {root:?}: {e}")))?;
+        let segments: Vec<&str> = issuer_name.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.is_empty() {
+            return Err(Error::Config("the issuer name is empty".to_string()));
+        }
+        url.path_segments_mut()
+            .map_err(|()| Error::Config(format!("invalid gateway URL {root:?}")))?
+            .pop_if_empty()
+            .extend(["pki", "crl"])
+            .extend(segments);
+        Ok(url.to_string())
+    }
+
+    /// A PKI issuer's current CRL, PEM (public: no token is sent). Same
+    /// transport rules as every request: no redirects, plain HTTP only as
+    /// the client allows it.
+    pub async fn pki_crl(&self, issuer_name: &str) -> Result<String> {
+        let url = self.pki_crl_url(issuer_name)?;
+        let response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/x-pem-file")
+            .send()
+            .await
+            .map_err(|e| Error::transport(&self.base, &e))?;
+        if let Err(redirect) = transport::RedirectRefused::check(&response) {
+            return Err(Error::Redirect {
+                url: self.base.clone(),
+                redirect,
+            });
+        }
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::transport(&self.base, &e))?;
+        if !status.is_success() {
+            return Err(Error::from_response(status.as_u16(), &bytes));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|_| Error::Decode {
+            operation: "pki/crl".to_string(),
+            reason: "the CRL is not PEM text".to_string(),
+        })
+    }
 }
 
 /// Decode a raw response of operation `O` into its typed output.
@@ -1052,6 +1180,39 @@ mod tests {
             "{request}"
         );
         assert_eq!(err.to_string(), "login as root with [REDACTED] failed");
+    }
+
+    #[tokio::test]
+    async fn the_crl_is_a_get_at_the_server_root_without_a_token() {
+        let pem = "-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n";
+        let (url, server) = serve_once(
+            "127.0.0.1:0",
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-pem-file\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{pem}",
+                pem.len()
+            ),
+        );
+        let client = Client::new(&url, ClientOptions::default()).unwrap();
+        assert_eq!(client.pki_crl("/pki/my issuer").await.unwrap(), pem);
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("GET /pki/crl/pki/my%20issuer HTTP/1.1"),
+            "{request}"
+        );
+        assert!(!request.to_ascii_lowercase().contains("token"), "{request}");
+        let client = Client::new("http://127.0.0.1:1/v2/", ClientOptions::default()).unwrap();
+        assert_eq!(
+            client.pki_crl_url("ca").unwrap(),
+            "http://127.0.0.1:1/pki/crl/ca"
+        );
+        assert!(client.pki_crl_url("/").is_err());
+
+        let (url, server) = one_shot("404 Not Found", r#"{"error":"item \"/x\" not found"}"#);
+        let client = Client::new(&url, ClientOptions::default()).unwrap();
+        let err = client.pki_crl("x").await.unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.status(), Some(404));
+        assert!(err.to_string().contains("not found"), "{err}");
     }
 
     #[test]

@@ -766,6 +766,136 @@ pub struct RotatedCreds {
     pub password: SecretString,
 }
 
+/// `create-key` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateKeyOutput {
+    /// The item ID in hex.
+    pub display_id: String,
+    pub item_id: i64,
+}
+
+/// `create-classic-key` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateClassicKeyOutput {
+    /// The item ID in hex.
+    pub classic_key_id: String,
+    pub classic_key_name: String,
+    pub classic_key_type: String,
+    /// PEM; empty for AES keys.
+    pub public_key: String,
+}
+
+/// `get-rsa-public` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PublicKeyOutput {
+    /// SubjectPublicKeyInfo, PEM.
+    pub pem: String,
+    /// The same, base64 DER.
+    pub raw: String,
+    /// An OpenSSH public key line.
+    pub ssh: String,
+}
+
+/// `encrypt` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EncryptOutput {
+    /// The ciphertext, base64.
+    pub result: String,
+}
+
+/// `decrypt` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DecryptOutput {
+    /// The plaintext (base64 with `output-format base64`).
+    pub result: SecretString,
+}
+
+/// `rotate-key` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RotateKeyOutput {
+    pub name: String,
+    pub item_id: i64,
+    pub new_item_version: i64,
+    pub classic_key_type: String,
+}
+
+/// `update-classic-key-certificate` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KeyVersionOutput {
+    pub name: String,
+    pub new_item_version: i64,
+}
+
+/// `get-ssh-certificate` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SshCertificateOutput {
+    /// The OpenSSH certificate line (`…-cert-v01@openssh.com AAAA…`).
+    pub data: String,
+    pub path: String,
+}
+
+/// `get-pki-certificate` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PkiCertificateOutput {
+    /// The certificate, PEM.
+    pub data: String,
+    /// The issuer's chain, PEM.
+    pub parent_cert: String,
+    /// The serial number, hex.
+    pub cert_display_id: String,
+    pub cert_item_id: i64,
+    pub path: String,
+    pub reading_token: String,
+}
+
+/// One issued certificate in `cert-list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IssuedCertificate {
+    pub issuer_name: String,
+    /// Hex.
+    pub serial_number: String,
+    /// `ssh` or `pki`.
+    pub kind: String,
+    pub subject: String,
+    /// DNS names, IP addresses and URIs, or SSH principals.
+    #[serde(deserialize_with = "null_default")]
+    pub names: Vec<String>,
+    pub access_id: String,
+    pub identity: String,
+    pub issued_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked: bool,
+    pub revoked_at: Option<String>,
+    pub revocation_reason: Option<String>,
+}
+
+/// `cert-list` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CertListOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub certificates: Vec<IssuedCertificate>,
+}
+
+/// `revoke-certificate` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokeCertificateOutput {
+    pub cert_issuer_name: String,
+    pub serial_number: String,
+    pub revoked: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,19 +168,34 @@ pub enum ItemType {
     DynamicSecret,
     /// A database user's password, changed on a schedule.
     RotatedSecret,
+    /// A key held by the server (AES for encrypt/decrypt; RSA, EC or
+    /// Ed25519 for signing), its versions kept for decryption.
+    Key,
+    /// Signs SSH certificates with a key, under a policy.
+    SshCertIssuer,
+    /// Signs X.509 certificates with a key's CA certificate, under a policy.
+    PkiCertIssuer,
 }
 
 impl ItemType {
-    pub const ALL: [ItemType; 3] = [
+    pub const ALL: [ItemType; 6] = [
         ItemType::StaticSecret,
         ItemType::DynamicSecret,
         ItemType::RotatedSecret,
+        ItemType::Key,
+        ItemType::SshCertIssuer,
+        ItemType::PkiCertIssuer,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
             ItemType::StaticSecret => "STATIC_SECRET",
             ItemType::DynamicSecret => "DYNAMIC_SECRET",
             ItemType::RotatedSecret => "ROTATED_SECRET",
+            // Every Coffer key is what Akeyless calls a classic key: held
+            // by the server, any algorithm, optionally with a certificate.
+            ItemType::Key => "CLASSIC_KEY",
+            ItemType::SshCertIssuer => "SSH_CERT_ISSUER",
+            ItemType::PkiCertIssuer => "PKI_CERT_ISSUER",
         }
     }
     /// The `type` filter value of list-items.
@@ -189,6 +204,9 @@ impl ItemType {
             ItemType::StaticSecret => "static-secret",
             ItemType::DynamicSecret => "dynamic-secret",
             ItemType::RotatedSecret => "rotated-secret",
+            ItemType::Key => "classic-key",
+            ItemType::SshCertIssuer => "ssh-cert-issuer",
+            ItemType::PkiCertIssuer => "pki-cert-issuer",
         }
     }
 }
@@ -433,4 +451,58 @@ pub struct Lease {
     pub next_attempt_ms: i64,
     pub last_error: String,
     pub revoked_ms: i64,
+}
+
+/// What kind of certificate an issuer signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertKind {
+    Ssh,
+    Pki,
+}
+
+impl CertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertKind::Ssh => "ssh",
+            CertKind::Pki => "pki",
+        }
+    }
+}
+
+impl FromStr for CertKind {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ssh" => Ok(CertKind::Ssh),
+            "pki" => Ok(CertKind::Pki),
+            other => Err(CoreError::Invalid(format!(
+                "certificate kind must be ssh or pki, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The record of an issued certificate (never the certificate's key):
+/// who got which serial, for what names, until when, and whether it was
+/// revoked. Kept after the certificate expires and after its issuer is
+/// deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCert {
+    /// The issuer item's id (serials are unique per issuer).
+    pub issuer_id: i64,
+    pub issuer_name: String,
+    /// Lowercase hex.
+    pub serial: String,
+    pub kind: CertKind,
+    /// SSH: the key ID; PKI: the subject DN.
+    pub subject: String,
+    /// SSH: principals; PKI: subject alternative names.
+    pub names: Vec<String>,
+    pub access_id: String,
+    pub identity: String,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    /// 0 while not revoked.
+    pub revoked_ms: i64,
+    pub revocation_reason: String,
 }

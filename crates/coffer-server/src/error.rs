@@ -88,6 +88,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<coffer_keys::KeyError> for ApiError {
+    fn from(e: coffer_keys::KeyError) -> Self {
+        use coffer_keys::KeyError;
+        match e {
+            KeyError::Invalid(_) | KeyError::Decrypt => ApiError::BadRequest(e.to_string()),
+            // Outside the issuer's policy: the caller may not have it.
+            KeyError::Denied(m) => ApiError::Forbidden(m),
+            KeyError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<coffer_crypto::CryptoError> for ApiError {
     fn from(e: coffer_crypto::CryptoError) -> Self {
         ApiError::Internal(e.to_string())

@@ -37,6 +37,7 @@ use crate::wire::Body;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/pki/crl/{*name}", get(crl))
         .fallback(handle)
         .with_state(state)
         // A panic outside an operation handler (those are caught and
@@ -54,6 +55,28 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /pki/crl/<issuer name>`: the PKI issuer's current CRL (PEM),
+/// public like every CA's CRL. Not an operation: no token, no audit record
+/// (it reveals only revoked serials, which clients must be able to fetch).
+async fn crl(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match ops::certs::crl_pem(&state, &name).await {
+        Ok(pem) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        Err(e) => {
+            if let ApiError::Internal(detail) = &e {
+                tracing::error!(issuer = %name, "CRL failed: {detail}");
+            }
+            error_response(e.status(), &e.to_string())
+        }
+    }
 }
 
 /// Per-request context handed to operation handlers.

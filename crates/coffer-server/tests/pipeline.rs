@@ -24,6 +24,15 @@ fn sweep_body(token: &str, admin_access_id: &str) -> Value {
         "token": token,
         "name": "/sweep/x",
         "names": ["/sweep/x"],
+        "key-name": "/sweep/x",
+        "cert-issuer-name": "/sweep/x",
+        "signer-key-name": "/sweep/key",
+        "serial-number": "01",
+        "alg": "AES256GCM",
+        "plaintext": "p",
+        "ciphertext": "AAAA",
+        "public-key-data": "ssh-ed25519 AAAA",
+        "cert-file-data": "-----BEGIN CERTIFICATE-----",
         "value": "v",
         "role-name": "/admin",
         "am-name": "/admin",
@@ -83,6 +92,7 @@ async fn every_operation_refuses_a_caller_without_roles() {
                     "targets",
                     "producers",
                     "leases",
+                    "certificates",
                 ] {
                     if let Some(v) = body.get(key) {
                         assert!(
@@ -124,6 +134,7 @@ async fn every_operation_refuses_a_caller_without_roles() {
                 "dynamic-secret-list",
                 "rotated-secret-list",
                 "lease-list",
+                "cert-list",
             ]
             .contains(&r["operation"].as_str().unwrap()),
             "a role-less caller succeeded at {r}"

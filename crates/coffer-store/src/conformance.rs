@@ -21,14 +21,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffer_core::audit::{AuditRecord, ChainSealer, ChainVerifier, Outcome, head_bytes};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Lease,
-    LeaseState, Producer, Role, SealedVersion, SecretFormat, Target, TokenRecord, UidToken,
-    VersionInfo,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, CertKind, IssuedCert, Item, ItemSubType,
+    ItemType, Lease, LeaseState, Producer, Role, SealedVersion, SecretFormat, Target, TokenRecord,
+    UidToken, VersionInfo,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
 
-use crate::{Audit, AuditQuery, BOOTSTRAPPED, LeaseFilter, LeaseScope, Result, Store, StoreError};
+use crate::{
+    Audit, AuditQuery, BOOTSTRAPPED, CertFilter, LeaseFilter, LeaseScope, Result, Store, StoreError,
+};
 
 /// A fixed base time for the suite's records (2023-11-14).
 const T0: i64 = 1_700_000_000_000;
@@ -140,6 +142,7 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_uid_rotation(store).await;
     concurrent_uid_child_and_revoke(store).await;
     producers_and_leases(store).await;
+    certificates(store).await;
 }
 
 // ---- fixtures ----
@@ -2927,4 +2930,104 @@ pub async fn producers_and_leases(store: &dyn Store) {
         .delete_target(&t.name, true, a));
     assert!(ok(r, "delete_target force") && changed);
     assert_eq!(ok(store.get_target(&t.name).await, "get_target"), None);
+}
+
+/// Issued-certificate records: unique serials per issuer, listing with
+/// filters, revocation once, every change audited.
+pub async fn certificates(store: &dyn Store) {
+    let run = Run::new();
+    let issuer = run.name("pki/issuer");
+    let id = run.id();
+    let cert = |serial: &str, expires_ms: i64| IssuedCert {
+        issuer_id: id,
+        issuer_name: issuer.clone(),
+        serial: serial.into(),
+        kind: CertKind::Pki,
+        subject: "CN=api.example.com".into(),
+        names: vec!["api.example.com".into(), "10.0.0.1".into()],
+        access_id: "p-abc".into(),
+        identity: "job 42".into(),
+        issued_ms: T0,
+        expires_ms,
+        revoked_ms: 0,
+        revocation_reason: String::new(),
+    };
+    let a = cert("0a1b", T0 + 3_600_000);
+    let b = cert("0a1c", T0 + 60_000);
+    for c in [&a, &b] {
+        let (r, changed) = checked!(store, "insert_certificate", 0, |au| store
+            .insert_certificate(c, au));
+        ok(r, "insert_certificate");
+        assert!(changed);
+    }
+    let (r, changed) = checked!(store, "insert_certificate dup", 0, |au| store
+        .insert_certificate(&a, au));
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))) && !changed,
+        "a serial is unique per issuer"
+    );
+    // The same serial under another issuer is another certificate.
+    let other = IssuedCert {
+        issuer_id: run.id(),
+        issuer_name: run.name("pki/other"),
+        kind: CertKind::Ssh,
+        ..a.clone()
+    };
+    let (r, _) = checked!(store, "insert_certificate other issuer", 0, |au| store
+        .insert_certificate(&other, au));
+    ok(r, "insert_certificate other issuer");
+    assert_eq!(
+        ok(
+            store.get_certificate(&issuer, "0a1b").await,
+            "get_certificate"
+        ),
+        Some(a.clone())
+    );
+    assert_eq!(
+        ok(
+            store.get_certificate(&issuer, "ffff").await,
+            "get_certificate"
+        ),
+        None
+    );
+    let mine = CertFilter {
+        issuer_name: Some(issuer.clone()),
+        ..CertFilter::default()
+    };
+    let listed = ok(store.list_certificates(&mine).await, "list_certificates");
+    assert_eq!(listed.len(), 2, "both of this issuer's certificates");
+    let live = ok(
+        store
+            .list_certificates(&CertFilter {
+                not_expired_at_ms: T0 + 120_000,
+                ..mine.clone()
+            })
+            .await,
+        "list_certificates live",
+    );
+    assert_eq!(live, vec![a.clone()], "expired ones are filtered out");
+    // revocation: once, audited
+    let (r, changed) = checked!(store, "revoke_certificate", 0, |au| store
+        .revoke_certificate(id, "0a1b", T0 + 5, "key compromise", au));
+    assert!(ok(r, "revoke_certificate") && changed);
+    let (r, changed) = checked!(store, "revoke_certificate again", 0, |au| store
+        .revoke_certificate(id, "0a1b", T0 + 6, "again", au));
+    assert!(!ok(r, "revoke_certificate again") && !changed);
+    let (r, changed) = checked!(store, "revoke_certificate missing", 0, |au| store
+        .revoke_certificate(id, "dead", T0 + 6, "", au));
+    assert!(!ok(r, "revoke_certificate missing") && !changed);
+    let revoked = ok(
+        store
+            .list_certificates(&CertFilter {
+                issuer_id: id,
+                revoked_only: true,
+                ..CertFilter::default()
+            })
+            .await,
+        "list_certificates revoked",
+    );
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].serial, "0a1b");
+    assert_eq!(revoked[0].revoked_ms, T0 + 5);
+    assert_eq!(revoked[0].revocation_reason, "key compromise");
 }

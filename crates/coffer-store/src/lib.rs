@@ -21,8 +21,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer, Outcome};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Lease, Producer, Role, SealedVersion, Target, TokenRecord,
-    UidToken, VersionInfo,
+    Association, AuthMethod, IssuedCert, Item, Lease, Producer, Role, SealedVersion, Target,
+    TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use thiserror::Error;
@@ -124,6 +124,21 @@ pub struct LeaseFilter {
     pub live_only: bool,
     /// Only leases whose revocation failed at least once.
     pub failing_only: bool,
+    pub limit: i64,
+}
+
+/// Which issued-certificate records to list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    /// Only this issuer's (by name; `None` = every issuer).
+    pub issuer_name: Option<String>,
+    /// Only this issuer item's (0 = any; the CRL uses the current item).
+    pub issuer_id: i64,
+    /// Only revoked ones.
+    pub revoked_only: bool,
+    /// Only those expiring at or after this time (0 = also expired ones).
+    pub not_expired_at_ms: i64,
+    /// At most this many (capped at 10 000; `<= 0` means 1 000).
     pub limit: i64,
 }
 
@@ -412,6 +427,23 @@ pub trait Store: Send + Sync + 'static {
         node: &str,
         error: &str,
         next_attempt_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
+
+    // ---- issued certificates ----
+    /// Record an issued certificate (Conflict if its serial is taken for
+    /// this issuer: the caller picks another and signs again).
+    async fn insert_certificate(&self, c: &IssuedCert, audit: Audit<'_>) -> Result<()>;
+    async fn get_certificate(&self, issuer_name: &str, serial: &str) -> Result<Option<IssuedCert>>;
+    async fn list_certificates(&self, f: &CertFilter) -> Result<Vec<IssuedCert>>;
+    /// Mark a certificate revoked at `now_ms`. False (nothing written) if
+    /// no such certificate or already revoked.
+    async fn revoke_certificate(
+        &self,
+        issuer_id: i64,
+        serial: &str,
+        now_ms: i64,
+        reason: &str,
         audit: Audit<'_>,
     ) -> Result<bool>;
 

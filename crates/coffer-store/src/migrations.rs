@@ -32,6 +32,11 @@ const SQLITE: &[Embedded] = &[
         "producers",
         include_str!("../migrations/sqlite/0004_producers.sql"),
     ),
+    (
+        5,
+        "certificates",
+        include_str!("../migrations/sqlite/0005_certificates.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -54,6 +59,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "producers",
         include_str!("../migrations/postgres/0004_producers.sql"),
+    ),
+    (
+        5,
+        "certificates",
+        include_str!("../migrations/postgres/0005_certificates.sql"),
     ),
 ];
 

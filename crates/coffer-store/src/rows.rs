@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use coffer_core::audit::{AuditRecord, Outcome};
 use coffer_core::model::{
-    Association, AuditAccess, AuthMethod, AuthMethodKind, Item, ItemSubType, ItemType, Lease,
-    LeaseState, Producer, Role, SecretFormat, Target, TokenRecord, UidToken,
+    Association, AuditAccess, AuthMethod, AuthMethodKind, CertKind, IssuedCert, Item, ItemSubType,
+    ItemType, Lease, LeaseState, Producer, Role, SecretFormat, Target, TokenRecord, UidToken,
 };
 use coffer_core::policy::{Caps, Rule, RuleType};
 use serde::Serialize;
@@ -529,4 +529,52 @@ mod tests {
             }
         }
     }
+}
+
+// ---- issued certificates ----
+
+pub(crate) type CertRow = (
+    i64,    // issuer_id
+    String, // serial
+    String, // issuer_name
+    String, // kind
+    String, // subject
+    String, // names (JSON)
+    String, // access_id
+    String, // identity
+    i64,    // issued_ms
+    i64,    // expires_ms
+    i64,    // revoked_ms
+    String, // revocation_reason
+);
+
+pub(crate) fn cert(r: CertRow) -> Result<IssuedCert> {
+    let (
+        issuer_id,
+        serial,
+        issuer_name,
+        kind,
+        subject,
+        names,
+        access_id,
+        identity,
+        issued_ms,
+        expires_ms,
+        revoked_ms,
+        revocation_reason,
+    ) = r;
+    Ok(IssuedCert {
+        kind: parse_enum::<CertKind>("certificate kind", &kind)?,
+        names: from_json("certificate names", &names)?,
+        issuer_id,
+        serial,
+        issuer_name,
+        subject,
+        access_id,
+        identity,
+        issued_ms,
+        expires_ms,
+        revoked_ms,
+        revocation_reason,
+    })
 }

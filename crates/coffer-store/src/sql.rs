@@ -424,3 +424,31 @@ macro_rules! claim_leases {
 }
 pub(crate) const CLAIM_LEASES_SQLITE: &str = claim_leases!("");
 pub(crate) const CLAIM_LEASES_PG: &str = claim_leases!(" FOR UPDATE SKIP LOCKED");
+
+// ---- issued certificates ----
+
+macro_rules! cert_columns {
+    () => {
+        "issuer_id, serial, issuer_name, kind, subject, names, access_id, identity, issued_ms, \
+         expires_ms, revoked_ms, revocation_reason"
+    };
+}
+
+pub(crate) const INSERT_CERT: &str = concat!(
+    "INSERT INTO certificates (",
+    cert_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
+pub(crate) const GET_CERT: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE issuer_name = $1 AND serial = $2 ORDER BY issued_ms DESC LIMIT 1"
+);
+pub(crate) const LIST_CERTS: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE ($1 = '' OR issuer_name = $1) AND ($2 = 0 OR issuer_id = $2) \
+     AND ($3 = 0 OR revoked_ms > 0) AND expires_ms >= $4 ORDER BY issued_ms DESC, serial LIMIT $5"
+);
+pub(crate) const REVOKE_CERT: &str = "UPDATE certificates SET revoked_ms = $3, revocation_reason = $4 \
+     WHERE issuer_id = $1 AND serial = $2 AND revoked_ms = 0";

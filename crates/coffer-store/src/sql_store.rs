@@ -17,8 +17,8 @@
 use async_trait::async_trait;
 use coffer_core::audit::{AuditRecord, ChainHead, ChainSealer};
 use coffer_core::model::{
-    Association, AuthMethod, Item, Lease, Producer, Role, SealedVersion, Target, TokenRecord,
-    UidToken, VersionInfo,
+    Association, AuthMethod, IssuedCert, Item, Lease, Producer, Role, SealedVersion, Target,
+    TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
 use sqlx::{
@@ -28,7 +28,9 @@ use sqlx::{
 
 use crate::rows::{self, named};
 use crate::sql;
-use crate::{Audit, AuditQuery, LeaseFilter, LeaseScope, PolicyData, Result, Store, StoreError};
+use crate::{
+    Audit, AuditQuery, CertFilter, LeaseFilter, LeaseScope, PolicyData, Result, Store, StoreError,
+};
 
 /// What differs between the SQL backends beyond pool setup. Sealed:
 /// implemented for [`sqlx::Sqlite`] and [`sqlx::Postgres`] only.
@@ -1819,6 +1821,89 @@ where
             .bind(node)
             .bind(error)
             .bind(next_attempt_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
+    // ---- issued certificates ----
+
+    async fn insert_certificate(&self, c: &IssuedCert, audit: Audit<'_>) -> Result<()> {
+        let names = rows::to_json("certificate names", &c.names)?;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(sql::INSERT_CERT)
+            .bind(c.issuer_id)
+            .bind(c.serial.as_str())
+            .bind(c.issuer_name.as_str())
+            .bind(c.kind.as_str())
+            .bind(c.subject.as_str())
+            .bind(names.as_str())
+            .bind(c.access_id.as_str())
+            .bind(c.identity.as_str())
+            .bind(c.issued_ms)
+            .bind(c.expires_ms)
+            .bind(c.revoked_ms)
+            .bind(c.revocation_reason.as_str())
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => Self::commit_change(tx, audit, false).await,
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "certificate serial {} of {}",
+                c.serial,
+                named("issuer", &c.issuer_name)
+            ))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn get_certificate(&self, issuer_name: &str, serial: &str) -> Result<Option<IssuedCert>> {
+        let row: Option<rows::CertRow> = sqlx::query_as(sql::GET_CERT)
+            .bind(issuer_name)
+            .bind(serial)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.map(rows::cert).transpose()
+    }
+
+    async fn list_certificates(&self, f: &CertFilter) -> Result<Vec<IssuedCert>> {
+        let limit = if f.limit <= 0 {
+            1_000
+        } else {
+            f.limit.min(10_000)
+        };
+        let found: Vec<rows::CertRow> = sqlx::query_as(sql::LIST_CERTS)
+            .bind(f.issuer_name.as_deref().unwrap_or(""))
+            .bind(f.issuer_id)
+            .bind(i64::from(f.revoked_only))
+            .bind(f.not_expired_at_ms)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows::all(found, rows::cert)
+    }
+
+    async fn revoke_certificate(
+        &self,
+        issuer_id: i64,
+        serial: &str,
+        now_ms: i64,
+        reason: &str,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::REVOKE_CERT)
+            .bind(issuer_id)
+            .bind(serial)
+            .bind(now_ms)
+            .bind(reason)
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -458,6 +458,9 @@ fn wrong_type(item: &Item) -> ApiError {
         ItemType::StaticSecret => "get-secret-value",
         ItemType::DynamicSecret => "get-dynamic-secret-value",
         ItemType::RotatedSecret => "get-rotated-secret-value",
+        ItemType::Key => "encrypt, decrypt or get-rsa-public",
+        ItemType::SshCertIssuer => "get-ssh-certificate",
+        ItemType::PkiCertIssuer => "get-pki-certificate",
     };
     ApiError::bad(format!(
         "item {:?} is a {}: use {hint}",
@@ -523,6 +526,10 @@ pub(super) async fn describe_item(ctx: &mut Ctx, body: &Body) -> Result<Value, A
             let (p, s) = super::rotated::load(&state, &item).await?;
             super::rotated::describe(&mut v, &p, &s);
         }
+        ItemType::Key => super::keys::describe(&state, &item, &mut v).await?,
+        ItemType::SshCertIssuer | ItemType::PkiCertIssuer => {
+            super::certs::describe(&state, &item, &mut v).await?;
+        }
     }
     Ok(v)
 }
@@ -565,7 +572,8 @@ pub(super) async fn delete_item(ctx: &mut Ctx, body: &Body) -> Result<Value, Api
         match item.item_type {
             ItemType::DynamicSecret => super::dynamic::revoke_before_delete(ctx, &item).await?,
             ItemType::RotatedSecret => super::rotated::before_delete(ctx, &item).await?,
-            ItemType::StaticSecret => {}
+            ItemType::Key => super::keys::before_delete(ctx, &item).await?,
+            ItemType::StaticSecret | ItemType::SshCertIssuer | ItemType::PkiCertIssuer => {}
         }
     }
     let deleted = if item.item_type == ItemType::DynamicSecret {

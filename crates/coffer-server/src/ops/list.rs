@@ -40,7 +40,8 @@ const BATCH: i64 = 500;
 /// Subfolders listed, at most.
 const MAX_FOLDERS: usize = 1000;
 
-/// The item types Akeyless lists (`type`); Coffer stores static secrets.
+/// The item types Akeyless lists (`type`). `key`, `classic-key` and
+/// `dfc-key` all mean Coffer's keys.
 const KNOWN_TYPES: &[&str] = &[
     "static-secret",
     "dynamic-secret",
@@ -97,6 +98,10 @@ impl Filters {
                     KNOWN_TYPES.join(", ")
                 )));
             }
+            let t = match t.as_str() {
+                "key" | "dfc-key" => "classic-key".to_owned(),
+                _ => t,
+            };
             if let Some(it) = ItemType::ALL.iter().find(|it| it.filter_name() == t) {
                 types.push(*it);
             }

@@ -21,9 +21,11 @@ mod audit_ops;
 mod auth;
 mod auth_methods;
 pub(crate) mod azure;
+pub(crate) mod certs;
 pub(crate) mod dynamic;
 mod explain;
 pub(crate) mod items;
+pub(crate) mod keys;
 mod list;
 mod roles;
 pub(crate) mod rotated;
@@ -482,6 +484,78 @@ pub static OPERATIONS: &[Operation] = &[
         [],
         Access::Requires(ITEM_DELETE),
         rotated::delete
+    ),
+    // keys
+    op!("create-key", [], Access::Requires(ITEM_CREATE), keys::create, false),
+    op!(
+        "create-classic-key",
+        [],
+        Access::Requires(ITEM_CREATE),
+        keys::create,
+        true
+    ),
+    op!("get-rsa-public", [], Access::Requires(ITEM_READ), keys::get_public),
+    op!("encrypt", [], Access::Requires(ITEM_READ), keys::encrypt),
+    op!("decrypt", [], Access::Requires(ITEM_READ), keys::decrypt),
+    op!("rotate-key", [], Access::Requires(ITEM_UPDATE), keys::rotate),
+    op!(
+        "update-classic-key-certificate",
+        [],
+        Access::Requires(ITEM_UPDATE),
+        keys::update_certificate
+    ),
+    // certificate issuers and issued certificates
+    op!(
+        "create-ssh-cert-issuer",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::CREATE), (RuleType::Item, Caps::READ)]),
+        certs::ssh_issuer_save,
+        false
+    ),
+    op!(
+        "update-ssh-cert-issuer",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::UPDATE), (RuleType::Item, Caps::READ)]),
+        certs::ssh_issuer_save,
+        true
+    ),
+    op!(
+        "get-ssh-certificate",
+        [],
+        Access::Requires(ITEM_READ),
+        certs::get_ssh_certificate
+    ),
+    op!(
+        "create-pki-cert-issuer",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::CREATE), (RuleType::Item, Caps::READ)]),
+        certs::pki_issuer_save,
+        false
+    ),
+    op!(
+        "update-pki-cert-issuer",
+        [],
+        Access::Requires(&[(RuleType::Item, Caps::UPDATE), (RuleType::Item, Caps::READ)]),
+        certs::pki_issuer_save,
+        true
+    ),
+    op!(
+        "get-pki-certificate",
+        [],
+        Access::Requires(ITEM_READ),
+        certs::get_pki_certificate
+    ),
+    op!(
+        "cert-list",
+        ["list-certificates"],
+        Access::Filtered(RuleType::Item, Caps::LIST),
+        certs::cert_list
+    ),
+    op!(
+        "revoke-certificate",
+        [],
+        Access::Requires(ITEM_UPDATE),
+        certs::revoke_certificate
     ),
     // audit and explanations
     op!("audit-list", [], Access::Audit, audit_ops::list),

@@ -1,0 +1,653 @@
+//! SSH certificate issuers: an issuer's policy and signing.
+//!
+//! The certificate is encoded here (PROTOCOL.certkeys) and signed with
+//! aws-lc-rs; ssh-key parses the result back (a structural check) and
+//! writes the OpenSSH line. ssh-key's `certificate::Builder` is not used:
+//! in debug builds it verifies the signature it made, which needs
+//! ssh-key's own crypto features (and its `rsa` feature for RSA CAs,
+//! refused for RUSTSEC-2023-0071).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ECDSA_P521_SHA512_ASN1, EcdsaKeyPair,
+    Ed25519KeyPair, ParsedPublicKey, RSA_PKCS1_SHA512, RsaKeyPair,
+};
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::{Algorithm, EcdsaCurve};
+
+use crate::keys::{KeyAlg, KeyMaterial};
+use crate::{KeyError, Result, denied, invalid};
+
+/// User or host certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertType {
+    User,
+    Host,
+}
+
+impl CertType {
+    /// The certificate's type field (PROTOCOL.certkeys).
+    fn code(self) -> u32 {
+        match self {
+            CertType::User => 1,
+            CertType::Host => 2,
+        }
+    }
+}
+
+/// Longest certificate lifetime an issuer may allow: one year.
+pub const MAX_TTL_SECS: u64 = 31_536_000;
+/// Most names (allowed users, principals, extensions, critical options,
+/// source addresses) in one list.
+pub const MAX_NAMES: usize = 256;
+/// Longest name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest key ID, in bytes.
+pub const MAX_KEY_ID_LEN: usize = 1024;
+/// Longest force-command, in bytes.
+const MAX_COMMAND_LEN: usize = 4096;
+/// Seconds a certificate is valid before it is issued (clock skew).
+pub const CLOCK_SKEW_SECS: u64 = 30;
+
+/// ssh-keygen's default extensions of a user certificate.
+pub const DEFAULT_USER_EXTENSIONS: [&str; 5] = [
+    "permit-X11-forwarding",
+    "permit-agent-forwarding",
+    "permit-port-forwarding",
+    "permit-pty",
+    "permit-user-rc",
+];
+
+/// Extensions OpenSSH defines (all take an empty value).
+const KNOWN_EXTENSIONS: [&str; 6] = [
+    "no-touch-required",
+    "permit-X11-forwarding",
+    "permit-agent-forwarding",
+    "permit-port-forwarding",
+    "permit-pty",
+    "permit-user-rc",
+];
+
+/// An SSH certificate issuer's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshIssuerPolicy {
+    pub cert_type: CertType,
+    /// Names a caller may ask for (`cert-username`): exact names, or `*`
+    /// for any; empty: none (the certificates carry `principals` only).
+    pub allowed_users: Vec<String>,
+    /// Principals put in every certificate besides the requested usernames.
+    pub principals: Vec<String>,
+    /// Longest lifetime, seconds.
+    pub ttl_secs: u64,
+    /// None: ssh-keygen's defaults for user certificates
+    /// ([`DEFAULT_USER_EXTENSIONS`]); Some(map): exactly these.
+    pub extensions: Option<BTreeMap<String, String>>,
+    /// force-command, source-address, verify-required.
+    pub critical_options: BTreeMap<String, String>,
+}
+
+/// A name for a list that OpenSSH reads: no whitespace, commas or control
+/// characters, at most [`MAX_NAME_LEN`] bytes.
+fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(invalid(format!("{field}: a name is empty")));
+    }
+    if name.len() > MAX_NAME_LEN {
+        let head: String = name.chars().take(32).collect();
+        return Err(invalid(format!(
+            "{field}: the name {head:?}… is longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c == ',' || c.is_control())
+    {
+        return Err(invalid(format!(
+            "{field}: the name {name:?} must not contain whitespace, commas or control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_count(field: &str, n: usize) -> Result<()> {
+    if n > MAX_NAMES {
+        return Err(invalid(format!(
+            "{field} has {n} entries: at most {MAX_NAMES} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// `source-address`: comma-separated addresses or CIDR networks.
+fn check_source_address(value: &str) -> Result<()> {
+    const FIELD: &str = "critical-options: source-address";
+    if value.is_empty() {
+        return Err(invalid(format!(
+            "{FIELD} is empty: list the client addresses or networks, comma-separated (e.g. 10.0.0.0/8,192.0.2.7)"
+        )));
+    }
+    let entries: Vec<&str> = value.split(',').collect();
+    check_count(FIELD, entries.len())?;
+    for entry in entries {
+        if IpAddr::from_str(entry).is_ok() {
+            continue;
+        }
+        match ipnet::IpNet::from_str(entry) {
+            Ok(net) if net.trunc() == net => {}
+            Ok(net) => {
+                return Err(invalid(format!(
+                    "{FIELD}: {entry:?} has host bits set: write the network as {}",
+                    net.trunc()
+                )));
+            }
+            Err(_) => {
+                return Err(invalid(format!(
+                    "{FIELD}: {entry:?} is not an IP address or CIDR network (comma-separated, no spaces, e.g. 10.0.0.0/8,192.0.2.7)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "a, b, c" (at most ten names) for messages.
+fn name_list(names: &[String]) -> String {
+    let mut s = names
+        .iter()
+        .take(10)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        s.push_str(&format!(", … {} more", names.len() - 10));
+    }
+    s
+}
+
+impl SshIssuerPolicy {
+    /// Refuse bad settings, naming the field: ttl 1 s ..= 1 year; names
+    /// without whitespace, commas or control characters, at most 256
+    /// bytes and 256 per list; extensions and critical options only for
+    /// user certificates; only the critical options OpenSSH knows.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_TTL_SECS).contains(&self.ttl_secs) {
+            return Err(invalid(format!(
+                "ttl must be 1 to {MAX_TTL_SECS} seconds (one year); {} given",
+                self.ttl_secs
+            )));
+        }
+        check_count("allowed-users", self.allowed_users.len())?;
+        for u in &self.allowed_users {
+            check_name("allowed-users", u)?;
+        }
+        check_count("principals", self.principals.len())?;
+        for p in &self.principals {
+            check_name("principals", p)?;
+        }
+        if self.allowed_users.is_empty() && self.principals.is_empty() {
+            return Err(invalid(
+                "allowed-users and principals are both empty: the issuer could certify no name; list the names callers may ask for in allowed-users (or * for any)",
+            ));
+        }
+        let extensions = self.extensions.as_ref().filter(|e| !e.is_empty());
+        if self.cert_type == CertType::Host {
+            if extensions.is_some() {
+                return Err(invalid(
+                    "extensions apply to user certificates only: leave extensions empty for a host certificate issuer",
+                ));
+            }
+            if !self.critical_options.is_empty() {
+                return Err(invalid(
+                    "critical-options apply to user certificates only: leave critical-options empty for a host certificate issuer",
+                ));
+            }
+        }
+        if let Some(ext) = extensions {
+            check_count("extensions", ext.len())?;
+            for (name, value) in ext {
+                check_name("extensions", name)?;
+                if KNOWN_EXTENSIONS.contains(&name.as_str()) {
+                    if !value.is_empty() {
+                        return Err(invalid(format!(
+                            "extensions: {name} takes no value ({value:?} given)"
+                        )));
+                    }
+                } else if !name.contains('@') {
+                    return Err(invalid(format!(
+                        "extensions: {name:?} is not an OpenSSH extension: use {} or a vendor extension named name@domain",
+                        KNOWN_EXTENSIONS.join(", ")
+                    )));
+                }
+                if value.len() > MAX_COMMAND_LEN || value.chars().any(char::is_control) {
+                    return Err(invalid(format!(
+                        "extensions: the value of {name} must be at most {MAX_COMMAND_LEN} bytes without control characters"
+                    )));
+                }
+            }
+        }
+        for (name, value) in &self.critical_options {
+            match name.as_str() {
+                "force-command" => {
+                    if value.trim().is_empty() {
+                        return Err(invalid(
+                            "critical-options: force-command is empty: give the command to run",
+                        ));
+                    }
+                    if value.len() > MAX_COMMAND_LEN || value.chars().any(char::is_control) {
+                        return Err(invalid(format!(
+                            "critical-options: force-command must be one line of at most {MAX_COMMAND_LEN} bytes without control characters"
+                        )));
+                    }
+                }
+                "source-address" => check_source_address(value)?,
+                "verify-required" => {
+                    if !value.is_empty() {
+                        return Err(invalid(format!(
+                            "critical-options: verify-required takes no value ({value:?} given)"
+                        )));
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "critical-options: {other:?} is not supported: use force-command, source-address or verify-required"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The extensions a certificate of this issuer carries.
+    fn certificate_extensions(&self) -> BTreeMap<String, String> {
+        match (&self.extensions, self.cert_type) {
+            (_, CertType::Host) => BTreeMap::new(),
+            (Some(map), CertType::User) => map.clone(),
+            (None, CertType::User) => DEFAULT_USER_EXTENSIONS
+                .iter()
+                .map(|e| ((*e).to_owned(), String::new()))
+                .collect(),
+        }
+    }
+}
+
+/// What a caller asks an SSH issuer for.
+pub struct SshRequest<'a> {
+    /// Requested usernames (host names for host certificates), already
+    /// split on commas by the server; may be empty.
+    pub usernames: &'a [String],
+    /// OpenSSH public key line (authorized_keys format, comment allowed).
+    pub public_key: &'a str,
+    /// Shorter lifetime asked for, seconds.
+    pub ttl_secs: Option<u64>,
+    /// Key ID written in the certificate (the caller's identity); at most
+    /// 1024 bytes, printable.
+    pub key_id: &'a str,
+    pub serial: u64,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+/// A signed certificate and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshIssued {
+    /// One line: `<alg>-cert-v01@openssh.com AAAA…`.
+    pub certificate: String,
+    pub serial: u64,
+    pub key_id: String,
+    pub principals: Vec<String>,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    pub cert_type: CertType,
+}
+
+// ---------------------------------------------------------------------------
+// Wire encoding (RFC 4251 strings, PROTOCOL.certkeys).
+
+fn wire_len(n: usize) -> Result<[u8; 4]> {
+    u32::try_from(n)
+        .map(u32::to_be_bytes)
+        .map_err(|_| KeyError::Internal("an SSH certificate field is longer than 4 GiB".to_owned()))
+}
+
+fn put_string(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+    out.extend_from_slice(&wire_len(bytes.len())?);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// An mpint of a positive big-endian integer.
+fn put_mpint(out: &mut Vec<u8>, be: &[u8]) -> Result<()> {
+    let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
+    let digits = &be[first..];
+    let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
+    out.extend_from_slice(&wire_len(digits.len() + usize::from(pad))?);
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+    Ok(())
+}
+
+/// Critical options / extensions: names in order, each value a string
+/// inside the data string (empty data for an empty value).
+fn options_blob(map: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (name, value) in map {
+        put_string(&mut out, name.as_bytes())?;
+        if value.is_empty() {
+            put_string(&mut out, &[])?;
+        } else {
+            let mut data = Vec::with_capacity(value.len() + 4);
+            put_string(&mut data, value.as_bytes())?;
+            put_string(&mut out, &data)?;
+        }
+    }
+    Ok(out)
+}
+
+fn ssh_internal(e: ssh_key::Error) -> KeyError {
+    KeyError::Internal(format!("encoding the SSH certificate: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// The CA's signer.
+
+/// A CA key loaded for SSH signatures.
+enum CaSigner {
+    Ed25519(Ed25519KeyPair),
+    Ecdsa(EcdsaKeyPair, &'static str),
+    Rsa(RsaKeyPair),
+}
+
+impl CaSigner {
+    fn new(key: &KeyMaterial) -> Result<CaSigner> {
+        Ok(match key.alg() {
+            KeyAlg::Ed25519 => CaSigner::Ed25519(key.ed25519_key_pair()?),
+            KeyAlg::Ec256 => CaSigner::Ecdsa(key.ecdsa_key_pair(true)?, "ecdsa-sha2-nistp256"),
+            KeyAlg::Ec384 => CaSigner::Ecdsa(key.ecdsa_key_pair(true)?, "ecdsa-sha2-nistp384"),
+            KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
+                CaSigner::Rsa(key.rsa_key_pair()?)
+            }
+            other => {
+                return Err(invalid(format!(
+                    "the issuer's signer key is a {other} key: an SSH certificate issuer needs an Ed25519, EC256, EC384 or RSA key"
+                )));
+            }
+        })
+    }
+
+    /// The SSH signature blob: string(algorithm) string(signature).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let failed = |_| KeyError::Internal("signing the SSH certificate failed".to_owned());
+        let mut blob = Vec::new();
+        match self {
+            CaSigner::Ed25519(kp) => {
+                put_string(&mut blob, b"ssh-ed25519")?;
+                put_string(&mut blob, kp.sign(msg).as_ref())?;
+            }
+            CaSigner::Ecdsa(kp, name) => {
+                let sig = kp.sign(&SystemRandom::new(), msg).map_err(failed)?;
+                let (r, s) = sig.as_ref().split_at(sig.as_ref().len() / 2);
+                let mut rs = Vec::with_capacity(sig.as_ref().len() + 10);
+                put_mpint(&mut rs, r)?;
+                put_mpint(&mut rs, s)?;
+                put_string(&mut blob, name.as_bytes())?;
+                put_string(&mut blob, &rs)?;
+            }
+            CaSigner::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(&RSA_PKCS1_SHA512, &SystemRandom::new(), msg, &mut sig)
+                    .map_err(failed)?;
+                put_string(&mut blob, b"rsa-sha2-512")?;
+                put_string(&mut blob, &sig)?;
+            }
+        }
+        Ok(blob)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The subject's public key.
+
+fn rsa_bits(n: &ssh_key::Mpint) -> usize {
+    let bytes = n.as_positive_bytes().unwrap_or_default();
+    match bytes.first() {
+        Some(b) => (bytes.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
+        None => 0,
+    }
+}
+
+/// Parse and vet the public key to certify.
+fn subject_key(line: &str) -> Result<KeyData> {
+    const FIELD: &str = "public-key-data";
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(invalid(format!(
+            "{FIELD} is empty: pass the OpenSSH public key to certify (e.g. the contents of ~/.ssh/id_ed25519.pub)"
+        )));
+    }
+    if line.contains('\n') {
+        return Err(invalid(format!(
+            "{FIELD} holds several lines: pass one OpenSSH public key"
+        )));
+    }
+    let first = line.split_ascii_whitespace().next().unwrap_or_default();
+    if first.ends_with("-cert-v01@openssh.com") {
+        return Err(invalid(format!(
+            "{FIELD} is a certificate, not a public key: pass the public key (e.g. ~/.ssh/id_ed25519.pub)"
+        )));
+    }
+    let key = ssh_key::PublicKey::from_openssh(line).map_err(|e| {
+        invalid(format!(
+            "{FIELD} is not an OpenSSH public key ({e}): pass one line such as the contents of ~/.ssh/id_ed25519.pub"
+        ))
+    })?;
+    let data = key.key_data().clone();
+    let bad_point = || {
+        invalid(format!(
+            "{FIELD}: the ECDSA public key is not a point on its curve"
+        ))
+    };
+    match &data {
+        KeyData::Ed25519(_) | KeyData::SkEd25519(_) => {}
+        KeyData::Ecdsa(k) => {
+            let alg = match k.curve() {
+                EcdsaCurve::NistP256 => &ECDSA_P256_SHA256_ASN1,
+                EcdsaCurve::NistP384 => &ECDSA_P384_SHA384_ASN1,
+                EcdsaCurve::NistP521 => &ECDSA_P521_SHA512_ASN1,
+            };
+            ParsedPublicKey::new(alg, k.as_sec1_bytes()).map_err(|_| bad_point())?;
+        }
+        KeyData::SkEcdsaSha2NistP256(k) => {
+            ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, k.ec_point().as_bytes())
+                .map_err(|_| bad_point())?;
+        }
+        KeyData::Rsa(k) => {
+            let bits = rsa_bits(&k.n);
+            if bits < 2048 {
+                return Err(invalid(format!(
+                    "{FIELD} is a {bits}-bit RSA key: RSA keys need at least 2048 bits; make a new key (ssh-keygen -t ed25519, or -t rsa -b 3072)"
+                )));
+            }
+            let e = k.e.as_positive_bytes().unwrap_or_default();
+            if e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+                return Err(invalid(format!(
+                    "{FIELD}: the RSA public exponent is not valid"
+                )));
+            }
+        }
+        KeyData::Dsa(_) => {
+            return Err(invalid(format!(
+                "{FIELD} is a DSA key: DSA keys are refused (1024-bit only, removed from OpenSSH); make an ed25519 key (ssh-keygen -t ed25519)"
+            )));
+        }
+        other => {
+            return Err(invalid(format!(
+                "{FIELD}: {} keys are not supported: use ed25519, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com or RSA of 2048 bits or more",
+                other.algorithm()
+            )));
+        }
+    }
+    Ok(data)
+}
+
+/// The certificate algorithm name of a subject key
+/// (`ssh-ed25519-cert-v01@openssh.com`, …).
+fn certificate_type_name(alg: &Algorithm) -> String {
+    alg.to_certificate_type()
+}
+
+// ---------------------------------------------------------------------------
+// Signing.
+
+/// Check `req` against `policy` and sign a certificate with `signer` (an
+/// Ed25519, EC256, EC384 or RSA key; RSA signs with rsa-sha2-512).
+pub fn sign(policy: &SshIssuerPolicy, signer: &KeyMaterial, req: &SshRequest<'_>) -> Result<SshIssued> {
+    policy.validate()?;
+    let ca = CaSigner::new(signer)?;
+    let ca_key = signer.ssh_public_key()?;
+
+    // Key ID.
+    if req.key_id.is_empty() {
+        return Err(invalid(
+            "the certificate key ID is empty: it records who asked for the certificate",
+        ));
+    }
+    if req.key_id.len() > MAX_KEY_ID_LEN {
+        return Err(invalid(format!(
+            "the certificate key ID is longer than {MAX_KEY_ID_LEN} bytes"
+        )));
+    }
+    if req.key_id.chars().any(char::is_control) {
+        return Err(invalid(
+            "the certificate key ID must not contain control characters",
+        ));
+    }
+
+    // The key to certify.
+    let subject = subject_key(req.public_key)?;
+    if subject == ca_key {
+        return Err(invalid(
+            "public-key-data is the issuer's own CA key: certify a user's or host's key, never the CA's",
+        ));
+    }
+
+    // Names.
+    check_count("cert-username", req.usernames.len())?;
+    let any = policy.allowed_users.iter().any(|u| u == "*");
+    for name in req.usernames {
+        check_name("cert-username", name)?;
+        if any || policy.allowed_users.iter().any(|u| u == name) {
+            continue;
+        }
+        return Err(if policy.allowed_users.is_empty() {
+            denied(format!(
+                "cert-username {name:?} is not allowed: the issuer's allowed-users is empty, so its certificates carry only its principals ({})",
+                name_list(&policy.principals)
+            ))
+        } else {
+            denied(format!(
+                "cert-username {name:?} is not among the issuer's allowed-users ({})",
+                name_list(&policy.allowed_users)
+            ))
+        });
+    }
+    let mut principals: Vec<String> = Vec::new();
+    for p in req.usernames.iter().chain(&policy.principals) {
+        if !principals.contains(p) {
+            principals.push(p.clone());
+        }
+    }
+    if principals.is_empty() {
+        return Err(invalid(if any {
+            "cert-username is required: ask for the user name(s) to certify".to_owned()
+        } else {
+            format!(
+                "cert-username is required: ask for one of the allowed users ({})",
+                name_list(&policy.allowed_users)
+            )
+        }));
+    }
+    check_count("the certificate's principals", principals.len())?;
+
+    // Lifetime.
+    let ttl = match req.ttl_secs {
+        None => policy.ttl_secs,
+        Some(0) => return Err(invalid("ttl must be at least 1 second")),
+        Some(t) if t > policy.ttl_secs => {
+            return Err(denied(format!(
+                "ttl {t} s is longer than the issuer's maximum of {} s: ask for {} s or less",
+                policy.ttl_secs, policy.ttl_secs
+            )));
+        }
+        Some(t) => t,
+    };
+    let valid_after = req.now.saturating_sub(CLOCK_SKEW_SECS);
+    let valid_before = req
+        .now
+        .checked_add(ttl)
+        .filter(|t| i64::try_from(*t).is_ok())
+        .ok_or_else(|| invalid("the certificate would end after the year 292277026596: check the clock"))?;
+
+    // The certificate (PROTOCOL.certkeys).
+    let mut nonce = [0u8; 32];
+    getrandom::fill(&mut nonce).map_err(|e| KeyError::Internal(format!("no random bytes: {e}")))?;
+    let subject_blob = ssh_key::PublicKey::new(subject.clone(), "")
+        .to_bytes()
+        .map_err(ssh_internal)?;
+    // The key blob without its leading algorithm string.
+    let alg_len = subject_blob
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| KeyError::Internal("empty SSH key blob".to_owned()))?;
+    let subject_fields = subject_blob
+        .get(4 + alg_len..)
+        .ok_or_else(|| KeyError::Internal("short SSH key blob".to_owned()))?;
+    let ca_blob = ssh_key::PublicKey::new(ca_key, "")
+        .to_bytes()
+        .map_err(ssh_internal)?;
+    let mut principal_blob = Vec::new();
+    for p in &principals {
+        put_string(&mut principal_blob, p.as_bytes())?;
+    }
+    let critical_options = match policy.cert_type {
+        CertType::User => policy.critical_options.clone(),
+        CertType::Host => BTreeMap::new(),
+    };
+
+    let mut cert = Vec::with_capacity(1024);
+    put_string(&mut cert, certificate_type_name(&subject.algorithm()).as_bytes())?;
+    put_string(&mut cert, &nonce)?;
+    cert.extend_from_slice(subject_fields);
+    cert.extend_from_slice(&req.serial.to_be_bytes());
+    cert.extend_from_slice(&policy.cert_type.code().to_be_bytes());
+    put_string(&mut cert, req.key_id.as_bytes())?;
+    put_string(&mut cert, &principal_blob)?;
+    cert.extend_from_slice(&valid_after.to_be_bytes());
+    cert.extend_from_slice(&valid_before.to_be_bytes());
+    put_string(&mut cert, &options_blob(&critical_options)?)?;
+    put_string(&mut cert, &options_blob(&policy.certificate_extensions())?)?;
+    put_string(&mut cert, &[])?; // reserved
+    put_string(&mut cert, &ca_blob)?;
+    let signature = ca.sign(&cert)?;
+    put_string(&mut cert, &signature)?;
+
+    // Parse it back: the structure must be what OpenSSH reads.
+    let parsed = ssh_key::Certificate::from_bytes(&cert).map_err(ssh_internal)?;
+    let certificate = parsed.to_openssh().map_err(ssh_internal)?;
+    Ok(SshIssued {
+        certificate,
+        serial: req.serial,
+        key_id: req.key_id.to_owned(),
+        principals,
+        valid_after,
+        valid_before,
+        cert_type: policy.cert_type,
+    })
+}

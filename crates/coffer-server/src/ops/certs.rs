@@ -1,0 +1,903 @@
+//! Certificate issuers (item types `SSH_CERT_ISSUER`, `PKI_CERT_ISSUER`):
+//! create/update, `get-ssh-certificate`, `get-pki-certificate`, the
+//! issued-certificate records (`cert-list`, `revoke-certificate`) and the
+//! CRL (`GET /pki/crl/<issuer name>`).
+//!
+//! An issuer's settings (its signer key's name and its policy) are its
+//! item's sealed versions. Creating or changing an issuer needs `read` on
+//! its signer key; using it needs only `read` on the issuer, which is the
+//! point: a CI job gets a short-lived certificate, never the CA key.
+//! Every certificate issued is recorded (serial, subject, names, caller,
+//! expiry) in the request's own transaction, with its audit record.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use coffer_core::model::{CertKind, IssuedCert, Item, ItemSubType, ItemType, SecretFormat};
+use coffer_core::policy::{Caps, RuleType};
+use coffer_keys::ssh::{CertType, SshIssuerPolicy, SshRequest};
+use coffer_keys::x509::{PkiIssuerPolicy, PkiRequest, Revoked, SubjectKey};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::items::{DEFAULT_MAX_VERSIONS, open, seal, tags_param};
+use super::keys::{blocking, check_signer, load_key};
+use super::{
+    allowed, date_field, find_typed, name_param, refuse_unsupported, require, without_nulls,
+};
+use crate::error::ApiError;
+use crate::http::Ctx;
+use crate::state::{AppState, now_ms, random_id};
+use crate::wire::Body;
+
+/// Options of Akeyless's issuer operations that belong to its SaaS or
+/// that Coffer does not have.
+const ISSUER_UNSUPPORTED: &[(&str, &str)] = &[
+    ("ProviderType", "secure remote access is an Akeyless SaaS feature"),
+    ("host-provider", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-api", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-bastion-api", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-bastion-ssh", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-enable", "secure remote access is an Akeyless SaaS feature"),
+    (
+        "secure-access-enforce-hosts-restriction",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    ("secure-access-gateway", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-host", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-ssh", "secure remote access is an Akeyless SaaS feature"),
+    ("secure-access-ssh-creds-user", "secure remote access is an Akeyless SaaS feature"),
+    (
+        "secure-access-use-internal-bastion",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-use-internal-ssh-access",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    ("target", "secure remote access is an Akeyless SaaS feature"),
+    (
+        "fixed-user-claim-keyname",
+        "externally provided users are not supported: name the user in cert-username",
+    ),
+    ("item-custom-fields", "custom fields are not supported yet"),
+    ("delete_protection", "deletion protection is not supported yet"),
+    ("delete-protection", "deletion protection is not supported yet"),
+    ("allow-copy-ext-from-csr", "Coffer never copies extensions from a CSR unchecked"),
+    ("allowed-extra-extensions", "extra extensions are not supported"),
+    ("auto-renew", "certificate renewal is not supported: ask for a new certificate"),
+    ("scheduled-renew", "certificate renewal is not supported: ask for a new certificate"),
+    ("ca-target", "public CAs are an Akeyless SaaS feature"),
+    ("gw-cluster-url", "there is no gateway: the CRL is served by every Coffer node"),
+    ("enable-acme", "ACME is not supported yet"),
+    ("enable-scep", "SCEP is not supported"),
+    ("scep-challenge-type", "SCEP is not supported"),
+    ("scep-password", "SCEP is not supported"),
+    ("create-private-ocsp", "OCSP is not supported yet: use the CRL"),
+    ("create-public-ocsp", "OCSP is not supported yet: use the CRL"),
+    ("ocsp-ttl", "OCSP is not supported yet: use the CRL"),
+    ("create-public-crl", "the CRL is served by Coffer itself (GET /pki/crl/<issuer>)"),
+    ("destination-path", "issued certificates are recorded, not stored as items"),
+    ("protect-certificates", "issued certificates are recorded, not stored as items"),
+    ("expiration-event-in", "expiration notifications are not supported"),
+    ("basic-constraints", "use is-ca and max-path-len"),
+    ("split-certificate-chain", "the chain is always returned apart, in parent_cert"),
+    ("new-name", "renaming an issuer is not supported"),
+    ("add-tag", "changing tags is not supported yet"),
+    ("rm-tag", "changing tags is not supported yet"),
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SshIssuer {
+    signer_key: String,
+    policy: SshIssuerPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PkiIssuer {
+    signer_key: String,
+    policy: PkiIssuerPolicy,
+}
+
+/// `"-"` (the SDKs' default) and empty mean "none".
+fn names_list(body: &Body, key: &str) -> Result<Vec<String>, ApiError> {
+    Ok(body
+        .list(key)?
+        .into_iter()
+        .filter(|s| s != "-")
+        .collect())
+}
+
+/// A `{name: value}` object of strings (or its JSON text).
+fn string_map(body: &Body, key: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let bad = || ApiError::bad(format!("{key} must be an object of string values"));
+    let m = match body.get(key) {
+        None => return Ok(None),
+        Some(Value::Object(m)) => m.clone(),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(bad()),
+        },
+        Some(_) => return Err(bad()),
+    };
+    m.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            _ => Err(bad()),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .map(Some)
+}
+
+/// A lifetime in seconds: a number, a numeric string, or a duration
+/// (`90s`, `15m`, `24h`, `30d`).
+fn seconds(body: &Body, key: &str) -> Result<Option<u64>, ApiError> {
+    let raw = match body.get(key) {
+        None => return Ok(None),
+        Some(Value::Number(n)) => {
+            return match n.as_u64() {
+                Some(0) => Ok(None),
+                Some(s) => Ok(Some(s)),
+                None => Err(ApiError::bad(format!("{key} must be a positive number of seconds"))),
+            };
+        }
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::bad(format!("{key} must be a number of seconds"))),
+    };
+    if raw.is_empty() || raw == "0" {
+        return Ok(None);
+    }
+    if let Ok(n) = raw.parse::<u64>() {
+        return Ok(Some(n));
+    }
+    let (num, unit) = raw.split_at(raw.len() - 1);
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if mult > 0 => Ok(n.checked_mul(mult)),
+        _ => Err(ApiError::bad(format!(
+            "{key} must be a number of seconds (or e.g. 15m, 24h, 30d), not {raw:?}"
+        ))),
+    }
+}
+
+async fn load_issuer<T: DeserializeOwned>(
+    state: &AppState,
+    name: &str,
+    t: ItemType,
+) -> Result<(Item, T), ApiError> {
+    let item = find_typed(state, name, t).await?;
+    if !item.enabled {
+        return Err(ApiError::Forbidden(format!("issuer {name:?} is disabled")));
+    }
+    let (item, v) = state
+        .store
+        .get_item_value(name, None)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+    let text = open(state, &item, &v)?;
+    let settings = serde_json::from_str(&text)
+        .map_err(|e| ApiError::internal(format!("settings of issuer {name}: {e}")))?;
+    Ok((item, settings))
+}
+
+/// Create the issuer item, or add a version with its new settings.
+async fn save_issuer(
+    ctx: &mut Ctx,
+    body: &Body,
+    name: &str,
+    t: ItemType,
+    existing: Option<Item>,
+    settings: &impl Serialize,
+) -> Result<(), ApiError> {
+    let text = zeroize::Zeroizing::new(
+        serde_json::to_string(settings).map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let state = ctx.state.clone();
+    match existing {
+        None => {
+            let description = body
+                .opt_str("description")?
+                .or(body.opt_str("metadata")?)
+                .unwrap_or_default();
+            super::auth_methods::check_description(&description)?;
+            let now = now_ms();
+            let item = Item {
+                id: random_id()?,
+                name: name.to_owned(),
+                item_type: t,
+                sub_type: ItemSubType::Generic,
+                format: SecretFormat::Json,
+                description,
+                tags: tags_param(body)?,
+                max_versions: 0,
+                last_version: 1,
+                highest_version: 1,
+                enabled: true,
+                created_ms: now,
+                modified_ms: now,
+            };
+            let first = seal(&state, item.id, 1, &text)?;
+            state
+                .store
+                .create_item(&item, &first, ctx.audit())
+                .await
+                .map_err(|e| match e {
+                    coffer_store::StoreError::Conflict(_) => {
+                        ApiError::Conflict(format!("item {name:?} already exists"))
+                    }
+                    other => other.into(),
+                })
+        }
+        Some(item) => {
+            let v = seal(&state, item.id, item.highest_version + 1, &text)?;
+            state
+                .store
+                .add_version(item.id, item.highest_version, &v, DEFAULT_MAX_VERSIONS, ctx.audit())
+                .await
+                .map_err(|e| match e {
+                    coffer_store::StoreError::Conflict(_) => {
+                        ApiError::Conflict(format!("issuer {name:?} was updated concurrently; retry"))
+                    }
+                    other => other.into(),
+                })
+        }
+    }
+}
+
+// ---- SSH ----
+
+fn ssh_policy(body: &Body, current: Option<&SshIssuerPolicy>) -> Result<SshIssuerPolicy, ApiError> {
+    let cert_type = match body.opt_str("cert-type")?.as_deref().map(str::trim) {
+        None | Some("") => current.map_or(CertType::User, |c| c.cert_type),
+        Some(t) if t.eq_ignore_ascii_case("user") => CertType::User,
+        Some(t) if t.eq_ignore_ascii_case("host") => CertType::Host,
+        Some(t) => {
+            return Err(ApiError::bad(format!(
+                "cert-type must be user or host, not {t:?}"
+            )));
+        }
+    };
+    if body.bool_or("external-username", false)? {
+        return Err(ApiError::bad(
+            "external-username is not supported: name the user in cert-username",
+        ));
+    }
+    let ttl = seconds(body, "ttl")?
+        .or(current.map(|c| c.ttl_secs))
+        .ok_or_else(|| ApiError::bad("missing required parameter ttl (seconds)"))?;
+    let extensions = match string_map(body, "extensions")? {
+        Some(m) => Some(m),
+        None => current.and_then(|c| c.extensions.clone()),
+    };
+    let critical_options = match string_map(body, "critical-options")? {
+        Some(m) => m,
+        None => current.map(|c| c.critical_options.clone()).unwrap_or_default(),
+    };
+    let p = SshIssuerPolicy {
+        cert_type,
+        allowed_users: names_list(body, "allowed-users")?,
+        principals: names_list(body, "principals")?,
+        ttl_secs: ttl,
+        extensions,
+        critical_options,
+    };
+    p.validate()?;
+    Ok(p)
+}
+
+/// create-ssh-cert-issuer (`update` false) / update-ssh-cert-issuer.
+pub(super) async fn ssh_issuer_save(
+    ctx: &mut Ctx,
+    body: &Body,
+    update: bool,
+) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    let cap = if update { Caps::UPDATE } else { Caps::CREATE };
+    require(ctx, RuleType::Item, &name, cap)?;
+    refuse_unsupported(body, ISSUER_UNSUPPORTED)?;
+    let state = ctx.state.clone();
+    let current = if update {
+        Some(load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?)
+    } else {
+        None
+    };
+    let signer = match (body.opt_str("signer-key-name")?.filter(|s| !s.trim().is_empty()), &current) {
+        (Some(s), _) => s,
+        (None, Some((_, c))) => c.signer_key.clone(),
+        (None, None) => return Err(ApiError::bad("missing required parameter signer-key-name")),
+    };
+    let signer_key = check_signer(ctx, &signer, false).await?;
+    let policy = ssh_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
+    let settings = SshIssuer {
+        signer_key,
+        policy,
+    };
+    save_issuer(
+        ctx,
+        body,
+        &name,
+        ItemType::SshCertIssuer,
+        current.map(|(i, _)| i),
+        &settings,
+    )
+    .await?;
+    Ok(json!({"name": name}))
+}
+
+/// The key ID of a certificate: who asked for it, as sshd logs it.
+fn key_id(ctx: &Ctx) -> String {
+    let mut id = if ctx.identity.is_empty() || ctx.identity == ctx.access_id {
+        format!("{} (auth method {})", ctx.access_id, ctx.auth_method)
+    } else {
+        format!(
+            "{} (auth method {}, access id {})",
+            ctx.identity, ctx.auth_method, ctx.access_id
+        )
+    };
+    id.retain(|c| !c.is_control());
+    if id.len() > 1000 {
+        let mut cut = 1000;
+        while !id.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        id.truncate(cut);
+    }
+    id
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut b = [0u8; N];
+    coffer_crypto::fill_random(&mut b)?;
+    Ok(b)
+}
+
+/// Record an issued certificate; a serial already taken (vanishingly
+/// rare with 64 random bits, but checked) is reported for a retry.
+async fn record(ctx: &mut Ctx, c: &IssuedCert) -> Result<bool, ApiError> {
+    let store = ctx.state.store.clone();
+    match store.insert_certificate(c, ctx.audit()).await {
+        Ok(()) => Ok(true),
+        Err(coffer_store::StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "cert-issuer-name")?;
+    require(ctx, RuleType::Item, &name, Caps::READ)?;
+    if body.bool_or("legacy-signing-alg-name", false)? {
+        return Err(ApiError::bad(
+            "legacy-signing-alg-name is not supported: RSA CAs sign with rsa-sha2-512",
+        ));
+    }
+    // The SDKs send "-" when no user name was given.
+    let usernames = names_list(body, "cert-username")?;
+    let public_key = body
+        .opt_str("public-key-data")?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::bad("missing required parameter public-key-data (the OpenSSH public key to certify)")
+        })?;
+    if public_key.len() > 16 * 1024 {
+        return Err(ApiError::TooLarge("public-key-data is larger than 16 KiB".into()));
+    }
+    let ttl = seconds(body, "ttl")?;
+    let state = ctx.state.clone();
+    let (issuer, settings) = load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?;
+    let (_, _, signer) = load_key(&state, &settings.signer_key, None).await.map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::bad(format!(
+            "issuer {name:?} signs with key {:?}, which no longer exists",
+            settings.signer_key
+        )),
+        other => other,
+    })?;
+    let key_id = key_id(ctx);
+    let signer = std::sync::Arc::new(signer);
+    let policy = std::sync::Arc::new(settings.policy);
+    for _ in 0..3 {
+        let serial = u64::from_be_bytes(random_bytes::<8>()?).max(1);
+        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let (signer2, policy2) = (signer.clone(), policy.clone());
+        let (names, pk, kid) = (usernames.clone(), public_key.clone(), key_id.clone());
+        let issued = blocking(move || {
+            let req = SshRequest {
+                usernames: &names,
+                public_key: &pk,
+                ttl_secs: ttl,
+                key_id: &kid,
+                serial,
+                now,
+            };
+            Ok(coffer_keys::ssh::sign(&policy2, &signer2, &req)?)
+        })
+        .await?;
+        let rec = IssuedCert {
+            issuer_id: issuer.id,
+            issuer_name: issuer.name.clone(),
+            serial: format!("{:016x}", issued.serial),
+            kind: CertKind::Ssh,
+            subject: issued.key_id.clone(),
+            names: issued.principals.clone(),
+            access_id: ctx.access_id.clone(),
+            identity: ctx.identity.clone(),
+            issued_ms: now_ms(),
+            expires_ms: i64::try_from(issued.valid_before)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+            revoked_ms: 0,
+            revocation_reason: String::new(),
+        };
+        if record(ctx, &rec).await? {
+            return Ok(json!({"data": issued.certificate, "path": ""}));
+        }
+    }
+    Err(ApiError::internal("three serial numbers in a row were taken"))
+}
+
+// ---- PKI ----
+
+fn pki_policy(body: &Body, current: Option<&PkiIssuerPolicy>) -> Result<PkiIssuerPolicy, ApiError> {
+    let ttl = seconds(body, "ttl")?
+        .or(current.map(|c| c.ttl_secs))
+        .ok_or_else(|| ApiError::bad("missing required parameter ttl (seconds)"))?;
+    let mut p = PkiIssuerPolicy::new(ttl);
+    let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+    p.allowed_domains = lower(body.list("allowed-domains")?);
+    p.allow_subdomains = body.bool_or("allow-subdomains", false)?;
+    p.allow_any_name = body.bool_or("allow-any-name", false)?;
+    p.disable_wildcards = body.bool_or("disable-wildcards", false)?;
+    p.enforce_hostnames = !body.bool_or("not-enforce-hostnames", false)?;
+    p.allowed_uri_sans = body.list("allowed-uri-sans")?;
+    p.allowed_ip_sans = body
+        .list("allowed-ip-sans")?
+        .into_iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ApiError::bad(format!("allowed-ip-sans: {s:?} is not an IP address or CIDR"))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    p.server_flag = body.bool_or("server-flag", false)?;
+    p.client_flag = body.bool_or("client-flag", false)?;
+    p.code_signing_flag = body.bool_or("code-signing-flag", false)?;
+    let ku = body.list("key-usage")?;
+    if !ku.is_empty() {
+        p.key_usage = ku;
+    }
+    p.critical_key_usage = body.bool_or("critical-key-usage", true)?;
+    p.organizations = body.list("organizations")?;
+    p.organizational_units = body.list("organizational-units")?;
+    p.country = body.list("country")?;
+    p.locality = body.list("locality")?;
+    p.province = body.list("province")?;
+    p.street_address = body.list("street-address")?;
+    p.postal_code = body.list("postal-code")?;
+    p.is_ca = body.bool_or("is-ca", false)?;
+    p.max_path_len = match body.opt_i64("max-path-len")? {
+        None => -1,
+        Some(n) => i32::try_from(n).map_err(|_| ApiError::bad("max-path-len is out of range"))?,
+    };
+    p.require_cn = !body.bool_or("not-require-cn", false)?;
+    p.normalize();
+    p.validate()?;
+    Ok(p)
+}
+
+/// create-pki-cert-issuer (`update` false) / update-pki-cert-issuer.
+pub(super) async fn pki_issuer_save(
+    ctx: &mut Ctx,
+    body: &Body,
+    update: bool,
+) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    let cap = if update { Caps::UPDATE } else { Caps::CREATE };
+    require(ctx, RuleType::Item, &name, cap)?;
+    refuse_unsupported(body, ISSUER_UNSUPPORTED)?;
+    // Every PKI issuer's CRL is served: `create-private-crl` asks for
+    // what is always there (still checked to be a boolean).
+    body.bool_or("create-private-crl", false)?;
+    let state = ctx.state.clone();
+    let current = if update {
+        Some(load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?)
+    } else {
+        None
+    };
+    let signer = match (body.opt_str("signer-key-name")?.filter(|s| !s.trim().is_empty()), &current) {
+        (Some(s), _) => s,
+        (None, Some((_, c))) => c.signer_key.clone(),
+        (None, None) => {
+            return Err(ApiError::bad(
+                "missing required parameter signer-key-name (Coffer is a private CA)",
+            ));
+        }
+    };
+    let signer_key = check_signer(ctx, &signer, true).await?;
+    let policy = pki_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
+    let settings = PkiIssuer {
+        signer_key,
+        policy,
+    };
+    save_issuer(
+        ctx,
+        body,
+        &name,
+        ItemType::PkiCertIssuer,
+        current.map(|(i, _)| i),
+        &settings,
+    )
+    .await?;
+    Ok(json!({"name": name}))
+}
+
+fn b64_field(body: &Body, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    match body.opt_str(key)?.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(s) => {
+            if s.len() > 64 * 1024 {
+                return Err(ApiError::TooLarge(format!("{key} is larger than 64 KiB")));
+            }
+            // GitLab's `public_key_data` / `csr_data` may arrive as PEM text.
+            if s.trim_start().starts_with("-----BEGIN") {
+                return Ok(Some(s.trim().as_bytes().to_vec()));
+            }
+            let compact: String = s.split_whitespace().collect();
+            B64.decode(compact)
+                .map(Some)
+                .map_err(|_| ApiError::bad(format!("{key} must be base64 (of PEM or DER)")))
+        }
+    }
+}
+
+pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "cert-issuer-name")?;
+    require(ctx, RuleType::Item, &name, Caps::READ)?;
+    refuse_unsupported(
+        body,
+        &[("extra-extensions", "extra extensions are not supported")],
+    )?;
+    if let Some(n) = body.opt_i64("max-path-len")?
+        && n != -1
+    {
+        return Err(ApiError::bad(
+            "max-path-len per request is not supported: the issuer's max-path-len applies",
+        ));
+    }
+    let csr = b64_field(body, "csr-data-base64")?;
+    let key = b64_field(body, "key-data-base64")?;
+    let (key_bytes, is_csr) = match (csr, key) {
+        (Some(c), None) => (c, true),
+        (None, Some(k)) => (k, false),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "give csr-data-base64 or key-data-base64, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad(
+                "missing csr-data-base64 (a CSR) or key-data-base64 (a public key): Coffer never generates your private key",
+            ));
+        }
+    };
+    let common_name = body.opt_str("common-name")?.filter(|s| !s.trim().is_empty());
+    let alt_names = body.list("alt-names")?;
+    let uri_sans = body.list("uri-sans")?;
+    let eku = body.list("extended-key-usage")?;
+    let ttl = seconds(body, "ttl")?;
+    let state = ctx.state.clone();
+    let (issuer, settings) = load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?;
+    let (_, _, signer) = load_key(&state, &settings.signer_key, None).await.map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::bad(format!(
+            "issuer {name:?} signs with key {:?}, which no longer exists",
+            settings.signer_key
+        )),
+        other => other,
+    })?;
+    let signer = std::sync::Arc::new(signer);
+    let policy = std::sync::Arc::new(settings.policy);
+    let key_bytes = std::sync::Arc::new(key_bytes);
+    for _ in 0..3 {
+        let serial = random_bytes::<16>()?;
+        let (signer2, policy2, kb) = (signer.clone(), policy.clone(), key_bytes.clone());
+        let (cn, alts, uris, ekus) = (
+            common_name.clone(),
+            alt_names.clone(),
+            uri_sans.clone(),
+            eku.clone(),
+        );
+        let (issued, parent) = blocking(move || {
+            let req = PkiRequest {
+                key: if is_csr {
+                    SubjectKey::Csr(&kb)
+                } else {
+                    SubjectKey::PublicKey(&kb)
+                },
+                common_name: cn.as_deref(),
+                alt_names: &alts,
+                uri_sans: &uris,
+                ttl_secs: ttl,
+                extended_key_usage: &ekus,
+                serial,
+                now: time::OffsetDateTime::now_utc(),
+            };
+            let issued = coffer_keys::x509::issue(&policy2, &signer2, &req)?;
+            let parent = coffer_keys::x509::parent_chain(&signer2)?;
+            Ok((issued, parent))
+        })
+        .await?;
+        let mut names = issued.dns_names.clone();
+        names.extend(issued.ip_sans.iter().cloned());
+        names.extend(issued.uri_sans.iter().cloned());
+        let rec = IssuedCert {
+            issuer_id: issuer.id,
+            issuer_name: issuer.name.clone(),
+            serial: issued.serial_hex.clone(),
+            kind: CertKind::Pki,
+            subject: issued.subject.clone(),
+            names,
+            access_id: ctx.access_id.clone(),
+            identity: ctx.identity.clone(),
+            issued_ms: now_ms(),
+            expires_ms: i64::try_from(issued.not_after.unix_timestamp() as i128 * 1000)
+                .unwrap_or(i64::MAX),
+            revoked_ms: 0,
+            revocation_reason: String::new(),
+        };
+        if record(ctx, &rec).await? {
+            return Ok(json!({
+                "data": issued.certificate_pem,
+                "parent_cert": parent,
+                "cert_display_id": issued.serial_hex,
+                "cert_item_id": 0,
+                "path": "",
+                "reading_token": "",
+            }));
+        }
+    }
+    Err(ApiError::internal("three serial numbers in a row were taken"))
+}
+
+// ---- records, revocation, CRL ----
+
+fn render_cert(c: &IssuedCert) -> Value {
+    without_nulls(json!({
+        "issuer_name": c.issuer_name,
+        "serial_number": c.serial,
+        "kind": c.kind.as_str(),
+        "subject": c.subject,
+        "names": c.names,
+        "access_id": c.access_id,
+        "identity": c.identity,
+        "issued_at": date_field(c.issued_ms),
+        "expires_at": date_field(c.expires_ms),
+        "revoked": c.revoked_ms > 0,
+        "revoked_at": date_field(c.revoked_ms),
+        "revocation_reason": if c.revoked_ms > 0 { Value::String(c.revocation_reason.clone()) } else { Value::Null },
+    }))
+}
+
+/// cert-list: issued certificates of the issuers the caller may list.
+pub(super) async fn cert_list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let issuer = match body.opt_str("cert-issuer-name")?.filter(|s| !s.trim().is_empty()) {
+        Some(n) => {
+            let n = coffer_core::name::normalize_name(&n)?;
+            ctx.set_object(n.clone());
+            Some(n)
+        }
+        None => None,
+    };
+    let limit = body.opt_i64("limit")?.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad("limit must be between 1 and 10000"));
+    }
+    let f = coffer_store::CertFilter {
+        issuer_name: issuer,
+        issuer_id: 0,
+        revoked_only: body.bool_or("revoked-only", false)?,
+        not_expired_at_ms: if body.bool_or("include-expired", false)? {
+            0
+        } else {
+            now_ms()
+        },
+        limit,
+    };
+    let found = ctx.state.store.list_certificates(&f).await?;
+    let caller = ctx.caller()?;
+    let shown: Vec<Value> = found
+        .iter()
+        .filter(|c| allowed(caller, RuleType::Item, &c.issuer_name, Caps::LIST))
+        .map(render_cert)
+        .collect();
+    Ok(json!({"certificates": shown}))
+}
+
+/// revoke-certificate: record a PKI certificate's revocation; it appears
+/// in the issuer's CRL from then on.
+pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "cert-issuer-name")?;
+    require(ctx, RuleType::Item, &name, Caps::UPDATE)?;
+    let serial = body
+        .req_str("serial-number")?
+        .trim()
+        .trim_start_matches("0x")
+        .replace(':', "")
+        .to_ascii_lowercase();
+    if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad("serial-number must be the certificate's serial in hex"));
+    }
+    let reason = body.opt_str("reason")?.unwrap_or_default();
+    if reason.len() > 256 || reason.chars().any(char::is_control) {
+        return Err(ApiError::bad("reason: at most 256 printable characters"));
+    }
+    let state = ctx.state.clone();
+    let item = super::items::find_item(&state, &name).await?;
+    match item.item_type {
+        ItemType::PkiCertIssuer => {}
+        ItemType::SshCertIssuer => {
+            return Err(ApiError::bad(
+                "SSH certificates cannot be revoked centrally (sshd reads no CRL): keep their ttl short, or list the serial in sshd's RevokedKeys",
+            ));
+        }
+        other => {
+            return Err(ApiError::bad(format!(
+                "item {name:?} is a {}, not a PKI certificate issuer",
+                other.as_str()
+            )));
+        }
+    }
+    let found = state
+        .store
+        .list_certificates(&coffer_store::CertFilter {
+            issuer_id: item.id,
+            ..Default::default()
+        })
+        .await?;
+    let serial = found
+        .iter()
+        .map(|c| c.serial.as_str())
+        .find(|s| s.trim_start_matches('0') == serial.trim_start_matches('0'))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no certificate with serial {serial} from issuer {name:?}"))
+        })?;
+    let done = state
+        .store
+        .revoke_certificate(item.id, &serial, now_ms(), &reason, ctx.audit())
+        .await?;
+    if !done {
+        return Err(ApiError::Conflict(format!(
+            "certificate {serial} of issuer {name:?} is already revoked"
+        )));
+    }
+    Ok(json!({"cert_issuer_name": name, "serial_number": serial, "revoked": true}))
+}
+
+/// The CRL of a PKI issuer, PEM, signed now (valid for a day). Public,
+/// like every CA's CRL; it reveals only revoked serials.
+pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiError> {
+    let name = coffer_core::name::normalize_name(name)?;
+    let (issuer, settings) = load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer).await?;
+    let (_, _, signer) = load_key(state, &settings.signer_key, None).await?;
+    let now = now_ms();
+    let revoked = state
+        .store
+        .list_certificates(&coffer_store::CertFilter {
+            issuer_id: issuer.id,
+            revoked_only: true,
+            not_expired_at_ms: now,
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    let list: Vec<Revoked> = revoked
+        .iter()
+        .map(|c| Revoked {
+            serial_hex: c.serial.clone(),
+            revoked_at: time::OffsetDateTime::from_unix_timestamp(c.revoked_ms / 1000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        })
+        .collect();
+    let this_update = time::OffsetDateTime::from_unix_timestamp(now / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let next_update = this_update + time::Duration::days(1);
+    // Milliseconds since the epoch: increases with every CRL served.
+    let number = u64::try_from(now).unwrap_or(0);
+    blocking(move || Ok(coffer_keys::x509::crl(&signer, &list, number, this_update, next_update)?))
+        .await
+}
+
+/// describe-item's issuer details, in Akeyless's shape.
+pub(super) async fn describe(state: &AppState, item: &Item, v: &mut Value) -> Result<(), ApiError> {
+    let details = match item.item_type {
+        ItemType::SshCertIssuer => {
+            let (_, s) = load_issuer::<SshIssuer>(state, &item.name, item.item_type).await?;
+            v["cert_issuer_signer_key_name"] = Value::String(s.signer_key.clone());
+            json!({
+                "cert_issuer_type": "SSH",
+                "max_ttl": s.policy.ttl_secs,
+                "ssh_cert_issuer_details": {
+                    "allowed_users": s.policy.allowed_users,
+                    "principals": s.policy.principals,
+                    "cert_type": match s.policy.cert_type { CertType::User => 1, CertType::Host => 2 },
+                    "extensions": s.policy.extensions,
+                    "critical_options": s.policy.critical_options,
+                },
+            })
+        }
+        ItemType::PkiCertIssuer => {
+            let (_, s) = load_issuer::<PkiIssuer>(state, &item.name, item.item_type).await?;
+            v["cert_issuer_signer_key_name"] = Value::String(s.signer_key.clone());
+            let p = &s.policy;
+            json!({
+                "cert_issuer_type": "PKI",
+                "max_ttl": p.ttl_secs,
+                "pki_cert_issuer_details": {
+                    "allowed_domains_list": p.allowed_domains,
+                    "allow_subdomains": p.allow_subdomains,
+                    "allow_any_name": p.allow_any_name,
+                    "disable_wildcards": p.disable_wildcards,
+                    "enforce_hostnames": p.enforce_hostnames,
+                    "allowed_uri_sans": p.allowed_uri_sans,
+                    "allowed_ip_sans": p.allowed_ip_sans.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "server_flag": p.server_flag,
+                    "client_flag": p.client_flag,
+                    "code_signing_flag": p.code_signing_flag,
+                    "key_usage_list": p.key_usage,
+                    "non_critical_key_usage": !p.critical_key_usage,
+                    "organization_list": p.organizations,
+                    "organization_unit_list": p.organizational_units,
+                    "country": p.country,
+                    "locality": p.locality,
+                    "province": p.province,
+                    "street_address": p.street_address,
+                    "postal_code": p.postal_code,
+                    "is_ca": p.is_ca,
+                    "max_path_len": p.max_path_len,
+                    "require_cn": p.require_cn,
+                    "create_private_crl": true,
+                    "certificate_authority_mode": "internal",
+                },
+            })
+        }
+        _ => return Ok(()),
+    };
+    v["certificate_issue_details"] = details.clone();
+    v["item_general_info"] = json!({"cert_issue_details": details});
+    Ok(())
+}
+
+/// The issuers (SSH and PKI) that sign with key `key_name`.
+pub(super) async fn issuers_using(state: &AppState, key_name: &str) -> Result<Vec<String>, ApiError> {
+    #[derive(Deserialize)]
+    struct Signer {
+        signer_key: String,
+    }
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = state.store.list_items("", after.as_deref(), 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.name.clone());
+        for it in page.iter().filter(|i| {
+            matches!(i.item_type, ItemType::SshCertIssuer | ItemType::PkiCertIssuer)
+        }) {
+            let (_, s) = load_issuer::<Signer>(state, &it.name, it.item_type).await?;
+            if s.signer_key == key_name {
+                out.push(it.name.clone());
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+    }
+    Ok(out)
+}

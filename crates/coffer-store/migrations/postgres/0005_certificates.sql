@@ -1,0 +1,21 @@
+-- Issue 11 (keys and certificates), PostgreSQL flavour. Keep in step with
+-- ../sqlite/0005_certificates.sql. Keys and issuers are items (their
+-- versions hold the sealed key material or the issuer's settings); this
+-- table records every certificate issued (never a private key).
+CREATE TABLE certificates (
+    issuer_id         BIGINT NOT NULL,         -- no FK: records outlive their issuer
+    serial            TEXT COLLATE "C" NOT NULL,            -- lowercase hex, unique per issuer
+    issuer_name       TEXT COLLATE "C" NOT NULL,
+    kind              TEXT NOT NULL,            -- ssh | pki
+    subject           TEXT NOT NULL,            -- SSH key ID or X.509 subject
+    names             TEXT NOT NULL,            -- JSON list: principals or SANs
+    access_id         TEXT NOT NULL,
+    identity          TEXT NOT NULL,
+    issued_ms         BIGINT NOT NULL,
+    expires_ms        BIGINT NOT NULL,
+    revoked_ms        BIGINT NOT NULL,         -- 0 = not revoked
+    revocation_reason TEXT NOT NULL,
+    PRIMARY KEY (issuer_id, serial)
+);
+CREATE INDEX certificates_issuer ON certificates (issuer_name, issued_ms);
+CREATE INDEX certificates_revoked ON certificates (issuer_id, revoked_ms);
