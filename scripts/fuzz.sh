@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 fuzz="$root/fuzz"
-TARGETS=(wire_body jwt aws_iam gitlab_yaml policy_match masker)
+TARGETS=(wire_body jwt aws_iam gitlab_yaml policy_match masker pki_request ssh_request)
 
 seconds=20
 timed=""

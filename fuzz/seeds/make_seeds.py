@@ -5,16 +5,25 @@ SDKs send, GitLab/GitHub-shaped JWTs and JWKS, cloud-ids as botocore and
 akeyless-go-cloud-id build them, STS answers (AWS and moto), and the
 GitLab fixtures of crates/coffer-ci/tests/fixtures/gitlab. The targets that
 decode their input with `arbitrary` (policy_match, masker) get a few
-byte strings. Run from the repository root; then scripts/fuzz.sh --merge.
+byte strings. pki_request and ssh_request get CSRs, public keys and
+OpenSSH public key lines made here with openssl and ssh-keygen (fresh keys
+on every run). Run from the repository root, optionally naming the targets
+to write (`fuzz/seeds/make_seeds.py pki_request ssh_request`); then
+scripts/fuzz.sh --merge.
 """
-import base64, json, pathlib, random
+import base64, json, pathlib, random, shutil, struct, subprocess, sys, tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "fuzz" / "corpus"
 rnd = random.Random(9)
 
 
+ONLY = set(sys.argv[1:])
+
+
 def put(target, name, data):
+    if ONLY and target not in ONLY:
+        return
     d = CORPUS / target
     d.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
@@ -215,3 +224,138 @@ for t in ("policy_match", "masker"):
         n = rnd.choice([16, 64, 256, 1024])
         put(t, f"bytes-{i}", bytes(rnd.randrange(256) for _ in range(n)))
     put(t, "text", b"group/app\x00main\x00*\x00refs/heads/*\x00project_path=group/*,other;ref=main\x00/app/*\x00-----BEGIN KEY-----\nMIIEvQ\n-----END KEY-----\n")
+
+
+# --- pki_request: [flags][n: u64 BE][names text] 0x00 [key bytes] ----------
+# flags bits 0-1: 0 CSR, 1 public key, 2/3 a CSR the target signs itself
+# (P-256/Ed25519) from the subject Name DER + attribute contents given;
+# bit 2: the first line of the text is the common name; bits 3-4 ttl (none,
+# 1 day, n, 1 s); bits 5-6 request time (fixed, +n ns, +n s, n).
+def tlv(b, i=0):
+    """(tag, start of content, end) of the DER TLV at b[i:]."""
+    tag, ln, j = b[i], b[i + 1], i + 2
+    if ln & 0x80:
+        k = ln & 0x7F
+        ln, j = int.from_bytes(b[j:j + k], "big"), j + k
+    return tag, j, j + ln
+
+
+def csr_parts(der):
+    """The subject Name (DER) and the [0] attributes' content of a CSR."""
+    _, c, _ = tlv(der)  # CertificationRequest
+    _, ci, _ = tlv(der, c)  # CertificationRequestInfo
+    _, _, e = tlv(der, ci)  # version
+    _, _, name_end = tlv(der, e)  # subject
+    subject = der[e:name_end]
+    _, _, spki_end = tlv(der, name_end)
+    _, a, a_end = tlv(der, spki_end)  # [0] attributes
+    return subject, der[a:a_end]
+
+
+def key_seeds(tmp):
+    def run(*args, text=False):
+        return subprocess.run(args, check=True, capture_output=True, text=text, cwd=tmp).stdout
+
+    def csr(newkey, subj, *ext, der=True, pkeyopt=()):
+        args = ["openssl", "req", "-new", "-newkey", newkey, *pkeyopt, "-nodes", "-keyout", "/dev/null", "-subj", subj]
+        for e in ext:
+            args += ["-addext", e]
+        return run(*args, "-outform", "DER" if der else "PEM")
+
+    p256 = ("-pkeyopt", "ec_paramgen_curve:P-256")
+    csr_der = csr("ec", "/CN=api.example.com", pkeyopt=p256)
+    csr_san = csr("ec", "/CN=api.example.com", "subjectAltName=DNS:api.example.com,DNS:*.api.example.com",
+                  "extendedKeyUsage=serverAuth", "keyUsage=digitalSignature", der=False, pkeyopt=p256)
+    csr_rsa = csr("rsa:2048", "/CN=www.example.com", "subjectAltName=DNS:www.example.com,DNS:example.com")
+    csr_ed = csr("ed25519", "/CN=example.com", der=False)
+    csr_evil = csr("ec", "/O=Evil/CN=evil.com", "subjectAltName=DNS:evil.com,email:a@evil.com", pkeyopt=p256)
+
+    def pubkey(genkey, der):
+        run(*genkey, "-out", "k.pem")
+        return run("openssl", "pkey", "-in", "k.pem", "-pubout", "-outform", "DER" if der else "PEM")
+
+    pub_ec = pubkey(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], False)
+    pub_p384 = pubkey(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], True)
+    pub_ed = pubkey(["openssl", "genpkey", "-algorithm", "ed25519"], True)
+    pub_rsa = pubkey(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], False)
+
+    def pki(name, flags, text, key, n=0):
+        put("pki_request", name, bytes([flags]) + n.to_bytes(8, "big") + text.encode() + b"\x00" + key)
+
+    pki("csr-der", 0x00, "", csr_der)
+    pki("csr-pem-san-eku-ku", 0x00, "", csr_san)
+    pki("csr-pem-same-cn-and-names", 0x04, "api.example.com\napi.example.com\n*.api.example.com\neku:serverauth", csr_san)
+    pki("csr-rsa-ttl-n", 0x10, "", csr_rsa, n=3600)
+    pki("csr-ed25519-pem", 0x00, "", csr_ed)
+    pki("csr-evil", 0x00, "", csr_evil)
+    pki("pubkey-ec-pem", 0x05, "host.example.com\n*.example.com\neku:serverauth", pub_ec)
+    pki("pubkey-ed25519-der", 0x05, "example.com", pub_ed)
+    pki("pubkey-rsa-pem-ttl-day", 0x0D, "rsa.example.com\nwww.example.com\nuri:spiffe://example.com/x", pub_rsa)
+    pki("pubkey-p384-der-later", 0x45, "a.b.example.com\n10.0.0.1", pub_p384, n=86400 * 365)
+    subject, attrs = csr_parts(base64.b64decode("".join(csr_san.decode().splitlines()[1:-1])))
+    pki("signed-p256-san-eku-ku", 0x02, "", subject + attrs)
+    subject, attrs = csr_parts(csr_rsa)
+    pki("signed-ed25519-san", 0x03, "", subject + attrs)
+    subject, attrs = csr_parts(csr_evil)
+    pki("signed-p256-evil", 0x02, "", subject + attrs)
+    subject, _ = csr_parts(csr_der)
+    pki("signed-ed25519-no-attrs", 0x07, "api.example.com", subject)
+
+    # --- ssh_request: [flags][n: u64 BE] key 0x00 key-id (0x00 user)* -----
+    # flags bits 0-1 ttl (none, 3600, n, 1); bits 2-3 time (fixed, n,
+    # u64::MAX-, i64::MAX-); bit 4: the CA's own key.
+    def ssh_pub(*args):
+        run("ssh-keygen", "-q", "-N", "", "-C", "user@host", "-f", "id", *args)
+        line = (pathlib.Path(tmp) / "id.pub").read_text().strip()
+        (pathlib.Path(tmp) / "id").unlink()
+        (pathlib.Path(tmp) / "id.pub").unlink()
+        return line
+
+    ed = ssh_pub("-t", "ed25519")
+    rsa = ssh_pub("-t", "rsa", "-b", "3072")
+    ec256 = ssh_pub("-t", "ecdsa", "-b", "256")
+    ec384 = ssh_pub("-t", "ecdsa", "-b", "384")
+
+    def sshstr(b):
+        return struct.pack(">I", len(b)) + b
+
+    def fields(blob):
+        out, i = [], 0
+        while i < len(blob):
+            (n,) = struct.unpack(">I", blob[i:i + 4])
+            out.append(blob[i + 4:i + 4 + n])
+            i += 4 + n
+        return out
+
+    # Security-key types (no hardware here): built from the keys above.
+    ed_pk = fields(base64.b64decode(ed.split()[1]))[1]
+    sk_ed = b"sk-ssh-ed25519@openssh.com"
+    sk_ed_line = f"{sk_ed.decode()} {base64.b64encode(sshstr(sk_ed) + sshstr(ed_pk) + sshstr(b'ssh:')).decode()} yubikey"
+    _, curve, point = fields(base64.b64decode(ec256.split()[1]))
+    sk_ec = b"sk-ecdsa-sha2-nistp256@openssh.com"
+    sk_ec_line = f"{sk_ec.decode()} {base64.b64encode(sshstr(sk_ec) + sshstr(curve) + sshstr(point) + sshstr(b'ssh:')).decode()}"
+
+    def ssh(name, flags, key, key_id, *users, n=0):
+        body = b"\x00".join([key.encode(), key_id.encode(), *(u.encode() for u in users)])
+        put("ssh_request", name, bytes([flags]) + n.to_bytes(8, "big") + body)
+
+    ssh("ed25519", 0x00, ed, "alice@example.com", "ubuntu")
+    ssh("rsa3072-ttl", 0x01, rsa, "ci-job-42", "ubuntu", n=17)
+    ssh("ecdsa256-ttl-n", 0x02, ec256, "deployer", "ubuntu", n=600)
+    ssh("ecdsa384-repeated", 0x00, ec384, "k", "ubuntu", "ubuntu")
+    ssh("sk-ed25519", 0x00, sk_ed_line, "fido", "ubuntu")
+    ssh("sk-ecdsa", 0x03, sk_ec_line, "fido", "ubuntu")
+    ssh("ca-own-key", 0x10, "", "self", "ubuntu")
+    ssh("root-denied", 0x00, ed, "mallory", "root")
+    ssh("no-username", 0x00, ed, "nobody")
+    ssh("time-n", 0x06, ed, "epoch", "ubuntu", n=0)
+    ssh("time-i64-max", 0x0C, ed, "late", "ubuntu", n=3000)
+
+
+if ONLY and ONLY.isdisjoint({"pki_request", "ssh_request"}):
+    pass  # none of the key targets asked for
+elif shutil.which("openssl") and shutil.which("ssh-keygen"):
+    with tempfile.TemporaryDirectory() as tmp:
+        key_seeds(tmp)
+else:
+    print("make_seeds.py: openssl and ssh-keygen are needed for the pki_request and ssh_request seeds; skipped", file=sys.stderr)

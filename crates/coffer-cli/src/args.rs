@@ -18,6 +18,12 @@ use crate::db_args::{
     RotatedSecretCreateArgs, RotatedSecretUpdateArgs, TargetCreateDbArgs, TargetDeleteArgs,
     TargetListArgs, TargetUpdateDbArgs, TmpCredsDeleteArgs, TmpCredsUpdateArgs,
 };
+use crate::key_args::{
+    CertCommand, CertListArgs, CertRevokeArgs, CreateClassicKeyArgs, CreateKeyArgs,
+    CreatePkiCertIssuerArgs, CreateSshCertIssuerArgs, DecryptArgs, EncryptArgs,
+    GetPkiCertificateArgs, GetSshCertificateArgs, KeyNameArgs, UpdateClassicKeyCertificateArgs,
+    UpdatePkiCertIssuerArgs, UpdateSshCertIssuerArgs,
+};
 
 /// Gateway used when neither a flag, `COFFER_GATEWAY_URL` nor the profile names one.
 pub(crate) const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
@@ -153,6 +159,40 @@ pub(crate) enum Command {
     /// Rotate a rotated secret now.
     #[command(alias = "rotate-secret")]
     GatewayRotateSecret(NameArgs),
+    /// Create a key kept by the server (AES to encrypt, RSA/EC/Ed25519 to
+    /// sign); its private part never leaves it.
+    #[command(alias = "create-dfc-key")]
+    CreateKey(CreateKeyArgs),
+    /// Create a key, or import one (--key-file-path), optionally with a
+    /// certificate: the signer of SSH and PKI certificate issuers.
+    CreateClassicKey(CreateClassicKeyArgs),
+    /// Print the public key of an RSA, EC or Ed25519 key (PEM, then OpenSSH).
+    GetRsaPublic(KeyNameArgs),
+    /// Encrypt text with a key and print the ciphertext (base64).
+    Encrypt(EncryptArgs),
+    /// Decrypt a ciphertext made by encrypt and print the plaintext.
+    Decrypt(DecryptArgs),
+    /// Give a key a new version (old ciphertexts still decrypt).
+    RotateKey(KeyNameArgs),
+    /// Attach a certificate (e.g. from another CA) to a key.
+    UpdateClassicKeyCertificate(UpdateClassicKeyCertificateArgs),
+    /// Create an SSH certificate issuer: a CA key plus the users,
+    /// principals, lifetime and extensions of its certificates.
+    CreateSshCertIssuer(CreateSshCertIssuerArgs),
+    /// Change an SSH certificate issuer.
+    UpdateSshCertIssuer(UpdateSshCertIssuerArgs),
+    /// Get an SSH certificate for your public key (written next to it as
+    /// ssh-keygen does, or printed).
+    GetSshCertificate(GetSshCertificateArgs),
+    /// Create a PKI (X.509) certificate issuer: a CA key plus the names,
+    /// usages and lifetime of its certificates.
+    CreatePkiCertIssuer(CreatePkiCertIssuerArgs),
+    /// Change a PKI certificate issuer.
+    UpdatePkiCertIssuer(UpdatePkiCertIssuerArgs),
+    /// Get an X.509 certificate for a CSR or a public key (printed as JSON).
+    GetPkiCertificate(GetPkiCertificateArgs),
+    /// Issued certificates: list them, revoke one, print an issuer's CRL.
+    Cert(CertCommand),
     // The flat names of the wire and of the older Akeyless CLI.
     #[command(
         name = "gateway-create-producer-mysql",
@@ -230,6 +270,10 @@ pub(crate) enum Command {
     RotatedSecretList(NoArgs),
     #[command(name = "rotated-secret-delete", hide = true)]
     RotatedSecretDelete(NameArgs),
+    #[command(name = "cert-list", alias = "list-certificates", hide = true)]
+    CertList(CertListArgs),
+    #[command(name = "revoke-certificate", hide = true)]
+    RevokeCertificate(CertRevokeArgs),
     /// Read and verify the audit log (online, or offline with --data-dir/--storage).
     Audit(AuditCommand),
     /// Local development helpers.

@@ -5,6 +5,7 @@ mod args;
 mod ci_args;
 mod commands;
 mod db_args;
+mod key_args;
 mod output;
 mod profile;
 mod session;

@@ -1167,7 +1167,11 @@ pub struct CreateClassicKey {
     #[serde(flatten)]
     pub certificate: SelfSignedCertificate,
 }
-operation!(CreateClassicKey, "create-classic-key", CreateClassicKeyOutput);
+operation!(
+    CreateClassicKey,
+    "create-classic-key",
+    CreateClassicKeyOutput
+);
 
 by_name!(
     /// `get-rsa-public`: the public part of a signing key (RSA, EC, Ed25519).

@@ -198,6 +198,17 @@ impl ItemType {
             ItemType::PkiCertIssuer => "PKI_CERT_ISSUER",
         }
     }
+    /// What a person calls it, for messages ("an SSH certificate issuer").
+    pub fn described(self) -> &'static str {
+        match self {
+            ItemType::StaticSecret => "a static secret",
+            ItemType::DynamicSecret => "a dynamic secret",
+            ItemType::RotatedSecret => "a rotated secret",
+            ItemType::Key => "a key",
+            ItemType::SshCertIssuer => "an SSH certificate issuer",
+            ItemType::PkiCertIssuer => "a PKI certificate issuer",
+        }
+    }
     /// The `type` filter value of list-items.
     pub fn filter_name(self) -> &'static str {
         match self {

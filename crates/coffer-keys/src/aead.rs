@@ -321,7 +321,13 @@ mod tests {
         for alg in AES {
             let key = KeyMaterial::generate(alg).unwrap();
             let c = ctx(&[("tenant", "a"), ("purpose", "backup")]);
-            for pt in [&b""[..], b"x", b"hello world", &[0u8; 16][..], &[7u8; 1000][..]] {
+            for pt in [
+                &b""[..],
+                b"x",
+                b"hello world",
+                &[0u8; 16][..],
+                &[7u8; 1000][..],
+            ] {
                 let ct = encrypt(&key, 3, 42, &c, pt).unwrap();
                 assert_eq!(ciphertext_key_version(&ct).unwrap(), 3);
                 let back = decrypt(&key, 42, &c, &ct).unwrap();
@@ -352,7 +358,10 @@ mod tests {
                 KeyAlg::Aes128Siv | KeyAlg::Aes256Siv => {
                     assert_eq!(a, b, "{alg}");
                     // …but bound to the context, item and version.
-                    assert_ne!(a, encrypt(&key, 1, 7, &ctx(&[("k", "w")]), b"same").unwrap());
+                    assert_ne!(
+                        a,
+                        encrypt(&key, 1, 7, &ctx(&[("k", "w")]), b"same").unwrap()
+                    );
                     assert_ne!(a, encrypt(&key, 1, 8, &c, b"same").unwrap());
                     assert_ne!(a, encrypt(&key, 2, 7, &c, b"same").unwrap());
                     assert_ne!(a, encrypt(&key, 1, 7, &c, b"samf").unwrap());
@@ -385,9 +394,15 @@ mod tests {
             }
             // Another key item, another key.
             assert!(matches!(decrypt(&key, 43, &c, &ct), Err(KeyError::Decrypt)));
-            assert!(matches!(decrypt(&key, -42, &c, &ct), Err(KeyError::Decrypt)));
+            assert!(matches!(
+                decrypt(&key, -42, &c, &ct),
+                Err(KeyError::Decrypt)
+            ));
             let other_key = KeyMaterial::generate(alg).unwrap();
-            assert!(matches!(decrypt(&other_key, 42, &c, &ct), Err(KeyError::Decrypt)));
+            assert!(matches!(
+                decrypt(&other_key, 42, &c, &ct),
+                Err(KeyError::Decrypt)
+            ));
             // Every single flipped bit.
             for i in 0..ct.len() {
                 for bit in [0x01u8, 0x80] {
@@ -400,7 +415,10 @@ mod tests {
             let mut bad = ct.clone();
             bad[1..5].copy_from_slice(&6u32.to_be_bytes());
             assert_eq!(ciphertext_key_version(&bad).unwrap(), 6);
-            assert!(matches!(decrypt(&key, 42, &c, &bad), Err(KeyError::Decrypt)));
+            assert!(matches!(
+                decrypt(&key, 42, &c, &bad),
+                Err(KeyError::Decrypt)
+            ));
             // Truncated anywhere, extended.
             for n in 0..ct.len() {
                 assert!(is_failure(decrypt(&key, 42, &c, &ct[..n])), "{alg}: {n}");
@@ -433,14 +451,20 @@ mod tests {
         let k256 = KeyMaterial::import(KeyAlg::Aes256Gcm, gcm.secret()).unwrap();
         let k_siv = KeyMaterial::import(KeyAlg::Aes128Siv, gcm.secret()).unwrap();
         let ct = encrypt(&k256, 1, 1, &c, b"x").unwrap();
-        assert!(matches!(decrypt(&k_siv, 1, &c, &ct), Err(KeyError::Decrypt)));
+        assert!(matches!(
+            decrypt(&k_siv, 1, &c, &ct),
+            Err(KeyError::Decrypt)
+        ));
     }
 
     #[test]
     fn header_parsing() {
         let not_coffer = |r: Result<i32>| match r {
             Err(KeyError::Invalid(m)) => {
-                assert!(m.starts_with("ciphertext is not a Coffer ciphertext"), "{m}");
+                assert!(
+                    m.starts_with("ciphertext is not a Coffer ciphertext"),
+                    "{m}"
+                );
                 true
             }
             _ => false,
@@ -459,8 +483,14 @@ mod tests {
         assert_eq!(ciphertext_key_version(&ok).unwrap(), 7);
         // decrypt says the same for a malformed ciphertext.
         let key = KeyMaterial::generate(KeyAlg::Aes128Siv).unwrap();
-        assert!(matches!(decrypt(&key, 1, &Context::new(), b"hello"), Err(KeyError::Invalid(_))));
-        assert!(matches!(decrypt(&key, 1, &Context::new(), &ok), Err(KeyError::Decrypt)));
+        assert!(matches!(
+            decrypt(&key, 1, &Context::new(), b"hello"),
+            Err(KeyError::Invalid(_))
+        ));
+        assert!(matches!(
+            decrypt(&key, 1, &Context::new(), &ok),
+            Err(KeyError::Decrypt)
+        ));
     }
 
     #[test]

@@ -40,9 +40,7 @@ pub fn self_signed_subject(pem_chain: &str) -> Result<Option<(CertificateSubject
         return Ok(None);
     }
     let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
-        it.next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_owned)
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
     };
     let s = cert.subject();
     let subject = CertificateSubject {

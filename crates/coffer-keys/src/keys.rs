@@ -94,13 +94,16 @@ impl FromStr for KeyAlg {
     /// reason (too weak; unauthenticated), GPG and the rest as unknown.
     fn from_str(s: &str) -> Result<Self> {
         let t = s.trim().to_ascii_uppercase();
-        if let Some(a) = KeyAlg::ALL.iter().find(|a| a.as_str().eq_ignore_ascii_case(&t)) {
+        if let Some(a) = KeyAlg::ALL
+            .iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(&t))
+        {
             return Ok(*a);
         }
         Err(match t.as_str() {
-            "RSA1024" => invalid(
-                "alg RSA1024 is refused: 1024-bit RSA is breakable; use RSA2048 or larger",
-            ),
+            "RSA1024" => {
+                invalid("alg RSA1024 is refused: 1024-bit RSA is breakable; use RSA2048 or larger")
+            }
             "AES128CBC" | "AES256CBC" => invalid(format!(
                 "alg {t} is refused: CBC has no integrity protection; use AES128GCM or AES256GCM"
             )),
@@ -235,14 +238,22 @@ impl KeyAlg {
     }
 }
 
+/// The exact size of an RSA key's modulus, in bits.
+fn modulus_bits(kp: &RsaKeyPair) -> usize {
+    let n = kp.public_key().modulus();
+    let n = n.big_endian_without_leading_zero();
+    match n.first() {
+        Some(b) => (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
+        None => 0,
+    }
+}
+
 fn internal(what: &str) -> impl FnOnce(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
     move |_| KeyError::Internal(what.to_owned())
 }
 
 fn stored_key_broken(alg: KeyAlg, reason: impl fmt::Display) -> KeyError {
-    KeyError::Internal(format!(
-        "the stored {alg} key does not load ({reason})"
-    ))
+    KeyError::Internal(format!("the stored {alg} key does not load ({reason})"))
 }
 
 impl KeyMaterial {
@@ -271,8 +282,9 @@ impl KeyMaterial {
             .alg
             .rsa_bits()
             .ok_or_else(|| stored_key_broken(self.alg, "not an RSA key"))?;
-        let kp = RsaKeyPair::from_pkcs8(&self.secret).map_err(|e| stored_key_broken(self.alg, e))?;
-        if kp.public_modulus_len() * 8 != bits {
+        let kp =
+            RsaKeyPair::from_pkcs8(&self.secret).map_err(|e| stored_key_broken(self.alg, e))?;
+        if modulus_bits(&kp) != bits {
             return Err(stored_key_broken(self.alg, "wrong modulus size"));
         }
         Ok(kp)
@@ -431,8 +443,16 @@ enum PrivateKeyFormat {
 }
 
 const EC_CURVES: [(&EcdsaSigningAlgorithm, &str, Option<KeyAlg>); 3] = [
-    (&ECDSA_P256_SHA256_ASN1_SIGNING, "an EC P-256 key", Some(KeyAlg::Ec256)),
-    (&ECDSA_P384_SHA384_ASN1_SIGNING, "an EC P-384 key", Some(KeyAlg::Ec384)),
+    (
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        "an EC P-256 key",
+        Some(KeyAlg::Ec256),
+    ),
+    (
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+        "an EC P-384 key",
+        Some(KeyAlg::Ec384),
+    ),
     (&ECDSA_P521_SHA512_ASN1_SIGNING, "an EC P-521 key", None),
 ];
 
@@ -441,7 +461,7 @@ const EC_CURVES: [(&EcdsaSigningAlgorithm, &str, Option<KeyAlg>); 3] = [
 fn describe_private_key(format: PrivateKeyFormat, der: &[u8]) -> (String, Option<KeyAlg>) {
     let rsa = |r: std::result::Result<RsaKeyPair, aws_lc_rs::error::KeyRejected>| match r {
         Ok(kp) => {
-            let bits = kp.public_modulus_len() * 8;
+            let bits = modulus_bits(&kp);
             let alg = KeyAlg::ALL.into_iter().find(|a| a.rsa_bits() == Some(bits));
             Some((format!("a {bits}-bit RSA key"), alg))
         }
@@ -484,8 +504,8 @@ fn private_key_der(key_data: &[u8]) -> Result<(PrivateKeyFormat, Zeroizing<Vec<u
     if !key_data.windows(11).any(|w| w == b"-----BEGIN ") {
         return Ok((PrivateKeyFormat::Pkcs8, Zeroizing::new(key_data.to_vec())));
     }
-    let text = std::str::from_utf8(key_data)
-        .map_err(|_| invalid("key-data: PEM text must be UTF-8"))?;
+    let text =
+        std::str::from_utf8(key_data).map_err(|_| invalid("key-data: PEM text must be UTF-8"))?;
     let mut blocks = pem_blocks(text, "key-data")?;
     let n_keys = blocks
         .iter()
@@ -546,15 +566,19 @@ impl KeyMaterial {
         }
         let pkcs8 = match alg {
             KeyAlg::Ed25519 => {
-                let kp = Ed25519KeyPair::generate().map_err(internal("generating an Ed25519 key"))?;
-                let doc = kp.to_pkcs8v1().map_err(internal("encoding an Ed25519 key"))?;
+                let kp =
+                    Ed25519KeyPair::generate().map_err(internal("generating an Ed25519 key"))?;
+                let doc = kp
+                    .to_pkcs8v1()
+                    .map_err(internal("encoding an Ed25519 key"))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
             KeyAlg::Ec256 | KeyAlg::Ec384 => {
                 let sig_alg = alg
                     .ecdsa(false)
                     .ok_or_else(|| KeyError::Internal(format!("no ECDSA algorithm for {alg}")))?;
-                let kp = EcdsaKeyPair::generate(sig_alg).map_err(internal("generating an EC key"))?;
+                let kp =
+                    EcdsaKeyPair::generate(sig_alg).map_err(internal("generating an EC key"))?;
                 let doc = kp.to_pkcs8v1().map_err(internal("encoding an EC key"))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
@@ -592,7 +616,11 @@ impl KeyMaterial {
                     }
                 )));
             }
-            return Ok(Self::from_parts(alg, Zeroizing::new(key_data.to_vec()), None));
+            return Ok(Self::from_parts(
+                alg,
+                Zeroizing::new(key_data.to_vec()),
+                None,
+            ));
         }
         if key_data.is_empty() {
             return Err(invalid(format!(
@@ -616,7 +644,9 @@ impl KeyMaterial {
                     .ok_or_else(|| KeyError::Internal(format!("no ECDSA algorithm for {alg}")))?;
                 let kp = match format {
                     PrivateKeyFormat::Pkcs8 => EcdsaKeyPair::from_pkcs8(sig_alg, &der).ok(),
-                    PrivateKeyFormat::Sec1 => EcdsaKeyPair::from_private_key_der(sig_alg, &der).ok(),
+                    PrivateKeyFormat::Sec1 => {
+                        EcdsaKeyPair::from_private_key_der(sig_alg, &der).ok()
+                    }
                     PrivateKeyFormat::Pkcs1 => None,
                 };
                 kp.map(|kp| kp.to_pkcs8v1().map_err(internal("encoding an EC key")))
@@ -630,7 +660,7 @@ impl KeyMaterial {
                     PrivateKeyFormat::Sec1 => None,
                 };
                 match kp {
-                    Some(kp) if Some(kp.public_modulus_len() * 8) == alg.rsa_bits() => {
+                    Some(kp) if Some(modulus_bits(&kp)) == alg.rsa_bits() => {
                         let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
                             kp.as_der().map_err(internal("encoding an RSA key"))?;
                         Some(Zeroizing::new(der.as_ref().to_vec()))
@@ -644,7 +674,10 @@ impl KeyMaterial {
             None => {
                 let (found, fits) = describe_private_key(format, &der);
                 let hint = match fits {
-                    Some(a) => format!("pass {} or create the key with alg {a}", alg.key_description()),
+                    Some(a) => format!(
+                        "pass {} or create the key with alg {a}",
+                        alg.key_description()
+                    ),
                     None => format!("pass {}", alg.key_description()),
                 };
                 Err(invalid(format!(
@@ -778,12 +811,17 @@ impl KeyMaterial {
             #[serde(default)]
             chain: Option<String>,
         }
-        let stored: Stored<'_> = serde_json::from_str(s)
-            .map_err(|e| KeyError::Internal(format!("the stored key is malformed (at line {}, column {})", e.line(), e.column())))?;
-        let secret = Zeroizing::new(
-            B64.decode(stored.key)
-                .map_err(|_| KeyError::Internal("the stored key is not valid base64".to_owned()))?,
-        );
+        let stored: Stored<'_> = serde_json::from_str(s).map_err(|e| {
+            KeyError::Internal(format!(
+                "the stored key is malformed (at line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let secret =
+            Zeroizing::new(B64.decode(stored.key).map_err(|_| {
+                KeyError::Internal("the stored key is not valid base64".to_owned())
+            })?);
         let key = Self::from_parts(stored.alg, secret, stored.chain);
         key.check()?;
         Ok(key)
@@ -819,7 +857,8 @@ impl KeyMaterial {
     /// The SSH public key of this key: Ed25519, ECDSA P-256/P-384 or RSA.
     pub fn ssh_public_key(&self) -> Result<ssh_key::public::KeyData> {
         use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
-        let ssh_err = |e: ssh_key::Error| KeyError::Internal(format!("encoding the SSH public key: {e}"));
+        let ssh_err =
+            |e: ssh_key::Error| KeyError::Internal(format!("encoding the SSH public key: {e}"));
         match self.alg {
             KeyAlg::Ed25519 => {
                 let kp = self.ed25519_key_pair()?;
@@ -828,16 +867,21 @@ impl KeyMaterial {
             }
             KeyAlg::Ec256 | KeyAlg::Ec384 => {
                 let kp = self.ecdsa_key_pair(false)?;
-                let pk = EcdsaPublicKey::from_sec1_bytes(kp.public_key().as_ref()).map_err(ssh_err)?;
+                let pk =
+                    EcdsaPublicKey::from_sec1_bytes(kp.public_key().as_ref()).map_err(ssh_err)?;
                 Ok(KeyData::Ecdsa(pk))
             }
             KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
                 let kp = self.rsa_key_pair()?;
                 let pk = kp.public_key();
-                let e = ssh_key::Mpint::from_positive_bytes(pk.exponent().big_endian_without_leading_zero())
-                    .map_err(ssh_err)?;
-                let n = ssh_key::Mpint::from_positive_bytes(pk.modulus().big_endian_without_leading_zero())
-                    .map_err(ssh_err)?;
+                let e = ssh_key::Mpint::from_positive_bytes(
+                    pk.exponent().big_endian_without_leading_zero(),
+                )
+                .map_err(ssh_err)?;
+                let n = ssh_key::Mpint::from_positive_bytes(
+                    pk.modulus().big_endian_without_leading_zero(),
+                )
+                .map_err(ssh_err)?;
                 Ok(KeyData::Rsa(RsaPublicKey { e, n }))
             }
             _ => Err(no_public_part()),
@@ -876,7 +920,9 @@ fn subject_attr(field: &str, value: Option<&str>, max: usize) -> Result<Option<S
         return Ok(None);
     };
     if v.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} must not contain control characters")));
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     if v.chars().count() > max {
         return Err(invalid(format!(
@@ -907,7 +953,11 @@ pub fn self_signed_ca(
             "certificate-common-name is required for a self-signed certificate (e.g. \"Example Root CA\")",
         ));
     };
-    let org = subject_attr("certificate-organization", subject.organization.as_deref(), 64)?;
+    let org = subject_attr(
+        "certificate-organization",
+        subject.organization.as_deref(),
+        64,
+    )?;
     let locality = subject_attr("certificate-locality", subject.locality.as_deref(), 128)?;
     let province = subject_attr("certificate-province", subject.province.as_deref(), 128)?;
     let country = subject_attr("certificate-country", subject.country.as_deref(), 2)?;
@@ -921,7 +971,6 @@ pub fn self_signed_ca(
             )));
         }
         None => None,
-        
     };
     if key.alg().is_symmetric() {
         return Err(invalid(format!(
@@ -934,9 +983,13 @@ pub fn self_signed_ca(
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
     if let Some(c) = country {
-        let c = rcgen::string::PrintableString::try_from(c.as_str())
-            .map_err(|_| invalid("certificate-country must be a two-letter ISO 3166 code such as \"US\""))?;
-        dn.push(rcgen::DnType::CountryName, rcgen::DnValue::PrintableString(c));
+        let c = rcgen::string::PrintableString::try_from(c.as_str()).map_err(|_| {
+            invalid("certificate-country must be a two-letter ISO 3166 code such as \"US\"")
+        })?;
+        dn.push(
+            rcgen::DnType::CountryName,
+            rcgen::DnValue::PrintableString(c),
+        );
     }
     if let Some(p) = province {
         dn.push(rcgen::DnType::StateOrProvinceName, p);
@@ -1029,11 +1082,13 @@ mod tests {
             k.check().unwrap();
             k.rcgen_key_pair().unwrap();
             let spki = k.spki_der().unwrap();
-            let (rest, parsed) =
-                x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).unwrap();
+            let (rest, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).unwrap();
             assert!(rest.is_empty());
             match (alg, parsed.parsed().unwrap()) {
-                (KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096, x509_parser::public_key::PublicKey::RSA(r)) => {
+                (
+                    KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096,
+                    x509_parser::public_key::PublicKey::RSA(r),
+                ) => {
                     assert_eq!(Some(r.key_size()), alg.rsa_bits());
                 }
                 (KeyAlg::Ec256, x509_parser::public_key::PublicKey::EC(p)) => {
@@ -1112,10 +1167,16 @@ mod tests {
         // A P-256 key stored under EC384 does not load.
         let k = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
         let s = k.to_stored().replace("EC256", "EC384");
-        assert!(matches!(KeyMaterial::from_stored(&s), Err(KeyError::Internal(_))));
+        assert!(matches!(
+            KeyMaterial::from_stored(&s),
+            Err(KeyError::Internal(_))
+        ));
         let k = KeyMaterial::generate(KeyAlg::Rsa2048).unwrap();
         let s = k.to_stored().replace("RSA2048", "RSA3072");
-        assert!(matches!(KeyMaterial::from_stored(&s), Err(KeyError::Internal(_))));
+        assert!(matches!(
+            KeyMaterial::from_stored(&s),
+            Err(KeyError::Internal(_))
+        ));
         // Messages never carry the key.
         let k = KeyMaterial::generate(KeyAlg::Aes256Gcm).unwrap();
         let s = k.to_stored().replace("AES256GCM", "AES128GCM");
@@ -1146,7 +1207,12 @@ mod tests {
             let k3 = KeyMaterial::import(alg, crlf.as_bytes()).unwrap();
             assert_eq!(k3.spki_der().unwrap(), k.spki_der().unwrap());
         }
-        for alg in [KeyAlg::Aes128Gcm, KeyAlg::Aes256Gcm, KeyAlg::Aes128Siv, KeyAlg::Aes256Siv] {
+        for alg in [
+            KeyAlg::Aes128Gcm,
+            KeyAlg::Aes256Gcm,
+            KeyAlg::Aes128Siv,
+            KeyAlg::Aes256Siv,
+        ] {
             let k = KeyMaterial::generate(alg).unwrap();
             let i = KeyMaterial::import(alg, k.secret()).unwrap();
             assert_eq!(i.secret(), k.secret());
@@ -1164,7 +1230,10 @@ mod tests {
                 kp.private_key().as_der().unwrap();
             let pem = pem_encode("EC PRIVATE KEY", sec1.as_ref());
             let k = KeyMaterial::import(alg, pem.as_bytes()).unwrap();
-            assert_eq!(k.spki_der().unwrap(), kp.public_key().as_der().unwrap().as_ref());
+            assert_eq!(
+                k.spki_der().unwrap(),
+                kp.public_key().as_der().unwrap().as_ref()
+            );
             // Stored as PKCS#8.
             EcdsaKeyPair::from_pkcs8(sig_alg, k.secret()).unwrap();
         }
@@ -1183,9 +1252,24 @@ mod tests {
         let cases = [
             (KeyAlg::Ec384, KeyAlg::Ec256, "an EC P-384 key", "EC384"),
             (KeyAlg::Ec256, KeyAlg::Ec384, "an EC P-256 key", "EC256"),
-            (KeyAlg::Rsa2048, KeyAlg::Rsa3072, "a 2048-bit RSA key", "RSA2048"),
-            (KeyAlg::Rsa3072, KeyAlg::Ed25519, "a 3072-bit RSA key", "RSA3072"),
-            (KeyAlg::Ed25519, KeyAlg::Rsa2048, "an Ed25519 key", "Ed25519"),
+            (
+                KeyAlg::Rsa2048,
+                KeyAlg::Rsa3072,
+                "a 2048-bit RSA key",
+                "RSA2048",
+            ),
+            (
+                KeyAlg::Rsa3072,
+                KeyAlg::Ed25519,
+                "a 3072-bit RSA key",
+                "RSA3072",
+            ),
+            (
+                KeyAlg::Ed25519,
+                KeyAlg::Rsa2048,
+                "an Ed25519 key",
+                "Ed25519",
+            ),
             (KeyAlg::Ed25519, KeyAlg::Ec256, "an Ed25519 key", "Ed25519"),
         ];
         for (have, want, found, fits) in cases {
@@ -1194,8 +1278,14 @@ mod tests {
             let m = msg(e);
             assert!(m.starts_with("key-data holds "), "{m}");
             assert!(m.contains(found), "{m}");
-            assert!(m.contains(&format!("alg {want} needs {}", want.key_description())), "{m}");
-            assert!(m.contains(&format!("create the key with alg {fits}")), "{m}");
+            assert!(
+                m.contains(&format!("alg {want} needs {}", want.key_description())),
+                "{m}"
+            );
+            assert!(
+                m.contains(&format!("create the key with alg {fits}")),
+                "{m}"
+            );
             assert!(!m.contains(&B64.encode(k.secret())));
         }
         // Asymmetric key data for an AES key: a size error.
@@ -1303,7 +1393,10 @@ mod tests {
             "C=GB, ST=Greater London, L=London, O=Example Ltd, CN=Example Root CA"
         );
         assert_eq!(cert.subject(), cert.issuer());
-        assert_eq!(cert.tbs_certificate.subject_pki.raw, k.spki_der().unwrap().as_slice());
+        assert_eq!(
+            cert.tbs_certificate.subject_pki.raw,
+            k.spki_der().unwrap().as_slice()
+        );
         cert.verify_signature(None).unwrap();
         assert_eq!(
             cert.validity().not_before.timestamp(),
@@ -1314,7 +1407,10 @@ mod tests {
             (now() + time::Duration::days(3650)).unix_timestamp()
         );
         let serial = cert.raw_serial();
-        assert!(serial.len() <= 17 && serial[0] & 0x80 == 0, "positive serial");
+        assert!(
+            serial.len() <= 17 && serial[0] & 0x80 == 0,
+            "positive serial"
+        );
         let mut seen = (false, false, false);
         for ext in cert.extensions() {
             match ext.parsed_extension() {
@@ -1340,7 +1436,12 @@ mod tests {
 
     #[test]
     fn self_signed_ca_certificates() {
-        for alg in [KeyAlg::Ed25519, KeyAlg::Ec256, KeyAlg::Ec384, KeyAlg::Rsa2048] {
+        for alg in [
+            KeyAlg::Ed25519,
+            KeyAlg::Ec256,
+            KeyAlg::Ec384,
+            KeyAlg::Rsa2048,
+        ] {
             check_ca(alg);
         }
     }
@@ -1358,7 +1459,10 @@ mod tests {
         let k = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
         for ttl in [0, 36501, u32::MAX] {
             let m = msg(self_signed_ca(&k, &subject("A"), ttl, now()).unwrap_err());
-            assert!(m.starts_with("certificate-ttl must be 1 to 36500 days"), "{m}");
+            assert!(
+                m.starts_with("certificate-ttl must be 1 to 36500 days"),
+                "{m}"
+            );
         }
         self_signed_ca(&k, &subject("A"), 36500, now()).unwrap();
         for cn in ["", "   "] {
@@ -1366,7 +1470,10 @@ mod tests {
             assert!(m.starts_with("certificate-common-name is required"), "{m}");
         }
         let m = msg(self_signed_ca(&k, &subject(&"x".repeat(65)), 1, now()).unwrap_err());
-        assert!(m.starts_with("certificate-common-name is 65 characters"), "{m}");
+        assert!(
+            m.starts_with("certificate-common-name is 65 characters"),
+            "{m}"
+        );
         let m = msg(self_signed_ca(&k, &subject("a\nb"), 1, now()).unwrap_err());
         assert!(m.contains("control characters"), "{m}");
         for c in ["USA", "U1", "Ü"] {
@@ -1396,7 +1503,9 @@ mod tests {
         let leaf_kp = leaf.rcgen_key_pair().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["leaf.example".to_owned()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "leaf");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "leaf");
         params.signed_by(&leaf_kp, &ca).unwrap().pem()
     }
 
@@ -1413,16 +1522,17 @@ mod tests {
             leaf_pem.replace('\n', "\r\n")
         );
         let leaf = leaf.with_certificate_chain(&chain).unwrap();
-        assert_eq!(leaf.certificate_chain(), Some(format!("{leaf_pem}{root_pem}").as_str()));
+        assert_eq!(
+            leaf.certificate_chain(),
+            Some(format!("{leaf_pem}{root_pem}").as_str())
+        );
 
         // Wrong order: the first certificate is not this key's.
         let other = KeyMaterial::generate(KeyAlg::Rsa2048).unwrap();
-        let m = msg(
-            KeyMaterial::import(KeyAlg::Rsa2048, leaf.secret())
-                .unwrap()
-                .with_certificate_chain(&format!("{root_pem}{leaf_pem}"))
-                .unwrap_err(),
-        );
+        let m = msg(KeyMaterial::import(KeyAlg::Rsa2048, leaf.secret())
+            .unwrap()
+            .with_certificate_chain(&format!("{root_pem}{leaf_pem}"))
+            .unwrap_err());
         assert!(m.starts_with("certificate-chain: the first certificate (subject \"CN=Root\") is for another public key"), "{m}");
         let m = msg(other.with_certificate_chain(&leaf_pem).unwrap_err());
         assert!(m.contains("is for another public key"), "{m}");
@@ -1431,15 +1541,27 @@ mod tests {
         let stranger = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
         let stranger_pem = self_signed_ca(&stranger, &subject("Stranger"), 10, now()).unwrap();
         let leaf2 = KeyMaterial::import(KeyAlg::Rsa2048, leaf.secret()).unwrap();
-        let m = msg(leaf2.with_certificate_chain(&format!("{leaf_pem}{stranger_pem}")).unwrap_err());
-        assert!(m.contains("certificate 1 was issued by \"CN=Root\", but certificate 2 is \"CN=Stranger\""), "{m}");
+        let m = msg(leaf2
+            .with_certificate_chain(&format!("{leaf_pem}{stranger_pem}"))
+            .unwrap_err());
+        assert!(
+            m.contains(
+                "certificate 1 was issued by \"CN=Root\", but certificate 2 is \"CN=Stranger\""
+            ),
+            "{m}"
+        );
 
         // Same name, other key: the signature does not verify.
         let impostor = KeyMaterial::generate(KeyAlg::Ec384).unwrap();
         let impostor_pem = self_signed_ca(&impostor, &subject("Root"), 10, now()).unwrap();
         let leaf3 = KeyMaterial::import(KeyAlg::Rsa2048, leaf.secret()).unwrap();
-        let m = msg(leaf3.with_certificate_chain(&format!("{leaf_pem}{impostor_pem}")).unwrap_err());
-        assert!(m.contains("certificate 1 is not signed by the key of certificate 2"), "{m}");
+        let m = msg(leaf3
+            .with_certificate_chain(&format!("{leaf_pem}{impostor_pem}"))
+            .unwrap_err());
+        assert!(
+            m.contains("certificate 1 is not signed by the key of certificate 2"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -1449,11 +1571,26 @@ mod tests {
         let again = || KeyMaterial::import(KeyAlg::Ed25519, k.secret()).unwrap();
         let key_pem = pem_encode("PRIVATE KEY", k.secret());
         let cases: Vec<(String, &str)> = vec![
-            (String::new(), "has no \"-----BEGIN CERTIFICATE-----\" block"),
-            ("hello".into(), "has no \"-----BEGIN CERTIFICATE-----\" block"),
-            (format!("{pem}{key_pem}"), "a \"PRIVATE KEY\" block is not a certificate"),
-            (pem_encode("CERTIFICATE", b"garbage"), "certificate 1 is not an X.509 certificate"),
-            (pem.replace("-----END CERTIFICATE-----\n", ""), "has no END line"),
+            (
+                String::new(),
+                "has no \"-----BEGIN CERTIFICATE-----\" block",
+            ),
+            (
+                "hello".into(),
+                "has no \"-----BEGIN CERTIFICATE-----\" block",
+            ),
+            (
+                format!("{pem}{key_pem}"),
+                "a \"PRIVATE KEY\" block is not a certificate",
+            ),
+            (
+                pem_encode("CERTIFICATE", b"garbage"),
+                "certificate 1 is not an X.509 certificate",
+            ),
+            (
+                pem.replace("-----END CERTIFICATE-----\n", ""),
+                "has no END line",
+            ),
         ];
         for (text, want) in cases {
             let m = msg(again().with_certificate_chain(&text).unwrap_err());
@@ -1464,7 +1601,9 @@ mod tests {
         // Trailing bytes after the certificate.
         let mut der = pem_blocks(&pem, "t").unwrap().remove(0).der.to_vec();
         der.push(0);
-        let m = msg(again().with_certificate_chain(&pem_encode("CERTIFICATE", &der)).unwrap_err());
+        let m = msg(again()
+            .with_certificate_chain(&pem_encode("CERTIFICATE", &der))
+            .unwrap_err());
         assert!(m.contains("trailing bytes"), "{m}");
         // AES keys take no certificate.
         let aes = KeyMaterial::generate(KeyAlg::Aes128Siv).unwrap();
@@ -1483,6 +1622,11 @@ mod tests {
             assert_eq!(*blocks[0].der, data);
             assert!(!blocks[0].encrypted);
         }
-        assert!(pem_blocks("-----END X-----\n", "f").unwrap_err().to_string().starts_with("f: "));
+        assert!(
+            pem_blocks("-----END X-----\n", "f")
+                .unwrap_err()
+                .to_string()
+                .starts_with("f: ")
+        );
     }
 }

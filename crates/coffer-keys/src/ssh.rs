@@ -508,7 +508,11 @@ fn certificate_type_name(alg: &Algorithm) -> String {
 
 /// Check `req` against `policy` and sign a certificate with `signer` (an
 /// Ed25519, EC256, EC384 or RSA key; RSA signs with rsa-sha2-512).
-pub fn sign(policy: &SshIssuerPolicy, signer: &KeyMaterial, req: &SshRequest<'_>) -> Result<SshIssued> {
+pub fn sign(
+    policy: &SshIssuerPolicy,
+    signer: &KeyMaterial,
+    req: &SshRequest<'_>,
+) -> Result<SshIssued> {
     policy.validate()?;
     let ca = CaSigner::new(signer)?;
     let ca_key = signer.ssh_public_key()?;
@@ -593,7 +597,9 @@ pub fn sign(policy: &SshIssuerPolicy, signer: &KeyMaterial, req: &SshRequest<'_>
         .now
         .checked_add(ttl)
         .filter(|t| i64::try_from(*t).is_ok())
-        .ok_or_else(|| invalid("the certificate would end after the year 292277026596: check the clock"))?;
+        .ok_or_else(|| {
+            invalid("the certificate would end after the year 292277026596: check the clock")
+        })?;
 
     // The certificate (PROTOCOL.certkeys).
     let mut nonce = [0u8; 32];
@@ -622,7 +628,10 @@ pub fn sign(policy: &SshIssuerPolicy, signer: &KeyMaterial, req: &SshRequest<'_>
     };
 
     let mut cert = Vec::with_capacity(1024);
-    put_string(&mut cert, certificate_type_name(&subject.algorithm()).as_bytes())?;
+    put_string(
+        &mut cert,
+        certificate_type_name(&subject.algorithm()).as_bytes(),
+    )?;
     put_string(&mut cert, &nonce)?;
     cert.extend_from_slice(subject_fields);
     cert.extend_from_slice(&req.serial.to_be_bytes());
@@ -650,4 +659,755 @@ pub fn sign(policy: &SshIssuerPolicy, signer: &KeyMaterial, req: &SshRequest<'_>
         valid_before,
         cert_type: policy.cert_type,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, KeyPair as _,
+        RSA_PKCS1_2048_8192_SHA512, RsaPublicKeyComponents,
+    };
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    const NOW: u64 = 1_900_000_000;
+
+    fn policy() -> SshIssuerPolicy {
+        SshIssuerPolicy {
+            cert_type: CertType::User,
+            allowed_users: vec!["ubuntu".into(), "deploy".into()],
+            principals: vec!["ops".into()],
+            ttl_secs: 3600,
+            extensions: None,
+            critical_options: BTreeMap::new(),
+        }
+    }
+
+    fn user_key(alg: KeyAlg) -> String {
+        KeyMaterial::generate(alg)
+            .unwrap()
+            .public_key()
+            .unwrap()
+            .ssh
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn request<'a>(usernames: &'a [String], public_key: &'a str) -> SshRequest<'a> {
+        SshRequest {
+            usernames,
+            public_key,
+            ttl_secs: None,
+            key_id: "alice@coffer",
+            serial: 77,
+            now: NOW,
+        }
+    }
+
+    fn invalid_msg(r: Result<impl std::fmt::Debug>) -> String {
+        match r {
+            Err(KeyError::Invalid(m)) => m,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn denied_msg(r: Result<impl std::fmt::Debug>) -> String {
+        match r {
+            Err(KeyError::Denied(m)) => m,
+            other => panic!("expected Denied, got {other:?}"),
+        }
+    }
+
+    /// Line of an SSH public key built from wire fields.
+    fn line(alg: &str, fields: &[&[u8]]) -> String {
+        let mut blob = Vec::new();
+        put_string(&mut blob, alg.as_bytes()).unwrap();
+        for f in fields {
+            put_string(&mut blob, f).unwrap();
+        }
+        format!("{alg} {}", B64.encode(blob))
+    }
+
+    /// Check the CA signature of a certificate line with aws-lc-rs.
+    fn verify(cert_line: &str, ca: &KeyMaterial) -> ssh_key::Certificate {
+        let cert = ssh_key::Certificate::from_openssh(cert_line).unwrap();
+        assert_eq!(cert.signature_key(), &ca.ssh_public_key().unwrap());
+        let bytes = B64.decode(cert_line.split(' ').nth(1).unwrap()).unwrap();
+        let sig = cert.signature();
+        let alg = sig.algorithm();
+        let sig_blob_len = 4 + alg.as_str().len() + 4 + sig.as_bytes().len();
+        let tbs = &bytes[..bytes.len() - 4 - sig_blob_len];
+        match ca.alg() {
+            KeyAlg::Ed25519 => {
+                assert_eq!(alg.as_str(), "ssh-ed25519");
+                let pk = ca.ed25519_key_pair().unwrap();
+                ParsedPublicKey::new(&ED25519, pk.public_key().as_ref())
+                    .unwrap()
+                    .verify_sig(tbs, sig.as_bytes())
+                    .unwrap();
+            }
+            KeyAlg::Ec256 | KeyAlg::Ec384 => {
+                let (valg, width, name) = if ca.alg() == KeyAlg::Ec256 {
+                    (&ECDSA_P256_SHA256_FIXED, 32, "ecdsa-sha2-nistp256")
+                } else {
+                    (&ECDSA_P384_SHA384_FIXED, 48, "ecdsa-sha2-nistp384")
+                };
+                assert_eq!(alg.as_str(), name);
+                let mut r = sig.as_bytes();
+                let mut fixed = Vec::new();
+                for _ in 0..2 {
+                    let n = u32::from_be_bytes(r[..4].try_into().unwrap()) as usize;
+                    let v = &r[4..4 + n];
+                    let v = if v.len() > width {
+                        &v[v.len() - width..]
+                    } else {
+                        v
+                    };
+                    fixed.extend(std::iter::repeat_n(0u8, width - v.len()));
+                    fixed.extend_from_slice(v);
+                    r = &r[4 + n..];
+                }
+                assert!(r.is_empty());
+                let pk = ca.ecdsa_key_pair(true).unwrap();
+                ParsedPublicKey::new(valg, pk.public_key().as_ref())
+                    .unwrap()
+                    .verify_sig(tbs, &fixed)
+                    .unwrap();
+            }
+            _ => {
+                assert_eq!(alg.as_str(), "rsa-sha2-512");
+                let kd = ca.ssh_public_key().unwrap();
+                let rsa = kd.rsa().unwrap();
+                RsaPublicKeyComponents {
+                    n: rsa.n.as_positive_bytes().unwrap(),
+                    e: rsa.e.as_positive_bytes().unwrap(),
+                }
+                .verify(&RSA_PKCS1_2048_8192_SHA512, tbs, sig.as_bytes())
+                .unwrap();
+            }
+        }
+        cert
+    }
+
+    #[test]
+    fn signs_user_certificates_with_every_ca_algorithm() {
+        for ca_alg in [
+            KeyAlg::Ed25519,
+            KeyAlg::Ec256,
+            KeyAlg::Ec384,
+            KeyAlg::Rsa2048,
+            KeyAlg::Rsa3072,
+        ] {
+            let ca = KeyMaterial::generate(ca_alg).unwrap();
+            for user_alg in [
+                KeyAlg::Ed25519,
+                KeyAlg::Ec256,
+                KeyAlg::Ec384,
+                KeyAlg::Rsa3072,
+            ] {
+                let pk = user_key(user_alg);
+                let users = names(&["deploy", "ubuntu", "deploy"]);
+                let issued = sign(&policy(), &ca, &request(&users, &pk)).unwrap();
+                assert_eq!(issued.principals, names(&["deploy", "ubuntu", "ops"]));
+                assert_eq!(issued.serial, 77);
+                assert_eq!(issued.key_id, "alice@coffer");
+                assert_eq!(issued.valid_after, NOW - 30);
+                assert_eq!(issued.valid_before, NOW + 3600);
+                assert_eq!(issued.cert_type, CertType::User);
+                let prefix = format!(
+                    "{}-cert-v01@openssh.com AAAA",
+                    pk.split(' ').next().unwrap()
+                );
+                assert!(
+                    issued.certificate.starts_with(&prefix),
+                    "{}",
+                    issued.certificate
+                );
+                assert!(!issued.certificate.contains('\n'));
+                let cert = verify(&issued.certificate, &ca);
+                assert_eq!(cert.serial(), 77);
+                assert_eq!(cert.key_id(), "alice@coffer");
+                assert_eq!(cert.cert_type(), ssh_key::certificate::CertType::User);
+                assert_eq!(cert.valid_principals(), issued.principals.as_slice());
+                assert_eq!(cert.valid_after(), NOW - 30);
+                assert_eq!(cert.valid_before(), NOW + 3600);
+                assert_eq!(cert.nonce().len(), 32);
+                assert!(cert.critical_options().is_empty());
+                let ext: Vec<&str> = cert.extensions().keys().map(String::as_str).collect();
+                let mut want = DEFAULT_USER_EXTENSIONS.to_vec();
+                want.sort_unstable();
+                assert_eq!(ext, want);
+                assert!(cert.extensions().values().all(String::is_empty));
+                assert_eq!(
+                    cert.public_key(),
+                    ssh_key::PublicKey::from_openssh(&pk).unwrap().key_data()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu"]);
+        let a = sign(&policy(), &ca, &request(&users, &pk)).unwrap();
+        let b = sign(&policy(), &ca, &request(&users, &pk)).unwrap();
+        assert_ne!(a.certificate, b.certificate);
+    }
+
+    #[test]
+    fn host_certificates() {
+        let ca = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
+        let p = SshIssuerPolicy {
+            cert_type: CertType::Host,
+            allowed_users: vec!["*".into()],
+            principals: vec![],
+            ttl_secs: 86400,
+            extensions: Some(BTreeMap::new()),
+            critical_options: BTreeMap::new(),
+        };
+        let hosts = names(&["db1.example.com", "10.0.0.5"]);
+        let pk = user_key(KeyAlg::Ed25519);
+        let issued = sign(
+            &p,
+            &ca,
+            &SshRequest {
+                ttl_secs: Some(600),
+                ..request(&hosts, &pk)
+            },
+        )
+        .unwrap();
+        assert_eq!(issued.cert_type, CertType::Host);
+        assert_eq!(issued.principals, hosts);
+        assert_eq!(issued.valid_before, NOW + 600);
+        let cert = verify(&issued.certificate, &ca);
+        assert_eq!(cert.cert_type(), ssh_key::certificate::CertType::Host);
+        assert!(cert.extensions().is_empty());
+        assert!(cert.critical_options().is_empty());
+        // extensions: None on a host issuer also means none.
+        let p = SshIssuerPolicy {
+            extensions: None,
+            ..p
+        };
+        let issued = sign(&p, &ca, &request(&hosts, &pk)).unwrap();
+        assert!(verify(&issued.certificate, &ca).extensions().is_empty());
+    }
+
+    #[test]
+    fn options_and_extensions_are_written() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let mut p = policy();
+        p.extensions = Some(
+            [("permit-pty", ""), ("login@example.com", "alice")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        );
+        p.critical_options = [
+            ("force-command", "/usr/bin/backup --now"),
+            ("source-address", "10.0.0.0/8,192.0.2.7,2001:db8::/32"),
+            ("verify-required", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu"]);
+        let issued = sign(&p, &ca, &request(&users, &pk)).unwrap();
+        let cert = verify(&issued.certificate, &ca);
+        assert_eq!(&cert.critical_options().0, &p.critical_options);
+        assert_eq!(Some(&cert.extensions().0), p.extensions.as_ref());
+        // Some(empty): no extensions at all.
+        p.extensions = Some(BTreeMap::new());
+        let issued = sign(&p, &ca, &request(&users, &pk)).unwrap();
+        assert!(verify(&issued.certificate, &ca).extensions().is_empty());
+    }
+
+    #[test]
+    fn wildcard_allows_any_name_and_principals_alone_suffice() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let mut p = policy();
+        p.allowed_users = vec!["*".into()];
+        let users = names(&["anyone"]);
+        let issued = sign(&p, &ca, &request(&users, &pk)).unwrap();
+        assert_eq!(issued.principals, names(&["anyone", "ops"]));
+        // No names asked for: the issuer's principals.
+        let issued = sign(&p, &ca, &request(&[], &pk)).unwrap();
+        assert_eq!(issued.principals, names(&["ops"]));
+        p.allowed_users.clear();
+        let issued = sign(&p, &ca, &request(&[], &pk)).unwrap();
+        assert_eq!(issued.principals, names(&["ops"]));
+    }
+
+    #[test]
+    fn accepts_every_supported_subject_key_type() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let users = names(&["ubuntu"]);
+        let p521 =
+            EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P521_SHA512_ASN1_SIGNING).unwrap();
+        let p256 =
+            EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let ed = Ed25519KeyPair::generate().unwrap();
+        for (pk, cert_alg) in [
+            (
+                line(
+                    "ecdsa-sha2-nistp521",
+                    &[b"nistp521", p521.public_key().as_ref()],
+                ),
+                "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+            ),
+            (
+                line(
+                    "sk-ssh-ed25519@openssh.com",
+                    &[ed.public_key().as_ref(), b"ssh:"],
+                ),
+                "sk-ssh-ed25519-cert-v01@openssh.com",
+            ),
+            (
+                line(
+                    "sk-ecdsa-sha2-nistp256@openssh.com",
+                    &[b"nistp256", p256.public_key().as_ref(), b"ssh:"],
+                ),
+                "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+            ),
+            (
+                format!("{}  alice@laptop  \n", user_key(KeyAlg::Rsa2048)),
+                "ssh-rsa-cert-v01@openssh.com",
+            ),
+        ] {
+            let issued = sign(&policy(), &ca, &request(&users, &pk)).unwrap();
+            assert!(
+                issued.certificate.starts_with(cert_alg),
+                "{}",
+                issued.certificate
+            );
+            verify(&issued.certificate, &ca);
+        }
+    }
+
+    #[test]
+    fn refuses_unacceptable_subject_keys() {
+        let ca = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
+        let users = names(&["ubuntu"]);
+        let mpint = |b: &[u8]| -> Vec<u8> {
+            let mut v = Vec::new();
+            put_mpint(&mut v, b).unwrap();
+            v[4..].to_vec()
+        };
+        let mut n1024 = vec![0xC5u8; 128];
+        n1024[127] |= 1;
+        let rsa1024 = line("ssh-rsa", &[&mpint(&[1, 0, 1]), &mpint(&n1024)]);
+        let dsa = line(
+            "ssh-dss",
+            &[
+                &mpint(&[0xC5; 128]),
+                &mpint(&[0x95; 20]),
+                &mpint(&[2; 128]),
+                &mpint(&[3; 128]),
+            ],
+        );
+        let mut bad_point = vec![4u8];
+        bad_point.extend_from_slice(&[1u8; 64]);
+        let off_curve = line("ecdsa-sha2-nistp256", &[b"nistp256", &bad_point]);
+        let issued = sign(&policy(), &ca, &request(&users, &user_key(KeyAlg::Ed25519))).unwrap();
+        let mut n2048 = vec![0xC5u8; 256];
+        n2048[255] |= 1;
+        let even_e = line("ssh-rsa", &[&mpint(&[1, 0, 0]), &mpint(&n2048)]);
+        let ca_line = ca.public_key().unwrap().ssh;
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "public-key-data is empty"),
+            ("   \n".into(), "public-key-data is empty"),
+            (
+                "hello".into(),
+                "public-key-data is not an OpenSSH public key",
+            ),
+            (
+                "ssh-ed25519 !!!!".into(),
+                "public-key-data is not an OpenSSH public key",
+            ),
+            (format!("{ca_line}\n{ca_line}"), "holds several lines"),
+            (
+                rsa1024,
+                "public-key-data is a 1024-bit RSA key: RSA keys need at least 2048 bits",
+            ),
+            (even_e, "RSA public exponent is not valid"),
+            (dsa, "public-key-data is a DSA key: DSA keys are refused"),
+            (off_curve, "not a point on its curve"),
+            (
+                issued.certificate,
+                "public-key-data is a certificate, not a public key",
+            ),
+            (ca_line, "public-key-data is the issuer's own CA key"),
+        ];
+        for (pk, want) in cases {
+            let m = invalid_msg(sign(&policy(), &ca, &request(&users, &pk)));
+            assert!(m.contains(want), "{want}: {m}");
+        }
+    }
+
+    #[test]
+    fn refuses_names_outside_the_policy() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu", "root"]);
+        let m = denied_msg(sign(&policy(), &ca, &request(&users, &pk)));
+        assert_eq!(
+            m,
+            "cert-username \"root\" is not among the issuer's allowed-users (ubuntu, deploy)"
+        );
+        let mut p = policy();
+        p.allowed_users.clear();
+        let users = names(&["ubuntu"]);
+        let m = denied_msg(sign(&p, &ca, &request(&users, &pk)));
+        assert_eq!(
+            m,
+            "cert-username \"ubuntu\" is not allowed: the issuer's allowed-users is empty, so its certificates carry only its principals (ops)"
+        );
+        // Nothing asked for and no principals of the issuer's own.
+        let mut p = policy();
+        p.principals.clear();
+        let m = invalid_msg(sign(&p, &ca, &request(&[], &pk)));
+        assert_eq!(
+            m,
+            "cert-username is required: ask for one of the allowed users (ubuntu, deploy)"
+        );
+        p.allowed_users = vec!["*".into()];
+        let m = invalid_msg(sign(&p, &ca, &request(&[], &pk)));
+        assert!(m.starts_with("cert-username is required"), "{m}");
+        // Malformed names.
+        for bad in ["", "a b", "a,b", "a\tb", "a\u{7}"] {
+            let users = vec![bad.to_owned()];
+            let m = invalid_msg(sign(&p, &ca, &request(&users, &pk)));
+            assert!(m.starts_with("cert-username: "), "{m}");
+        }
+        let users = vec!["x".repeat(257)];
+        let m = invalid_msg(sign(&p, &ca, &request(&users, &pk)));
+        assert!(m.contains("longer than 256 bytes"), "{m}");
+        let users: Vec<String> = (0..257).map(|i| format!("u{i}")).collect();
+        let m = invalid_msg(sign(&p, &ca, &request(&users, &pk)));
+        assert!(m.starts_with("cert-username has 257 entries"), "{m}");
+        // Requested names plus the issuer's principals over the limit.
+        p.principals = (0..200).map(|i| format!("p{i}")).collect();
+        let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+        let m = invalid_msg(sign(&p, &ca, &request(&users, &pk)));
+        assert!(
+            m.starts_with("the certificate's principals has 300 entries"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_lifetimes_and_key_ids() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu"]);
+        let m = denied_msg(sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                ttl_secs: Some(3601),
+                ..request(&users, &pk)
+            },
+        ));
+        assert_eq!(
+            m,
+            "ttl 3601 s is longer than the issuer's maximum of 3600 s: ask for 3600 s or less"
+        );
+        let m = invalid_msg(sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                ttl_secs: Some(0),
+                ..request(&users, &pk)
+            },
+        ));
+        assert!(m.starts_with("ttl must be at least 1 second"), "{m}");
+        let ok = sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                ttl_secs: Some(3600),
+                ..request(&users, &pk)
+            },
+        )
+        .unwrap();
+        assert_eq!(ok.valid_before, NOW + 3600);
+        // Early clocks do not wrap.
+        let ok = sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                now: 10,
+                ..request(&users, &pk)
+            },
+        )
+        .unwrap();
+        assert_eq!(ok.valid_after, 0);
+        let m = invalid_msg(sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                now: u64::MAX - 10,
+                ..request(&users, &pk)
+            },
+        ));
+        assert!(m.contains("check the clock"), "{m}");
+        let long = "k".repeat(1025);
+        for (id, want) in [
+            ("", "key ID is empty"),
+            (long.as_str(), "longer than 1024 bytes"),
+            ("alice\nroot", "control characters"),
+        ] {
+            let m = invalid_msg(sign(
+                &policy(),
+                &ca,
+                &SshRequest {
+                    key_id: id,
+                    ..request(&users, &pk)
+                },
+            ));
+            assert!(m.contains(want), "{want}: {m}");
+        }
+        sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                key_id: &"k".repeat(1024),
+                ..request(&users, &pk)
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn refuses_aes_signers() {
+        let ca = KeyMaterial::generate(KeyAlg::Aes256Gcm).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu"]);
+        let m = invalid_msg(sign(&policy(), &ca, &request(&users, &pk)));
+        assert!(
+            m.starts_with("the issuer's signer key is a AES256GCM key"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn policy_validation() {
+        policy().validate().unwrap();
+        type Change = Box<dyn Fn(&mut SshIssuerPolicy)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                Box::new(|p| p.ttl_secs = 0),
+                "ttl must be 1 to 31536000 seconds",
+            ),
+            (
+                Box::new(|p| p.ttl_secs = MAX_TTL_SECS + 1),
+                "ttl must be 1 to 31536000 seconds",
+            ),
+            (
+                Box::new(|p| p.allowed_users.push("a b".into())),
+                "allowed-users: the name \"a b\" must not contain",
+            ),
+            (
+                Box::new(|p| p.allowed_users.push("a,b".into())),
+                "allowed-users: the name \"a,b\"",
+            ),
+            (
+                Box::new(|p| p.allowed_users.push(String::new())),
+                "allowed-users: a name is empty",
+            ),
+            (
+                Box::new(|p| p.allowed_users.push("x".repeat(257))),
+                "allowed-users: the name",
+            ),
+            (
+                Box::new(|p| p.allowed_users = (0..257).map(|i| i.to_string()).collect()),
+                "allowed-users has 257 entries",
+            ),
+            (
+                Box::new(|p| p.principals.push("a\nb".into())),
+                "principals: the name \"a\\nb\"",
+            ),
+            (
+                Box::new(|p| p.principals = (0..257).map(|i| i.to_string()).collect()),
+                "principals has 257 entries",
+            ),
+            (
+                Box::new(|p| {
+                    p.allowed_users.clear();
+                    p.principals.clear();
+                }),
+                "allowed-users and principals are both empty",
+            ),
+            (
+                Box::new(|p| {
+                    p.cert_type = CertType::Host;
+                    p.extensions = Some([("permit-pty".to_owned(), String::new())].into());
+                }),
+                "extensions apply to user certificates only",
+            ),
+            (
+                Box::new(|p| {
+                    p.cert_type = CertType::Host;
+                    p.critical_options = [("force-command".to_owned(), "x".to_owned())].into();
+                }),
+                "critical-options apply to user certificates only",
+            ),
+            (
+                Box::new(|p| {
+                    p.extensions =
+                        Some([("permit-pty-forwarding".to_owned(), String::new())].into())
+                }),
+                "extensions: \"permit-pty-forwarding\" is not an OpenSSH extension",
+            ),
+            (
+                Box::new(|p| {
+                    p.extensions = Some([("permit-pty".to_owned(), "yes".to_owned())].into())
+                }),
+                "extensions: permit-pty takes no value",
+            ),
+            (
+                Box::new(|p| {
+                    p.extensions = Some([("bad name@x".to_owned(), String::new())].into())
+                }),
+                "extensions: the name",
+            ),
+            (
+                Box::new(|p| p.critical_options = [("no-pty".to_owned(), String::new())].into()),
+                "critical-options: \"no-pty\" is not supported",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options = [("force-command".to_owned(), " ".to_owned())].into()
+                }),
+                "critical-options: force-command is empty",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options = [("force-command".to_owned(), "a\nb".to_owned())].into()
+                }),
+                "critical-options: force-command must be one line",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options = [("verify-required".to_owned(), "yes".to_owned())].into()
+                }),
+                "critical-options: verify-required takes no value",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options = [("source-address".to_owned(), String::new())].into()
+                }),
+                "critical-options: source-address is empty",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options = [(
+                        "source-address".to_owned(),
+                        "10.0.0.0/8, 10.1.0.0/16".to_owned(),
+                    )]
+                    .into()
+                }),
+                "critical-options: source-address: \" 10.1.0.0/16\" is not an IP address",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options =
+                        [("source-address".to_owned(), "example.com".to_owned())].into()
+                }),
+                "is not an IP address or CIDR network",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options =
+                        [("source-address".to_owned(), "10.0.0.0/33".to_owned())].into()
+                }),
+                "is not an IP address or CIDR network",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options =
+                        [("source-address".to_owned(), "10.1.2.3/8".to_owned())].into()
+                }),
+                "\"10.1.2.3/8\" has host bits set: write the network as 10.0.0.0/8",
+            ),
+            (
+                Box::new(|p| {
+                    p.critical_options =
+                        [("source-address".to_owned(), "1.2.3.4,".to_owned())].into()
+                }),
+                "\"\" is not an IP address",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut p = policy();
+            change(&mut p);
+            let m = invalid_msg(p.validate());
+            assert!(m.contains(want), "{want}: {m}");
+            // sign checks the policy too.
+            let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+            let pk = user_key(KeyAlg::Ed25519);
+            let users = names(&["ubuntu"]);
+            assert!(matches!(
+                sign(&p, &ca, &request(&users, &pk)),
+                Err(KeyError::Invalid(_))
+            ));
+        }
+        // Accepted corner cases.
+        let mut p = policy();
+        p.ttl_secs = MAX_TTL_SECS;
+        p.extensions = Some(
+            [
+                ("no-touch-required", ""),
+                ("vendor@example.com", "some value"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        p.critical_options = [(
+            "source-address".to_owned(),
+            "192.0.2.1,::1,fe80::/10,0.0.0.0/0".to_owned(),
+        )]
+        .into();
+        p.validate().unwrap();
+        let host = SshIssuerPolicy {
+            cert_type: CertType::Host,
+            extensions: Some(BTreeMap::new()),
+            ..policy()
+        };
+        host.validate().unwrap();
+    }
+
+    #[test]
+    fn serde_names() {
+        assert_eq!(serde_json::to_string(&CertType::User).unwrap(), "\"user\"");
+        assert_eq!(
+            serde_json::from_str::<CertType>("\"host\"").unwrap(),
+            CertType::Host
+        );
+        let p = policy();
+        let back: SshIssuerPolicy =
+            serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn mpint_encoding() {
+        let enc = |b: &[u8]| {
+            let mut v = Vec::new();
+            put_mpint(&mut v, b).unwrap();
+            v
+        };
+        assert_eq!(enc(&[]), vec![0, 0, 0, 0]);
+        assert_eq!(enc(&[0, 0]), vec![0, 0, 0, 0]);
+        assert_eq!(enc(&[0, 0x7f]), vec![0, 0, 0, 1, 0x7f]);
+        assert_eq!(enc(&[0x80]), vec![0, 0, 0, 2, 0, 0x80]);
+        assert_eq!(enc(&[0, 0, 0x12, 0x34]), vec![0, 0, 0, 2, 0x12, 0x34]);
+    }
 }

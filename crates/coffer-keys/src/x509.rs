@@ -23,7 +23,9 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aws_lc_rs::signature::{self as sig, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{
+    self as sig, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rcgen::{PublicKeyData as _, SigningKey as _};
@@ -53,7 +55,8 @@ const MIN_RSA_BITS: usize = 2048;
 /// The largest RSA modulus aws-lc-rs verifies signatures with.
 const MAX_RSA_BITS: usize = 8192;
 
-const NO_SIGNER_CERT: &str = "signer key has no certificate: create it with generate-self-signed-certificate, or attach one";
+const NO_SIGNER_CERT: &str =
+    "signer key has no certificate: create it with generate-self-signed-certificate, or attach one";
 const PRIVATE_KEY_GIVEN: &str = "key-data-base64 must be a public key: never send a private key";
 
 // ---------------------------------------------------------------------------
@@ -354,13 +357,55 @@ struct AttrSpec {
 }
 
 const SUBJECT_ATTRS: [AttrSpec; 7] = [
-    AttrSpec { oid: &[2, 5, 4, 6], dotted: "2.5.4.6", short: "C", field: "country", max_chars: 2 },
-    AttrSpec { oid: &[2, 5, 4, 8], dotted: "2.5.4.8", short: "ST", field: "province", max_chars: 128 },
-    AttrSpec { oid: &[2, 5, 4, 7], dotted: "2.5.4.7", short: "L", field: "locality", max_chars: 128 },
-    AttrSpec { oid: &[2, 5, 4, 9], dotted: "2.5.4.9", short: "street", field: "street-address", max_chars: 128 },
-    AttrSpec { oid: &[2, 5, 4, 17], dotted: "2.5.4.17", short: "postalCode", field: "postal-code", max_chars: 40 },
-    AttrSpec { oid: &[2, 5, 4, 10], dotted: "2.5.4.10", short: "O", field: "organizations", max_chars: 64 },
-    AttrSpec { oid: &[2, 5, 4, 11], dotted: "2.5.4.11", short: "OU", field: "organizational-units", max_chars: 64 },
+    AttrSpec {
+        oid: &[2, 5, 4, 6],
+        dotted: "2.5.4.6",
+        short: "C",
+        field: "country",
+        max_chars: 2,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 8],
+        dotted: "2.5.4.8",
+        short: "ST",
+        field: "province",
+        max_chars: 128,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 7],
+        dotted: "2.5.4.7",
+        short: "L",
+        field: "locality",
+        max_chars: 128,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 9],
+        dotted: "2.5.4.9",
+        short: "street",
+        field: "street-address",
+        max_chars: 128,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 17],
+        dotted: "2.5.4.17",
+        short: "postalCode",
+        field: "postal-code",
+        max_chars: 40,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 10],
+        dotted: "2.5.4.10",
+        short: "O",
+        field: "organizations",
+        max_chars: 64,
+    },
+    AttrSpec {
+        oid: &[2, 5, 4, 11],
+        dotted: "2.5.4.11",
+        short: "OU",
+        field: "organizational-units",
+        max_chars: 64,
+    },
 ];
 
 fn validate_attr_value(spec: &AttrSpec, v: &str) -> Result<()> {
@@ -373,7 +418,8 @@ fn validate_attr_value(spec: &AttrSpec, v: &str) -> Result<()> {
         }
         return Ok(());
     }
-    if v.trim().is_empty() || v.chars().any(char::is_control) || v.chars().count() > spec.max_chars {
+    if v.trim().is_empty() || v.chars().any(char::is_control) || v.chars().count() > spec.max_chars
+    {
         return Err(invalid(format!(
             "{} entry {} must be non-empty text of at most {} characters without control characters",
             spec.field,
@@ -498,7 +544,9 @@ impl Eku {
 
     fn parse(s: &str) -> Option<Eku> {
         let t = s.trim();
-        Eku::ALL.into_iter().find(|e| e.name().eq_ignore_ascii_case(t))
+        Eku::ALL
+            .into_iter()
+            .find(|e| e.name().eq_ignore_ascii_case(t))
     }
 
     fn check(self, p: &PkiIssuerPolicy, source: &str) -> Result<()> {
@@ -583,7 +631,11 @@ pub struct Revoked {
 /// Check the request against the issuer's policy and sign it. `signer`
 /// must have a certificate chain whose first certificate is a CA
 /// certificate for the signer's key with the keyCertSign key usage.
-pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_>) -> Result<PkiIssued> {
+pub fn issue(
+    policy: &PkiIssuerPolicy,
+    signer: &KeyMaterial,
+    req: &PkiRequest<'_>,
+) -> Result<PkiIssued> {
     policy.validate()?;
     let ca = load_signer(signer)?;
     if !ca.is_ca {
@@ -639,7 +691,10 @@ pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_
         }
         Some(c) => c,
         None if !eku.is_empty() => eku,
-        None => Eku::ALL.into_iter().filter(|e| e.allowed_by(policy)).collect(),
+        None => Eku::ALL
+            .into_iter()
+            .filter(|e| e.allowed_by(policy))
+            .collect(),
     };
 
     // Lifetime.
@@ -708,7 +763,10 @@ pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_
         }
     }
     if let Some(cn) = &checked.cn {
-        rdns.push(der::set(&[&der::seq(&[&der::oid(oid::CN), &der::utf8(cn)])]));
+        rdns.push(der::set(&[&der::seq(&[
+            &der::oid(oid::CN),
+            &der::utf8(cn),
+        ])]));
         rfc4514.push(format!("CN={}", dn_escape(cn)));
     }
     let subject_empty = rdns.is_empty();
@@ -717,7 +775,11 @@ pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_
 
     // Extensions.
     let mut exts: Vec<Vec<u8>> = vec![
-        der::extension(oid::SKI, false, &der::octet_string(&key_id(&subject_key.public_key_bits))),
+        der::extension(
+            oid::SKI,
+            false,
+            &der::octet_string(&key_id(&subject_key.public_key_bits)),
+        ),
         der::extension(oid::AKI, false, &der::seq(&[&der::tlv(0x80, &ca.key_id)])),
     ];
     if ku_mask != 0 {
@@ -775,9 +837,15 @@ pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_
     let (rest, cert) = X509Certificate::from_der(&cert_der)
         .map_err(|e| KeyError::Internal(format!("the issued certificate does not parse: {e}")))?;
     if !rest.is_empty() {
-        return Err(KeyError::Internal("the issued certificate has trailing bytes".to_owned()));
+        return Err(KeyError::Internal(
+            "the issued certificate has trailing bytes".to_owned(),
+        ));
     }
-    ca.verify(&cert.signature_algorithm, cert.tbs_certificate.as_ref(), &cert.signature_value.data)?;
+    ca.verify(
+        &cert.signature_algorithm,
+        cert.tbs_certificate.as_ref(),
+        &cert.signature_value.data,
+    )?;
 
     Ok(PkiIssued {
         certificate_pem: pem_encode("CERTIFICATE", &cert_der),
@@ -796,7 +864,9 @@ pub fn issue(policy: &PkiIssuerPolicy, signer: &KeyMaterial, req: &PkiRequest<'_
 /// chain (its own certificate first), as PEM — what the API returns as
 /// `parent_cert`.
 pub fn parent_chain(signer: &KeyMaterial) -> Result<String> {
-    let chain = signer.certificate_chain().ok_or_else(|| invalid(NO_SIGNER_CERT))?;
+    let chain = signer
+        .certificate_chain()
+        .ok_or_else(|| invalid(NO_SIGNER_CERT))?;
     let certs = chain_certs(chain)?;
     Ok(certs.iter().map(|c| pem_encode("CERTIFICATE", c)).collect())
 }
@@ -869,13 +939,16 @@ struct LoadedSigner {
 }
 
 fn load_signer(signer: &KeyMaterial) -> Result<LoadedSigner> {
-    let chain = signer.certificate_chain().ok_or_else(|| invalid(NO_SIGNER_CERT))?;
+    let chain = signer
+        .certificate_chain()
+        .ok_or_else(|| invalid(NO_SIGNER_CERT))?;
     let certs = chain_certs(chain)?;
     let Some(first) = certs.first() else {
         return Err(invalid(NO_SIGNER_CERT));
     };
-    let (_, cert) = X509Certificate::from_der(first)
-        .map_err(|_| invalid("the signer's certificate does not parse: attach a valid X.509 certificate"))?;
+    let (_, cert) = X509Certificate::from_der(first).map_err(|_| {
+        invalid("the signer's certificate does not parse: attach a valid X.509 certificate")
+    })?;
     let key = signer.rcgen_key_pair()?;
     let spki = cert.public_key();
     if key.der_bytes() != spki.subject_public_key.data.as_ref() {
@@ -884,8 +957,14 @@ fn load_signer(signer: &KeyMaterial) -> Result<LoadedSigner> {
         ));
     }
     let alg_id = signature_algorithm_id(key.algorithm())?;
-    let bad_ext = |what: &str| invalid(format!("the signer's certificate has a malformed or repeated {what} extension"));
-    let bc = cert.basic_constraints().map_err(|_| bad_ext("basicConstraints"))?;
+    let bad_ext = |what: &str| {
+        invalid(format!(
+            "the signer's certificate has a malformed or repeated {what} extension"
+        ))
+    };
+    let bc = cert
+        .basic_constraints()
+        .map_err(|_| bad_ext("basicConstraints"))?;
     let ku = cert.key_usage().map_err(|_| bad_ext("keyUsage"))?;
     let ski = cert
         .iter_extensions()
@@ -914,13 +993,18 @@ impl LoadedSigner {
             .key
             .sign(&tbs)
             .map_err(|e| KeyError::Internal(format!("signing failed: {e}")))?;
-        Ok(der::seq(&[&tbs, &self.alg_id, &der::bit_string(&signature)]))
+        Ok(der::seq(&[
+            &tbs,
+            &self.alg_id,
+            &der::bit_string(&signature),
+        ]))
     }
 
     /// Check a signature made by `sign` against the signer certificate's key.
     fn verify(&self, alg: &AlgorithmIdentifier<'_>, msg: &[u8], signature: &[u8]) -> Result<()> {
-        let (_, spki) = SubjectPublicKeyInfo::from_der(&self.spki)
-            .map_err(|e| KeyError::Internal(format!("the signer's public key does not parse: {e}")))?;
+        let (_, spki) = SubjectPublicKeyInfo::from_der(&self.spki).map_err(|e| {
+            KeyError::Internal(format!("the signer's public key does not parse: {e}"))
+        })?;
         match verify_signature(&spki, alg, msg, signature) {
             Ok(()) => Ok(()),
             Err(e) => Err(KeyError::Internal(format!(
@@ -960,7 +1044,8 @@ fn signature_algorithm_id(alg: &rcgen::SignatureAlgorithm) -> Result<Vec<u8>> {
 
 /// The DER certificates of a PEM chain (at least one).
 fn chain_certs(chain: &str) -> Result<Vec<Vec<u8>>> {
-    let blocks = parse_pem(chain).map_err(|e| invalid(format!("the signer's certificate chain: {e}")))?;
+    let blocks =
+        parse_pem(chain).map_err(|e| invalid(format!("the signer's certificate chain: {e}")))?;
     let certs: Vec<Vec<u8>> = blocks
         .into_iter()
         .filter(|b| b.label == "CERTIFICATE")
@@ -999,14 +1084,18 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
     let der = match classify(bytes, F)? {
         Encoded::Pem(blocks) => {
             if blocks.iter().any(|b| b.label.contains("PRIVATE KEY")) {
-                return Err(invalid("csr-data-base64 must be a CSR: never send a private key"));
+                return Err(invalid(
+                    "csr-data-base64 must be a CSR: never send a private key",
+                ));
             }
-            let mut csrs = blocks
-                .into_iter()
-                .filter(|b| b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST");
+            let mut csrs = blocks.into_iter().filter(|b| {
+                b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST"
+            });
             match (csrs.next(), csrs.next()) {
                 (Some(b), None) => b.der,
-                (Some(_), Some(_)) => return Err(invalid("csr-data-base64 holds more than one CSR: send one")),
+                (Some(_), Some(_)) => {
+                    return Err(invalid("csr-data-base64 holds more than one CSR: send one"));
+                }
                 (None, _) => {
                     return Err(invalid(
                         "csr-data-base64 holds no PEM \"CERTIFICATE REQUEST\": send a PKCS#10 CSR (PEM or DER)",
@@ -1019,7 +1108,9 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
     let (rest, csr) = match X509CertificationRequest::from_der(&der) {
         Ok(parsed) => parsed,
         Err(_) if looks_like_private_key(&der) => {
-            return Err(invalid("csr-data-base64 must be a CSR: never send a private key"));
+            return Err(invalid(
+                "csr-data-base64 must be a CSR: never send a private key",
+            ));
         }
         Err(_) => {
             return Err(invalid(
@@ -1028,7 +1119,9 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
         }
     };
     if !rest.is_empty() {
-        return Err(invalid("csr-data-base64 has bytes after the CSR: send the CSR alone"));
+        return Err(invalid(
+            "csr-data-base64 has bytes after the CSR: send the CSR alone",
+        ));
     }
     let info = &csr.certification_request_info;
     check_public_key(&info.subject_pki, F)?;
@@ -1049,7 +1142,9 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
         });
     }
     if csr.signature_value.unused_bits != 0 {
-        return Err(invalid("csr-data-base64: the CSR's signature does not verify"));
+        return Err(invalid(
+            "csr-data-base64: the CSR's signature does not verify",
+        ));
     }
 
     // Subject: the CN, and nothing the issuer would not write itself.
@@ -1061,14 +1156,20 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
                 invalid("csr-data-base64: the CSR's CN is not a readable string: use UTF8String or PrintableString")
             })?;
             if cn.is_some() {
-                return Err(invalid("csr-data-base64: the CSR's subject has more than one CN: give one"));
+                return Err(invalid(
+                    "csr-data-base64: the CSR's subject has more than one CN: give one",
+                ));
             }
             if !value.is_empty() {
                 cn = Some(value.to_owned());
             }
             continue;
         }
-        let Some((spec, configured)) = policy.subject_attrs().into_iter().find(|(s, _)| s.dotted == dotted) else {
+        let Some((spec, configured)) = policy
+            .subject_attrs()
+            .into_iter()
+            .find(|(s, _)| s.dotted == dotted)
+        else {
             let name = subject_attr_name(&dotted).unwrap_or(&dotted);
             return Err(denied(format!(
                 "csr-data-base64: the CSR's subject has attribute {name}, which Coffer does not copy: remove it from the CSR"
@@ -1103,20 +1204,26 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
         };
         ext_requests += 1;
         if ext_requests > 1 {
-            return Err(invalid("csr-data-base64: the CSR has more than one extension request"));
+            return Err(invalid(
+                "csr-data-base64: the CSR has more than one extension request",
+            ));
         }
         let mut seen = BTreeSet::new();
         for ext in &request.extensions {
             let dotted = ext.oid.to_id_string();
             if !seen.insert(dotted.clone()) {
-                return Err(invalid(format!("csr-data-base64: the CSR repeats extension {dotted}")));
+                return Err(invalid(format!(
+                    "csr-data-base64: the CSR repeats extension {dotted}"
+                )));
             }
             match ext.parsed_extension() {
                 ParsedExtension::SubjectAlternativeName(san) => {
                     for gn in &san.general_names {
                         match gn {
                             GeneralName::DNSName(d) => alt_names.push((*d).to_owned()),
-                            GeneralName::IPAddress(b) => alt_names.push(ip_from_octets(b)?.to_string()),
+                            GeneralName::IPAddress(b) => {
+                                alt_names.push(ip_from_octets(b)?.to_string())
+                            }
                             GeneralName::URI(u) => uris.push((*u).to_owned()),
                             GeneralName::RFC822Name(e) => {
                                 return Err(denied(format!(
@@ -1174,7 +1281,9 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
                         }
                     }
                     if set.is_empty() {
-                        return Err(invalid("csr-data-base64: the CSR's extendedKeyUsage is empty"));
+                        return Err(invalid(
+                            "csr-data-base64: the CSR's extendedKeyUsage is empty",
+                        ));
                     }
                     eku = Some(set);
                 }
@@ -1186,7 +1295,9 @@ fn read_csr(bytes: &[u8], policy: &PkiIssuerPolicy, ku_mask: u16) -> Result<Subj
                     }
                 }
                 ParsedExtension::ParseError { .. } => {
-                    return Err(invalid(format!("csr-data-base64: the CSR's extension {dotted} is malformed")));
+                    return Err(invalid(format!(
+                        "csr-data-base64: the CSR's extension {dotted} is malformed"
+                    )));
                 }
                 _ => {
                     return Err(denied(format!(
@@ -1262,7 +1373,9 @@ fn read_public_key(bytes: &[u8]) -> Result<SubjectKeyInfo> {
                 return Err(invalid(PRIVATE_KEY_GIVEN));
             }
             let Some(first) = blocks.into_iter().next() else {
-                return Err(invalid("key-data-base64 holds no PEM block: send a PEM \"PUBLIC KEY\""));
+                return Err(invalid(
+                    "key-data-base64 holds no PEM block: send a PEM \"PUBLIC KEY\"",
+                ));
             };
             match first.label.as_str() {
                 "PUBLIC KEY" => first.der,
@@ -1272,7 +1385,9 @@ fn read_public_key(bytes: &[u8]) -> Result<SubjectKeyInfo> {
                     ));
                 }
                 "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
-                    return Err(invalid("key-data-base64 holds a CSR: send it as csr-data-base64"));
+                    return Err(invalid(
+                        "key-data-base64 holds a CSR: send it as csr-data-base64",
+                    ));
                 }
                 other => {
                     return Err(invalid(format!(
@@ -1291,7 +1406,9 @@ fn read_public_key(bytes: &[u8]) -> Result<SubjectKeyInfo> {
         invalid("key-data-base64 is not a public key: send a SubjectPublicKeyInfo (PEM \"PUBLIC KEY\" or DER)")
     })?;
     if !rest.is_empty() {
-        return Err(invalid("key-data-base64 has bytes after the public key: send the key alone"));
+        return Err(invalid(
+            "key-data-base64 has bytes after the public key: send the key alone",
+        ));
     }
     check_public_key(&spki, F)?;
     Ok(SubjectKeyInfo {
@@ -1373,7 +1490,9 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>, field: &str) -> Result<()> 
             )));
         }
         oid::S_ED448 => {
-            return Err(denied(format!("{field}: the key is Ed448, which is not supported: {KINDS}")));
+            return Err(denied(format!(
+                "{field}: the key is Ed448, which is not supported: {KINDS}"
+            )));
         }
         other => {
             let name = match other {
@@ -1387,8 +1506,11 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>, field: &str) -> Result<()> 
             )));
         }
     };
-    ParsedPublicKey::new(verify_alg, data)
-        .map_err(|_| invalid(format!("{field}: the public key is malformed (not a valid key of its type)")))?;
+    ParsedPublicKey::new(verify_alg, data).map_err(|_| {
+        invalid(format!(
+            "{field}: the public key is malformed (not a valid key of its type)"
+        ))
+    })?;
     Ok(())
 }
 
@@ -1465,7 +1587,10 @@ fn verify_signature(
         }
         // sha1WithRSAEncryption, sha1WithRSA, ecdsa-with-SHA1, md5WithRSA,
         // md2WithRSA
-        "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" | "1.2.840.10045.4.1" | "1.2.840.113549.1.1.4"
+        "1.2.840.113549.1.1.5"
+        | "1.3.14.3.2.29"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.113549.1.1.4"
         | "1.2.840.113549.1.1.2" => return Err(SigError::Weak),
         other => return Err(SigError::Unsupported(other.to_owned())),
     };
@@ -1554,7 +1679,11 @@ struct CheckedNames {
 
 fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> {
     let (cn_field, alt_field, uri_field) = if names.from_csr {
-        ("common-name (the CSR's CN)", "alt-names (from the CSR)", "uri-sans (from the CSR)")
+        (
+            "common-name (the CSR's CN)",
+            "alt-names (from the CSR)",
+            "uri-sans (from the CSR)",
+        )
     } else {
         ("common-name", "alt-names", "uri-sans")
     };
@@ -1577,7 +1706,10 @@ fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> 
                 )));
             }
             if cn.chars().any(char::is_control) {
-                return Err(invalid(format!("{cn_field} {} holds control characters", show(cn))));
+                return Err(invalid(format!(
+                    "{cn_field} {} holds control characters",
+                    show(cn)
+                )));
             }
             if cn.ends_with('.') {
                 return Err(invalid(format!(
@@ -1602,7 +1734,9 @@ fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> 
     }
     for name in &names.alt_names {
         if name.is_empty() {
-            return Err(invalid(format!("{alt_field} has an empty entry: remove it")));
+            return Err(invalid(format!(
+                "{alt_field} has an empty entry: remove it"
+            )));
         }
         match name.parse::<IpAddr>() {
             Ok(ip) => {
@@ -1649,7 +1783,9 @@ fn is_hostname(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -1661,7 +1797,9 @@ fn dns_syntax_ok(name: &str, enforce_hostnames: bool) -> bool {
     if enforce_hostnames {
         is_hostname(base)
     } else {
-        !base.is_empty() && base.len() <= MAX_NAME_LEN && base.bytes().all(|b| b.is_ascii_graphic() && b != b'*')
+        !base.is_empty()
+            && base.len() <= MAX_NAME_LEN
+            && base.bytes().all(|b| b.is_ascii_graphic() && b != b'*')
     }
 }
 
@@ -1723,7 +1861,11 @@ fn check_dns(policy: &PkiIssuerPolicy, name: &str, field: &str) -> Result<String
         .iter()
         .map(|d| d.trim().to_ascii_lowercase())
         .collect();
-    let under = |d: &String| base.len() > d.len() && base.ends_with(d.as_str()) && base.as_bytes()[base.len() - d.len() - 1] == b'.';
+    let under = |d: &String| {
+        base.len() > d.len()
+            && base.ends_with(d.as_str())
+            && base.as_bytes()[base.len() - d.len() - 1] == b'.'
+    };
     if wildcard {
         if !policy.allow_subdomains {
             return Err(denied(format!(
@@ -1759,7 +1901,11 @@ fn check_ip(policy: &PkiIssuerPolicy, ip: IpAddr, field: &str) -> Result<()> {
     if policy.allowed_ip_sans.iter().any(|net| net.contains(&ip)) {
         return Ok(());
     }
-    let nets: Vec<String> = policy.allowed_ip_sans.iter().map(ToString::to_string).collect();
+    let nets: Vec<String> = policy
+        .allowed_ip_sans
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Err(denied(format!(
         "{field}: IP address {ip} is not in this issuer's allowed-ip-sans ({})",
         show_list(&nets)
@@ -1778,7 +1924,10 @@ fn check_uri(policy: &PkiIssuerPolicy, uri: &str, field: &str) -> Result<()> {
     }
     let scheme_ok = uri.split_once(':').is_some_and(|(scheme, rest)| {
         !rest.is_empty()
-            && scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
             && scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
@@ -1847,7 +1996,10 @@ fn show(s: &str) -> String {
 fn show_plain(s: &str) -> String {
     let quoted = show(s);
     let inner = quoted.trim_end_matches('…');
-    let inner = inner.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(inner);
+    let inner = inner
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(inner);
     if quoted.ends_with('…') {
         format!("{inner}…")
     } else {
@@ -1859,7 +2011,12 @@ fn show_list(items: &[String]) -> String {
     if items.is_empty() {
         return "none".to_owned();
     }
-    let mut out = items.iter().take(10).map(|s| show_plain(s)).collect::<Vec<_>>().join(", ");
+    let mut out = items
+        .iter()
+        .take(10)
+        .map(|s| show_plain(s))
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > 10 {
         out.push_str(&format!(", … ({} in all)", items.len()));
     }
@@ -1913,7 +2070,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn parse_serial_hex(s: &str) -> Result<Vec<u8>> {
-    let digits: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    let digits: String = s
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
     let bad = || {
         invalid(format!(
             "revoked serial {} is not a certificate serial number (hexadecimal, at most 20 bytes)",
@@ -1980,12 +2140,18 @@ fn parse_pem(text: &str) -> std::result::Result<Vec<PemBlock>, String> {
     let mut current: Option<(String, String)> = None;
     for line in text.lines() {
         let line = line.trim();
-        if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
             if current.is_some() {
                 return Err("a PEM block starts inside another one".to_owned());
             }
             current = Some((label.to_owned(), String::new()));
-        } else if let Some(label) = line.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----")) {
+        } else if let Some(label) = line
+            .strip_prefix("-----END ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
             let Some((open, body)) = current.take() else {
                 return Err(format!("PEM END {label} without a BEGIN"));
             };
@@ -2031,7 +2197,11 @@ fn looks_like_private_key(der: &[u8]) -> bool {
     let [0x30, len, rest @ ..] = der else {
         return false;
     };
-    let skip = if *len & 0x80 == 0 { 0 } else { usize::from(*len & 0x7f) };
+    let skip = if *len & 0x80 == 0 {
+        0
+    } else {
+        usize::from(*len & 0x7f)
+    };
     rest.get(skip) == Some(&0x02)
 }
 
@@ -2174,7 +2344,9 @@ mod der {
         } else if (0..=9999).contains(&y) {
             Ok(tlv(0x18, format!("{y:04}{rest}").as_bytes()))
         } else {
-            Err(invalid(format!("the year {y} cannot be written in a certificate")))
+            Err(invalid(format!(
+                "the year {y} cannot be written in a certificate"
+            )))
         }
     }
 
@@ -2185,5 +2357,1295 @@ mod der {
         } else {
             seq(&[&oid(arcs), &octet_string(value)])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    };
+    use time::macros::datetime;
+    use x509_parser::revocation_list::CertificateRevocationList;
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::keys::KeyAlg;
+
+    const NOW: OffsetDateTime = datetime!(2030-06-01 12:00:00.5 UTC);
+
+    /// A CA key with a self-signed certificate made by rcgen.
+    fn ca_with(
+        not_after: OffsetDateTime,
+        is_ca: bool,
+        usages: Vec<KeyUsagePurpose>,
+    ) -> KeyMaterial {
+        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Test Root CA");
+        params.is_ca = if is_ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
+        params.key_usages = usages;
+        params.not_before = NOW - Duration::days(1);
+        params.not_after = not_after;
+        let cert = params.self_signed(&kp).unwrap();
+        KeyMaterial::from_parts(
+            KeyAlg::Ec256,
+            Zeroizing::new(kp.serialize_der()),
+            Some(cert.pem()),
+        )
+    }
+
+    fn ca() -> KeyMaterial {
+        ca_with(
+            NOW + Duration::days(3650),
+            true,
+            vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ],
+        )
+    }
+
+    fn policy() -> PkiIssuerPolicy {
+        let mut p = PkiIssuerPolicy::new(86_400);
+        p.allowed_domains = vec!["example.com".to_owned()];
+        p.server_flag = true;
+        p.organizations = vec!["Acme".to_owned()];
+        p
+    }
+
+    fn csr_with(params: &CertificateParams) -> Vec<u8> {
+        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        params
+            .serialize_request(&kp)
+            .unwrap()
+            .pem()
+            .unwrap()
+            .into_bytes()
+    }
+
+    fn csr(cn: &str, sans: &[&str]) -> Vec<u8> {
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        csr_with(&params)
+    }
+
+    fn ec_public_key() -> Vec<u8> {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .public_key_pem()
+            .into_bytes()
+    }
+
+    fn req<'a>(key: SubjectKey<'a>, cn: Option<&'a str>, alt: &'a [String]) -> PkiRequest<'a> {
+        PkiRequest {
+            key,
+            common_name: cn,
+            alt_names: alt,
+            uri_sans: &[],
+            ttl_secs: None,
+            extended_key_usage: &[],
+            serial: [0xab; 16],
+            now: NOW,
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn der_of(pem: &str) -> Vec<u8> {
+        parse_pem(pem).unwrap().remove(0).der
+    }
+
+    fn denied_msg(r: Result<PkiIssued>) -> String {
+        match r {
+            Err(KeyError::Denied(m)) => m,
+            other => panic!("expected Denied, got {other:?}"),
+        }
+    }
+
+    fn invalid_msg<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(KeyError::Invalid(m)) => m,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn issue_pk(p: &PkiIssuerPolicy, cn: Option<&str>, alt: &[&str]) -> Result<PkiIssued> {
+        let key = ec_public_key();
+        let alt = strings(alt);
+        issue(p, &ca(), &req(SubjectKey::PublicKey(&key), cn, &alt))
+    }
+
+    // --- happy paths -----------------------------------------------------
+
+    #[test]
+    fn issues_from_a_csr() {
+        let ca = ca();
+        let mut p = policy();
+        p.allow_subdomains = true;
+        let csr = csr("api.example.com", &["www.example.com", "api.example.com"]);
+        let issued = issue(&p, &ca, &req(SubjectKey::Csr(&csr), None, &[])).unwrap();
+        assert_eq!(issued.subject, "CN=api.example.com,O=Acme");
+        assert_eq!(issued.dns_names, ["api.example.com", "www.example.com"]);
+        assert!(issued.ip_sans.is_empty() && issued.uri_sans.is_empty());
+        assert!(!issued.is_ca);
+        assert_eq!(issued.not_before, datetime!(2030-06-01 11:59:30 UTC));
+        assert_eq!(issued.not_after, datetime!(2030-06-02 12:00:00 UTC));
+        assert_eq!(issued.serial_hex, format!("2b{}", "ab".repeat(15)));
+
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let ca_der = der_of(ca.certificate_chain().unwrap());
+        let (_, ca_cert) = X509Certificate::from_der(&ca_der).unwrap();
+        cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+        assert_eq!(cert.issuer().as_raw(), ca_cert.subject().as_raw());
+        assert_eq!(cert.subject().to_string(), "O=Acme, CN=api.example.com");
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(ku.critical);
+        assert!(
+            ku.value.digital_signature() && ku.value.key_agreement() && ku.value.key_encipherment()
+        );
+        assert!(!ku.value.key_cert_sign());
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth && !eku.code_signing);
+        let bc = cert.basic_constraints().unwrap().unwrap();
+        assert!(bc.critical && !bc.value.ca);
+        // AKI = the CA's SKI; SKI present.
+        let ca_ski = ca_cert
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        let aki = cert
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(aki, ca_ski);
+        assert!(cert.iter_extensions().any(|e| matches!(
+            e.parsed_extension(),
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )));
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert!(!san.critical);
+    }
+
+    #[test]
+    fn issues_for_a_bare_public_key() {
+        let rsa = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let spki_der = rsa.subject_public_key_info();
+        let mut p = policy();
+        p.client_flag = true;
+        p.allowed_ip_sans = vec!["10.0.0.0/8".parse().unwrap()];
+        p.allowed_uri_sans = vec!["spiffe://example.org/*".to_owned()];
+        p.organizations = vec!["Acme".to_owned(), "Acme, Inc.".to_owned()];
+        p.country = vec!["us".to_owned()];
+        let alt = strings(&["10.1.2.3", "Example.COM"]);
+        let uris = strings(&["spiffe://example.org/ns/web/sa/api"]);
+        let eku = strings(&["ClientAuth"]);
+        let r = PkiRequest {
+            uri_sans: &uris,
+            extended_key_usage: &eku,
+            ttl_secs: Some(3600),
+            ..req(SubjectKey::PublicKey(&spki_der), Some("example.com"), &alt)
+        };
+        let issued = issue(&p, &ca(), &r).unwrap();
+        assert_eq!(issued.subject, "CN=example.com,O=Acme\\, Inc.,O=Acme,C=us");
+        assert_eq!(issued.dns_names, ["example.com"]);
+        assert_eq!(issued.ip_sans, ["10.1.2.3"]);
+        assert_eq!(issued.uri_sans, uris);
+        assert_eq!(issued.not_after, datetime!(2030-06-01 13:00:00 UTC));
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(cert.public_key().raw, &spki_der[..]);
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        // The country is written upper case, as a PrintableString.
+        assert_eq!(
+            cert.subject().to_string(),
+            "C=US, O=Acme, O=Acme, Inc., CN=example.com"
+        );
+    }
+
+    #[test]
+    fn csr_in_der_and_with_the_new_label_is_read() {
+        let pem = String::from_utf8(csr("example.com", &[])).unwrap();
+        let der = der_of(&pem);
+        issue(&policy(), &ca(), &req(SubjectKey::Csr(&der), None, &[])).unwrap();
+        let new_label = pem.replace("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST");
+        issue(
+            &policy(),
+            &ca(),
+            &req(
+                SubjectKey::Csr(new_label.as_bytes()),
+                Some("example.com"),
+                &[],
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn serial_is_positive_and_never_zero() {
+        let key = ec_public_key();
+        let mut r = req(SubjectKey::PublicKey(&key), Some("example.com"), &[]);
+        r.serial = [0xff; 16];
+        let issued = issue(&policy(), &ca(), &r).unwrap();
+        assert_eq!(issued.serial_hex, format!("7f{}", "ff".repeat(15)));
+        r.serial = [0x80; 16];
+        r.serial[1..].fill(0);
+        let issued = issue(&policy(), &ca(), &r).unwrap();
+        assert_eq!(issued.serial_hex, "01");
+        r.serial = [0; 16];
+        r.serial[2] = 0x9a;
+        let issued = issue(&policy(), &ca(), &r).unwrap();
+        assert_eq!(issued.serial_hex, format!("9a{}", "00".repeat(13)));
+    }
+
+    #[test]
+    fn cn_that_is_an_ip_is_an_ip_san() {
+        let mut p = policy();
+        p.allowed_ip_sans = vec!["192.0.2.0/24".parse().unwrap()];
+        let issued = issue_pk(&p, Some("192.0.2.7"), &[]).unwrap();
+        assert_eq!(issued.ip_sans, ["192.0.2.7"]);
+        assert!(issued.dns_names.is_empty());
+        let m = denied_msg(issue_pk(&p, Some("198.51.100.1"), &[]));
+        assert!(
+            m.contains("common-name") && m.contains("allowed-ip-sans"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn any_name_allows_a_non_host_cn_without_a_san() {
+        let mut p = policy();
+        let m = denied_msg(issue_pk(&p, Some("Jane Doe"), &[]));
+        assert!(m.contains("allow-any-name"), "{m}");
+        p.allow_any_name = true;
+        let issued = issue_pk(&p, Some("Jane Doe"), &["anything.test"]).unwrap();
+        assert_eq!(issued.subject, "CN=Jane Doe,O=Acme");
+        assert_eq!(issued.dns_names, ["anything.test"]);
+        // Still host names in SANs while enforce-hostnames is on.
+        let m = invalid_msg(issue_pk(&p, Some("x"), &["bad_name.test"]));
+        assert!(
+            m.contains("alt-names") && m.contains("not a valid host name"),
+            "{m}"
+        );
+        p.enforce_hostnames = false;
+        issue_pk(&p, Some("x"), &["bad_name.test"]).unwrap();
+    }
+
+    #[test]
+    fn no_cn_when_not_required_and_san_is_critical() {
+        let mut p = policy();
+        p.require_cn = false;
+        p.organizations.clear();
+        let issued = issue_pk(&p, None, &["example.com"]).unwrap();
+        assert_eq!(issued.subject, "");
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert!(cert.subject_alternative_name().unwrap().unwrap().critical);
+        let m = invalid_msg(issue_pk(&p, None, &[]));
+        assert!(m.contains("name nothing"), "{m}");
+    }
+
+    #[test]
+    fn key_usage_criticality_and_no_eku_without_flags() {
+        let mut p = policy();
+        p.critical_key_usage = false;
+        p.server_flag = false;
+        p.key_usage = strings(&["digitalsignature", "CONTENTCOMMITMENT"]);
+        let issued = issue_pk(&p, Some("example.com"), &[]).unwrap();
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(!ku.critical);
+        assert!(
+            ku.value.digital_signature()
+                && ku.value.non_repudiation()
+                && !ku.value.key_encipherment()
+        );
+        assert!(cert.extended_key_usage().unwrap().is_none());
+    }
+
+    // --- names -----------------------------------------------------------
+
+    #[test]
+    fn foreign_domain_is_denied() {
+        let m = denied_msg(issue_pk(&policy(), Some("evil.org"), &[]));
+        assert!(
+            m.contains("common-name")
+                && m.contains("evil.org")
+                && m.contains("allowed-domains (example.com)"),
+            "{m}"
+        );
+        let m = denied_msg(issue_pk(
+            &policy(),
+            Some("example.com"),
+            &["notexample.com"],
+        ));
+        assert!(
+            m.contains("alt-names") && m.contains("notexample.com"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn subdomain_needs_allow_subdomains() {
+        let mut p = policy();
+        let m = denied_msg(issue_pk(&p, Some("api.example.com"), &[]));
+        assert!(
+            m.contains("subdomain of example.com") && m.contains("allow-subdomains"),
+            "{m}"
+        );
+        p.allow_subdomains = true;
+        let issued = issue_pk(&p, Some("API.Example.com"), &["a.b.example.com"]).unwrap();
+        assert_eq!(issued.dns_names, ["api.example.com", "a.b.example.com"]);
+    }
+
+    #[test]
+    fn wildcard_rules() {
+        let mut p = policy();
+        let m = denied_msg(issue_pk(&p, Some("*.example.com"), &[]));
+        assert!(
+            m.contains("wildcard") && m.contains("allow-subdomains"),
+            "{m}"
+        );
+        p.allow_subdomains = true;
+        let issued = issue_pk(&p, Some("*.example.com"), &["*.api.example.com"]).unwrap();
+        assert_eq!(issued.dns_names, ["*.example.com", "*.api.example.com"]);
+        let m = denied_msg(issue_pk(&p, Some("*.evil.org"), &[]));
+        assert!(m.contains("allowed-domains"), "{m}");
+        for bad in ["a.*.example.com", "*foo.example.com", "*", "**.example.com"] {
+            let m = invalid_msg(issue_pk(&p, Some("example.com"), &[bad]));
+            assert!(
+                m.contains("alt-names") && m.contains("leftmost label"),
+                "{bad}: {m}"
+            );
+        }
+        let m = invalid_msg(issue_pk(&p, Some("f*o.example.com"), &[]));
+        assert!(
+            m.contains("common-name") && m.contains("leftmost label"),
+            "{m}"
+        );
+        p.disable_wildcards = true;
+        let m = denied_msg(issue_pk(&p, Some("*.example.com"), &[]));
+        assert!(m.contains("disable-wildcards"), "{m}");
+        p.disable_wildcards = false;
+        p.allow_subdomains = false;
+        p.allow_any_name = true;
+        issue_pk(&p, Some("*.anything.test"), &[]).unwrap();
+    }
+
+    #[test]
+    fn trailing_dots_non_ascii_and_bad_host_names_are_refused() {
+        let mut p = policy();
+        p.allow_any_name = true;
+        let m = invalid_msg(issue_pk(&p, Some("example.com."), &[]));
+        assert!(m.contains("trailing dot"), "{m}");
+        let m = invalid_msg(issue_pk(&p, Some("example.com"), &["www.example.com."]));
+        assert!(m.contains("alt-names") && m.contains("trailing dot"), "{m}");
+        let m = invalid_msg(issue_pk(&p, Some("example.com"), &["bücher.example"]));
+        assert!(m.contains("punycode"), "{m}");
+        let m = invalid_msg(issue_pk(&p, Some("example.com"), &["-a.example"]));
+        assert!(m.contains("not a valid host name"), "{m}");
+        let m = invalid_msg(issue_pk(&p, Some("example.com"), &[""]));
+        assert!(m.contains("empty"), "{m}");
+        let long = format!("{}.example.com", "a".repeat(250));
+        let m = invalid_msg(issue_pk(&p, Some("example.com"), &[&long]));
+        assert!(m.contains("longer than 253"), "{m}");
+        let m = invalid_msg(issue_pk(&p, Some(&"a".repeat(65)), &[]));
+        assert!(m.contains("64 characters"), "{m}");
+    }
+
+    #[test]
+    fn ip_san_outside_allowed_nets_is_denied() {
+        let mut p = policy();
+        let m = denied_msg(issue_pk(&p, Some("example.com"), &["10.0.0.1"]));
+        assert!(
+            m.contains("alt-names")
+                && m.contains("10.0.0.1")
+                && m.contains("allowed-ip-sans (none)"),
+            "{m}"
+        );
+        p.allowed_ip_sans = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        issue_pk(&p, Some("example.com"), &["10.9.9.9", "2001:db8::1"]).unwrap();
+        let m = denied_msg(issue_pk(&p, Some("example.com"), &["11.0.0.1"]));
+        assert!(m.contains("10.0.0.0/8, 2001:db8::/32"), "{m}");
+    }
+
+    #[test]
+    fn uri_san_must_match_a_pattern() {
+        let mut p = policy();
+        let key = ec_public_key();
+        let uris = strings(&["spiffe://example.org/web"]);
+        let r = PkiRequest {
+            uri_sans: &uris,
+            ..req(SubjectKey::PublicKey(&key), Some("example.com"), &[])
+        };
+        let m = denied_msg(issue(&p, &ca(), &r));
+        assert!(
+            m.contains("uri-sans") && m.contains("allowed-uri-sans is empty"),
+            "{m}"
+        );
+        p.allowed_uri_sans = vec!["spiffe://example.org/api/*".to_owned()];
+        let m = denied_msg(issue(&p, &ca(), &r));
+        assert!(
+            m.contains("uri-sans")
+                && m.contains("spiffe://example.org/web")
+                && m.contains("spiffe://example.org/api/*"),
+            "{m}"
+        );
+        p.allowed_uri_sans
+            .push("spiffe://example.org/web".to_owned());
+        issue(&p, &ca(), &r).unwrap();
+        let bad = strings(&["not a uri"]);
+        let r = PkiRequest {
+            uri_sans: &bad,
+            ..req(SubjectKey::PublicKey(&key), Some("example.com"), &[])
+        };
+        let m = invalid_msg(issue(&p, &ca(), &r));
+        assert!(m.contains("not a URI"), "{m}");
+    }
+
+    #[test]
+    fn too_many_sans_are_refused() {
+        let mut p = policy();
+        p.allow_subdomains = true;
+        let names: Vec<String> = (0..101).map(|i| format!("h{i}.example.com")).collect();
+        let key = ec_public_key();
+        let m = invalid_msg(issue(
+            &p,
+            &ca(),
+            &req(SubjectKey::PublicKey(&key), Some("example.com"), &names),
+        ));
+        assert!(m.contains("at most 100"), "{m}");
+    }
+
+    #[test]
+    fn common_name_is_required_by_default() {
+        let m = invalid_msg(issue_pk(&policy(), None, &["example.com"]));
+        assert_eq!(m, "common-name is required by this issuer");
+    }
+
+    #[test]
+    fn glob_matching() {
+        assert!(glob_match(
+            "spiffe://example.org/*",
+            "spiffe://example.org/a/b"
+        ));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exact2"));
+        assert!(!glob_match(
+            "spiffe://example.org/*",
+            "spiffe://example.org"
+        ));
+        assert!(!glob_match("a*b", "acbd"));
+        assert!(glob_match("a**", "a"));
+    }
+
+    // --- CSR checks --------------------------------------------------------
+
+    #[test]
+    fn csr_asking_for_a_ca_is_denied() {
+        let mut params = CertificateParams::new(vec!["example.com".to_owned()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert_eq!(
+            m,
+            "the CSR asks for a CA certificate (basicConstraints CA:TRUE); this issuer does not issue CA certificates (is-ca)"
+        );
+        // CA:FALSE is fine.
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.distinguished_name.remove(DnType::CommonName);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "example.com");
+        let csr = csr_with(&params);
+        issue(&policy(), &ca(), &req(SubjectKey::Csr(&csr), None, &[])).unwrap();
+    }
+
+    #[test]
+    fn csr_key_usage_must_be_allowed() {
+        let mut params = CertificateParams::new(vec!["example.com".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "example.com");
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::DataEncipherment,
+        ];
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert!(
+            m.starts_with("key-usage:") && m.contains("DataEncipherment"),
+            "{m}"
+        );
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let csr = csr_with(&params);
+        issue(&policy(), &ca(), &req(SubjectKey::Csr(&csr), None, &[])).unwrap();
+    }
+
+    #[test]
+    fn eku_must_be_allowed() {
+        let key = ec_public_key();
+        let eku = strings(&["codesigning"]);
+        let r = PkiRequest {
+            extended_key_usage: &eku,
+            ..req(SubjectKey::PublicKey(&key), Some("example.com"), &[])
+        };
+        let m = denied_msg(issue(&policy(), &ca(), &r));
+        assert!(
+            m.contains("extended-key-usage") && m.contains("code-signing-flag"),
+            "{m}"
+        );
+        let unknown = strings(&["emailprotection"]);
+        let r = PkiRequest {
+            extended_key_usage: &unknown,
+            ..r
+        };
+        let m = invalid_msg(issue(&policy(), &ca(), &r));
+        assert!(
+            m.contains("extended-key-usage") && m.contains("not known"),
+            "{m}"
+        );
+
+        // From a CSR.
+        let mut params = CertificateParams::new(vec!["example.com".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "example.com");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert!(
+            m.contains("extended-key-usage")
+                && m.contains("clientauth")
+                && m.contains("client-flag"),
+            "{m}"
+        );
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert!(m.contains("emailProtection"), "{m}");
+        // A CSR's allowed EKU narrows the issued one.
+        let mut p = policy();
+        p.client_flag = true;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let csr = csr_with(&params);
+        let issued = issue(&p, &ca(), &req(SubjectKey::Csr(&csr), None, &[])).unwrap();
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        // Request and CSR disagreeing is refused.
+        let server = strings(&["serverauth"]);
+        let r = PkiRequest {
+            extended_key_usage: &server,
+            ..req(SubjectKey::Csr(&csr), None, &[])
+        };
+        let m = invalid_msg(issue(&p, &ca(), &r));
+        assert!(m.contains("differs from the CSR"), "{m}");
+    }
+
+    #[test]
+    fn bad_csr_signature_is_refused() {
+        let pem = String::from_utf8(csr("example.com", &[])).unwrap();
+        let mut der = der_of(&pem);
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&der), None, &[]),
+        ));
+        assert_eq!(m, "csr-data-base64: the CSR's signature does not verify");
+        // A changed name (signature intact) does not verify either.
+        let mut der = der_of(&pem);
+        let pos = der.windows(11).position(|w| w == b"example.com").unwrap();
+        der[pos] = b'f';
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&der), None, &[]),
+        ));
+        assert_eq!(m, "csr-data-base64: the CSR's signature does not verify");
+    }
+
+    #[test]
+    fn csr_subject_must_be_the_issuers() {
+        let mut params = CertificateParams::new(vec!["example.com".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Evil");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "example.com");
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert!(
+            m.contains("the CSR's subject O=Evil is not this issuer's organizations (Acme)"),
+            "{m}"
+        );
+        // The issuer's own value passes (and is written from the policy).
+        params.distinguished_name.remove(DnType::OrganizationName);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        let csr = csr_with(&params);
+        let issued = issue(&policy(), &ca(), &req(SubjectKey::Csr(&csr), None, &[])).unwrap();
+        assert_eq!(issued.subject, "CN=example.com,O=Acme");
+        // Attributes the issuer never writes are refused.
+        params.distinguished_name.push(
+            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            "a@example.com",
+        );
+        let csr = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &[]),
+        ));
+        assert!(
+            m.contains("emailAddress") && m.contains("does not copy"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn csr_extensions_and_sans_are_checked() {
+        let mut params = CertificateParams::new(vec!["example.com".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "example.com");
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            &[1, 2, 3, 4],
+            vec![0x05, 0x00],
+        )];
+        let custom = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&custom), None, &[]),
+        ));
+        assert_eq!(
+            m,
+            "csr-data-base64: the CSR asks for extension 1.2.3.4, which Coffer does not copy: remove it from the CSR"
+        );
+        params.custom_extensions.clear();
+        params
+            .subject_alt_names
+            .push(SanType::Rfc822Name("a@example.com".try_into().unwrap()));
+        let email = csr_with(&params);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&email), None, &[]),
+        ));
+        assert!(m.contains("email address SAN"), "{m}");
+        // The CSR's names pass the same rules.
+        let evil = csr("example.com", &["evil.org"]);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&evil), None, &[]),
+        ));
+        assert!(
+            m.contains("alt-names (from the CSR)") && m.contains("evil.org"),
+            "{m}"
+        );
+        let with_ip = csr("example.com", &["10.0.0.1"]);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&with_ip), None, &[]),
+        ));
+        assert!(m.contains("IP address 10.0.0.1"), "{m}");
+    }
+
+    #[test]
+    fn request_names_must_match_the_csr() {
+        let csr = csr("example.com", &["example.com"]);
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), Some("other.example.com"), &[]),
+        ));
+        assert!(
+            m.contains("common-name") && m.contains("differs from the CSR's CN"),
+            "{m}"
+        );
+        let alt = strings(&["www.example.com"]);
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), None, &alt),
+        ));
+        assert!(
+            m.contains("alt-names") && m.contains("differ from the CSR"),
+            "{m}"
+        );
+        // The same names, in any case, are fine.
+        let alt = strings(&["EXAMPLE.com"]);
+        issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(&csr), Some("example.com"), &alt),
+        )
+        .unwrap();
+    }
+
+    // --- keys --------------------------------------------------------------
+
+    /// A SubjectPublicKeyInfo for an RSA modulus of `bits` bits (not a real
+    /// key: the size check comes first).
+    fn rsa_spki(bits: usize) -> Vec<u8> {
+        let mut modulus = vec![0xc5u8; bits / 8];
+        modulus[bits / 8 - 1] |= 1;
+        let rsa_key = der::seq(&[&der::uint(&modulus), &der::uint_u64(65537)]);
+        let alg = der::seq(&[&der::oid(&[1, 2, 840, 113549, 1, 1, 1]), &der::null()]);
+        der::seq(&[&alg, &der::bit_string(&rsa_key)])
+    }
+
+    #[test]
+    fn weak_and_unsupported_keys_are_denied() {
+        let spki = rsa_spki(1024);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::PublicKey(&spki), Some("example.com"), &[]),
+        ));
+        assert!(
+            m.starts_with("key-data-base64: the key is RSA 1024 bits"),
+            "{m}"
+        );
+        let spki = rsa_spki(16384);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::PublicKey(&spki), Some("example.com"), &[]),
+        ));
+        assert!(m.contains("RSA 16384 bits"), "{m}");
+        // secp256k1
+        let alg = der::seq(&[
+            &der::oid(&[1, 2, 840, 10045, 2, 1]),
+            &der::oid(&[1, 3, 132, 0, 10]),
+        ]);
+        let mut point = vec![4u8];
+        point.extend([1u8; 64]);
+        let spki = der::seq(&[&alg, &der::bit_string(&point)]);
+        let m = denied_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::PublicKey(&spki), Some("example.com"), &[]),
+        ));
+        assert!(m.contains("secp256k1"), "{m}");
+        // A P-256 "key" that is not on the curve.
+        let alg = der::seq(&[
+            &der::oid(&[1, 2, 840, 10045, 2, 1]),
+            &der::oid(&[1, 2, 840, 10045, 3, 1, 7]),
+        ]);
+        let spki = der::seq(&[&alg, &der::bit_string(&point)]);
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::PublicKey(&spki), Some("example.com"), &[]),
+        ));
+        assert!(m.contains("malformed"), "{m}");
+        // Ed25519 and P-384 are fine.
+        for alg in [&rcgen::PKCS_ED25519, &rcgen::PKCS_ECDSA_P384_SHA384] {
+            let pk = KeyPair::generate_for(alg)
+                .unwrap()
+                .subject_public_key_info();
+            issue(
+                &policy(),
+                &ca(),
+                &req(SubjectKey::PublicKey(&pk), Some("example.com"), &[]),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn private_keys_are_refused_as_key_data() {
+        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = kp.serialize_pem();
+        let der = kp.serialize_der();
+        for input in [pem.as_bytes(), &der[..]] {
+            let m = invalid_msg(issue(
+                &policy(),
+                &ca(),
+                &req(SubjectKey::PublicKey(input), Some("example.com"), &[]),
+            ));
+            assert_eq!(
+                m,
+                "key-data-base64 must be a public key: never send a private key"
+            );
+        }
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n";
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(
+                SubjectKey::PublicKey(sec1.as_bytes()),
+                Some("example.com"),
+                &[],
+            ),
+        ));
+        assert_eq!(
+            m,
+            "key-data-base64 must be a public key: never send a private key"
+        );
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(pem.as_bytes()), Some("example.com"), &[]),
+        ));
+        assert!(m.contains("never send a private key"), "{m}");
+        // Garbage.
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::PublicKey(b"hello"), Some("example.com"), &[]),
+        ));
+        assert!(m.starts_with("key-data-base64 is not a public key"), "{m}");
+        let m = invalid_msg(issue(
+            &policy(),
+            &ca(),
+            &req(SubjectKey::Csr(b"hello"), Some("example.com"), &[]),
+        ));
+        assert!(
+            m.starts_with("csr-data-base64 is not a certificate signing request"),
+            "{m}"
+        );
+    }
+
+    // --- lifetime ----------------------------------------------------------
+
+    #[test]
+    fn ttl_limits() {
+        let key = ec_public_key();
+        let mut r = req(SubjectKey::PublicKey(&key), Some("example.com"), &[]);
+        r.ttl_secs = Some(86_401);
+        let m = denied_msg(issue(&policy(), &ca(), &r));
+        assert!(
+            m.contains("ttl 86401") && m.contains("maximum of 86400"),
+            "{m}"
+        );
+        r.ttl_secs = Some(0);
+        let m = invalid_msg(issue(&policy(), &ca(), &r));
+        assert!(m.contains("ttl"), "{m}");
+    }
+
+    #[test]
+    fn certificate_may_not_outlive_its_ca() {
+        let short = ca_with(
+            NOW + Duration::hours(1),
+            true,
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        );
+        let key = ec_public_key();
+        let r = req(SubjectKey::PublicKey(&key), Some("example.com"), &[]);
+        let m = denied_msg(issue(&policy(), &short, &r));
+        assert!(
+            m.starts_with("ttl: the certificate would outlive its CA (expires 2030-06-01T13:00:00Z); ask for at most 3600 seconds"),
+            "{m}"
+        );
+        issue(
+            &policy(),
+            &short,
+            &PkiRequest {
+                ttl_secs: Some(3600),
+                ..r
+            },
+        )
+        .unwrap();
+    }
+
+    // --- the signer ----------------------------------------------------------
+
+    #[test]
+    fn signer_must_be_a_ca_with_cert_sign() {
+        let key = ec_public_key();
+        let r = req(SubjectKey::PublicKey(&key), Some("example.com"), &[]);
+        let not_ca = ca_with(
+            NOW + Duration::days(10),
+            false,
+            vec![KeyUsagePurpose::KeyCertSign],
+        );
+        let m = invalid_msg(issue(&policy(), &not_ca, &r));
+        assert!(m.contains("not a CA certificate"), "{m}");
+        let no_sign = ca_with(
+            NOW + Duration::days(10),
+            true,
+            vec![KeyUsagePurpose::DigitalSignature],
+        );
+        let m = invalid_msg(issue(&policy(), &no_sign, &r));
+        assert!(m.contains("keyCertSign"), "{m}");
+        let bare = KeyMaterial::from_parts(
+            KeyAlg::Ec256,
+            Zeroizing::new(
+                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                    .unwrap()
+                    .serialize_der(),
+            ),
+            None,
+        );
+        let m = invalid_msg(issue(&policy(), &bare, &r));
+        assert_eq!(m, NO_SIGNER_CERT);
+        assert_eq!(invalid_msg(parent_chain(&bare)), NO_SIGNER_CERT);
+        // A certificate for another key.
+        let other = ca();
+        let mismatched = KeyMaterial::from_parts(
+            KeyAlg::Ec256,
+            Zeroizing::new(
+                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                    .unwrap()
+                    .serialize_der(),
+            ),
+            other.certificate_chain().map(str::to_owned),
+        );
+        let m = invalid_msg(issue(&policy(), &mismatched, &r));
+        assert!(m.contains("does not match its certificate"), "{m}");
+    }
+
+    #[test]
+    fn intermediate_ca_issues_leaves() {
+        let root = ca();
+        let mut root_policy = policy();
+        root_policy.is_ca = true;
+        root_policy.max_path_len = 0;
+        root_policy.allow_subdomains = true;
+        root_policy.server_flag = false;
+        let inter_kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let inter_spki = inter_kp.subject_public_key_info();
+        let issued = issue(
+            &root_policy,
+            &root,
+            &req(
+                SubjectKey::PublicKey(&inter_spki),
+                Some("Intermediate CA example.com"),
+                &[],
+            ),
+        );
+        // A CN that is not a host name needs allow-any-name.
+        assert!(matches!(issued, Err(KeyError::Denied(_))));
+        let inter_cert = issue(
+            &root_policy,
+            &root,
+            &req(
+                SubjectKey::PublicKey(&inter_spki),
+                Some("ca.example.com"),
+                &[],
+            ),
+        )
+        .unwrap();
+        assert!(inter_cert.is_ca);
+        let der = der_of(&inter_cert.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let bc = cert.basic_constraints().unwrap().unwrap();
+        assert!(bc.critical && bc.value.ca && bc.value.path_len_constraint == Some(0));
+        let ku = cert.key_usage().unwrap().unwrap().value;
+        assert!(ku.key_cert_sign() && ku.crl_sign() && ku.digital_signature());
+
+        let chain = format!(
+            "{}{}",
+            inter_cert.certificate_pem,
+            root.certificate_chain().unwrap()
+        );
+        let inter = KeyMaterial::from_parts(
+            KeyAlg::Ec384,
+            Zeroizing::new(inter_kp.serialize_der()),
+            Some(chain.clone()),
+        );
+        assert_eq!(parent_chain(&inter).unwrap(), chain);
+        let leaf_key = ec_public_key();
+        let leaf = issue(
+            &policy(),
+            &inter,
+            &req(SubjectKey::PublicKey(&leaf_key), Some("example.com"), &[]),
+        )
+        .unwrap();
+        let leaf_der = der_of(&leaf.certificate_pem);
+        let (_, leaf_cert) = X509Certificate::from_der(&leaf_der).unwrap();
+        leaf_cert.verify_signature(Some(cert.public_key())).unwrap();
+        assert_eq!(leaf_cert.issuer().as_raw(), cert.subject().as_raw());
+
+        // pathLen 0: the intermediate cannot issue CA certificates.
+        let m = denied_msg(issue(
+            &root_policy,
+            &inter,
+            &req(
+                SubjectKey::PublicKey(&leaf_key),
+                Some("ca2.example.com"),
+                &[],
+            ),
+        ));
+        assert!(m.contains("path length"), "{m}");
+    }
+
+    // --- CRL -----------------------------------------------------------------
+
+    #[test]
+    fn crl_lists_revoked_serials() {
+        let ca = ca();
+        let revoked = [
+            Revoked {
+                serial_hex: "7F:AB:01".to_owned(),
+                revoked_at: NOW - Duration::hours(1),
+            },
+            Revoked {
+                serial_hex: "00ff".to_owned(),
+                revoked_at: NOW,
+            },
+        ];
+        let pem = crl(&ca, &revoked, 42, NOW, NOW + Duration::days(7)).unwrap();
+        assert!(pem.starts_with("-----BEGIN X509 CRL-----\n"));
+        let der = der_of(&pem);
+        let (rest, list) = CertificateRevocationList::from_der(&der).unwrap();
+        assert!(rest.is_empty());
+        let ca_der = der_of(ca.certificate_chain().unwrap());
+        let (_, ca_cert) = X509Certificate::from_der(&ca_der).unwrap();
+        list.verify_signature(ca_cert.public_key()).unwrap();
+        assert_eq!(list.issuer().as_raw(), ca_cert.subject().as_raw());
+        assert_eq!(list.crl_number().unwrap().to_string(), "42");
+        let serials: Vec<String> = list
+            .iter_revoked_certificates()
+            .map(|r| hex(strip_leading_zeros(r.raw_serial())))
+            .collect();
+        assert_eq!(serials, ["7fab01", "ff"]);
+        assert_eq!(
+            list.last_update().to_datetime(),
+            datetime!(2030-06-01 12:00:00 UTC)
+        );
+
+        let empty = crl(&ca, &[], 1, NOW, NOW + Duration::days(1)).unwrap();
+        let der = der_of(&empty);
+        let (_, list) = CertificateRevocationList::from_der(&der).unwrap();
+        assert_eq!(list.iter_revoked_certificates().count(), 0);
+
+        let bad = [Revoked {
+            serial_hex: "xyz".to_owned(),
+            revoked_at: NOW,
+        }];
+        let m = invalid_msg(crl(&ca, &bad, 1, NOW, NOW + Duration::days(1)));
+        assert!(m.contains("revoked serial"), "{m}");
+        let m = invalid_msg(crl(&ca, &[], 1, NOW, NOW));
+        assert!(m.contains("next update"), "{m}");
+        let no_crl_sign = ca_with(
+            NOW + Duration::days(10),
+            true,
+            vec![KeyUsagePurpose::KeyCertSign],
+        );
+        let m = invalid_msg(crl(&no_crl_sign, &[], 1, NOW, NOW + Duration::days(1)));
+        assert!(m.contains("cRLSign"), "{m}");
+    }
+
+    // --- policy validation -----------------------------------------------------
+
+    #[test]
+    fn policy_defaults() {
+        let p = PkiIssuerPolicy::new(3600);
+        assert_eq!(
+            p.key_usage,
+            ["DigitalSignature", "KeyAgreement", "KeyEncipherment"]
+        );
+        assert!(p.enforce_hostnames && p.critical_key_usage && p.require_cn);
+        assert_eq!(p.max_path_len, -1);
+        assert!(!p.allow_any_name && !p.allow_subdomains && !p.is_ca && !p.server_flag);
+        assert_eq!(p.ttl_secs, 3600);
+        let m = invalid_msg(p.validate());
+        assert_eq!(
+            m,
+            "allowed-domains is empty: name the domains this issuer may certify, or set allow-any-name"
+        );
+    }
+
+    #[test]
+    fn policy_validation() {
+        let ok = policy();
+        ok.validate().unwrap();
+        let check = |f: &dyn Fn(&mut PkiIssuerPolicy), want: &str| {
+            let mut p = policy();
+            f(&mut p);
+            let m = invalid_msg(p.validate());
+            assert!(m.contains(want), "{want}: {m}");
+        };
+        check(&|p| p.ttl_secs = 0, "ttl");
+        check(&|p| p.ttl_secs = MAX_TTL_SECS + 1, "100 years");
+        check(
+            &|p| p.allowed_domains = strings(&["*.example.com"]),
+            "allow-subdomains",
+        );
+        check(
+            &|p| p.allowed_domains = strings(&["exa mple.com"]),
+            "not a valid DNS name",
+        );
+        check(
+            &|p| p.allowed_domains = strings(&["example.com."]),
+            "trailing dot",
+        );
+        check(
+            &|p| p.key_usage = strings(&["Sign"]),
+            "key-usage \"Sign\" is not known",
+        );
+        check(&|p| p.key_usage = strings(&["CertSign"]), "is-ca");
+        check(&|p| p.country = strings(&["USA"]), "country");
+        check(&|p| p.organizations = strings(&[""]), "organizations");
+        check(&|p| p.max_path_len = -2, "max-path-len");
+        check(
+            &|p| p.allowed_uri_sans = strings(&["a b"]),
+            "allowed-uri-sans",
+        );
+        check(
+            &|p| {
+                p.allowed_domains.clear();
+                p.allowed_uri_sans = strings(&["spiffe://x/*"]);
+            },
+            "not-require-cn",
+        );
+        let mut p = policy();
+        p.allowed_domains.clear();
+        p.allowed_uri_sans = strings(&["spiffe://x/*"]);
+        p.require_cn = false;
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn normalize_canonicalises() {
+        let mut p = policy();
+        p.allowed_domains = strings(&[" Example.COM", "example.com"]);
+        p.key_usage = strings(&[
+            "digitalsignature",
+            "keycertsign",
+            "crlsign",
+            "nonRepudiation",
+            "bogus",
+        ]);
+        p.country = strings(&["de"]);
+        p.normalize();
+        assert_eq!(p.allowed_domains, ["example.com"]);
+        assert_eq!(
+            p.key_usage,
+            [
+                "DigitalSignature",
+                "CertSign",
+                "CRLSign",
+                "ContentCommitment",
+                "bogus"
+            ]
+        );
+        assert_eq!(p.country, ["DE"]);
+    }
+
+    // --- encoding helpers --------------------------------------------------------
+
+    #[test]
+    fn der_encodings() {
+        assert_eq!(der::uint(&[0, 0, 0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(der::uint(&[0, 0]), [0x02, 0x01, 0x00]);
+        assert_eq!(der::uint_u64(1), [0x02, 0x01, 0x01]);
+        assert_eq!(
+            der::oid(&[1, 2, 840, 113549]),
+            [0x06, 0x06, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]
+        );
+        // digitalSignature + keyEncipherment + keyAgreement: 1010 1000, 3 unused
+        assert_eq!(der::named_bits(0b1_0101), [0x03, 0x02, 0x03, 0xa8]);
+        // decipherOnly (bit 8): two bytes, 7 unused
+        assert_eq!(der::named_bits(1 << 8), [0x03, 0x03, 0x07, 0x00, 0x80]);
+        let long = der::octet_string(&[0u8; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(
+            der::time(datetime!(2049-12-31 23:59:59 UTC)).unwrap()[..2],
+            [0x17, 13]
+        );
+        assert_eq!(
+            der::time(datetime!(2050-01-01 00:00:00 UTC)).unwrap()[..2],
+            [0x18, 15]
+        );
+        assert_eq!(
+            der::time(datetime!(2030-01-02 03:04:05 +02:00)).unwrap(),
+            der::tlv(0x17, b"300102010405Z")
+        );
+    }
+
+    #[test]
+    fn dn_escaping_and_serial_parsing() {
+        assert_eq!(dn_escape("Acme, Inc."), "Acme\\, Inc.");
+        assert_eq!(dn_escape("#1 "), "\\#1\\ ");
+        assert_eq!(dn_escape("a+b=c"), "a\\+b\\=c");
+        assert_eq!(parse_serial_hex("00:0A:bc").unwrap(), [0x0a, 0xbc]);
+        assert_eq!(parse_serial_hex("abc").unwrap(), [0x0a, 0xbc]);
+        assert!(parse_serial_hex("").is_err());
+        assert!(parse_serial_hex(&"ff".repeat(21)).is_err());
+    }
+
+    #[test]
+    fn pem_parsing() {
+        let blocks = parse_pem("junk\n-----BEGIN A-----\nAAEC\n-----END A-----\n").unwrap();
+        assert_eq!(blocks[0].label, "A");
+        assert_eq!(blocks[0].der, [0, 1, 2]);
+        assert!(
+            parse_pem("-----BEGIN A-----\nProc-Type: 4,ENCRYPTED\nAAEC\n-----END A-----\n")
+                .is_err()
+        );
+        assert!(parse_pem("-----BEGIN A-----\nAAEC\n").is_err());
+        assert!(parse_pem("-----BEGIN A-----\nAAEC\n-----END B-----\n").is_err());
+        assert_eq!(
+            pem_encode("X", &[0, 1, 2]),
+            "-----BEGIN X-----\nAAEC\n-----END X-----\n"
+        );
     }
 }

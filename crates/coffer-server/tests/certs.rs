@@ -51,7 +51,9 @@ async fn get_crl(h: &Harness, issuer: &str) -> (StatusCode, String) {
         .await
         .unwrap();
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -83,7 +85,11 @@ async fn keys_encrypt_decrypt_rotate() {
             )
             .await;
         assert_eq!(pt["result"], "artefact ✓", "context order does not matter");
-        for wrong in [json!({"app": "web"}), json!({"app": "web", "env": "dev"}), json!({})] {
+        for wrong in [
+            json!({"app": "web"}),
+            json!({"app": "web", "env": "dev"}),
+            json!({}),
+        ] {
             let mut b = json!({"key-name": name, "ciphertext": ct, "encryption-context": wrong});
             b["token"] = json!(h.admin);
             h.fails_with("decrypt", b, StatusCode::BAD_REQUEST, "decryption failed")
@@ -111,12 +117,20 @@ async fn keys_encrypt_decrypt_rotate() {
         // AES keys have no public part.
         let mut b = json!({"name": name});
         b["token"] = json!(h.admin);
-        h.fails_with("get-rsa-public", b, StatusCode::BAD_REQUEST, "no public part")
-            .await;
+        h.fails_with(
+            "get-rsa-public",
+            b,
+            StatusCode::BAD_REQUEST,
+            "no public part",
+        )
+        .await;
     }
     // Binary plaintext: base64 in and out.
-    h.admin_ok("create-key", json!({"name": "/keys/bin", "alg": "aes256gcm"}))
-        .await;
+    h.admin_ok(
+        "create-key",
+        json!({"name": "/keys/bin", "alg": "aes256gcm"}),
+    )
+    .await;
     let ct = h
         .admin_ok(
             "encrypt",
@@ -126,10 +140,18 @@ async fn keys_encrypt_decrypt_rotate() {
         .clone();
     let mut b = json!({"key-name": "/keys/bin", "ciphertext": ct});
     b["token"] = json!(h.admin);
-    h.fails_with("decrypt", b.clone(), StatusCode::BAD_REQUEST, "output-format base64")
-        .await;
+    h.fails_with(
+        "decrypt",
+        b.clone(),
+        StatusCode::BAD_REQUEST,
+        "output-format base64",
+    )
+    .await;
     b["output-format"] = json!("base64");
-    assert_eq!(h.ok("decrypt", b).await["result"], B64.encode([0u8, 255, 7]));
+    assert_eq!(
+        h.ok("decrypt", b).await["result"],
+        B64.encode([0u8, 255, 7])
+    );
     // Refusals: weak or unauthenticated algorithms, options Coffer lacks.
     for (body, needle) in [
         (json!({"name": "/keys/x", "alg": "RSA1024"}), "RSA2048"),
@@ -175,15 +197,28 @@ async fn public_keys_and_describe() {
             .admin_ok("create-classic-key", json!({"name": name, "alg": alg}))
             .await;
         assert_eq!(out["classic_key_type"], alg);
-        assert!(out["public_key"].as_str().unwrap().contains("BEGIN PUBLIC KEY"));
+        assert!(
+            out["public_key"]
+                .as_str()
+                .unwrap()
+                .contains("BEGIN PUBLIC KEY")
+        );
         let p = h.admin_ok("get-rsa-public", json!({"name": name})).await;
-        assert!(p["pem"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            p["pem"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
         assert!(p["ssh"].as_str().unwrap().starts_with(ssh_prefix), "{p}");
         let raw = B64.decode(p["raw"].as_str().unwrap()).unwrap();
         assert!(!raw.is_empty());
         let d = h.admin_ok("describe-item", json!({"name": name})).await;
         assert_eq!(d["item_type"], "CLASSIC_KEY");
-        assert_eq!(d["item_general_info"]["classic_key_details"]["key_type"], alg);
+        assert_eq!(
+            d["item_general_info"]["classic_key_details"]["key_type"],
+            alg
+        );
         assert_eq!(d["public_value"], p["ssh"]);
         // Nothing private in any answer.
         for v in [&out, &p, &d] {
@@ -203,8 +238,13 @@ async fn public_keys_and_describe() {
         json!({"name": "/pk/imported", "alg": "EC256", "key-data": kp.serialize_pem()}),
     )
     .await;
-    let p = h.admin_ok("get-rsa-public", json!({"name": "/pk/imported"})).await;
-    assert_eq!(p["pem"].as_str().unwrap().trim(), kp.public_key_pem().trim());
+    let p = h
+        .admin_ok("get-rsa-public", json!({"name": "/pk/imported"}))
+        .await;
+    assert_eq!(
+        p["pem"].as_str().unwrap().trim(),
+        kp.public_key_pem().trim()
+    );
     let mut b = json!({"name": "/pk/wrong", "alg": "EC384", "key-data": kp.serialize_pem()});
     b["token"] = json!(h.admin);
     h.fails_with("create-classic-key", b, StatusCode::BAD_REQUEST, "key-data")
@@ -214,8 +254,11 @@ async fn public_keys_and_describe() {
 /// A CA key, an SSH issuer and a PKI issuer; a CI identity allowed to
 /// read the issuers only.
 async fn setup_issuers(h: &Harness) -> (String, String) {
-    h.admin_ok("create-classic-key", json!({"name": "/ca/ssh", "alg": "Ed25519"}))
-        .await;
+    h.admin_ok(
+        "create-classic-key",
+        json!({"name": "/ca/ssh", "alg": "Ed25519"}),
+    )
+    .await;
     h.admin_ok(
         "create-classic-key",
         json!({"name": "/ca/root", "alg": "EC256", "generate-self-signed-certificate": true,
@@ -330,17 +373,28 @@ async fn ssh_certificates() {
         .await;
     let certs = listed["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 20);
-    assert!(certs.iter().all(|c| c["access_id"] == access_id && c["kind"] == "ssh"));
+    assert!(
+        certs
+            .iter()
+            .all(|c| c["access_id"] == access_id && c["kind"] == "ssh")
+    );
     let audit = h
-        .audit_where(json!({"operation": "get-ssh-certificate", "outcome": "allowed", "limit": 100}))
+        .audit_where(
+            json!({"operation": "get-ssh-certificate", "outcome": "allowed", "limit": 100}),
+        )
         .await;
     assert_eq!(audit.len(), 20);
     // SSH certificates cannot be revoked centrally: said, not faked.
     let serial = certs[0]["serial_number"].as_str().unwrap();
     let mut b = json!({"cert-issuer-name": "/issuers/ssh", "serial-number": serial});
     b["token"] = json!(h.admin);
-    h.fails_with("revoke-certificate", b, StatusCode::BAD_REQUEST, "RevokedKeys")
-        .await;
+    h.fails_with(
+        "revoke-certificate",
+        b,
+        StatusCode::BAD_REQUEST,
+        "RevokedKeys",
+    )
+    .await;
     // describe-item shows the policy.
     let d = h
         .admin_ok("describe-item", json!({"name": "/issuers/ssh"}))
@@ -369,11 +423,19 @@ async fn pki_certificates() {
             json!({"token": token, "cert-issuer-name": "/issuers/web", "csr-data-base64": B64.encode(&csr)}),
         )
         .await;
-    for k in ["data", "parent_cert", "cert_display_id", "path", "reading_token"] {
+    for k in [
+        "data",
+        "parent_cert",
+        "cert_display_id",
+        "path",
+        "reading_token",
+    ] {
         assert!(out[k].is_string(), "{k}: {out}");
     }
     assert!(out["data"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
-    let root = h.admin_ok("describe-item", json!({"name": "/ca/root"})).await;
+    let root = h
+        .admin_ok("describe-item", json!({"name": "/ca/root"}))
+        .await;
     assert_eq!(
         out["parent_cert"].as_str().unwrap().trim(),
         root["certificates"].as_str().unwrap().trim()
@@ -405,10 +467,18 @@ async fn pki_certificates() {
         (json!({"common-name": "evil.org"}), "evil.org"),
         (json!({"alt-names": "192.168.1.1"}), "192.168.1.1"),
         (json!({"ttl": 100000}), "ttl"),
-        (json!({"extended-key-usage": "clientauth"}), "extended-key-usage"),
+        (
+            json!({"extended-key-usage": "clientauth"}),
+            "extended-key-usage",
+        ),
     ] {
-        h.fails_with("get-pki-certificate", req(extra), StatusCode::FORBIDDEN, needle)
-            .await;
+        h.fails_with(
+            "get-pki-certificate",
+            req(extra),
+            StatusCode::FORBIDDEN,
+            needle,
+        )
+        .await;
     }
     h.fails_with(
         "get-pki-certificate",
@@ -426,11 +496,18 @@ async fn pki_certificates() {
     .await;
     // Records and revocation; the CRL lists the revoked serial.
     let listed = h
-        .ok("cert-list", json!({"token": token, "cert-issuer-name": "/issuers/web"}))
+        .ok(
+            "cert-list",
+            json!({"token": token, "cert-issuer-name": "/issuers/web"}),
+        )
         .await;
     let certs = listed["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 2, "{listed}");
-    assert!(certs.iter().all(|c| c["access_id"] == access_id && c["kind"] == "pki"));
+    assert!(
+        certs
+            .iter()
+            .all(|c| c["access_id"] == access_id && c["kind"] == "pki")
+    );
     let serial = out["cert_display_id"].as_str().unwrap();
     let (status, crl) = get_crl(&h, "/issuers/web").await;
     assert_eq!(status, StatusCode::OK, "{crl}");
@@ -451,7 +528,10 @@ async fn pki_certificates() {
     h.fails("revoke-certificate", again, StatusCode::CONFLICT)
         .await;
     let (_, crl) = get_crl(&h, "/issuers/web").await;
-    let der = x509_parser::pem::parse_x509_pem(crl.as_bytes()).unwrap().1.contents;
+    let der = x509_parser::pem::parse_x509_pem(crl.as_bytes())
+        .unwrap()
+        .1
+        .contents;
     let (_, parsed) =
         x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
     let revoked: Vec<String> = parsed
@@ -463,10 +543,11 @@ async fn pki_certificates() {
         revoked[0].trim_start_matches('0'),
         serial.trim_start_matches('0')
     );
-    let revoked_list = h
-        .admin_ok("cert-list", json!({"revoked-only": true}))
-        .await;
-    assert_eq!(revoked_list["certificates"][0]["revocation_reason"], "key leaked");
+    let revoked_list = h.admin_ok("cert-list", json!({"revoked-only": true})).await;
+    assert_eq!(
+        revoked_list["certificates"][0]["revocation_reason"],
+        "key leaked"
+    );
     // A CRL for something that is not a PKI issuer: a clear 4xx.
     let (status, _) = get_crl(&h, "/issuers/ssh").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -494,9 +575,14 @@ async fn intermediate_ca_chain() {
                "allow-any-name": true, "is-ca": true, "max-path-len": 0}),
     )
     .await;
-    h.admin_ok("create-classic-key", json!({"name": "/ca/inter", "alg": "EC384"}))
+    h.admin_ok(
+        "create-classic-key",
+        json!({"name": "/ca/inter", "alg": "EC384"}),
+    )
+    .await;
+    let pk = h
+        .admin_ok("get-rsa-public", json!({"name": "/ca/inter"}))
         .await;
-    let pk = h.admin_ok("get-rsa-public", json!({"name": "/ca/inter"})).await;
     let inter = h
         .admin_ok(
             "get-pki-certificate",
@@ -504,7 +590,11 @@ async fn intermediate_ca_chain() {
                    "common-name": "Coffer Intermediate"}),
         )
         .await;
-    let chain = format!("{}\n{}", inter["data"].as_str().unwrap().trim(), inter["parent_cert"].as_str().unwrap().trim());
+    let chain = format!(
+        "{}\n{}",
+        inter["data"].as_str().unwrap().trim(),
+        inter["parent_cert"].as_str().unwrap().trim()
+    );
     h.admin_ok(
         "update-classic-key-certificate",
         json!({"name": "/ca/inter", "cert-file-data": chain}),

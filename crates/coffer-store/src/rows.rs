@@ -484,53 +484,6 @@ pub(crate) fn lease(r: LeaseRow) -> Result<Lease> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upper_bound() {
-        assert_eq!(prefix_upper_bound(""), None);
-        assert_eq!(prefix_upper_bound("/a").as_deref(), Some("/b"));
-        assert_eq!(prefix_upper_bound("/a%").as_deref(), Some("/a&"));
-        assert_eq!(
-            prefix_upper_bound("/a\u{D7FF}").as_deref(),
-            Some("/a\u{E000}")
-        );
-        assert_eq!(prefix_upper_bound("/a\u{10FFFF}").as_deref(), Some("/b"));
-        assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
-        assert_eq!(prefix_upper_bound("é").as_deref(), Some("ê"));
-    }
-
-    #[test]
-    fn upper_bound_brackets_exactly_the_prefixed_names() {
-        let names = [
-            "/a",
-            "/a/",
-            "/a/b",
-            "/a_b",
-            "/a%",
-            "/a%b",
-            "/a\\",
-            "/A/x",
-            "/b",
-            "/a\u{10FFFF}x",
-            "/ab",
-            "/a/\u{10FFFF}",
-            "/a0",
-            "/",
-            "",
-        ];
-        for prefix in ["/a", "/a/", "/a%", "/a_", "/", "", "/a\u{10FFFF}", "/a\\"] {
-            let upper = prefix_upper_bound(prefix);
-            for name in names {
-                let in_range = name >= prefix && upper.as_deref().is_none_or(|u| name < u);
-                assert_eq!(in_range, name.starts_with(prefix), "{prefix:?} {name:?}");
-            }
-        }
-    }
-}
-
 // ---- issued certificates ----
 
 pub(crate) type CertRow = (
@@ -577,4 +530,51 @@ pub(crate) fn cert(r: CertRow) -> Result<IssuedCert> {
         revoked_ms,
         revocation_reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("/a").as_deref(), Some("/b"));
+        assert_eq!(prefix_upper_bound("/a%").as_deref(), Some("/a&"));
+        assert_eq!(
+            prefix_upper_bound("/a\u{D7FF}").as_deref(),
+            Some("/a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("/a\u{10FFFF}").as_deref(), Some("/b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound("é").as_deref(), Some("ê"));
+    }
+
+    #[test]
+    fn upper_bound_brackets_exactly_the_prefixed_names() {
+        let names = [
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a_b",
+            "/a%",
+            "/a%b",
+            "/a\\",
+            "/A/x",
+            "/b",
+            "/a\u{10FFFF}x",
+            "/ab",
+            "/a/\u{10FFFF}",
+            "/a0",
+            "/",
+            "",
+        ];
+        for prefix in ["/a", "/a/", "/a%", "/a_", "/", "", "/a\u{10FFFF}", "/a\\"] {
+            let upper = prefix_upper_bound(prefix);
+            for name in names {
+                let in_range = name >= prefix && upper.as_deref().is_none_or(|u| name < u);
+                assert_eq!(in_range, name.starts_with(prefix), "{prefix:?} {name:?}");
+            }
+        }
+    }
 }

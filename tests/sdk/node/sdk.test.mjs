@@ -205,6 +205,41 @@ test('item_id is exact in JavaScript (describeItem, listItems)', async () => {
   }
 });
 
+// Keys: encrypt/decrypt bound to an encryption context, and the public
+// part of a signing key, through the npm SDK's models.
+test('encrypt/decrypt with an encryption context and getRSAPublic through the npm SDK', async () => {
+  const api = makeApi();
+  const token = await login(api, admin.accessId, admin.accessKey);
+  const tag = Math.random().toString(36).slice(2, 10);
+  const aes = `/node-keys/${tag}/aes`;
+  const created = await call('createKey', api.createKey(akeyless.CreateKey.constructFromObject({
+    name: aes, alg: 'AES256GCM', token,
+  })));
+  assert.ok(Number.isSafeInteger(created.item_id));
+  const context = { tenant: 'acme', purpose: 'backup' };
+  const enc = await call('encrypt', api.encrypt(akeyless.Encrypt.constructFromObject({
+    'key-name': aes, plaintext: `node-plain-${tag}`, 'encryption-context': context, token,
+  })));
+  assert.ok(enc.result && enc.result !== `node-plain-${tag}`);
+  const dec = await call('decrypt', api.decrypt(akeyless.Decrypt.constructFromObject({
+    'key-name': aes, ciphertext: enc.result, 'encryption-context': context, token,
+  })));
+  assert.equal(dec.result, `node-plain-${tag}`);
+  await expectStatus(api.decrypt(akeyless.Decrypt.constructFromObject({
+    'key-name': aes, ciphertext: enc.result, 'encryption-context': { tenant: 'other', purpose: 'backup' }, token,
+  })), 400);
+
+  const ed = `/node-keys/${tag}/ed`;
+  const classic = await call('createClassicKey', api.createClassicKey(akeyless.CreateClassicKey.constructFromObject({
+    name: ed, alg: 'Ed25519', token,
+  })));
+  const pub = await call('getRSAPublic', api.getRSAPublic(akeyless.GetRSAPublic.constructFromObject({ name: ed, token })));
+  assert.equal(pub.pem, classic.public_key);
+  assert.match(pub.pem, /^-----BEGIN PUBLIC KEY-----/);
+  assert.match(pub.ssh, /^ssh-ed25519 AAAA/);
+  assert.equal(Buffer.from(pub.raw, 'base64').length, 44, 'raw is the base64 of the 44-byte Ed25519 SubjectPublicKeyInfo');
+});
+
 // ---------------------------------------------------------------------------
 // Dynamic and rotated secrets (MariaDB from scripts/test.sh: COFFER_TEST_MYSQL_URL)
 

@@ -7,10 +7,13 @@ exactly as a user would write it; only the host URL points at Coffer.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
 import re
+import shutil
+import subprocess
 import uuid
 
 import akeyless
@@ -443,3 +446,136 @@ def test_dynamic_and_rotated_mysql_secrets_through_the_sdk(api, token, mysql_db)
     finally:
         db.drop_users(user)
         db.drop_users(f"tmp_s{tag}_")
+
+
+# --------------------------------------------------------------------------
+# Keys and certificate issuers through the SDK's models
+
+SSH_KEYGEN = shutil.which("ssh-keygen")
+OPENSSL = shutil.which("openssl")
+
+
+def test_encrypt_decrypt_with_context_and_rotation_through_the_sdk(api, token):
+    name = f"/sdk-keys/{uuid.uuid4().hex[:8]}/aes"
+    out = api.create_key(akeyless.CreateKey(name=name, alg="AES256GCM", token=token))
+    assert isinstance(out, akeyless.CreateKeyOutput) and out.item_id and out.display_id
+    ctx = {"app": "billing", "env": "prod"}
+    enc = api.encrypt(akeyless.Encrypt(key_name=name, plaintext="card-4242", encryption_context=ctx, token=token))
+    assert isinstance(enc, akeyless.EncryptOutput) and enc.result and enc.result != "card-4242"
+    dec = api.decrypt(akeyless.Decrypt(key_name=name, ciphertext=enc.result, encryption_context=ctx, token=token))
+    assert isinstance(dec, akeyless.DecryptOutput) and dec.result == "card-4242"
+    # A changed (or missing) context does not decrypt: 400.
+    for other in ({"app": "billing", "env": "dev"}, {"app": "billing"}, None):
+        with pytest.raises(ApiException) as e:
+            api.decrypt(akeyless.Decrypt(key_name=name, ciphertext=enc.result, encryption_context=other, token=token))
+        assert status_of(e) == 400, other
+        assert "decryption failed" in e.value.body
+    # Rotation: a new version; the old ciphertext still decrypts.
+    rotated = api.rotate_key(akeyless.RotateKey(name=name, token=token))
+    assert rotated.new_item_version == 2
+    enc2 = api.encrypt(akeyless.Encrypt(key_name=name, plaintext="card-4242", encryption_context=ctx, token=token))
+    for ct in (enc.result, enc2.result):
+        got = api.decrypt(akeyless.Decrypt(key_name=name, ciphertext=ct, encryption_context=ctx, token=token))
+        assert got.result == "card-4242"
+    item = api.describe_item(akeyless.DescribeItem(name=name, token=token))
+    assert item.item_type == "CLASSIC_KEY" and item.last_version == 2
+
+
+def test_get_rsa_public_through_the_sdk(api, token):
+    from cryptography.hazmat.primitives import serialization
+
+    tag = uuid.uuid4().hex[:8]
+    for alg, ssh_prefix in [("RSA2048", "ssh-rsa "), ("EC256", "ecdsa-sha2-nistp256 "), ("Ed25519", "ssh-ed25519 ")]:
+        name = f"/sdk-keys/{tag}/{alg.lower()}"
+        created = api.create_classic_key(akeyless.CreateClassicKey(name=name, alg=alg, token=token))
+        assert isinstance(created, akeyless.CreateClassicKeyOutput)
+        assert created.classic_key_name == name and created.classic_key_type == alg
+        pub = api.get_rsa_public(akeyless.GetRSAPublic(name=name, token=token))
+        assert isinstance(pub, akeyless.GetRSAPublicOutput)
+        assert pub.pem == created.public_key and pub.pem.startswith("-----BEGIN PUBLIC KEY-----")
+        # raw is the base64 of the DER of the same key; ssh is its OpenSSH form.
+        key = serialization.load_pem_public_key(pub.pem.encode())
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert pub.raw.strip() == base64.b64encode(der).decode()
+        assert pub.ssh.startswith(ssh_prefix)
+        openssh = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        assert pub.ssh.split()[:2] == openssh.split()[:2]
+    # An AES key has no public part.
+    api.create_key(akeyless.CreateKey(name=f"/sdk-keys/{tag}/aes", alg="AES128GCM", token=token))
+    with pytest.raises(ApiException) as e:
+        api.get_rsa_public(akeyless.GetRSAPublic(name=f"/sdk-keys/{tag}/aes", token=token))
+    assert status_of(e) == 400
+
+
+@pytest.mark.skipif(SSH_KEYGEN is None, reason="ssh-keygen is not installed (Debian: openssh-client)")
+def test_ssh_certificate_through_the_sdk(api, token, tmp_path, server):
+    tag = uuid.uuid4().hex[:8]
+    ca, issuer = f"/sdk-ssh/{tag}/ca", f"/sdk-ssh/{tag}/issuer"
+    api.create_classic_key(akeyless.CreateClassicKey(name=ca, alg="Ed25519", token=token))
+    api.create_ssh_cert_issuer(akeyless.CreateSSHCertIssuer(
+        name=issuer, signer_key_name=ca, allowed_users="ubuntu,deploy", principals="ops", ttl=300,
+        extensions={"permit-pty": ""}, token=token))
+    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
+    pub = (tmp_path / "id.pub").read_text().strip()
+    out = api.get_ssh_certificate(akeyless.GetSSHCertificate(
+        cert_issuer_name=issuer, cert_username="ubuntu", public_key_data=pub, ttl=120, token=token))
+    assert isinstance(out, akeyless.GetSSHCertificateOutput)
+    cert = tmp_path / "id-cert.pub"
+    cert.write_text(out.data.strip() + "\n")
+    listing = subprocess.run([SSH_KEYGEN, "-L", "-f", str(cert)], capture_output=True, text=True, check=True).stdout
+    assert "ssh-ed25519-cert-v01@openssh.com user certificate" in listing
+    assert f'Key ID: "{server.admin.access_id} (auth method /admin)"' in listing, listing
+    principals = listing.split("Principals:")[1].split("Critical Options:")[0].split()
+    assert principals == ["ubuntu", "ops"], listing
+    assert listing.split("Extensions:")[1].split() == ["permit-pty"], listing
+    ca_ssh = api.get_rsa_public(akeyless.GetRSAPublic(name=ca, token=token)).ssh
+    (tmp_path / "ca.pub").write_text(ca_ssh + "\n")
+    ca_fp = subprocess.run([SSH_KEYGEN, "-l", "-f", str(tmp_path / "ca.pub")], capture_output=True, text=True,
+                           check=True).stdout.split()[1]
+    assert f"Signing CA: ED25519 {ca_fp}" in listing, listing
+    # A user outside allowed-users: 403; ttl above the issuer's: 403.
+    for kw in ({"cert_username": "root"}, {"cert_username": "ubuntu", "ttl": 301}):
+        with pytest.raises(ApiException) as e:
+            api.get_ssh_certificate(akeyless.GetSSHCertificate(cert_issuer_name=issuer, public_key_data=pub,
+                                                               token=token, **kw))
+        assert status_of(e) == 403, kw
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+def test_pki_certificate_through_the_sdk(api, token, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    root, issuer = f"/sdk-pki/{tag}/root", f"/sdk-pki/{tag}/issuer"
+    api.create_key(akeyless.CreateKey(name=root, alg="EC256", generate_self_signed_certificate=True,
+                                      certificate_ttl=30, certificate_common_name="SDK Test Root", token=token))
+    api.create_pki_cert_issuer(akeyless.CreatePKICertIssuer(
+        name=issuer, signer_key_name=root, ttl=3600, allowed_domains="example.com", allow_subdomains=True,
+        server_flag=True, token=token))
+    cnf = tmp_path / "req.cnf"
+    cnf.write_text("[req]\ndistinguished_name = dn\n[dn]\n")
+    subprocess.run([OPENSSL, "req", "-config", str(cnf), "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tmp_path / "k.pem"), "-out",
+                    str(tmp_path / "req.csr"), "-subj", "/CN=api.example.com", "-addext",
+                    "subjectAltName=DNS:api.example.com"], check=True, capture_output=True)
+    csr = (tmp_path / "req.csr").read_text()
+    out = api.get_pki_certificate(akeyless.GetPKICertificate(
+        cert_issuer_name=issuer, csr_data_base64=base64.b64encode(csr.encode()).decode(), ttl=600, token=token))
+    assert isinstance(out, akeyless.GetPKICertificateOutput)
+    assert out.data.startswith("-----BEGIN CERTIFICATE-----") and out.cert_display_id
+    (tmp_path / "leaf.pem").write_text(out.data)
+    (tmp_path / "root.pem").write_text(out.parent_cert)
+    root_desc = api.describe_item(akeyless.DescribeItem(name=root, token=token))
+    assert root_desc.item_type == "CLASSIC_KEY"
+    v = subprocess.run([OPENSSL, "verify", "-CAfile", str(tmp_path / "root.pem"), str(tmp_path / "leaf.pem")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.strip().endswith(": OK"), v.stdout + v.stderr
+    serial = subprocess.run([OPENSSL, "x509", "-in", str(tmp_path / "leaf.pem"), "-noout", "-serial"],
+                            capture_output=True, text=True, check=True).stdout.strip().split("=")[1]
+    assert serial.lower().lstrip("0") == out.cert_display_id.lower().lstrip("0")
+    # A public key with a name outside the issuer's domains: 403.
+    pub = subprocess.run([OPENSSL, "pkey", "-in", str(tmp_path / "k.pem"), "-pubout"], capture_output=True,
+                         text=True, check=True).stdout
+    with pytest.raises(ApiException) as e:
+        api.get_pki_certificate(akeyless.GetPKICertificate(
+            cert_issuer_name=issuer, key_data_base64=base64.b64encode(pub.encode()).decode(),
+            common_name="api.evil.org", token=token))
+    assert status_of(e) == 403 and "allowed-domains" in e.value.body

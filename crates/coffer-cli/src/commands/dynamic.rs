@@ -333,7 +333,7 @@ pub(super) async fn lease(c: LeaseCommand) -> anyhow::Result<()> {
 }
 
 /// Who holds a credential: the identity, else the access ID.
-fn who(identity: &str, access_id: &str) -> String {
+pub(super) fn who(identity: &str, access_id: &str) -> String {
     match (identity, access_id) {
         ("", "") => "-".to_string(),
         ("", id) => id.to_string(),

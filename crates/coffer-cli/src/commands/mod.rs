@@ -3,11 +3,13 @@
 mod access;
 mod audit;
 mod auth;
+mod certs;
 mod ci;
 mod configure;
 mod dev;
 mod dynamic;
 mod identity;
+mod keys;
 mod rotated;
 mod secrets;
 mod targets;
@@ -71,6 +73,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotatedSecret(a) => rotated::run(a).await,
         Command::GetRotatedSecretValue(a) => rotated::get_value(a).await,
         Command::GatewayRotateSecret(a) => rotated::rotate(a).await,
+        Command::CreateKey(a) => keys::create_key(a).await,
+        Command::CreateClassicKey(a) => keys::create_classic_key(a).await,
+        Command::GetRsaPublic(a) => keys::get_rsa_public(a).await,
+        Command::Encrypt(a) => keys::encrypt(a).await,
+        Command::Decrypt(a) => keys::decrypt(a).await,
+        Command::RotateKey(a) => keys::rotate_key(a).await,
+        Command::UpdateClassicKeyCertificate(a) => keys::update_classic_key_certificate(a).await,
+        Command::CreateSshCertIssuer(a) => certs::create_ssh_cert_issuer(a).await,
+        Command::UpdateSshCertIssuer(a) => certs::update_ssh_cert_issuer(a).await,
+        Command::GetSshCertificate(a) => certs::get_ssh_certificate(a).await,
+        Command::CreatePkiCertIssuer(a) => certs::create_pki_cert_issuer(a).await,
+        Command::UpdatePkiCertIssuer(a) => certs::update_pki_cert_issuer(a).await,
+        Command::GetPkiCertificate(a) => certs::get_pki_certificate(a).await,
+        Command::Cert(a) => certs::cert(a).await,
         Command::GatewayCreateProducerMysql(a) => dynamic::create_mysql(a).await,
         Command::GatewayCreateProducerPostgresql(a) => dynamic::create_postgresql(a).await,
         Command::GatewayUpdateProducerMysql(a) => dynamic::update_mysql(a).await,
@@ -87,6 +103,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotatedSecretUpdatePostgresql(a) => rotated::update_postgresql(a).await,
         Command::RotatedSecretList(a) => rotated::list(a).await,
         Command::RotatedSecretDelete(a) => rotated::delete(a).await,
+        Command::CertList(a) => certs::list(a).await,
+        Command::RevokeCertificate(a) => certs::revoke(a).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Dev(a) => dev::run(a).await,
         Command::Ci(a) => ci::run(a).await,

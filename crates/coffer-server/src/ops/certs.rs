@@ -22,10 +22,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::items::{DEFAULT_MAX_VERSIONS, open, seal, tags_param};
-use super::keys::{blocking, check_signer, load_key};
-use super::{
-    allowed, date_field, find_typed, name_param, refuse_unsupported, require, without_nulls,
-};
+use super::keys::{blocking, check_signer, item_version, load_key, signing};
+use super::{allowed, date_field, name_param, refuse_unsupported, require, without_nulls};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::state::{AppState, now_ms, random_id};
@@ -34,20 +32,50 @@ use crate::wire::Body;
 /// Options of Akeyless's issuer operations that belong to its SaaS or
 /// that Coffer does not have.
 const ISSUER_UNSUPPORTED: &[(&str, &str)] = &[
-    ("ProviderType", "secure remote access is an Akeyless SaaS feature"),
-    ("host-provider", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-api", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-bastion-api", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-bastion-ssh", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-enable", "secure remote access is an Akeyless SaaS feature"),
+    (
+        "ProviderType",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "host-provider",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-api",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-bastion-api",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-bastion-ssh",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-enable",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
     (
         "secure-access-enforce-hosts-restriction",
         "secure remote access is an Akeyless SaaS feature",
     ),
-    ("secure-access-gateway", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-host", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-ssh", "secure remote access is an Akeyless SaaS feature"),
-    ("secure-access-ssh-creds-user", "secure remote access is an Akeyless SaaS feature"),
+    (
+        "secure-access-gateway",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-host",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-ssh",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
+    (
+        "secure-access-ssh-creds-user",
+        "secure remote access is an Akeyless SaaS feature",
+    ),
     (
         "secure-access-use-internal-bastion",
         "secure remote access is an Akeyless SaaS feature",
@@ -62,28 +90,69 @@ const ISSUER_UNSUPPORTED: &[(&str, &str)] = &[
         "externally provided users are not supported: name the user in cert-username",
     ),
     ("item-custom-fields", "custom fields are not supported yet"),
-    ("delete_protection", "deletion protection is not supported yet"),
-    ("delete-protection", "deletion protection is not supported yet"),
-    ("allow-copy-ext-from-csr", "Coffer never copies extensions from a CSR unchecked"),
-    ("allowed-extra-extensions", "extra extensions are not supported"),
-    ("auto-renew", "certificate renewal is not supported: ask for a new certificate"),
-    ("scheduled-renew", "certificate renewal is not supported: ask for a new certificate"),
+    (
+        "delete_protection",
+        "deletion protection is not supported yet",
+    ),
+    (
+        "delete-protection",
+        "deletion protection is not supported yet",
+    ),
+    (
+        "allow-copy-ext-from-csr",
+        "Coffer never copies extensions from a CSR unchecked",
+    ),
+    (
+        "allowed-extra-extensions",
+        "extra extensions are not supported",
+    ),
+    (
+        "auto-renew",
+        "certificate renewal is not supported: ask for a new certificate",
+    ),
+    (
+        "scheduled-renew",
+        "certificate renewal is not supported: ask for a new certificate",
+    ),
     ("ca-target", "public CAs are an Akeyless SaaS feature"),
-    ("gw-cluster-url", "there is no gateway: the CRL is served by every Coffer node"),
+    (
+        "gw-cluster-url",
+        "there is no gateway: the CRL is served by every Coffer node",
+    ),
     ("enable-acme", "ACME is not supported yet"),
     ("enable-scep", "SCEP is not supported"),
     ("scep-challenge-type", "SCEP is not supported"),
     ("scep-password", "SCEP is not supported"),
-    ("create-private-ocsp", "OCSP is not supported yet: use the CRL"),
-    ("create-public-ocsp", "OCSP is not supported yet: use the CRL"),
+    (
+        "create-private-ocsp",
+        "OCSP is not supported yet: use the CRL",
+    ),
+    (
+        "create-public-ocsp",
+        "OCSP is not supported yet: use the CRL",
+    ),
     ("ocsp-ttl", "OCSP is not supported yet: use the CRL"),
-    ("create-public-crl", "the CRL is served by Coffer itself (GET /pki/crl/<issuer>)"),
-    ("destination-path", "issued certificates are recorded, not stored as items"),
-    ("protect-certificates", "issued certificates are recorded, not stored as items"),
-    ("expiration-event-in", "expiration notifications are not supported"),
+    (
+        "create-public-crl",
+        "the CRL is served by Coffer itself (GET /pki/crl/<issuer>)",
+    ),
+    (
+        "destination-path",
+        "issued certificates are recorded, not stored as items",
+    ),
+    (
+        "protect-certificates",
+        "issued certificates are recorded, not stored as items",
+    ),
+    (
+        "expiration-event-in",
+        "expiration notifications are not supported",
+    ),
     ("basic-constraints", "use is-ca and max-path-len"),
-    ("split-certificate-chain", "the chain is always returned apart, in parent_cert"),
-    ("new-name", "renaming an issuer is not supported"),
+    (
+        "split-certificate-chain",
+        "the chain is always returned apart, in parent_cert",
+    ),
     ("add-tag", "changing tags is not supported yet"),
     ("rm-tag", "changing tags is not supported yet"),
 ];
@@ -102,11 +171,19 @@ struct PkiIssuer {
 
 /// `"-"` (the SDKs' default) and empty mean "none".
 fn names_list(body: &Body, key: &str) -> Result<Vec<String>, ApiError> {
-    Ok(body
-        .list(key)?
-        .into_iter()
-        .filter(|s| s != "-")
-        .collect())
+    Ok(body.list(key)?.into_iter().filter(|s| s != "-").collect())
+}
+
+/// A list field of an update: the current value when the field is absent.
+fn kept_list(
+    body: &Body,
+    key: &str,
+    current: Option<&Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    match (body.get(key), current) {
+        (None, Some(c)) => Ok(c.clone()),
+        _ => names_list(body, key),
+    }
 }
 
 /// A `{name: value}` object of strings (or its JSON text).
@@ -140,7 +217,9 @@ fn seconds(body: &Body, key: &str) -> Result<Option<u64>, ApiError> {
             return match n.as_u64() {
                 Some(0) => Ok(None),
                 Some(s) => Ok(Some(s)),
-                None => Err(ApiError::bad(format!("{key} must be a positive number of seconds"))),
+                None => Err(ApiError::bad(format!(
+                    "{key} must be a positive number of seconds"
+                ))),
             };
         }
         Some(Value::String(s)) => s.trim().to_owned(),
@@ -173,19 +252,12 @@ async fn load_issuer<T: DeserializeOwned>(
     name: &str,
     t: ItemType,
 ) -> Result<(Item, T), ApiError> {
-    let item = find_typed(state, name, t).await?;
-    if !item.enabled {
-        return Err(ApiError::Forbidden(format!("issuer {name:?} is disabled")));
-    }
-    let (item, v) = state
-        .store
-        .get_item_value(name, None)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
-    let text = open(state, &item, &v)?;
+    let found = item_version(state, name, None, t).await?;
+    let (item, v) = &*found;
+    let text = open(state, item, v)?;
     let settings = serde_json::from_str(&text)
         .map_err(|e| ApiError::internal(format!("settings of issuer {name}: {e}")))?;
-    Ok((item, settings))
+    Ok((item.clone(), settings))
 }
 
 /// Create the issuer item, or add a version with its new settings.
@@ -240,15 +312,31 @@ async fn save_issuer(
             let v = seal(&state, item.id, item.highest_version + 1, &text)?;
             state
                 .store
-                .add_version(item.id, item.highest_version, &v, DEFAULT_MAX_VERSIONS, ctx.audit())
+                .add_version(
+                    item.id,
+                    item.highest_version,
+                    &v,
+                    DEFAULT_MAX_VERSIONS,
+                    ctx.audit(),
+                )
                 .await
                 .map_err(|e| match e {
-                    coffer_store::StoreError::Conflict(_) => {
-                        ApiError::Conflict(format!("issuer {name:?} was updated concurrently; retry"))
-                    }
+                    coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+                        "issuer {name:?} was updated concurrently; retry"
+                    )),
                     other => other.into(),
                 })
         }
+    }
+}
+
+/// `new-name` equal to the name (as Terraform may send it) is no rename.
+fn refuse_rename(body: &Body, name: &str) -> Result<(), ApiError> {
+    match body.opt_str("new-name")?.filter(|n| !n.trim().is_empty()) {
+        Some(n) if coffer_core::name::normalize_name(&n)? != name => Err(ApiError::bad(
+            "new-name: renaming an issuer is not supported; create a new one",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -279,12 +367,14 @@ fn ssh_policy(body: &Body, current: Option<&SshIssuerPolicy>) -> Result<SshIssue
     };
     let critical_options = match string_map(body, "critical-options")? {
         Some(m) => m,
-        None => current.map(|c| c.critical_options.clone()).unwrap_or_default(),
+        None => current
+            .map(|c| c.critical_options.clone())
+            .unwrap_or_default(),
     };
     let p = SshIssuerPolicy {
         cert_type,
-        allowed_users: names_list(body, "allowed-users")?,
-        principals: names_list(body, "principals")?,
+        allowed_users: kept_list(body, "allowed-users", current.map(|c| &c.allowed_users))?,
+        principals: kept_list(body, "principals", current.map(|c| &c.principals))?,
         ttl_secs: ttl,
         extensions,
         critical_options,
@@ -303,24 +393,26 @@ pub(super) async fn ssh_issuer_save(
     let cap = if update { Caps::UPDATE } else { Caps::CREATE };
     require(ctx, RuleType::Item, &name, cap)?;
     refuse_unsupported(body, ISSUER_UNSUPPORTED)?;
+    refuse_rename(body, &name)?;
     let state = ctx.state.clone();
     let current = if update {
         Some(load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?)
     } else {
         None
     };
-    let signer = match (body.opt_str("signer-key-name")?.filter(|s| !s.trim().is_empty()), &current) {
+    let signer = match (
+        body.opt_str("signer-key-name")?
+            .filter(|s| !s.trim().is_empty()),
+        &current,
+    ) {
         (Some(s), _) => s,
         (None, Some((_, c))) => c.signer_key.clone(),
         (None, None) => return Err(ApiError::bad("missing required parameter signer-key-name")),
     };
     let signer_key = check_signer(ctx, &signer, false).await?;
     let policy = ssh_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
-    let settings = SshIssuer {
-        signer_key,
-        policy,
-    };
-    save_issuer(
+    let settings = SshIssuer { signer_key, policy };
+    let saved = save_issuer(
         ctx,
         body,
         &name,
@@ -328,7 +420,9 @@ pub(super) async fn ssh_issuer_save(
         current.map(|(i, _)| i),
         &settings,
     )
-    .await?;
+    .await;
+    state.items.remove(name.as_str());
+    saved?;
     Ok(json!({"name": name}))
 }
 
@@ -384,21 +478,29 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
         .opt_str("public-key-data")?
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            ApiError::bad("missing required parameter public-key-data (the OpenSSH public key to certify)")
+            ApiError::bad(
+                "missing required parameter public-key-data (the OpenSSH public key to certify)",
+            )
         })?;
     if public_key.len() > 16 * 1024 {
-        return Err(ApiError::TooLarge("public-key-data is larger than 16 KiB".into()));
+        return Err(ApiError::TooLarge(
+            "public-key-data is larger than 16 KiB".into(),
+        ));
     }
     let ttl = seconds(body, "ttl")?;
     let state = ctx.state.clone();
-    let (issuer, settings) = load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?;
-    let (_, _, signer) = load_key(&state, &settings.signer_key, None).await.map_err(|e| match e {
-        ApiError::NotFound(_) => ApiError::bad(format!(
-            "issuer {name:?} signs with key {:?}, which no longer exists",
-            settings.signer_key
-        )),
-        other => other,
-    })?;
+    let (issuer, settings) =
+        load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?;
+    let (_, _, signer) =
+        load_key(&state, &settings.signer_key, None)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => ApiError::bad(format!(
+                    "issuer {name:?} signs with key {:?}, which no longer exists",
+                    settings.signer_key
+                )),
+                other => other,
+            })?;
     let key_id = key_id(ctx);
     let signer = std::sync::Arc::new(signer);
     let policy = std::sync::Arc::new(settings.policy);
@@ -407,7 +509,7 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let (signer2, policy2) = (signer.clone(), policy.clone());
         let (names, pk, kid) = (usernames.clone(), public_key.clone(), key_id.clone());
-        let issued = blocking(move || {
+        let issued = signing(signer.alg(), move || {
             let req = SshRequest {
                 usernames: &names,
                 public_key: &pk,
@@ -439,55 +541,80 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             return Ok(json!({"data": issued.certificate, "path": ""}));
         }
     }
-    Err(ApiError::internal("three serial numbers in a row were taken"))
+    Err(ApiError::internal(
+        "three serial numbers in a row were taken",
+    ))
 }
 
 // ---- PKI ----
 
 fn pki_policy(body: &Body, current: Option<&PkiIssuerPolicy>) -> Result<PkiIssuerPolicy, ApiError> {
-    let ttl = seconds(body, "ttl")?
-        .or(current.map(|c| c.ttl_secs))
-        .ok_or_else(|| ApiError::bad("missing required parameter ttl (seconds)"))?;
-    let mut p = PkiIssuerPolicy::new(ttl);
-    let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
-    p.allowed_domains = lower(body.list("allowed-domains")?);
-    p.allow_subdomains = body.bool_or("allow-subdomains", false)?;
-    p.allow_any_name = body.bool_or("allow-any-name", false)?;
-    p.disable_wildcards = body.bool_or("disable-wildcards", false)?;
-    p.enforce_hostnames = !body.bool_or("not-enforce-hostnames", false)?;
-    p.allowed_uri_sans = body.list("allowed-uri-sans")?;
-    p.allowed_ip_sans = body
-        .list("allowed-ip-sans")?
-        .into_iter()
-        .map(|s| {
-            s.parse::<ipnet::IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    ApiError::bad(format!("allowed-ip-sans: {s:?} is not an IP address or CIDR"))
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    p.server_flag = body.bool_or("server-flag", false)?;
-    p.client_flag = body.bool_or("client-flag", false)?;
-    p.code_signing_flag = body.bool_or("code-signing-flag", false)?;
+    // An update changes what it names and keeps the rest.
+    let mut p = match current {
+        Some(c) => c.clone(),
+        None => PkiIssuerPolicy::new(0),
+    };
+    match seconds(body, "ttl")? {
+        Some(t) => p.ttl_secs = t,
+        None if current.is_none() => {
+            return Err(ApiError::bad("missing required parameter ttl (seconds)"));
+        }
+        None => {}
+    }
+    let set_bool = |field: &mut bool, key: &str, invert: bool| -> Result<(), ApiError> {
+        if body.get(key).is_some() {
+            *field = body.bool_or(key, false)? != invert;
+        }
+        Ok(())
+    };
+    set_bool(&mut p.allow_subdomains, "allow-subdomains", false)?;
+    set_bool(&mut p.allow_any_name, "allow-any-name", false)?;
+    set_bool(&mut p.disable_wildcards, "disable-wildcards", false)?;
+    set_bool(&mut p.enforce_hostnames, "not-enforce-hostnames", true)?;
+    set_bool(&mut p.server_flag, "server-flag", false)?;
+    set_bool(&mut p.client_flag, "client-flag", false)?;
+    set_bool(&mut p.code_signing_flag, "code-signing-flag", false)?;
+    set_bool(&mut p.critical_key_usage, "critical-key-usage", false)?;
+    set_bool(&mut p.is_ca, "is-ca", false)?;
+    set_bool(&mut p.require_cn, "not-require-cn", true)?;
+    let set_list = |field: &mut Vec<String>, key: &str| -> Result<(), ApiError> {
+        if body.get(key).is_some() {
+            *field = body.list(key)?;
+        }
+        Ok(())
+    };
+    set_list(&mut p.allowed_domains, "allowed-domains")?;
+    set_list(&mut p.allowed_uri_sans, "allowed-uri-sans")?;
+    set_list(&mut p.organizations, "organizations")?;
+    set_list(&mut p.organizational_units, "organizational-units")?;
+    set_list(&mut p.country, "country")?;
+    set_list(&mut p.locality, "locality")?;
+    set_list(&mut p.province, "province")?;
+    set_list(&mut p.street_address, "street-address")?;
+    set_list(&mut p.postal_code, "postal-code")?;
     let ku = body.list("key-usage")?;
     if !ku.is_empty() {
         p.key_usage = ku;
     }
-    p.critical_key_usage = body.bool_or("critical-key-usage", true)?;
-    p.organizations = body.list("organizations")?;
-    p.organizational_units = body.list("organizational-units")?;
-    p.country = body.list("country")?;
-    p.locality = body.list("locality")?;
-    p.province = body.list("province")?;
-    p.street_address = body.list("street-address")?;
-    p.postal_code = body.list("postal-code")?;
-    p.is_ca = body.bool_or("is-ca", false)?;
-    p.max_path_len = match body.opt_i64("max-path-len")? {
-        None => -1,
-        Some(n) => i32::try_from(n).map_err(|_| ApiError::bad("max-path-len is out of range"))?,
-    };
-    p.require_cn = !body.bool_or("not-require-cn", false)?;
+    if body.get("allowed-ip-sans").is_some() {
+        p.allowed_ip_sans = body
+            .list("allowed-ip-sans")?
+            .into_iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ApiError::bad(format!(
+                            "allowed-ip-sans: {s:?} is not an IP address or CIDR"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = body.opt_i64("max-path-len")? {
+        p.max_path_len =
+            i32::try_from(n).map_err(|_| ApiError::bad("max-path-len is out of range"))?;
+    }
     p.normalize();
     p.validate()?;
     Ok(p)
@@ -503,6 +630,7 @@ pub(super) async fn pki_issuer_save(
     let cap = if update { Caps::UPDATE } else { Caps::CREATE };
     require(ctx, RuleType::Item, &name, cap)?;
     refuse_unsupported(body, ISSUER_UNSUPPORTED)?;
+    refuse_rename(body, &name)?;
     // Every PKI issuer's CRL is served: `create-private-crl` asks for
     // what is always there (still checked to be a boolean).
     body.bool_or("create-private-crl", false)?;
@@ -512,7 +640,11 @@ pub(super) async fn pki_issuer_save(
     } else {
         None
     };
-    let signer = match (body.opt_str("signer-key-name")?.filter(|s| !s.trim().is_empty()), &current) {
+    let signer = match (
+        body.opt_str("signer-key-name")?
+            .filter(|s| !s.trim().is_empty()),
+        &current,
+    ) {
         (Some(s), _) => s,
         (None, Some((_, c))) => c.signer_key.clone(),
         (None, None) => {
@@ -523,11 +655,8 @@ pub(super) async fn pki_issuer_save(
     };
     let signer_key = check_signer(ctx, &signer, true).await?;
     let policy = pki_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
-    let settings = PkiIssuer {
-        signer_key,
-        policy,
-    };
-    save_issuer(
+    let settings = PkiIssuer { signer_key, policy };
+    let saved = save_issuer(
         ctx,
         body,
         &name,
@@ -535,7 +664,9 @@ pub(super) async fn pki_issuer_save(
         current.map(|(i, _)| i),
         &settings,
     )
-    .await?;
+    .await;
+    state.items.remove(name.as_str());
+    saved?;
     Ok(json!({"name": name}))
 }
 
@@ -588,20 +719,26 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             ));
         }
     };
-    let common_name = body.opt_str("common-name")?.filter(|s| !s.trim().is_empty());
+    let common_name = body
+        .opt_str("common-name")?
+        .filter(|s| !s.trim().is_empty());
     let alt_names = body.list("alt-names")?;
     let uri_sans = body.list("uri-sans")?;
     let eku = body.list("extended-key-usage")?;
     let ttl = seconds(body, "ttl")?;
     let state = ctx.state.clone();
-    let (issuer, settings) = load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?;
-    let (_, _, signer) = load_key(&state, &settings.signer_key, None).await.map_err(|e| match e {
-        ApiError::NotFound(_) => ApiError::bad(format!(
-            "issuer {name:?} signs with key {:?}, which no longer exists",
-            settings.signer_key
-        )),
-        other => other,
-    })?;
+    let (issuer, settings) =
+        load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?;
+    let (_, _, signer) =
+        load_key(&state, &settings.signer_key, None)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => ApiError::bad(format!(
+                    "issuer {name:?} signs with key {:?}, which no longer exists",
+                    settings.signer_key
+                )),
+                other => other,
+            })?;
     let signer = std::sync::Arc::new(signer);
     let policy = std::sync::Arc::new(settings.policy);
     let key_bytes = std::sync::Arc::new(key_bytes);
@@ -614,7 +751,7 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             uri_sans.clone(),
             eku.clone(),
         );
-        let (issued, parent) = blocking(move || {
+        let (issued, parent) = signing(signer.alg(), move || {
             let req = PkiRequest {
                 key: if is_csr {
                     SubjectKey::Csr(&kb)
@@ -663,7 +800,9 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             }));
         }
     }
-    Err(ApiError::internal("three serial numbers in a row were taken"))
+    Err(ApiError::internal(
+        "three serial numbers in a row were taken",
+    ))
 }
 
 // ---- records, revocation, CRL ----
@@ -687,7 +826,10 @@ fn render_cert(c: &IssuedCert) -> Value {
 
 /// cert-list: issued certificates of the issuers the caller may list.
 pub(super) async fn cert_list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
-    let issuer = match body.opt_str("cert-issuer-name")?.filter(|s| !s.trim().is_empty()) {
+    let issuer = match body
+        .opt_str("cert-issuer-name")?
+        .filter(|s| !s.trim().is_empty())
+    {
         Some(n) => {
             let n = coffer_core::name::normalize_name(&n)?;
             ctx.set_object(n.clone());
@@ -732,7 +874,9 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
         .replace(':', "")
         .to_ascii_lowercase();
     if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::bad("serial-number must be the certificate's serial in hex"));
+        return Err(ApiError::bad(
+            "serial-number must be the certificate's serial in hex",
+        ));
     }
     let reason = body.opt_str("reason")?.unwrap_or_default();
     if reason.len() > 256 || reason.chars().any(char::is_control) {
@@ -767,7 +911,9 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
         .find(|s| s.trim_start_matches('0') == serial.trim_start_matches('0'))
         .map(str::to_owned)
         .ok_or_else(|| {
-            ApiError::NotFound(format!("no certificate with serial {serial} from issuer {name:?}"))
+            ApiError::NotFound(format!(
+                "no certificate with serial {serial} from issuer {name:?}"
+            ))
         })?;
     let done = state
         .store
@@ -785,7 +931,8 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
 /// like every CA's CRL; it reveals only revoked serials.
 pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiError> {
     let name = coffer_core::name::normalize_name(name)?;
-    let (issuer, settings) = load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer).await?;
+    let (issuer, settings) =
+        load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer).await?;
     let (_, _, signer) = load_key(state, &settings.signer_key, None).await?;
     let now = now_ms();
     let revoked = state
@@ -811,8 +958,16 @@ pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiE
     let next_update = this_update + time::Duration::days(1);
     // Milliseconds since the epoch: increases with every CRL served.
     let number = u64::try_from(now).unwrap_or(0);
-    blocking(move || Ok(coffer_keys::x509::crl(&signer, &list, number, this_update, next_update)?))
-        .await
+    blocking(move || {
+        Ok(coffer_keys::x509::crl(
+            &signer,
+            &list,
+            number,
+            this_update,
+            next_update,
+        )?)
+    })
+    .await
 }
 
 /// describe-item's issuer details, in Akeyless's shape.
@@ -876,7 +1031,10 @@ pub(super) async fn describe(state: &AppState, item: &Item, v: &mut Value) -> Re
 }
 
 /// The issuers (SSH and PKI) that sign with key `key_name`.
-pub(super) async fn issuers_using(state: &AppState, key_name: &str) -> Result<Vec<String>, ApiError> {
+pub(super) async fn issuers_using(
+    state: &AppState,
+    key_name: &str,
+) -> Result<Vec<String>, ApiError> {
     #[derive(Deserialize)]
     struct Signer {
         signer_key: String,
@@ -888,7 +1046,10 @@ pub(super) async fn issuers_using(state: &AppState, key_name: &str) -> Result<Ve
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
         for it in page.iter().filter(|i| {
-            matches!(i.item_type, ItemType::SshCertIssuer | ItemType::PkiCertIssuer)
+            matches!(
+                i.item_type,
+                ItemType::SshCertIssuer | ItemType::PkiCertIssuer
+            )
         }) {
             let (_, s) = load_issuer::<Signer>(state, &it.name, it.item_type).await?;
             if s.signer_key == key_name {

@@ -489,8 +489,10 @@ pub(super) fn render_item(item: &Item, versions: Option<&[VersionInfo]>) -> Valu
         "max_versions": if item.max_versions > 0 { item.max_versions } else { DEFAULT_MAX_VERSIONS },
         "creation_date": date_field(item.created_ms),
         "modification_date": date_field(item.modified_ms),
-        "item_general_info": {"static_secret_info": {"format": item.format.as_str()}},
     }));
+    if item.item_type == ItemType::StaticSecret {
+        v["item_general_info"] = json!({"static_secret_info": {"format": item.format.as_str()}});
+    }
     if let (Some(vs), Value::Object(m)) = (versions, &mut v) {
         let list: Vec<Value> = vs
             .iter()

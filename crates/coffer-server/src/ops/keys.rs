@@ -73,33 +73,67 @@ const KEY_UNSUPPORTED: &[(&str, &str)] = &[
     ("certificate-format", "certificates are PEM"),
 ];
 
+/// An item's latest version (from the 1-second sealed cache, like
+/// get-secret-value) or a given one, checked to be of type `t`.
+pub(crate) async fn item_version(
+    state: &AppState,
+    name: &str,
+    version: Option<i32>,
+    t: ItemType,
+) -> Result<std::sync::Arc<(Item, coffer_core::model::SealedVersion)>, ApiError> {
+    let cached = if version.is_none() {
+        state.items.get(name)
+    } else {
+        None
+    };
+    let found = match cached {
+        Some(hit) => hit,
+        None => {
+            let what = if t == ItemType::Key { "key" } else { "item" };
+            let found = state
+                .store
+                .get_item_value(name, version)
+                .await?
+                .ok_or_else(|| match version {
+                    Some(n) => {
+                        ApiError::NotFound(format!("version {n} of {what} {name:?} not found"))
+                    }
+                    None => ApiError::NotFound(format!("{what} {name:?} not found")),
+                })?;
+            let found = std::sync::Arc::new(found);
+            if version.is_none() {
+                state.items.insert(name.to_owned(), found.clone());
+            }
+            found
+        }
+    };
+    let item = &found.0;
+    if item.item_type != t {
+        return Err(ApiError::bad(format!(
+            "item {name:?} is {} ({}), not {}",
+            item.item_type.described(),
+            item.item_type.as_str(),
+            t.described()
+        )));
+    }
+    if !item.enabled {
+        return Err(ApiError::Forbidden(format!("item {name:?} is disabled")));
+    }
+    Ok(found)
+}
+
 /// The key's latest (or given) version, opened.
 pub(crate) async fn load_key(
     state: &AppState,
     name: &str,
     version: Option<i32>,
 ) -> Result<(Item, i32, KeyMaterial), ApiError> {
-    let (item, v) = state
-        .store
-        .get_item_value(name, version)
-        .await?
-        .ok_or_else(|| match version {
-            Some(n) => ApiError::NotFound(format!("version {n} of key {name:?} not found")),
-            None => ApiError::NotFound(format!("key {name:?} not found")),
-        })?;
-    if item.item_type != ItemType::Key {
-        return Err(ApiError::bad(format!(
-            "item {name:?} is a {}, not a key",
-            item.item_type.as_str()
-        )));
-    }
-    if !item.enabled {
-        return Err(ApiError::Forbidden(format!("key {name:?} is disabled")));
-    }
-    let stored = open(state, &item, &v)?;
+    let found = item_version(state, name, version, ItemType::Key).await?;
+    let (item, v) = &*found;
+    let stored = open(state, item, v)?;
     let key = KeyMaterial::from_stored(&stored)
         .map_err(|e| ApiError::internal(format!("stored key {name}: {e}")))?;
-    Ok((item, v.version, key))
+    Ok((item.clone(), v.version, key))
 }
 
 /// Run CPU-heavy key work (RSA generation takes up to seconds) off the
@@ -110,6 +144,20 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("key task failed: {e}")))?
+}
+
+/// Signing with `alg`: RSA (milliseconds) off the request threads, EC and
+/// Ed25519 (tens of microseconds) inline, where a thread hop would cost
+/// more than the signature.
+pub(crate) async fn signing<T: Send + 'static>(
+    alg: KeyAlg,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if matches!(alg, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096) {
+        blocking(f).await
+    } else {
+        f()
+    }
 }
 
 /// The self-signed certificate fields, if `generate-self-signed-certificate`.
@@ -124,7 +172,12 @@ fn self_signed_request(body: &Body) -> Result<Option<(CertificateSubject, u32)>,
         "certificate-province",
     ]
     .into_iter()
-    .find(|f| body.opt_str(f).ok().flatten().is_some_and(|v| !v.is_empty() && v != "0"));
+    .find(|f| {
+        body.opt_str(f)
+            .ok()
+            .flatten()
+            .is_some_and(|v| !v.is_empty() && v != "0")
+    });
     if !wanted {
         if let Some(f) = given {
             return Err(ApiError::bad(format!(
@@ -152,10 +205,18 @@ fn self_signed_request(body: &Body) -> Result<Option<(CertificateSubject, u32)>,
             .unwrap_or_default()
             .trim()
             .to_owned(),
-        organization: body.opt_str("certificate-organization")?.filter(|s| !s.is_empty()),
-        country: body.opt_str("certificate-country")?.filter(|s| !s.is_empty()),
-        locality: body.opt_str("certificate-locality")?.filter(|s| !s.is_empty()),
-        province: body.opt_str("certificate-province")?.filter(|s| !s.is_empty()),
+        organization: body
+            .opt_str("certificate-organization")?
+            .filter(|s| !s.is_empty()),
+        country: body
+            .opt_str("certificate-country")?
+            .filter(|s| !s.is_empty()),
+        locality: body
+            .opt_str("certificate-locality")?
+            .filter(|s| !s.is_empty()),
+        province: body
+            .opt_str("certificate-province")?
+            .filter(|s| !s.is_empty()),
     };
     Ok(Some((subject, ttl)))
 }
@@ -206,7 +267,9 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, classic: bool) -> Result<
     // Akeyless makes EC and Ed25519 keys with create-classic-key only;
     // create-key accepts them too rather than send the user elsewhere.
     let key_data = body.opt_str("key-data")?.filter(|s| !s.trim().is_empty());
-    let cert_data = body.opt_str("cert-file-data")?.filter(|s| !s.trim().is_empty());
+    let cert_data = body
+        .opt_str("cert-file-data")?
+        .filter(|s| !s.trim().is_empty());
     if !classic && (key_data.is_some() || cert_data.is_some()) {
         return Err(ApiError::bad(
             "key-data and cert-file-data belong to create-classic-key",
@@ -286,16 +349,14 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, classic: bool) -> Result<
     };
     let state = ctx.state.clone();
     let first = seal(&state, item.id, 1, &key.to_stored())?;
-    state
-        .store
-        .create_item(&item, &first, ctx.audit())
-        .await
-        .map_err(|e| match e {
-            coffer_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("item {name:?} already exists"))
-            }
-            other => other.into(),
-        })?;
+    let created = state.store.create_item(&item, &first, ctx.audit()).await;
+    state.items.remove(name.as_str());
+    created.map_err(|e| match e {
+        coffer_store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("item {name:?} already exists"))
+        }
+        other => other.into(),
+    })?;
     if classic {
         Ok(json!({
             "classic_key_id": format!("{:x}", item.id),
@@ -330,7 +391,9 @@ pub(super) async fn get_public(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiE
 /// `encryption-context`: an object of strings (or a JSON text of one).
 fn context_param(body: &Body) -> Result<Context, ApiError> {
     let bad = || {
-        ApiError::bad("encryption-context must be an object of string values, e.g. {\"app\":\"web\"}")
+        ApiError::bad(
+            "encryption-context must be an object of string values, e.g. {\"app\":\"web\"}",
+        )
     };
     let map = match body.get("encryption-context") {
         None => return Ok(Context::new()),
@@ -433,9 +496,8 @@ pub(super) async fn decrypt(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiErro
     let result = if base64_out {
         B64.encode(&*plain)
     } else {
-        String::from_utf8(plain.to_vec()).map_err(|_| {
-            ApiError::bad("the plaintext is binary: ask for output-format base64")
-        })?
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| ApiError::bad("the plaintext is binary: ask for output-format base64"))?
     };
     Ok(json!({"result": result}))
 }
@@ -475,7 +537,13 @@ pub(super) async fn rotate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
     let v = seal(&state, item.id, version, &key.to_stored())?;
     state
         .store
-        .add_version(item.id, item.highest_version, &v, KEY_MAX_VERSIONS, ctx.audit())
+        .add_version(
+            item.id,
+            item.highest_version,
+            &v,
+            KEY_MAX_VERSIONS,
+            ctx.audit(),
+        )
         .await
         .map_err(|e| match e {
             coffer_store::StoreError::Conflict(_) => {
@@ -517,7 +585,13 @@ pub(super) async fn update_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
     let v = seal(&state, item.id, version, &key.to_stored())?;
     state
         .store
-        .add_version(item.id, item.highest_version, &v, KEY_MAX_VERSIONS, ctx.audit())
+        .add_version(
+            item.id,
+            item.highest_version,
+            &v,
+            KEY_MAX_VERSIONS,
+            ctx.audit(),
+        )
         .await
         .map_err(|e| match e {
             coffer_store::StoreError::Conflict(_) => {

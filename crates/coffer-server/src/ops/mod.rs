@@ -486,7 +486,13 @@ pub static OPERATIONS: &[Operation] = &[
         rotated::delete
     ),
     // keys
-    op!("create-key", [], Access::Requires(ITEM_CREATE), keys::create, false),
+    op!(
+        "create-key",
+        [],
+        Access::Requires(ITEM_CREATE),
+        keys::create,
+        false
+    ),
     op!(
         "create-classic-key",
         [],
@@ -494,10 +500,20 @@ pub static OPERATIONS: &[Operation] = &[
         keys::create,
         true
     ),
-    op!("get-rsa-public", [], Access::Requires(ITEM_READ), keys::get_public),
+    op!(
+        "get-rsa-public",
+        [],
+        Access::Requires(ITEM_READ),
+        keys::get_public
+    ),
     op!("encrypt", [], Access::Requires(ITEM_READ), keys::encrypt),
     op!("decrypt", [], Access::Requires(ITEM_READ), keys::decrypt),
-    op!("rotate-key", [], Access::Requires(ITEM_UPDATE), keys::rotate),
+    op!(
+        "rotate-key",
+        [],
+        Access::Requires(ITEM_UPDATE),
+        keys::rotate
+    ),
     op!(
         "update-classic-key-certificate",
         [],
@@ -826,9 +842,10 @@ pub(crate) async fn find_typed(
     let item = items::find_item(state, name).await?;
     if item.item_type != t {
         return Err(ApiError::bad(format!(
-            "item {name:?} is a {}, not a {}",
+            "item {name:?} is {} ({}), not {}",
+            item.item_type.described(),
             item.item_type.as_str(),
-            t.filter_name().replace('-', " ")
+            t.described()
         )));
     }
     Ok(item)
