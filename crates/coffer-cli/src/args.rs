@@ -179,7 +179,7 @@ pub(crate) enum Command {
     /// Create an SSH certificate issuer: a CA key plus the users,
     /// principals, lifetime and extensions of its certificates.
     CreateSshCertIssuer(CreateSshCertIssuerArgs),
-    /// Change an SSH certificate issuer.
+    /// Change an SSH certificate issuer (options not given stay).
     UpdateSshCertIssuer(UpdateSshCertIssuerArgs),
     /// Get an SSH certificate for your public key (written next to it as
     /// ssh-keygen does, or printed).
@@ -187,7 +187,7 @@ pub(crate) enum Command {
     /// Create a PKI (X.509) certificate issuer: a CA key plus the names,
     /// usages and lifetime of its certificates.
     CreatePkiCertIssuer(CreatePkiCertIssuerArgs),
-    /// Change a PKI certificate issuer.
+    /// Change a PKI certificate issuer (options not given stay).
     UpdatePkiCertIssuer(UpdatePkiCertIssuerArgs),
     /// Get an X.509 certificate for a CSR or a public key (printed as JSON).
     GetPkiCertificate(GetPkiCertificateArgs),

@@ -66,7 +66,8 @@ fn healthy(port: u16) -> bool {
         return false;
     };
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -189,9 +190,16 @@ impl Run {
     /// Exit code 1 with one `Error: …` line.
     #[track_caller]
     fn failed(self) -> Run {
-        assert_eq!(self.code, 1, "`{}` should fail with 1: {self:#?}", self.args);
+        assert_eq!(
+            self.code, 1,
+            "`{}` should fail with 1: {self:#?}",
+            self.args
+        );
         assert!(self.stderr.starts_with("Error: "), "{self:#?}");
-        assert!(self.stdout.is_empty(), "nothing printed on failure: {self:#?}");
+        assert!(
+            self.stdout.is_empty(),
+            "nothing printed on failure: {self:#?}"
+        );
         self
     }
 
@@ -355,7 +363,17 @@ fn keys_issuers_and_certificates_through_the_cli() {
     let key = dir.join("id");
     tool(
         "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", path_str(&key)],
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "e2e",
+            "-f",
+            path_str(&key),
+        ],
     )
     .ok();
     let public_key = dir.join("id.pub");
@@ -399,7 +417,10 @@ fn keys_issuers_and_certificates_through_the_cli() {
     std::fs::write(&ca_file, format!("{ssh_ca_line}\n")).unwrap();
     let fingerprint = tool("ssh-keygen", &["-l", "-f", path_str(&ca_file)]).ok();
     let fingerprint = fingerprint.stdout.split_whitespace().nth(1).unwrap();
-    assert!(text.contains(&format!("Signing CA: ED25519 {fingerprint}")), "{text}");
+    assert!(
+        text.contains(&format!("Signing CA: ED25519 {fingerprint}")),
+        "{text}"
+    );
     // A user the issuer does not allow, and a private key given by mistake.
     cli.run(&[
         "get-ssh-certificate",
@@ -496,7 +517,14 @@ fn keys_issuers_and_certificates_through_the_cli() {
     assert!(verified.stdout.contains(": OK"), "{verified:#?}");
     let subject = tool(
         "openssl",
-        &["x509", "-in", path_str(&leaf_file), "-noout", "-serial", "-subject"],
+        &[
+            "x509",
+            "-in",
+            path_str(&leaf_file),
+            "-noout",
+            "-serial",
+            "-subject",
+        ],
     )
     .ok();
     assert!(subject.stdout.contains("api.example.com"), "{subject:#?}");
@@ -616,6 +644,59 @@ fn keys_issuers_and_certificates_through_the_cli() {
     cli.run(&["cert", "crl", "--cert-issuer-name", "/ssh/ca"])
         .failed();
 
+    // ---- issuer and key updates ----
+    cli.run(&[
+        "update-ssh-cert-issuer",
+        "--name",
+        "/ssh/ca",
+        "--ttl",
+        "7200",
+    ])
+    .ok();
+    cli.run(&[
+        "update-pki-cert-issuer",
+        "--name",
+        "/pki/web",
+        "--allowed-domains",
+        "example.com,example.org",
+    ])
+    .ok();
+    let issuer = cli
+        .run(&["describe-item", "--name", "/pki/web", "--json"])
+        .ok()
+        .json();
+    let details = &issuer["certificate_issue_details"];
+    assert_eq!(details["max_ttl"], 86400, "the ttl stays: {issuer}");
+    assert_eq!(
+        details["pki_cert_issuer_details"]["allowed_domains_list"],
+        serde_json::json!(["example.com", "example.org"]),
+        "{issuer}"
+    );
+    let ca_cert = dir.join("ca-cert.pem");
+    std::fs::write(&ca_cert, described["certificates"].as_str().unwrap()).unwrap();
+    let out = cli
+        .run(&[
+            "update-classic-key-certificate",
+            "--name",
+            "/keys/ca",
+            "--cert-file-path",
+            path_str(&ca_cert),
+        ])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "Attached the certificate to key /keys/ca: version 2\n"
+    );
+    // A certificate of another key is refused.
+    cli.run(&[
+        "update-classic-key-certificate",
+        "--name",
+        "/keys/ca",
+        "--cert-file-path",
+        path_str(&leaf_file),
+    ])
+    .failed();
+
     // ---- encrypt / decrypt with an encryption context ----
     cli.run(&["create-key", "--name", "/keys/aes", "--alg", "AES256GCM"])
         .ok();
@@ -650,15 +731,32 @@ fn keys_issuers_and_certificates_through_the_cli() {
         ])
         .ok();
     assert_eq!(plain.stdout, "hello coffer\n");
-    for context in [&["--encryption-context", "app=db", "--encryption-context", "env=prod"][..], &[]] {
-        let mut args = vec!["decrypt", "--key-name", "/keys/aes", "--ciphertext", &ciphertext];
+    for context in [
+        &[
+            "--encryption-context",
+            "app=db",
+            "--encryption-context",
+            "env=prod",
+        ][..],
+        &[],
+    ] {
+        let mut args = vec![
+            "decrypt",
+            "--key-name",
+            "/keys/aes",
+            "--ciphertext",
+            &ciphertext,
+        ];
         args.extend_from_slice(context);
         let err = cli.run(&args).failed();
         assert!(!err.stderr.contains("hello coffer"), "{err:#?}");
     }
     // Rotation: a new version; the old ciphertext still decrypts.
     let out = cli.run(&["rotate-key", "--name", "/keys/aes"]).ok();
-    assert!(out.stdout.starts_with("Rotated key /keys/aes: version 2"), "{out:#?}");
+    assert!(
+        out.stdout.starts_with("Rotated key /keys/aes: version 2"),
+        "{out:#?}"
+    );
     cli.run(&[
         "decrypt",
         "--key-name",

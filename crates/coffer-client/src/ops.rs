@@ -1234,7 +1234,7 @@ operation!(
 // ---- certificate issuers ----
 
 /// The body of `create-ssh-cert-issuer` and `update-ssh-cert-issuer`.
-/// On update, options not given keep their values, except the name lists.
+/// On update, options not given keep their values.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SshCertIssuer {
@@ -1292,8 +1292,8 @@ operation!(
 );
 
 /// The body of `create-pki-cert-issuer` and `update-pki-cert-issuer`.
-/// Lists are comma-separated. On update the policy is replaced: options
-/// not given take their defaults (the signer key and ttl stay).
+/// Lists are comma-separated. On update, options not given keep their
+/// values.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PkiCertIssuer {

@@ -26,8 +26,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use aws_lc_rs::signature::{
     self as sig, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use rcgen::{PublicKeyData as _, SigningKey as _};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime, UtcOffset};
@@ -39,6 +37,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
 use crate::keys::KeyMaterial;
+use crate::keys::pem_encode;
 use crate::{KeyError, Result, denied, invalid};
 
 /// The longest lifetime an issuer may be configured with (100 Julian years).
@@ -2134,61 +2133,22 @@ fn classify(bytes: &[u8], field: &str) -> Result<Encoded> {
 }
 
 /// The PEM blocks of a text (text between blocks is ignored, as openssl
-/// does). Encrypted PEM (with headers) is refused.
+/// does), through the crate's one PEM reader. Encrypted PEM is refused.
 fn parse_pem(text: &str) -> std::result::Result<Vec<PemBlock>, String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(label) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
-        {
-            if current.is_some() {
-                return Err("a PEM block starts inside another one".to_owned());
-            }
-            current = Some((label.to_owned(), String::new()));
-        } else if let Some(label) = line
-            .strip_prefix("-----END ")
-            .and_then(|l| l.strip_suffix("-----"))
-        {
-            let Some((open, body)) = current.take() else {
-                return Err(format!("PEM END {label} without a BEGIN"));
-            };
-            if open != label {
-                return Err(format!("PEM BEGIN {open} ends with END {label}"));
-            }
-            let der = B64
-                .decode(body.as_bytes())
-                .map_err(|_| format!("the PEM {open} block is not valid base64"))?;
-            blocks.push(PemBlock { label: open, der });
-        } else if let Some((label, body)) = current.as_mut() {
-            if line.contains(':') {
-                return Err(format!(
-                    "the PEM {label} block has headers (encrypted PEM?): send it unencrypted"
-                ));
-            }
-            body.push_str(line);
-        }
-    }
-    if let Some((label, _)) = current {
-        return Err(format!("the PEM {label} block has no END line"));
+    let blocks = crate::keys::pem_blocks(text, "PEM").map_err(|e| e.to_string())?;
+    if blocks.iter().any(|b| b.encrypted) {
+        return Err("a PEM block is encrypted: send it unencrypted".to_owned());
     }
     if blocks.is_empty() {
         return Err("no complete PEM block".to_owned());
     }
-    Ok(blocks)
-}
-
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = B64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    Ok(blocks
+        .into_iter()
+        .map(|b| PemBlock {
+            label: b.label,
+            der: b.der.to_vec(),
+        })
+        .collect())
 }
 
 /// PKCS#8, PKCS#1 and SEC1 private keys are SEQUENCEs starting with an
