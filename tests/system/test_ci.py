@@ -198,10 +198,11 @@ def test_seed_jwt_reuse_outputs_a_working_token(world):
 
 @pytest.mark.parametrize("seed", ["akeyless_11_ssh.yml", "akeyless_12_issue_certificate.yml"])
 def test_certificate_seeds_dispatch_on_the_item_type(world, seed):
-    """akeyless_11/12 name a static secret here (Coffer has no certificate
-    issuers yet): like GitLab Runner, the resolver asks describe-item and
+    """akeyless_11/12 as written name `secret_name`, a static secret in
+    this world: like GitLab Runner, the resolver asks describe-item and
     reads a static secret as such, ignoring cert_user_name/public_key_data
-    (the batched get-secret-value answers for static items directly)."""
+    (the batched get-secret-value answers for static items directly). The
+    same blocks naming real SSH and PKI issuers are in test_certs.py."""
     seq = world.last_seq()
     out = ok_json(resolve(seed, ci_env(world), "--id-token", f"AKEYLESS_JWT={world.mint()}"))
     assert json.loads(out["DATABASE_PASSWORD"]) == JSON_SECRET

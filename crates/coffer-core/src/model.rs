@@ -511,6 +511,8 @@ pub struct IssuedCert {
     pub names: Vec<String>,
     pub access_id: String,
     pub identity: String,
+    /// The issuing request's ID: its audit record has the same.
+    pub request_id: String,
     pub issued_ms: i64,
     pub expires_ms: i64,
     /// 0 while not revoked.

@@ -384,6 +384,16 @@ async fn ssh_certificates() {
         )
         .await;
     assert_eq!(audit.len(), 20);
+    // Each record names the request that issued it, whose audit record it is.
+    let audited: HashSet<&str> = audit
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        certs
+            .iter()
+            .all(|c| audited.contains(c["request_id"].as_str().unwrap()))
+    );
     // SSH certificates cannot be revoked centrally: said, not faked.
     let serial = certs[0]["serial_number"].as_str().unwrap();
     let mut b = json!({"cert-issuer-name": "/issuers/ssh", "serial-number": serial});

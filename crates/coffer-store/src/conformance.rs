@@ -2947,6 +2947,7 @@ pub async fn certificates(store: &dyn Store) {
         names: vec!["api.example.com".into(), "10.0.0.1".into()],
         access_id: "p-abc".into(),
         identity: "job 42".into(),
+        request_id: "req-1".into(),
         issued_ms: T0,
         expires_ms,
         revoked_ms: 0,

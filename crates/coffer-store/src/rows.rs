@@ -495,6 +495,7 @@ pub(crate) type CertRow = (
     String, // names (JSON)
     String, // access_id
     String, // identity
+    String, // request_id
     i64,    // issued_ms
     i64,    // expires_ms
     i64,    // revoked_ms
@@ -511,12 +512,14 @@ pub(crate) fn cert(r: CertRow) -> Result<IssuedCert> {
         names,
         access_id,
         identity,
+        request_id,
         issued_ms,
         expires_ms,
         revoked_ms,
         revocation_reason,
     ) = r;
     Ok(IssuedCert {
+        request_id,
         kind: parse_enum::<CertKind>("certificate kind", &kind)?,
         names: from_json("certificate names", &names)?,
         issuer_id,

@@ -429,15 +429,15 @@ pub(crate) const CLAIM_LEASES_PG: &str = claim_leases!(" FOR UPDATE SKIP LOCKED"
 
 macro_rules! cert_columns {
     () => {
-        "issuer_id, serial, issuer_name, kind, subject, names, access_id, identity, issued_ms, \
-         expires_ms, revoked_ms, revocation_reason"
+        "issuer_id, serial, issuer_name, kind, subject, names, access_id, identity, request_id, \
+         issued_ms, expires_ms, revoked_ms, revocation_reason"
     };
 }
 
 pub(crate) const INSERT_CERT: &str = concat!(
     "INSERT INTO certificates (",
     cert_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 );
 pub(crate) const GET_CERT: &str = concat!(
     "SELECT ",

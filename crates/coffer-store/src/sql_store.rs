@@ -1845,6 +1845,7 @@ where
             .bind(names.as_str())
             .bind(c.access_id.as_str())
             .bind(c.identity.as_str())
+            .bind(c.request_id.as_str())
             .bind(c.issued_ms)
             .bind(c.expires_ms)
             .bind(c.revoked_ms)

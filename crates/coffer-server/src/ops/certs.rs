@@ -530,6 +530,7 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             names: issued.principals.clone(),
             access_id: ctx.access_id.clone(),
             identity: ctx.identity.clone(),
+            request_id: ctx.request_id.clone(),
             issued_ms: now_ms(),
             expires_ms: i64::try_from(issued.valid_before)
                 .unwrap_or(i64::MAX / 1000)
@@ -783,6 +784,7 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             names,
             access_id: ctx.access_id.clone(),
             identity: ctx.identity.clone(),
+            request_id: ctx.request_id.clone(),
             issued_ms: now_ms(),
             expires_ms: i64::try_from(issued.not_after.unix_timestamp() as i128 * 1000)
                 .unwrap_or(i64::MAX),
@@ -816,6 +818,7 @@ fn render_cert(c: &IssuedCert) -> Value {
         "names": c.names,
         "access_id": c.access_id,
         "identity": c.identity,
+        "request_id": c.request_id,
         "issued_at": date_field(c.issued_ms),
         "expires_at": date_field(c.expires_ms),
         "revoked": c.revoked_ms > 0,

@@ -11,6 +11,7 @@ CREATE TABLE certificates (
     names             TEXT NOT NULL,            -- JSON list: principals or SANs
     access_id         TEXT NOT NULL,
     identity          TEXT NOT NULL,
+    request_id        TEXT NOT NULL,            -- the issuing request (its audit record)
     issued_ms         BIGINT NOT NULL,
     expires_ms        BIGINT NOT NULL,
     revoked_ms        BIGINT NOT NULL,         -- 0 = not revoked

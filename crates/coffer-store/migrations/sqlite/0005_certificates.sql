@@ -11,6 +11,7 @@ CREATE TABLE certificates (
     names             TEXT NOT NULL,            -- JSON list: principals or SANs
     access_id         TEXT NOT NULL,
     identity          TEXT NOT NULL,
+    request_id        TEXT NOT NULL,            -- the issuing request (its audit record)
     issued_ms         INTEGER NOT NULL,
     expires_ms        INTEGER NOT NULL,
     revoked_ms        INTEGER NOT NULL,         -- 0 = not revoked
