@@ -290,8 +290,8 @@ def key_seeds(tmp):
     pki("csr-evil", 0x00, "", csr_evil)
     pki("pubkey-ec-pem", 0x05, "host.example.com\n*.example.com\neku:serverauth", pub_ec)
     pki("pubkey-ed25519-der", 0x05, "example.com", pub_ed)
-    pki("pubkey-rsa-pem-ttl-day", 0x0D, "rsa.example.com\nwww.example.com\nuri:spiffe://example.com/x", pub_rsa)
-    pki("pubkey-p384-der-later", 0x45, "a.b.example.com\n10.0.0.1", pub_p384, n=86400 * 365)
+    pki("pubkey-rsa-pem-ttl-day", 0x0D, "rsa.example.com\nwww.example.com", pub_rsa)
+    pki("pubkey-p384-der-later", 0x45, "a.b.example.com\n10.0.0.1\nuri:spiffe://example.com/x", pub_p384, n=86400 * 365)
     subject, attrs = csr_parts(base64.b64decode("".join(csr_san.decode().splitlines()[1:-1])))
     pki("signed-p256-san-eku-ku", 0x02, "", subject + attrs)
     subject, attrs = csr_parts(csr_rsa)
@@ -348,8 +348,8 @@ def key_seeds(tmp):
     ssh("ca-own-key", 0x10, "", "self", "ubuntu")
     ssh("root-denied", 0x00, ed, "mallory", "root")
     ssh("no-username", 0x00, ed, "nobody")
-    ssh("time-n", 0x06, ed, "epoch", "ubuntu", n=0)
-    ssh("time-i64-max", 0x0C, ed, "late", "ubuntu", n=3000)
+    ssh("time-n", 0x04, ed, "epoch", "ubuntu", n=0)
+    ssh("time-i64-max", 0x0C, ed, "late", "ubuntu", n=3600)
 
 
 if ONLY and ONLY.isdisjoint({"pki_request", "ssh_request"}):

@@ -505,6 +505,10 @@ pub struct IssuedCert {
     /// Lowercase hex.
     pub serial: String,
     pub kind: CertKind,
+    /// The CA key that signed it (name and version): revocations are
+    /// published per signing key, whichever issuer used it.
+    pub signer_key: String,
+    pub signer_version: i32,
     /// SSH: the key ID; PKI: the subject DN.
     pub subject: String,
     /// SSH: principals; PKI: subject alternative names.

@@ -3608,4 +3608,38 @@ mod tests {
             "-----BEGIN X-----\nAAEC\n-----END X-----\n"
         );
     }
+
+    // --- security review (failing tests prove open issues) ---------------
+
+    /// `*` in allowed-uri-sans matches across `/`, so a pattern for one
+    /// namespace admits dot segments that climb out of it (relying parties
+    /// that normalise or prefix-match the URI then see another identity),
+    /// and a `*` in a host crosses into the path or query.
+    #[test]
+    fn review_uri_glob_stays_inside_its_namespace() {
+        assert!(!glob_match(
+            "spiffe://example.org/ci/*",
+            "spiffe://example.org/ci/../prod/db"
+        ));
+        assert!(!glob_match(
+            "https://*.example.com",
+            "https://evil.com?.example.com"
+        ));
+    }
+
+    /// With allow-any-name, a dotted quad the IP parser rejects (leading
+    /// zeros: octal to inet_aton) becomes a DNS SAN, outside
+    /// allowed-ip-sans: a client given the URL https://0177.0.0.1/ resolves
+    /// it to 127.0.0.1 and matches the DNS SAN literally.
+    #[test]
+    fn review_numeric_names_are_not_dns_sans() {
+        let mut p = policy();
+        p.allow_any_name = true;
+        let r = issue_pk(&p, Some("svc.example.com"), &["0177.0.0.1"]);
+        assert!(
+            r.is_err(),
+            "0177.0.0.1 was issued as a DNS name: {:?}",
+            r.map(|i| i.dns_names)
+        );
+    }
 }

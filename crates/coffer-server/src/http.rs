@@ -64,10 +64,27 @@ async fn crl(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
-    match ops::certs::crl_pem(&state, &name).await {
+    // Bounded like operations: no permit, no work.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy; retry shortly",
+        );
+    };
+    let built = tokio::time::timeout(
+        state.config.request_timeout,
+        ops::certs::crl_pem(&state, &name),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::Unavailable(
+            "building the CRL took too long; retry".into(),
+        ))
+    });
+    match built {
         Ok(pem) => (
             [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
-            pem,
+            pem.as_str().to_owned(),
         )
             .into_response(),
         Err(e) => {

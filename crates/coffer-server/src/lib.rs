@@ -233,6 +233,7 @@ pub async fn build(
         policy: Default::default(),
         tokens: TokenCache::new(100_000, Some(state::TOKEN_CACHE_TTL)),
         items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
+        crls: state::Cache::new(1_000, Some(state::CRL_CACHE_TTL)),
         audit,
         limiter: LoginLimiter::default(),
         jwks: jwks::JwksCache::new(

@@ -124,6 +124,10 @@ pub struct AppState {
     pub policy: RwLock<Arc<PolicySnapshot>>,
     pub tokens: TokenCache,
     pub items: ItemCache,
+    /// Signed CRLs per PKI issuer name, for [`CRL_CACHE_TTL`] (cleared by
+    /// a local revocation): an anonymous client cannot make every GET
+    /// read the table and sign.
+    pub crls: Cache<String, Arc<String>>,
     pub audit: AuditSink,
     pub limiter: LoginLimiter,
     /// JWKS of OAuth2/JWT auth methods, per access ID.
@@ -391,6 +395,10 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Latest version of items by name (sealed: values are decrypted per request).
 pub type ItemCache = Cache<String, Arc<(Item, SealedVersion)>>;
+
+/// How long a signed CRL is served before it is rebuilt (another node's
+/// revocation shows within this time; a local one at once).
+pub const CRL_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// How long another node's write to an item may take to show here.
 pub const ITEM_CACHE_TTL: Duration = Duration::from_secs(1);

@@ -558,9 +558,10 @@ async fn pki_certificates() {
         revoked_list["certificates"][0]["revocation_reason"],
         "key leaked"
     );
-    // A CRL for something that is not a PKI issuer: a clear 4xx.
+    // A CRL for something that is not a PKI issuer: the same 404 as for
+    // nothing at all (the public route reveals no item).
     let (status, _) = get_crl(&h, "/issuers/ssh").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get_crl(&h, "/issuers/none").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // An issuer cannot be made on a key without a certificate, nor on an AES key.
@@ -629,4 +630,218 @@ async fn intermediate_ca_chain() {
     b["token"] = json!(h.admin);
     h.fails("update-classic-key-certificate", b, StatusCode::BAD_REQUEST)
         .await;
+}
+
+// ---------------------------------------------------------------------------
+// Security review (failing tests prove open issues; production code untouched)
+// ---------------------------------------------------------------------------
+
+/// A holder of `read` on an issuer can make an older certificate of theirs
+/// unrevocable by asking for 1000 more: revoke-certificate only searches
+/// the issuer's 1000 most recent records (`list_certificates` default
+/// limit, newest first).
+#[tokio::test]
+async fn review_revocation_reaches_past_the_1000_most_recent() {
+    let h = Harness::new().await;
+    let (_, token) = setup_issuers(&h).await;
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let ask = |cn: &str| {
+        json!({"token": token, "cert-issuer-name": "/issuers/web",
+               "key-data-base64": kp.public_key_pem(), "common-name": cn})
+    };
+    let first = h.ok("get-pki-certificate", ask("victim.example.com")).await;
+    let serial = first["cert_display_id"].as_str().unwrap().to_owned();
+    for _ in 0..1000 {
+        h.ok("get-pki-certificate", ask("filler.example.com")).await;
+    }
+    let (status, out) = h
+        .call(
+            "revoke-certificate",
+            json!({"token": h.admin, "cert-issuer-name": "/issuers/web", "serial-number": serial}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the leaked certificate must still be revocable: {out}"
+    );
+}
+
+/// The anonymous CRL route answers differently for a missing name, a
+/// static secret and an SSH issuer, naming the item's type: an
+/// unauthenticated client can enumerate every item name and its type,
+/// which the authenticated API deliberately hides ("missing" and "not
+/// yours" get one answer).
+#[tokio::test]
+async fn review_crl_route_does_not_reveal_items_to_anonymous_clients() {
+    let h = Harness::new().await;
+    h.admin_ok(
+        "create-secret",
+        json!({"name": "/prod/db-password", "value": "s3cret"}),
+    )
+    .await;
+    let (missing_status, missing_body) = get_crl(&h, "/prod/nothing-here").await;
+    let (secret_status, secret_body) = get_crl(&h, "/prod/db-password").await;
+    assert_eq!(
+        missing_status, secret_status,
+        "existence leaks through the status: {missing_body} vs {secret_body}"
+    );
+    assert!(
+        !secret_body.to_ascii_lowercase().contains("secret"),
+        "the item's type leaks to an anonymous client: {secret_body}"
+    );
+}
+
+/// `seconds()` splits at `len - 1` bytes: a multi-byte last character
+/// panics (an audited 500) instead of a 400.
+#[tokio::test]
+async fn review_ttl_with_a_multibyte_suffix_is_a_400_not_a_panic() {
+    let h = Harness::new().await;
+    let (_, token) = setup_issuers(&h).await;
+    h.fails(
+        "get-ssh-certificate",
+        json!({"token": token, "cert-issuer-name": "/issuers/ssh", "cert-username": "ubuntu",
+               "public-key-data": ssh_user_key(), "ttl": "1é"}),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+fn crl_serials(crl: &str) -> Vec<String> {
+    let der = x509_parser::pem::parse_x509_pem(crl.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let (_, parsed) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+    parsed
+        .iter_revoked_certificates()
+        .map(|r| {
+            r.raw_serial_as_string()
+                .replace(':', "")
+                .trim_start_matches('0')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A CRL is the CA's (same issuer DN, same AKI, no issuingDistributionPoint
+/// narrowing its scope) but is built from one issuer item's records: a
+/// certificate revoked through issuer A is absent from the CRL served for
+/// issuer B on the same CA key, and a relying party that fetched B's CRL
+/// accepts it. Deleting (or deleting and re-creating) an issuer drops its
+/// revocations too.
+#[tokio::test]
+async fn review_crl_lists_every_revocation_of_the_ca_key() {
+    let h = Harness::new().await;
+    let (_, token) = setup_issuers(&h).await;
+    h.admin_ok(
+        "create-pki-cert-issuer",
+        json!({"name": "/issuers/web2", "signer-key-name": "/ca/root", "ttl": 86400,
+               "allowed-domains": "example.com", "allow-subdomains": true, "server-flag": true}),
+    )
+    .await;
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let out = h
+        .ok(
+            "get-pki-certificate",
+            json!({"token": token, "cert-issuer-name": "/issuers/web",
+                   "key-data-base64": kp.public_key_pem(), "common-name": "a.example.com"}),
+        )
+        .await;
+    let serial = out["cert_display_id"].as_str().unwrap().to_owned();
+    h.admin_ok(
+        "revoke-certificate",
+        json!({"cert-issuer-name": "/issuers/web", "serial-number": serial}),
+    )
+    .await;
+    let (_, crl_a) = get_crl(&h, "/issuers/web").await;
+    let (_, crl_b) = get_crl(&h, "/issuers/web2").await;
+    let want = serial.trim_start_matches('0').to_owned();
+    assert!(crl_serials(&crl_a).contains(&want));
+    assert!(
+        crl_serials(&crl_b).contains(&want),
+        "the CRL of the same CA (via /issuers/web2) omits a revoked certificate of that CA"
+    );
+}
+
+/// An `is-ca` issuer limited to example.com hands any `read` holder an
+/// intermediate CA certificate without nameConstraints: with it they sign
+/// certificates for any name, chaining to the root.
+#[tokio::test]
+async fn review_ca_certificates_carry_the_issuers_name_constraints() {
+    let h = Harness::new().await;
+    let (_, token) = setup_issuers(&h).await;
+    h.admin_ok(
+        "create-pki-cert-issuer",
+        json!({"name": "/issuers/sub-ca", "signer-key-name": "/ca/root", "ttl": 86400,
+               "allowed-domains": "example.com", "allow-subdomains": true, "is-ca": true}),
+    )
+    .await;
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let out = h
+        .ok(
+            "get-pki-certificate",
+            json!({"token": token, "cert-issuer-name": "/issuers/sub-ca",
+                   "key-data-base64": kp.public_key_pem(), "common-name": "ca.example.com"}),
+        )
+        .await;
+    let pem = x509_parser::pem::parse_x509_pem(out["data"].as_str().unwrap().as_bytes())
+        .unwrap()
+        .1;
+    let cert = pem.parse_x509().unwrap();
+    assert!(cert.is_ca(), "the issued certificate is a CA");
+    assert!(
+        cert.name_constraints().ok().flatten().is_some(),
+        "an intermediate from an issuer limited to example.com must carry nameConstraints"
+    );
+}
+
+/// OpenSSH (>= 8.5) matches host-certificate principals as patterns: a
+/// host issuer with allowed-users `*` signs a host certificate for the
+/// principal `*`, valid for every host that trusts the CA.
+#[tokio::test]
+async fn review_host_certificates_refuse_pattern_principals() {
+    let h = Harness::new().await;
+    let (_, token) = setup_issuers(&h).await;
+    h.admin_ok(
+        "create-ssh-cert-issuer",
+        json!({"name": "/issuers/hosts", "signer-key-name": "/ca/ssh", "allowed-users": "*",
+               "cert-type": "host", "ttl": 3600}),
+    )
+    .await;
+    for name in ["*", "*.example.com", "web?"] {
+        h.fails(
+            "get-ssh-certificate",
+            json!({"token": token, "cert-issuer-name": "/issuers/hosts", "cert-username": name,
+                   "public-key-data": ssh_user_key()}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+}
+
+/// The anonymous CRL route is outside the request pipeline: it ignores
+/// --max-requests-in-flight and --request-timeout, and each call runs an
+/// unindexed scan of the whole certificates table (every issuer, SSH and
+/// expired records included: `SCAN certificates` + temp B-tree sort in
+/// SQLite's plan), opens the CA key and signs a fresh CRL. With the server
+/// saturated, anonymous CRL requests still get all that work done.
+#[tokio::test]
+async fn review_crl_route_respects_the_in_flight_limit() {
+    let h = Harness::with_args(|a| a.max_requests_in_flight = Some(2)).await;
+    setup_issuers(&h).await;
+    let _held = h.state.in_flight.clone().try_acquire_many_owned(2).unwrap();
+    let (status, _) = h.call("list-items", json!({"token": h.admin})).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "operations are capped"
+    );
+    let (status, _) = get_crl(&h, "/issuers/web").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the CRL route does work while the server is saturated"
+    );
 }

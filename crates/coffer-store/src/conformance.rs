@@ -2937,12 +2937,15 @@ pub async fn producers_and_leases(store: &dyn Store) {
 pub async fn certificates(store: &dyn Store) {
     let run = Run::new();
     let issuer = run.name("pki/issuer");
+    let signer = run.name("pki/ca-key");
     let id = run.id();
     let cert = |serial: &str, expires_ms: i64| IssuedCert {
         issuer_id: id,
         issuer_name: issuer.clone(),
         serial: serial.into(),
         kind: CertKind::Pki,
+        signer_key: signer.clone(),
+        signer_version: 2,
         subject: "CN=api.example.com".into(),
         names: vec!["api.example.com".into(), "10.0.0.1".into()],
         access_id: "p-abc".into(),
@@ -2978,17 +2981,11 @@ pub async fn certificates(store: &dyn Store) {
         .insert_certificate(&other, au));
     ok(r, "insert_certificate other issuer");
     assert_eq!(
-        ok(
-            store.get_certificate(&issuer, "0a1b").await,
-            "get_certificate"
-        ),
+        ok(store.get_certificate(id, "0a1b").await, "get_certificate"),
         Some(a.clone())
     );
     assert_eq!(
-        ok(
-            store.get_certificate(&issuer, "ffff").await,
-            "get_certificate"
-        ),
+        ok(store.get_certificate(id, "ffff").await, "get_certificate"),
         None
     );
     let mine = CertFilter {
@@ -3017,10 +3014,28 @@ pub async fn certificates(store: &dyn Store) {
     let (r, changed) = checked!(store, "revoke_certificate missing", 0, |au| store
         .revoke_certificate(id, "dead", T0 + 6, "", au));
     assert!(!ok(r, "revoke_certificate missing") && !changed);
+    // The other issuer's certificate with the same serial, signed by the
+    // same key version, is revoked too: the CRL of that key lists both.
+    let (r, _) = checked!(store, "revoke_certificate other issuer", 0, |au| store
+        .revoke_certificate(other.issuer_id, "0a1b", T0 + 7, "", au));
+    assert!(ok(r, "revoke_certificate other issuer"));
+    let revoked = ok(
+        store.revoked_certificates(&signer, 2, T0).await,
+        "revoked_certificates",
+    );
+    assert_eq!(revoked.len(), 2, "every revocation of the signing key");
+    assert!(
+        ok(
+            store.revoked_certificates(&signer, 1, T0).await,
+            "revoked_certificates"
+        )
+        .is_empty(),
+        "another key version signed none of them"
+    );
     let revoked = ok(
         store
             .list_certificates(&CertFilter {
-                issuer_id: id,
+                issuer_name: Some(issuer.clone()),
                 revoked_only: true,
                 ..CertFilter::default()
             })

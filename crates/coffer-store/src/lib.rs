@@ -132,8 +132,6 @@ pub struct LeaseFilter {
 pub struct CertFilter {
     /// Only this issuer's (by name; `None` = every issuer).
     pub issuer_name: Option<String>,
-    /// Only this issuer item's (0 = any; the CRL uses the current item).
-    pub issuer_id: i64,
     /// Only revoked ones.
     pub revoked_only: bool,
     /// Only those expiring at or after this time (0 = also expired ones).
@@ -434,8 +432,17 @@ pub trait Store: Send + Sync + 'static {
     /// Record an issued certificate (Conflict if its serial is taken for
     /// this issuer: the caller picks another and signs again).
     async fn insert_certificate(&self, c: &IssuedCert, audit: Audit<'_>) -> Result<()>;
-    async fn get_certificate(&self, issuer_name: &str, serial: &str) -> Result<Option<IssuedCert>>;
+    async fn get_certificate(&self, issuer_id: i64, serial: &str) -> Result<Option<IssuedCert>>;
     async fn list_certificates(&self, f: &CertFilter) -> Result<Vec<IssuedCert>>;
+    /// Every revoked certificate key `signer_key` version `signer_version`
+    /// signed that has not expired at `now_ms` (a CRL's content: never
+    /// truncated).
+    async fn revoked_certificates(
+        &self,
+        signer_key: &str,
+        signer_version: i32,
+        now_ms: i64,
+    ) -> Result<Vec<IssuedCert>>;
     /// Mark a certificate revoked at `now_ms`. False (nothing written) if
     /// no such certificate or already revoked.
     async fn revoke_certificate(

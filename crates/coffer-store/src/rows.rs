@@ -491,6 +491,8 @@ pub(crate) type CertRow = (
     String, // serial
     String, // issuer_name
     String, // kind
+    String, // signer_key
+    i32,    // signer_version
     String, // subject
     String, // names (JSON)
     String, // access_id
@@ -508,6 +510,8 @@ pub(crate) fn cert(r: CertRow) -> Result<IssuedCert> {
         serial,
         issuer_name,
         kind,
+        signer_key,
+        signer_version,
         subject,
         names,
         access_id,
@@ -520,6 +524,8 @@ pub(crate) fn cert(r: CertRow) -> Result<IssuedCert> {
     ) = r;
     Ok(IssuedCert {
         request_id,
+        signer_key,
+        signer_version,
         kind: parse_enum::<CertKind>("certificate kind", &kind)?,
         names: from_json("certificate names", &names)?,
         issuer_id,

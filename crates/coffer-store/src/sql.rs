@@ -429,26 +429,42 @@ pub(crate) const CLAIM_LEASES_PG: &str = claim_leases!(" FOR UPDATE SKIP LOCKED"
 
 macro_rules! cert_columns {
     () => {
-        "issuer_id, serial, issuer_name, kind, subject, names, access_id, identity, request_id, \
-         issued_ms, expires_ms, revoked_ms, revocation_reason"
+        "issuer_id, serial, issuer_name, kind, signer_key, signer_version, subject, names, access_id, \
+         identity, request_id, issued_ms, expires_ms, revoked_ms, revocation_reason"
     };
 }
 
 pub(crate) const INSERT_CERT: &str = concat!(
     "INSERT INTO certificates (",
     cert_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
+/// By primary key.
 pub(crate) const GET_CERT: &str = concat!(
     "SELECT ",
     cert_columns!(),
-    " FROM certificates WHERE issuer_name = $1 AND serial = $2 ORDER BY issued_ms DESC LIMIT 1"
+    " FROM certificates WHERE issuer_id = $1 AND serial = $2"
+);
+/// One issuer's, by name (index `certificates_issuer`).
+pub(crate) const LIST_CERTS_OF_ISSUER: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE issuer_name = $1 AND ($2 = 0 OR revoked_ms > 0) AND expires_ms >= $3 \
+     ORDER BY issued_ms DESC, serial LIMIT $4"
 );
 pub(crate) const LIST_CERTS: &str = concat!(
     "SELECT ",
     cert_columns!(),
-    " FROM certificates WHERE ($1 = '' OR issuer_name = $1) AND ($2 = 0 OR issuer_id = $2) \
-     AND ($3 = 0 OR revoked_ms > 0) AND expires_ms >= $4 ORDER BY issued_ms DESC, serial LIMIT $5"
+    " FROM certificates WHERE ($1 = 0 OR revoked_ms > 0) AND expires_ms >= $2 \
+     ORDER BY issued_ms DESC, serial LIMIT $3"
+);
+/// Every revoked, unexpired certificate a key version signed (index
+/// `certificates_signer`): a CRL is complete or not served.
+pub(crate) const REVOKED_CERTS_OF_SIGNER: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE signer_key = $1 AND signer_version = $2 AND revoked_ms > 0 \
+     AND expires_ms >= $3 ORDER BY revoked_ms, serial"
 );
 pub(crate) const REVOKE_CERT: &str = "UPDATE certificates SET revoked_ms = $3, revocation_reason = $4 \
      WHERE issuer_id = $1 AND serial = $2 AND revoked_ms = 0";

@@ -1841,6 +1841,8 @@ where
             .bind(c.serial.as_str())
             .bind(c.issuer_name.as_str())
             .bind(c.kind.as_str())
+            .bind(c.signer_key.as_str())
+            .bind(c.signer_version)
             .bind(c.subject.as_str())
             .bind(names.as_str())
             .bind(c.access_id.as_str())
@@ -1863,9 +1865,9 @@ where
         }
     }
 
-    async fn get_certificate(&self, issuer_name: &str, serial: &str) -> Result<Option<IssuedCert>> {
+    async fn get_certificate(&self, issuer_id: i64, serial: &str) -> Result<Option<IssuedCert>> {
         let row: Option<rows::CertRow> = sqlx::query_as(sql::GET_CERT)
-            .bind(issuer_name)
+            .bind(issuer_id)
             .bind(serial)
             .fetch_optional(&self.read)
             .await
@@ -1879,12 +1881,39 @@ where
         } else {
             f.limit.min(10_000)
         };
-        let found: Vec<rows::CertRow> = sqlx::query_as(sql::LIST_CERTS)
-            .bind(f.issuer_name.as_deref().unwrap_or(""))
-            .bind(f.issuer_id)
-            .bind(i64::from(f.revoked_only))
-            .bind(f.not_expired_at_ms)
-            .bind(limit)
+        let found: Vec<rows::CertRow> = match &f.issuer_name {
+            Some(name) => {
+                sqlx::query_as(sql::LIST_CERTS_OF_ISSUER)
+                    .bind(name.as_str())
+                    .bind(i64::from(f.revoked_only))
+                    .bind(f.not_expired_at_ms)
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await
+            }
+            None => {
+                sqlx::query_as(sql::LIST_CERTS)
+                    .bind(i64::from(f.revoked_only))
+                    .bind(f.not_expired_at_ms)
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await
+            }
+        }
+        .map_err(db)?;
+        rows::all(found, rows::cert)
+    }
+
+    async fn revoked_certificates(
+        &self,
+        signer_key: &str,
+        signer_version: i32,
+        now_ms: i64,
+    ) -> Result<Vec<IssuedCert>> {
+        let found: Vec<rows::CertRow> = sqlx::query_as(sql::REVOKED_CERTS_OF_SIGNER)
+            .bind(signer_key)
+            .bind(signer_version)
+            .bind(now_ms)
             .fetch_all(&self.read)
             .await
             .map_err(db)?;

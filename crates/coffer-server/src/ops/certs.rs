@@ -11,6 +11,7 @@
 //! expiry) in the request's own transaction, with its audit record.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::items::{DEFAULT_MAX_VERSIONS, open, seal, tags_param};
-use super::keys::{blocking, check_signer, item_version, load_key, signing};
+use super::keys::{check_signer, item_version, load_key, signing};
 use super::{allowed, date_field, name_param, refuse_unsupported, require, without_nulls};
 use crate::error::ApiError;
 use crate::http::Ctx;
@@ -231,19 +232,24 @@ fn seconds(body: &Body, key: &str) -> Result<Option<u64>, ApiError> {
     if let Ok(n) = raw.parse::<u64>() {
         return Ok(Some(n));
     }
-    let (num, unit) = raw.split_at(raw.len() - 1);
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
+    let bad = || {
+        ApiError::bad(format!(
+            "{key} must be a number of seconds (or e.g. 15m, 24h, 30d), not {:?}",
+            coffer_core::name::truncate_for_message(&raw)
+        ))
     };
-    match num.parse::<u64>() {
-        Ok(n) if mult > 0 => Ok(n.checked_mul(mult)),
-        _ => Err(ApiError::bad(format!(
-            "{key} must be a number of seconds (or e.g. 15m, 24h, 30d), not {raw:?}"
-        ))),
+    let unit = [("s", 1u64), ("m", 60), ("h", 3600), ("d", 86_400)]
+        .into_iter()
+        .find_map(|(suffix, mult)| raw.strip_suffix(suffix).map(|n| (n, mult)));
+    match unit {
+        Some((num, mult)) => {
+            let n = num.parse::<u64>().map_err(|_| bad())?;
+            n.checked_mul(mult)
+                .filter(|s| *s > 0)
+                .map(Some)
+                .ok_or_else(bad)
+        }
+        None => Err(bad()),
     }
 }
 
@@ -453,6 +459,21 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(b)
 }
 
+/// The issuer's signer key (latest version); a key deleted from under
+/// the issuer is the issuer's fault, not the caller's.
+async fn signer_of(
+    state: &AppState,
+    issuer: &str,
+    key: &str,
+) -> Result<(Item, i32, coffer_keys::keys::KeyMaterial), ApiError> {
+    load_key(state, key, None).await.map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::bad(format!(
+            "issuer {issuer:?} signs with key {key:?}, which no longer exists"
+        )),
+        other => other,
+    })
+}
+
 /// Record an issued certificate; a serial already taken (vanishingly
 /// rare with 64 random bits, but checked) is reported for a retry.
 async fn record(ctx: &mut Ctx, c: &IssuedCert) -> Result<bool, ApiError> {
@@ -491,19 +512,10 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
     let state = ctx.state.clone();
     let (issuer, settings) =
         load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?;
-    let (_, _, signer) =
-        load_key(&state, &settings.signer_key, None)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound(_) => ApiError::bad(format!(
-                    "issuer {name:?} signs with key {:?}, which no longer exists",
-                    settings.signer_key
-                )),
-                other => other,
-            })?;
+    let (_, signer_version, signer) = signer_of(&state, &name, &settings.signer_key).await?;
     let key_id = key_id(ctx);
-    let signer = std::sync::Arc::new(signer);
-    let policy = std::sync::Arc::new(settings.policy);
+    let signer = Arc::new(signer);
+    let policy = Arc::new(settings.policy);
     for _ in 0..3 {
         let serial = u64::from_be_bytes(random_bytes::<8>()?).max(1);
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
@@ -526,6 +538,8 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             issuer_name: issuer.name.clone(),
             serial: format!("{:016x}", issued.serial),
             kind: CertKind::Ssh,
+            signer_key: settings.signer_key.clone(),
+            signer_version,
             subject: issued.key_id.clone(),
             names: issued.principals.clone(),
             access_id: ctx.access_id.clone(),
@@ -730,19 +744,10 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
     let state = ctx.state.clone();
     let (issuer, settings) =
         load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?;
-    let (_, _, signer) =
-        load_key(&state, &settings.signer_key, None)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound(_) => ApiError::bad(format!(
-                    "issuer {name:?} signs with key {:?}, which no longer exists",
-                    settings.signer_key
-                )),
-                other => other,
-            })?;
-    let signer = std::sync::Arc::new(signer);
-    let policy = std::sync::Arc::new(settings.policy);
-    let key_bytes = std::sync::Arc::new(key_bytes);
+    let (_, signer_version, signer) = signer_of(&state, &name, &settings.signer_key).await?;
+    let signer = Arc::new(signer);
+    let policy = Arc::new(settings.policy);
+    let key_bytes = Arc::new(key_bytes);
     for _ in 0..3 {
         let serial = random_bytes::<16>()?;
         let (signer2, policy2, kb) = (signer.clone(), policy.clone(), key_bytes.clone());
@@ -780,6 +785,8 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
             issuer_name: issuer.name.clone(),
             serial: issued.serial_hex.clone(),
             kind: CertKind::Pki,
+            signer_key: settings.signer_key.clone(),
+            signer_version,
             subject: issued.subject.clone(),
             names,
             access_id: ctx.access_id.clone(),
@@ -846,7 +853,6 @@ pub(super) async fn cert_list(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
     }
     let f = coffer_store::CertFilter {
         issuer_name: issuer,
-        issuer_id: 0,
         revoked_only: body.bool_or("revoked-only", false)?,
         not_expired_at_ms: if body.bool_or("include-expired", false)? {
             0
@@ -901,27 +907,33 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
             )));
         }
     }
-    let found = state
-        .store
-        .list_certificates(&coffer_store::CertFilter {
-            issuer_id: item.id,
-            ..Default::default()
-        })
-        .await?;
-    let serial = found
-        .iter()
-        .map(|c| c.serial.as_str())
-        .find(|s| s.trim_start_matches('0') == serial.trim_start_matches('0'))
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no certificate with serial {serial} from issuer {name:?}"
-            ))
-        })?;
+    // Serials are stored as written in the certificate (lowercase hex,
+    // whole bytes: 16 for PKI); accept them without leading zeros too.
+    let stripped = serial.trim_start_matches('0');
+    let mut candidates = vec![serial.clone()];
+    for width in [stripped.len() + stripped.len() % 2, 32] {
+        if width >= stripped.len() {
+            candidates.push(format!("{stripped:0>width$}"));
+        }
+    }
+    let mut found = None;
+    for c in candidates {
+        if let Some(rec) = state.store.get_certificate(item.id, &c).await? {
+            found = Some(rec);
+            break;
+        }
+    }
+    let serial = found.map(|c| c.serial).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no certificate with serial {serial} from issuer {name:?}"
+        ))
+    })?;
     let done = state
         .store
         .revoke_certificate(item.id, &serial, now_ms(), &reason, ctx.audit())
         .await?;
+    // Every cached CRL may now be missing it (issuers share keys).
+    state.crls.clear();
     if !done {
         return Err(ApiError::Conflict(format!(
             "certificate {serial} of issuer {name:?} is already revoked"
@@ -930,23 +942,32 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
     Ok(json!({"cert_issuer_name": name, "serial_number": serial, "revoked": true}))
 }
 
-/// The CRL of a PKI issuer, PEM, signed now (valid for a day). Public,
-/// like every CA's CRL; it reveals only revoked serials.
-pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiError> {
-    let name = coffer_core::name::normalize_name(name)?;
-    let (issuer, settings) =
-        load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer).await?;
-    let (_, _, signer) = load_key(state, &settings.signer_key, None).await?;
+/// The CRL of a PKI issuer, PEM: every unexpired certificate revoked
+/// that its signer key's current version signed (whichever issuer issued
+/// it), signed now, valid for a day; cached for a few seconds. Public,
+/// like every CA's CRL: any failure but an internal one is "no CRL here",
+/// so the route reveals nothing about other items.
+pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<Arc<String>, ApiError> {
+    let none =
+        || ApiError::NotFound("no CRL at this address: GET /pki/crl/<PKI issuer name>".into());
+    let name = coffer_core::name::normalize_name(name).map_err(|_| none())?;
+    if let Some(hit) = state.crls.get(name.as_str()) {
+        return Ok(hit);
+    }
+    let keep_internal = |e: ApiError| match e {
+        ApiError::Internal(_) => e,
+        _ => none(),
+    };
+    let (_, settings) = load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer)
+        .await
+        .map_err(keep_internal)?;
+    let (_, version, signer) = load_key(state, &settings.signer_key, None)
+        .await
+        .map_err(keep_internal)?;
     let now = now_ms();
     let revoked = state
         .store
-        .list_certificates(&coffer_store::CertFilter {
-            issuer_id: issuer.id,
-            revoked_only: true,
-            not_expired_at_ms: now,
-            limit: 10_000,
-            ..Default::default()
-        })
+        .revoked_certificates(&settings.signer_key, version, now)
         .await?;
     let list: Vec<Revoked> = revoked
         .iter()
@@ -959,9 +980,10 @@ pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiE
     let this_update = time::OffsetDateTime::from_unix_timestamp(now / 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let next_update = this_update + time::Duration::days(1);
-    // Milliseconds since the epoch: increases with every CRL served.
+    // Milliseconds since the epoch: grows with every CRL this node signs.
     let number = u64::try_from(now).unwrap_or(0);
-    blocking(move || {
+    let alg = signer.alg();
+    let pem = signing(alg, move || {
         Ok(coffer_keys::x509::crl(
             &signer,
             &list,
@@ -971,6 +993,10 @@ pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<String, ApiE
         )?)
     })
     .await
+    .map_err(keep_internal)?;
+    let pem = Arc::new(pem);
+    state.crls.insert(name, pem.clone());
+    Ok(pem)
 }
 
 /// describe-item's issuer details, in Akeyless's shape.

@@ -7,6 +7,8 @@ CREATE TABLE certificates (
     serial            TEXT NOT NULL,            -- lowercase hex, unique per issuer
     issuer_name       TEXT NOT NULL,
     kind              TEXT NOT NULL,            -- ssh | pki
+    signer_key        TEXT NOT NULL,            -- the CA key's name and version: a CRL
+    signer_version    INTEGER NOT NULL,         -- lists what that key signed, whichever issuer
     subject           TEXT NOT NULL,            -- SSH key ID or X.509 subject
     names             TEXT NOT NULL,            -- JSON list: principals or SANs
     access_id         TEXT NOT NULL,
@@ -19,4 +21,4 @@ CREATE TABLE certificates (
     PRIMARY KEY (issuer_id, serial)
 ) STRICT;
 CREATE INDEX certificates_issuer ON certificates (issuer_name, issued_ms);
-CREATE INDEX certificates_revoked ON certificates (issuer_id, revoked_ms);
+CREATE INDEX certificates_signer ON certificates (signer_key, signer_version, revoked_ms);
