@@ -230,6 +230,14 @@ def proc_cpu_s(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / bench.HZ
 
 
+def proc_io(pid: int) -> dict:
+    """/proc/<pid>/io: write syscalls (syscw) and bytes handed to them (wchar)."""
+    try:
+        return {k: int(v) for k, v in (line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())}
+    except OSError:
+        return {}
+
+
 def wrk_point(args, name: str, url: str, body: str, headers: dict, c: int, out: Path, pid: int) -> dict:
     """Warm up, then one measured closed-loop wrk run at c connections;
     adds the server's CPU per request."""
@@ -240,12 +248,24 @@ def wrk_point(args, name: str, url: str, body: str, headers: dict, c: int, out: 
         wout.mkdir(exist_ok=True)
         bench.run_wrk(name, url, wout, warm, body=body, headers=headers)
     cfg = types.SimpleNamespace(threads=threads, connections=c, duration=args.duration)
-    cpu0, t0 = proc_cpu_s(pid), time.monotonic()
+    cpu0, io0, t0 = proc_cpu_s(pid), proc_io(pid), time.monotonic()
     res = bench.run_wrk(name, url, out, cfg, body=body, headers=headers)
-    cpu, secs = proc_cpu_s(pid) - cpu0, time.monotonic() - t0
-    res.update({"concurrency": c, "server_cores": cpu / secs,
-                "server_cpu_ms_per_req": cpu * 1000 / max(1, res["requests"])})
+    cpu, io1, secs = proc_cpu_s(pid) - cpu0, proc_io(pid), time.monotonic() - t0
+    n = max(1, res["requests"])
+    res.update({"concurrency": c, "server_cores": cpu / secs, "server_cpu_ms_per_req": cpu * 1000 / n})
+    if io0 and io1:
+        # Includes the responses written to the sockets (one write each).
+        res["write_syscalls_per_req"] = (io1["syscw"] - io0["syscw"]) / n
+        res["write_kib_per_req"] = (io1["wchar"] - io0["wchar"]) / n / 1024
     return res
+
+
+PROFILE_CHILDREN = {  # kernel entry points, callees included
+    "futex waits and wake-ups (threads handing work to each other)": "do_futex",
+    "fsync": "do_fsync",
+    "write/pwrite": "vfs_write",
+    "epoll_wait": "do_epoll_wait",
+}
 
 
 def profile(args, name: str, pid: int, url: str, body: str, c: int, out: Path) -> dict | None:
@@ -278,8 +298,50 @@ def profile(args, name: str, pid: int, url: str, body: str, c: int, out: Path) -
         parts = line.split(None, 3)
         if len(parts) == 4 and parts[0].endswith("%") and parts[0][:1].isdigit():
             top_self.append((float(parts[0].rstrip("%")), f"{parts[1]} {parts[3].strip()}"))
+    full_self = report("--no-children", "--sort", "sym", "--percent-limit", "0")
+    signing = 0.0
+    for line in full_self.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and parts[0][:1].isdigit() \
+                and any(k in parts[-1].lower() for k in SIGNING_SYMBOLS):
+            signing += float(parts[0].rstrip("%"))
+    children = {}
+    text = (out / f"{name}.perf-children.txt").read_text()
+    for label, sym in PROFILE_CHILDREN.items():
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[-1] == sym and parts[0][:1].isdigit():
+                children[label] = float(parts[0].rstrip("%"))
+                break
     return {"rps": res["rps"], "concurrency": c, "seconds": args.profile_seconds, "by_thread": by_thread,
-            "top_self": top_self[:15]}
+            "top_self": top_self[:15], "signing_pct": signing, "children": children}
+
+
+def tmpfs_probe(args, procs: Procs, mat: dict, coffer: dict, cs: dict, kinds: list, out: Path) -> dict:
+    """Diagnostic only (not a configuration to run): a second Coffer whose
+    data dir is on tmpfs, where fsync costs nothing, measured back to back
+    with the real one at the lowest and highest concurrency. The difference
+    is what the durable commit of each certificate costs."""
+    shm = Path("/dev/shm") / f"coffer-certs-probe-{os.getpid()}"
+    shm.mkdir()
+    res = {}
+    try:
+        mem = bench.start_coffer(procs, shm)
+        ms = coffer_setup(mem, mat, shm)
+        for kind in kinds:
+            op = "get-ssh-certificate" if kind == "ssh" else "get-pki-certificate"
+            for c in sorted({args.concurrency[0], args.concurrency[-1]}):
+                for label, srv, bodies in (("disk", coffer, cs["bodies"]), ("tmpfs", mem, ms["bodies"])):
+                    log(f"tmpfs probe: {kind} Coffer ({label} data dir), {c} clients")
+                    res[f"{kind}/{label}/{c}"] = bench.measured(
+                        wrk_point, args, f"probe-{kind}-{label}-c{c}", f"{srv['url']}/{op}", bodies[kind], {}, c,
+                        out, srv["proc"].pid)
+                    time.sleep(args.cooldown)
+        procs.stop(mem["proc"])
+        procs.procs.remove(mem["proc"])
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    return res
 
 
 # ---------------------------------------------------------------- report
@@ -297,7 +359,8 @@ def section(r: dict, args) -> str:
         f"Generated by `bench/run.sh --certs` (bench/certs.py) on {r['date']}; raw outputs in",
         "`bench/out/<timestamp>-certs/`. One run on the shared 2-core virtual machine described above",
         f"({m['nproc']} cores, {m['model']}, {m['mem_gib']} GiB RAM, Linux {m['kernel']}); {r['coffer_version']}",
-        f"release build of `{r.get('git', '?')}`; {r.get('openbao_version', 'OpenBao not run')}.",
+        f"release build (binary of {r.get('coffer_built', '?')}; tree `{r.get('git', '?')}` at the run);",
+        f"{r.get('openbao_version', 'OpenBao not run')}.",
         f"Load average (1/5/15 min) at the start: **{bench.fmt_load(r['loadavg_start'])}**; at the end:",
         f"{bench.fmt_load(r['loadavg_end'])}. **Coffer writes an audit record for every request** (and records",
         "every certificate it issues), in the same SQLite transaction, committed before it answers; OpenBao's",
@@ -401,25 +464,60 @@ def method_notes(r: dict, args, ck: dict) -> list:
     ]
 
 
+SIGNING_SYMBOLS = ("ed25519", "nistz256", "ecp_", "bn_mul", "beeu_", "p256", "sha512_block", "sha256_block")
+
+
 def observations(r: dict, args) -> list:
+    """Notes computed from this run's numbers."""
     notes = []
+    runs, cs = r["runs"], args.concurrency
     for kind in KINDS:
-        c = args.concurrency[-1]
-        cof, bao = r["runs"].get(f"{kind}/coffer/{c}"), r["runs"].get(f"{kind}/openbao/{c}")
-        if cof and bao:
-            notes.append(
-                f"{kind.upper()}, {c} clients: server CPU per certificate Coffer {cof['server_cpu_ms_per_req']:.3f} ms "
-                f"({cof['server_cores']:.2f} cores busy), OpenBao {bao['server_cpu_ms_per_req']:.3f} ms "
-                f"({bao['server_cores']:.2f} cores busy).")
+        cof = [runs.get(f"{kind}/coffer/{c}") for c in cs]
+        bao = [runs.get(f"{kind}/openbao/{c}") for c in cs]
+        if not all(cof):
+            continue
+        text = (f"{kind.upper()}: from {cs[0]} to {cs[-1]} clients Coffer goes from {cof[0]['rps']:,.0f} to "
+                f"{cof[-1]['rps']:,.0f}/s with its process using {cof[-1]['server_cores']:.2f} of the 2 cores at "
+                f"{cs[-1]} clients and {cof[-1]['server_cpu_ms_per_req']:.3f} ms CPU per certificate")
+        if all(bao):
+            text += (f"; OpenBao from {bao[0]['rps']:,.0f} to {bao[-1]['rps']:,.0f}/s using "
+                     f"{bao[-1]['server_cores']:.2f} cores and {bao[-1]['server_cpu_ms_per_req']:.3f} ms per "
+                     "certificate")
+        x = cof[-1]
+        if "write_syscalls_per_req" in x:
+            text += (f". Per Coffer certificate the process made {x['write_syscalls_per_req']:.1f} write calls "
+                     f"({x['write_kib_per_req']:.1f} KiB; the response's socket write included)")
+            if all(bao) and "write_syscalls_per_req" in bao[-1]:
+                text += (f", OpenBao {bao[-1]['write_syscalls_per_req']:.1f} "
+                         f"({bao[-1]['write_kib_per_req']:.1f} KiB)")
+        notes.append(text + ".")
+    probe = r.get("tmpfs_probe") or {}
+    for kind in KINDS:
+        parts = []
+        for c in sorted({cs[0], cs[-1]}):
+            d, t = probe.get(f"{kind}/disk/{c}"), probe.get(f"{kind}/tmpfs/{c}")
+            if d and t:
+                parts.append(f"{c} client{'s' if c > 1 else ''}: {d['rps']:,.0f}/s on disk, {t['rps']:,.0f}/s on "
+                             f"tmpfs (p50 {d['p50_ms']:.2f} → {t['p50_ms']:.2f} ms; "
+                             f"{1000 / d['rps'] - 1000 / t['rps']:.2f} ms less per certificate at that rate, "
+                             f"process {d['server_cores']:.2f} → {t['server_cores']:.2f} cores)")
+        if parts:
+            notes.append(f"{kind.upper()}, Coffer with its data dir on tmpfs, where fsync is free (a diagnostic run "
+                         "back to back with the real server, not a configuration to use): " + "; ".join(parts) + ".")
     for key, p in (r.get("profile") or {}).items():
         if not p:
             continue
         threads = ", ".join(f"{k} {v:.0f} %" for k, v in list(p["by_thread"].items())[:5])
-        top = "; ".join(f"{s} {v:.1f} %" for v, s in p["top_self"][:8])
-        notes.append(f"perf of Coffer issuing {key.upper()} ({p['concurrency']} clients, {p['seconds']} s, "
-                     f"{p['rps']:,.0f}/s, a separate run): samples by thread: {threads}. Heaviest functions "
-                     f"(self time): {top}.")
-    notes += r.get("manual_notes", [])
+        top = "; ".join(f"`{s.split(' ', 1)[1]}` {v:.1f} %" for v, s in p["top_self"][:6])
+        signing = p.get("signing_pct")
+        extra = ""
+        if p.get("children"):
+            extra = " Including callees: " + ", ".join(f"{k} {v:.0f} %" for k, v in p["children"].items()) + "."
+        notes.append(f"perf of Coffer issuing {key.upper()} certificates ({p['concurrency']} clients, "
+                     f"{p['seconds']} s at {p['rps']:,.0f}/s, a separate run; CPU samples, so time spent waiting "
+                     f"does not show): by thread {threads}. Heaviest functions (self): {top}."
+                     + (f" Signature arithmetic (aws-lc Ed25519 / P-256, SHA-2) in all: {signing:.1f} %." if
+                        signing is not None else "") + extra)
     return notes
 
 
@@ -486,6 +584,8 @@ def main() -> int:
     r: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "machine": bench.machine_info(), "loadavg_start": loadavg_start, "runs": {}, "checks": {},
                "git": bench.cmd_out("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
+               "coffer_built": dt.datetime.fromtimestamp((RELEASE / "coffer").stat().st_mtime, dt.timezone.utc)
+               .strftime("%Y-%m-%d %H:%M UTC"),
                "args": {k: v for k, v in vars(args).items() if k != "from_json"}}
     log(f"load average at start: {bench.fmt_load(loadavg_start)}")
     if loadavg_start[0] > 0.5:
@@ -533,6 +633,9 @@ def main() -> int:
         below = [k for k in args.kinds for c in args.concurrency
                  if bao and (ratio(r["runs"].get(f"{k}/coffer/{c}"), r["runs"].get(f"{k}/openbao/{c}")) or 0)
                  < TARGET_RATIO]
+        if not args.no_profile and (args.profile or below):
+            r["tmpfs_probe"] = tmpfs_probe(args, procs, mat, coffer, cs, list(dict.fromkeys(below or args.kinds)),
+                                           out)
         if not args.no_profile and (args.profile or below) and shutil.which("perf"):
             r["profile"] = {}
             for kind in dict.fromkeys(below or args.kinds):

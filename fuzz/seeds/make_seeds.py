@@ -350,6 +350,8 @@ def key_seeds(tmp):
     ssh("no-username", 0x00, ed, "nobody")
     ssh("time-n", 0x04, ed, "epoch", "ubuntu", n=0)
     ssh("time-i64-max", 0x0C, ed, "late", "ubuntu", n=3600)
+    # Control and invisible format characters in the key ID: written as '?'.
+    ssh("key-id-sanitised", 0x00, ed, "alice\nroot\r\t\u202ex\u200by\ufeff\u0085\u00e9", "ubuntu")
 
 
 if ONLY and ONLY.isdisjoint({"pki_request", "ssh_request"}):

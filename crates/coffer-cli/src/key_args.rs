@@ -288,7 +288,7 @@ pub(crate) struct PkiIssuerArgs {
     /// Allow names that are not valid host names.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub not_enforce_hostnames: Option<bool>,
-    /// URI SANs allowed (comma-separated globs, e.g. spiffe://example.com/*).
+    /// URI SANs allowed (comma-separated; `*` matches within one path segment, e.g. spiffe://example.com/ns/*).
     #[arg(long)]
     pub allowed_uri_sans: Option<String>,
     /// IP SANs allowed (comma-separated addresses or CIDRs).

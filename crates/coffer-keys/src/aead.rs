@@ -185,6 +185,20 @@ fn gcm_decrypt<C: AeadInOut + KeyInit>(
 /// Encrypt `plaintext` under `key` (version `key_version` of key item
 /// `item_id`), binding `context`. AES-GCM: random nonce; AES-SIV:
 /// deterministic.
+///
+/// # How many AES-GCM encryptions one key version takes
+///
+/// Every GCM encryption draws a fresh random 96-bit nonce, and two
+/// encryptions under one key with the same nonce lose confidentiality of
+/// both messages and let an attacker forge tags. By the birthday bound the
+/// chance of any repeat among `n` random nonces is about `n² / 2^97`;
+/// NIST SP 800-38D (§8.3) requires it to stay below 2^-32, which holds up
+/// to about **2^32 encryptions per key version** (4.3 billion). The key
+/// version is the unit: `rotate-key` starts a new version with a new key,
+/// and the count starts again, so a key that encrypts at high volume must
+/// be rotated before it nears 2^32 encryptions. No counter is kept here
+/// (a counter would need state shared by every server node); AES-SIV keys
+/// have no nonce and no such bound.
 pub fn encrypt(
     key: &KeyMaterial,
     key_version: i32,

@@ -50,6 +50,13 @@ pub const MAX_NAMES: usize = 256;
 pub const MAX_NAME_LEN: usize = 256;
 /// Longest key ID, in bytes.
 pub const MAX_KEY_ID_LEN: usize = 1024;
+/// Largest RSA subject key, in bits: OpenSSH refuses bigger moduli
+/// (`SSH_RSA_MAXIMUM_MODULUS_SIZE`), so a certificate for one is useless.
+pub const MAX_RSA_BITS: usize = 16384;
+/// The characters OpenSSH (8.5 and later) reads as patterns in the
+/// principals of a host certificate (`match_pattern`): a principal `*`
+/// would be valid for every host that trusts the CA.
+const HOST_PATTERN_CHARS: [char; 3] = ['*', '?', '!'];
 /// Longest force-command, in bytes.
 const MAX_COMMAND_LEN: usize = 4096;
 /// Seconds a certificate is valid before it is issued (clock skew).
@@ -80,6 +87,8 @@ pub struct SshIssuerPolicy {
     pub cert_type: CertType,
     /// Names a caller may ask for (`cert-username`): exact names, or `*`
     /// for any; empty: none (the certificates carry `principals` only).
+    /// Host issuers: `*` means any concrete host name; no other entry,
+    /// no principal and no requested name may hold `*`, `?` or `!`.
     pub allowed_users: Vec<String>,
     /// Principals put in every certificate besides the requested usernames.
     pub principals: Vec<String>,
@@ -113,6 +122,45 @@ fn check_name(field: &str, name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A host certificate's principal must be one concrete host name: OpenSSH
+/// matches host principals as patterns (`*`, `?`, negation with `!`).
+fn check_host_name(field: &str, name: &str) -> Result<()> {
+    if name.contains(HOST_PATTERN_CHARS) {
+        return Err(invalid(format!(
+            "{field}: the host name {name:?} holds *, ? or !, which OpenSSH reads as a pattern in a host certificate (valid for every host it matches): name each host exactly"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a key ID character is replaced by '?': control characters,
+/// and the invisible format characters that reorder or hide text where
+/// sshd logs the key ID (bidirectional embeddings, overrides and
+/// isolates, zero-width characters, word joiners and invisible operators,
+/// line and paragraph separators, the byte-order mark).
+fn unsafe_in_key_id(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// The key ID as written: every [`unsafe_in_key_id`] character becomes
+/// '?'. The server passes caller identities, which may hold them, so they
+/// are replaced rather than refused.
+fn sanitize_key_id(key_id: &str) -> String {
+    key_id
+        .chars()
+        .map(|c| if unsafe_in_key_id(c) { '?' } else { c })
+        .collect()
 }
 
 fn check_count(field: &str, n: usize) -> Result<()> {
@@ -173,8 +221,10 @@ fn name_list(names: &[String]) -> String {
 impl SshIssuerPolicy {
     /// Refuse bad settings, naming the field: ttl 1 s ..= 1 year; names
     /// without whitespace, commas or control characters, at most 256
-    /// bytes and 256 per list; extensions and critical options only for
-    /// user certificates; only the critical options OpenSSH knows.
+    /// bytes and 256 per list; host issuers: no OpenSSH pattern
+    /// characters (`*`, `?`, `!`) in principals or allowed-users (a lone
+    /// `*` excepted); extensions and critical options only for user
+    /// certificates; only the critical options OpenSSH knows.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_TTL_SECS).contains(&self.ttl_secs) {
             return Err(invalid(format!(
@@ -189,6 +239,17 @@ impl SshIssuerPolicy {
         check_count("principals", self.principals.len())?;
         for p in &self.principals {
             check_name("principals", p)?;
+        }
+        if self.cert_type == CertType::Host {
+            // `*` alone means "any concrete name the caller asks for"; any
+            // other pattern would only ever match itself here, and would
+            // be written into certificates as a pattern.
+            for u in self.allowed_users.iter().filter(|u| u.as_str() != "*") {
+                check_host_name("allowed-users", u)?;
+            }
+            for p in &self.principals {
+                check_host_name("principals", p)?;
+            }
         }
         if self.allowed_users.is_empty() && self.principals.is_empty() {
             return Err(invalid(
@@ -286,7 +347,10 @@ pub struct SshRequest<'a> {
     /// Shorter lifetime asked for, seconds.
     pub ttl_secs: Option<u64>,
     /// Key ID written in the certificate (the caller's identity); at most
-    /// 1024 bytes, printable.
+    /// 1024 bytes once sanitised. Control characters and invisible
+    /// format characters (bidi controls, zero-width characters, line
+    /// separators, the BOM) are written as '?' ([`SshIssued::key_id`] is
+    /// what was written).
     pub key_id: &'a str,
     pub serial: u64,
     /// Unix seconds.
@@ -299,6 +363,8 @@ pub struct SshIssued {
     /// One line: `<alg>-cert-v01@openssh.com AAAA…`.
     pub certificate: String,
     pub serial: u64,
+    /// The key ID as written in the certificate (sanitised, see
+    /// [`SshRequest::key_id`]).
     pub key_id: String,
     pub principals: Vec<String>,
     pub valid_after: u64,
@@ -475,6 +541,11 @@ fn subject_key(line: &str) -> Result<KeyData> {
                     "{FIELD} is a {bits}-bit RSA key: RSA keys need at least 2048 bits; make a new key (ssh-keygen -t ed25519, or -t rsa -b 3072)"
                 )));
             }
+            if bits > MAX_RSA_BITS {
+                return Err(invalid(format!(
+                    "{FIELD} is a {bits}-bit RSA key: OpenSSH accepts RSA keys of at most {MAX_RSA_BITS} bits; make a smaller key (ssh-keygen -t ed25519, or -t rsa -b 3072)"
+                )));
+            }
             let e = k.e.as_positive_bytes().unwrap_or_default();
             if e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
                 return Err(invalid(format!(
@@ -523,15 +594,13 @@ pub fn sign(
             "the certificate key ID is empty: it records who asked for the certificate",
         ));
     }
-    if req.key_id.len() > MAX_KEY_ID_LEN {
+    // Never refused for its characters: sshd logs the key ID, so what
+    // could spoof a log line (newlines, bidi overrides, …) becomes '?'.
+    let key_id = sanitize_key_id(req.key_id);
+    if key_id.len() > MAX_KEY_ID_LEN {
         return Err(invalid(format!(
             "the certificate key ID is longer than {MAX_KEY_ID_LEN} bytes"
         )));
-    }
-    if req.key_id.chars().any(char::is_control) {
-        return Err(invalid(
-            "the certificate key ID must not contain control characters",
-        ));
     }
 
     // The key to certify.
@@ -547,6 +616,9 @@ pub fn sign(
     let any = policy.allowed_users.iter().any(|u| u == "*");
     for name in req.usernames {
         check_name("cert-username", name)?;
+        if policy.cert_type == CertType::Host {
+            check_host_name("cert-username", name)?;
+        }
         if any || policy.allowed_users.iter().any(|u| u == name) {
             continue;
         }
@@ -636,7 +708,7 @@ pub fn sign(
     cert.extend_from_slice(subject_fields);
     cert.extend_from_slice(&req.serial.to_be_bytes());
     cert.extend_from_slice(&policy.cert_type.code().to_be_bytes());
-    put_string(&mut cert, req.key_id.as_bytes())?;
+    put_string(&mut cert, key_id.as_bytes())?;
     put_string(&mut cert, &principal_blob)?;
     cert.extend_from_slice(&valid_after.to_be_bytes());
     cert.extend_from_slice(&valid_before.to_be_bytes());
@@ -653,7 +725,7 @@ pub fn sign(
     Ok(SshIssued {
         certificate,
         serial: req.serial,
-        key_id: req.key_id.to_owned(),
+        key_id,
         principals,
         valid_after,
         valid_before,
@@ -1161,7 +1233,6 @@ mod tests {
         for (id, want) in [
             ("", "key ID is empty"),
             (long.as_str(), "longer than 1024 bytes"),
-            ("alice\nroot", "control characters"),
         ] {
             let m = invalid_msg(sign(
                 &policy(),
@@ -1182,6 +1253,139 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn key_id_control_and_format_characters_become_question_marks() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let users = names(&["ubuntu"]);
+        for (asked, written) in [
+            ("alice\nroot", "alice?root"),
+            ("a\r\tb\u{7f}\u{85}c", "a??b??c"),
+            // Bidi embeddings, overrides and isolates.
+            ("x\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}y", "x?????y"),
+            ("x\u{2066}\u{2067}\u{2068}\u{2069}\u{061C}y", "x?????y"),
+            // Zero-width characters, LRM/RLM, word joiner and invisible
+            // operators, line/paragraph separators, BOM.
+            ("x\u{200B}\u{200C}\u{200D}\u{200E}\u{200F}y", "x?????y"),
+            ("x\u{2060}\u{2061}\u{2062}\u{2063}\u{2064}y", "x?????y"),
+            ("x\u{2028}\u{2029}\u{FEFF}y", "x???y"),
+            // Ordinary non-ASCII text is kept.
+            ("jos\u{e9}@\u{4f8b}\u{3048}", "jos\u{e9}@\u{4f8b}\u{3048}"),
+        ] {
+            let issued = sign(
+                &policy(),
+                &ca,
+                &SshRequest {
+                    key_id: asked,
+                    ..request(&users, &pk)
+                },
+            )
+            .unwrap();
+            assert_eq!(issued.key_id, written, "{asked:?}");
+            assert_eq!(verify(&issued.certificate, &ca).key_id(), written);
+        }
+        // The limit applies to what is written: U+202E is 3 bytes, '?' one.
+        let id = "\u{202E}".repeat(1000);
+        let issued = sign(
+            &policy(),
+            &ca,
+            &SshRequest {
+                key_id: &id,
+                ..request(&users, &pk)
+            },
+        )
+        .unwrap();
+        assert_eq!(issued.key_id, "?".repeat(1000));
+    }
+
+    #[test]
+    fn host_certificates_refuse_pattern_principals() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let pk = user_key(KeyAlg::Ed25519);
+        let host = SshIssuerPolicy {
+            cert_type: CertType::Host,
+            allowed_users: vec!["*".into()],
+            principals: vec![],
+            ttl_secs: 3600,
+            extensions: None,
+            critical_options: BTreeMap::new(),
+        };
+        // `*` in allowed-users: any concrete name, never a pattern.
+        host.validate().unwrap();
+        for bad in ["*", "*.example.com", "web?", "!db1", "db[12]*"] {
+            let hosts = names(&["db1.example.com", bad]);
+            let m = invalid_msg(sign(&host, &ca, &request(&hosts, &pk)));
+            assert!(
+                m.starts_with("cert-username: the host name") && m.contains("pattern"),
+                "{bad}: {m}"
+            );
+        }
+        let hosts = names(&["db1.example.com"]);
+        sign(&host, &ca, &request(&hosts, &pk)).unwrap();
+        // In a host issuer's settings.
+        for (p, field) in [
+            (
+                SshIssuerPolicy {
+                    principals: names(&["*.example.com"]),
+                    ..host.clone()
+                },
+                "principals",
+            ),
+            (
+                SshIssuerPolicy {
+                    allowed_users: names(&["db?"]),
+                    ..host.clone()
+                },
+                "allowed-users",
+            ),
+            (
+                SshIssuerPolicy {
+                    allowed_users: names(&["db1", "!db2"]),
+                    ..host.clone()
+                },
+                "allowed-users",
+            ),
+        ] {
+            let m = invalid_msg(p.validate());
+            assert!(m.starts_with(&format!("{field}: the host name")), "{m}");
+            assert!(matches!(
+                sign(&p, &ca, &request(&hosts, &pk)),
+                Err(KeyError::Invalid(_))
+            ));
+        }
+        // User certificates: sshd compares user principals literally.
+        let mut user = policy();
+        user.allowed_users = vec!["*".into()];
+        user.principals = names(&["ops*"]);
+        user.validate().unwrap();
+        let users = names(&["web?"]);
+        let issued = sign(&user, &ca, &request(&users, &pk)).unwrap();
+        assert_eq!(issued.principals, names(&["web?", "ops*"]));
+    }
+
+    #[test]
+    fn refuses_rsa_subject_keys_openssh_refuses() {
+        let ca = KeyMaterial::generate(KeyAlg::Ed25519).unwrap();
+        let users = names(&["ubuntu"]);
+        let rsa = |bits: usize| {
+            let mut n = vec![0xC5u8; bits / 8];
+            if let Some(last) = n.last_mut() {
+                *last |= 1;
+            }
+            let mut e = Vec::new();
+            put_mpint(&mut e, &[1, 0, 1]).unwrap();
+            let mut m = Vec::new();
+            put_mpint(&mut m, &n).unwrap();
+            line("ssh-rsa", &[&e[4..], &m[4..]])
+        };
+        sign(&policy(), &ca, &request(&users, &rsa(16384))).unwrap();
+        let m = invalid_msg(sign(&policy(), &ca, &request(&users, &rsa(16392))));
+        assert!(
+            m.contains("16392-bit RSA key") && m.contains("at most 16384 bits"),
+            "{m}"
+        );
     }
 
     #[test]

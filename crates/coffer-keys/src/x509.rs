@@ -9,6 +9,12 @@
 //! against the policy (and anything else is refused), and its subject
 //! attributes other than the CN must be the issuer's own.
 //!
+//! Names must also satisfy the nameConstraints of every certificate of the
+//! signer's chain, and CA certificates from an issuer that does not allow
+//! any name carry nameConstraints of their own (see
+//! `name_constraints_for`), so that whoever holds their key cannot certify
+//! names outside the issuer's.
+//!
 //! Certificates and CRLs are DER-encoded by the small writer at the end of
 //! this file rather than by rcgen's `CertificateParams`: rcgen keeps one
 //! value per attribute type in a distinguished name, so it could neither
@@ -68,6 +74,7 @@ mod oid {
     pub(super) const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
     pub(super) const SAN: &[u64] = &[2, 5, 29, 17];
     pub(super) const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
+    pub(super) const NAME_CONSTRAINTS: &[u64] = &[2, 5, 29, 30];
     pub(super) const CRL_NUMBER: &[u64] = &[2, 5, 29, 20];
     pub(super) const AKI: &[u64] = &[2, 5, 29, 35];
     pub(super) const EKU: &[u64] = &[2, 5, 29, 37];
@@ -112,7 +119,9 @@ pub struct PkiIssuerPolicy {
     /// Default true (API: `not-enforce-hostnames` clears it).
     pub enforce_hostnames: bool,
     /// Exact URIs, or patterns where `*` stands for any run of characters
-    /// (`spiffe://example.org/*`).
+    /// inside one path segment (never `/`, `?` or `#`):
+    /// `spiffe://example.org/ns/*/sa/*`. A `*` in the scheme or the
+    /// authority (host) is refused.
     pub allowed_uri_sans: Vec<String>,
     pub allowed_ip_sans: Vec<ipnet::IpNet>,
     pub server_flag: bool,
@@ -133,7 +142,9 @@ pub struct PkiIssuerPolicy {
     pub postal_code: Vec<String>,
     /// The longest (and default) lifetime of a certificate, in seconds.
     pub ttl_secs: u64,
-    /// Issue CA certificates (intermediates).
+    /// Issue CA certificates (intermediates); unless `allow_any_name`,
+    /// they carry nameConstraints naming the allowed domains, networks and
+    /// URI hosts.
     pub is_ca: bool,
     /// pathLenConstraint of issued CA certificates; -1: no limit.
     pub max_path_len: i32,
@@ -233,6 +244,14 @@ impl PkiIssuerPolicy {
             if u.is_empty() || u.len() > MAX_NAME_LEN || !u.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(invalid(format!(
                     "allowed-uri-sans entry {} must be a URI or a pattern with *, of at most {MAX_NAME_LEN} ASCII characters without spaces",
+                    show(u)
+                )));
+            }
+            if let Some(star) = u.find('*')
+                && uri_parts(u).is_none_or(|parts| star < parts.path_start)
+            {
+                return Err(invalid(format!(
+                    "allowed-uri-sans entry {}: a * may stand only in the path (after scheme://host/), never in the scheme or the host: list each host, e.g. spiffe://example.org/ns/*",
                     show(u)
                 )));
             }
@@ -338,6 +357,12 @@ fn validate_allowed_domain(d: &str) -> Result<()> {
     if !is_hostname(&d.to_ascii_lowercase()) {
         return Err(invalid(format!(
             "allowed-domains entry {} is not a valid DNS name: use letters, digits and hyphens in dot-separated labels (punycode for international names)",
+            show(d)
+        )));
+    }
+    if reads_as_ip_number(&d.to_ascii_lowercase()) {
+        return Err(invalid(format!(
+            "allowed-domains entry {} ends in a number, so clients read names under it as IP addresses: list IP networks in allowed-ip-sans",
             show(d)
         )));
     }
@@ -663,9 +688,11 @@ pub fn issue(
     };
 
     // Names: from the request, or from the CSR (then the request's must be
-    // empty or the same).
+    // empty or the same); within the policy, and within the name
+    // constraints of the signer's CA certificates.
     let names = merge_names(req, subject_key.csr.as_ref())?;
-    let checked = check_names(policy, &names)?;
+    let constraints = signer_name_constraints(signer)?;
+    let checked = check_names(policy, &names, &constraints)?;
 
     // Extended key usage.
     let mut eku = BTreeSet::new();
@@ -801,6 +828,10 @@ pub fn issue(
         der::seq(&[])
     };
     exts.push(der::extension(oid::BASIC_CONSTRAINTS, true, &bc));
+    if let Some(nc) = name_constraints_for(policy) {
+        // RFC 5280 4.2.1.10: conforming CAs mark it critical.
+        exts.push(der::extension(oid::NAME_CONSTRAINTS, true, &nc));
+    }
     let mut sans: Vec<Vec<u8>> = Vec::new();
     sans.extend(checked.dns.iter().map(|d| der::tlv(0x82, d.as_bytes())));
     sans.extend(checked.ips.iter().map(|ip| match ip {
@@ -1054,6 +1085,317 @@ fn chain_certs(chain: &str) -> Result<Vec<Vec<u8>>> {
         return Err(invalid(NO_SIGNER_CERT));
     }
     Ok(certs)
+}
+
+// ---------------------------------------------------------------------------
+// Name constraints
+// ---------------------------------------------------------------------------
+
+/// RFC 6761's reserved top-level domain: no name under it ever resolves.
+/// A permitted subtree naming it lets a CA certify no real name of that
+/// kind, the same way in every verifier.
+const NO_REAL_HOST: &str = "invalid";
+
+/// The nameConstraints (RFC 5280 4.2.1.10) of a CA certificate issued
+/// under `policy`, DER: None for end-entity certificates and for
+/// allow-any-name issuers (they may certify any name, so their CA
+/// certificates may too).
+///
+/// Whoever asks for a CA certificate may hold its private key outside
+/// Coffer, where no issuer policy applies: these constraints are then
+/// what limits the names it can certify, in every verifier that checks
+/// them.
+///
+/// - DNS: a dNSName subtree per allowed domain. In RFC 5280 "example.com"
+///   covers the domain and every name below it. nameConstraints cannot
+///   say "the domain only, no subdomains", so an issuer without
+///   allow-subdomains still writes the domain: when the CA key is used
+///   inside Coffer, the policy of the issuer that signs with it still
+///   decides about subdomains; outside Coffer, its subdomains are
+///   reachable. No allowed domains: a subtree for `invalid` only, so no
+///   real DNS name.
+/// - IP: an iPAddress subtree (network address and mask, 8 or 32 bytes)
+///   per allowed-ip-sans network. None allowed: every IPv4 and IPv6
+///   address is excluded (0.0.0.0/0 and ::/0).
+/// - URI: name constraints on URIs name a host (exact, or ".domain" for
+///   the names below it), not a scheme or a path, so a pattern can only
+///   be approximated by its host: a uniformResourceIdentifier subtree per
+///   host of the allowed-uri-sans, which limits the host but not the path.
+///   When a pattern has no host that a constraint can name (`urn:…`, an
+///   IP literal, user info) the URIs allowed cannot be expressed, and no
+///   URI subtree is written at all (one would forbid those URIs, and
+///   without one URIs are unconstrained by the certificate). No allowed
+///   URIs: a subtree for the host `invalid` only.
+/// - Other name forms (email addresses, directory names, …) are not
+///   constrained: Coffer never issues them, but a CA key held elsewhere
+///   could.
+fn name_constraints_for(policy: &PkiIssuerPolicy) -> Option<Vec<u8>> {
+    if !policy.is_ca || policy.allow_any_name {
+        return None;
+    }
+    let subtree = |tag: u8, base: &[u8]| der::seq(&[&der::tlv(tag, base)]);
+    let mut permitted: Vec<Vec<u8>> = Vec::new();
+    let mut excluded: Vec<Vec<u8>> = Vec::new();
+
+    let domains: BTreeSet<String> = policy
+        .allowed_domains
+        .iter()
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    if domains.is_empty() {
+        permitted.push(subtree(0x82, NO_REAL_HOST.as_bytes()));
+    }
+    permitted.extend(domains.iter().map(|d| subtree(0x82, d.as_bytes())));
+
+    if policy.allowed_ip_sans.is_empty() {
+        excluded.push(subtree(0x87, &[0; 8]));
+        excluded.push(subtree(0x87, &[0; 32]));
+    }
+    for net in &policy.allowed_ip_sans {
+        let base = match net {
+            ipnet::IpNet::V4(n) => [n.network().octets(), n.netmask().octets()].concat(),
+            ipnet::IpNet::V6(n) => [n.network().octets(), n.netmask().octets()].concat(),
+        };
+        permitted.push(subtree(0x87, &base));
+    }
+
+    if policy.allowed_uri_sans.is_empty() {
+        permitted.push(subtree(0x86, NO_REAL_HOST.as_bytes()));
+    } else if let Some(hosts) = policy
+        .allowed_uri_sans
+        .iter()
+        .map(|p| {
+            // User info would sit before the host in every URI, where
+            // verifiers do not expect it.
+            let authority = uri_parts(p)?.authority?;
+            if authority.contains('@') {
+                return None;
+            }
+            uri_host(p).filter(|h| is_hostname(h))
+        })
+        .collect::<Option<BTreeSet<String>>>()
+    {
+        permitted.extend(hosts.iter().map(|h| subtree(0x86, h.as_bytes())));
+    }
+    // Otherwise no URI subtree: see above.
+
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    if !permitted.is_empty() {
+        parts.push(der::tlv(0xa0, &permitted.concat()));
+    }
+    if !excluded.is_empty() {
+        parts.push(der::tlv(0xa1, &excluded.concat()));
+    }
+    Some(der::seq_of(&parts))
+}
+
+/// One name constraint subtree, of the kinds Coffer issues.
+#[derive(Debug)]
+enum Subtree {
+    /// Lowercase; "" covers every name, ".example.com" the names below.
+    Dns(String),
+    /// Address then mask, 8 or 32 bytes.
+    Ip(Vec<u8>),
+    /// A host, lowercase; ".example.com" the hosts below.
+    Uri(String),
+    /// Email, directory name, …: Coffer issues no such names.
+    Other,
+}
+
+impl Subtree {
+    fn show(&self) -> String {
+        match self {
+            Subtree::Dns(d) if d.is_empty() => "any DNS name".to_owned(),
+            Subtree::Dns(d) => d.clone(),
+            Subtree::Uri(u) => u.clone(),
+            Subtree::Ip(b) => {
+                let (addr, mask) = b.split_at(b.len() / 2);
+                let prefix: u32 = mask.iter().map(|m| m.count_ones()).sum();
+                match ip_from_octets(addr) {
+                    Ok(ip) => format!("{ip}/{prefix}"),
+                    Err(_) => "?".to_owned(),
+                }
+            }
+            Subtree::Other => String::new(),
+        }
+    }
+}
+
+/// The nameConstraints of one CA certificate of the signer's chain.
+struct NameConstraintSet {
+    permitted: Vec<Subtree>,
+    excluded: Vec<Subtree>,
+}
+
+/// The name constraints of every certificate of the signer's chain (its
+/// own first, the root's too: verifiers apply them all).
+fn signer_name_constraints(signer: &KeyMaterial) -> Result<Vec<NameConstraintSet>> {
+    let chain = signer
+        .certificate_chain()
+        .ok_or_else(|| invalid(NO_SIGNER_CERT))?;
+    let malformed = || {
+        invalid(
+            "the signer's certificate chain has a malformed or repeated nameConstraints extension: attach valid CA certificates",
+        )
+    };
+    let mut sets = Vec::new();
+    for der in chain_certs(chain)? {
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|_| {
+            invalid(
+                "the signer's certificate chain does not parse: attach valid X.509 certificates",
+            )
+        })?;
+        let Some(nc) = cert.name_constraints().map_err(|_| malformed())? else {
+            continue;
+        };
+        let convert = |subtrees: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| {
+            subtrees
+                .iter()
+                .flatten()
+                .map(|s| match &s.base {
+                    GeneralName::DNSName(d) => Ok(Subtree::Dns(d.to_ascii_lowercase())),
+                    GeneralName::URI(u) => Ok(Subtree::Uri(u.to_ascii_lowercase())),
+                    GeneralName::IPAddress(b) if b.len() == 8 || b.len() == 32 => {
+                        Ok(Subtree::Ip(b.to_vec()))
+                    }
+                    GeneralName::IPAddress(_) => Err(malformed()),
+                    _ => Ok(Subtree::Other),
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        sets.push(NameConstraintSet {
+            permitted: convert(&nc.value.permitted_subtrees)?,
+            excluded: convert(&nc.value.excluded_subtrees)?,
+        });
+    }
+    Ok(sets)
+}
+
+/// A name of the certificate being issued, for [`check_constraints`].
+#[derive(Clone, Copy)]
+enum Constrained<'a> {
+    /// Lowercase, as written (maybe `*.example.com`).
+    Dns(&'a str),
+    Ip(IpAddr),
+    Uri(&'a str),
+}
+
+/// `name` under the DNS constraint `base`. Permitted subtrees are read
+/// narrowly and excluded ones broadly, so a name passes only when every
+/// verifier would let it: a leading dot means "below" (OpenSSL, Go), and
+/// an excluded name that a wildcard covers counts as excluded.
+fn dns_within(name: &str, base: &str, excluded: bool) -> bool {
+    let below = |n: &str, b: &str| {
+        n.len() > b.len() && n.ends_with(b) && n.as_bytes()[n.len() - b.len() - 1] == b'.'
+    };
+    if base.is_empty() {
+        return true;
+    }
+    let hit = match base.strip_prefix('.') {
+        Some(b) => below(name, b),
+        None => name == base || below(name, base),
+    };
+    if hit || !excluded {
+        return hit;
+    }
+    // *.example.com also stands for the excluded api.example.com.
+    name.strip_prefix("*.")
+        .is_some_and(|wild| below(base.trim_start_matches('.'), wild))
+}
+
+/// A URI's host under the URI constraint `base`: exact (RFC 5280, OpenSSL)
+/// or, when excluded, also any host below it (Go).
+fn uri_host_within(host: &str, base: &str, excluded: bool) -> bool {
+    match base.strip_prefix('.') {
+        Some(b) => host.len() > b.len() && host.ends_with(base),
+        None => {
+            host == base
+                || (excluded
+                    && host.len() > base.len()
+                    && host.ends_with(base)
+                    && host.as_bytes()[host.len() - base.len() - 1] == b'.')
+        }
+    }
+}
+
+fn ip_within(ip: IpAddr, base: &[u8]) -> bool {
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    if base.len() != octets.len() * 2 {
+        return false;
+    }
+    let (addr, mask) = base.split_at(octets.len());
+    octets
+        .iter()
+        .zip(addr.iter().zip(mask))
+        .all(|(o, (a, m))| o & m == a & m)
+}
+
+/// Refuse a name outside the nameConstraints of the signer's chain: a
+/// certificate for it would not verify (and a verifier that skips the
+/// check should not be handed one). Email, directory-name and other
+/// constraints are left to verifiers: Coffer writes no such names (a
+/// directoryName constraint on the subject is not checked here).
+fn check_constraints(sets: &[NameConstraintSet], name: Constrained<'_>, field: &str) -> Result<()> {
+    let (shown, kind) = match name {
+        Constrained::Dns(d) => (show(d), "DNS names"),
+        Constrained::Ip(ip) => (ip.to_string(), "IP addresses"),
+        Constrained::Uri(u) => (show(u), "URI hosts"),
+    };
+    let host = match name {
+        Constrained::Uri(u) => uri_host(u),
+        _ => None,
+    };
+    let same_kind = |s: &&Subtree| {
+        matches!(
+            (s, name),
+            (Subtree::Dns(_), Constrained::Dns(_))
+                | (Subtree::Ip(_), Constrained::Ip(_))
+                | (Subtree::Uri(_), Constrained::Uri(_))
+        )
+    };
+    let hits = |s: &Subtree, excluded: bool| match (s, name) {
+        (Subtree::Dns(base), Constrained::Dns(d)) => dns_within(d, base, excluded),
+        (Subtree::Ip(base), Constrained::Ip(ip)) => ip_within(ip, base),
+        (Subtree::Uri(base), Constrained::Uri(_)) => host
+            .as_deref()
+            .is_some_and(|h| uri_host_within(h, base, excluded)),
+        _ => false,
+    };
+    for set in sets {
+        let permitted: Vec<&Subtree> = set.permitted.iter().filter(same_kind).collect();
+        // A URI without a host name cannot be judged by a host
+        // constraint: refused (Go's verifier refuses it too).
+        if matches!(name, Constrained::Uri(_))
+            && host.is_none()
+            && (!permitted.is_empty() || set.excluded.iter().any(|s| same_kind(&s)))
+        {
+            return Err(denied(format!(
+                "{field}: {shown} has no host name, so it cannot satisfy the URI nameConstraints of the signer's certificate chain"
+            )));
+        }
+        if !permitted.is_empty() && !permitted.iter().any(|s| hits(s, false)) {
+            let list: Vec<String> = permitted.iter().map(|s| s.show()).collect();
+            return Err(denied(format!(
+                "{field}: {shown} is outside the nameConstraints of the signer's certificate chain (permitted {kind}: {}): a certificate for it would not verify",
+                show_list(&list)
+            )));
+        }
+        if let Some(s) = set
+            .excluded
+            .iter()
+            .filter(same_kind)
+            .find(|s| hits(s, true))
+        {
+            return Err(denied(format!(
+                "{field}: {shown} is excluded by the nameConstraints of the signer's certificate chain (excluded {kind}: {}): a certificate for it would not verify",
+                s.show()
+            )));
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1676,7 +2018,11 @@ struct CheckedNames {
     uris: Vec<String>,
 }
 
-fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> {
+fn check_names(
+    policy: &PkiIssuerPolicy,
+    names: &Names,
+    constraints: &[NameConstraintSet],
+) -> Result<CheckedNames> {
     let (cn_field, alt_field, uri_field) = if names.from_csr {
         (
             "common-name (the CSR's CN)",
@@ -1718,9 +2064,11 @@ fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> 
             }
             if let Ok(ip) = cn.parse::<IpAddr>() {
                 check_ip(policy, ip, cn_field)?;
+                check_constraints(constraints, Constrained::Ip(ip), cn_field)?;
                 out.ips.push(ip);
             } else if cn.contains('*') || dns_syntax_ok(cn, policy.enforce_hostnames) {
                 let dns = check_dns(policy, cn, cn_field)?;
+                check_constraints(constraints, Constrained::Dns(&dns), cn_field)?;
                 out.dns.push(dns);
             } else if !policy.allow_any_name {
                 return Err(denied(format!(
@@ -1740,12 +2088,14 @@ fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> 
         match name.parse::<IpAddr>() {
             Ok(ip) => {
                 check_ip(policy, ip, alt_field)?;
+                check_constraints(constraints, Constrained::Ip(ip), alt_field)?;
                 if !out.ips.contains(&ip) {
                     out.ips.push(ip);
                 }
             }
             Err(_) => {
                 let dns = check_dns(policy, name, alt_field)?;
+                check_constraints(constraints, Constrained::Dns(&dns), alt_field)?;
                 if !out.dns.contains(&dns) {
                     out.dns.push(dns);
                 }
@@ -1754,6 +2104,7 @@ fn check_names(policy: &PkiIssuerPolicy, names: &Names) -> Result<CheckedNames> 
     }
     for uri in &names.uris {
         check_uri(policy, uri, uri_field)?;
+        check_constraints(constraints, Constrained::Uri(uri), uri_field)?;
         if !out.uris.contains(uri) {
             out.uris.push(uri.clone());
         }
@@ -1830,6 +2181,15 @@ fn check_dns(policy: &PkiIssuerPolicy, name: &str, field: &str) -> Result<String
     if base.contains('*') {
         return Err(invalid(format!(
             "{field}: {}: a wildcard must be the whole leftmost label (*.example.com)",
+            show(name)
+        )));
+    }
+    // Even with allow-any-name: a client given https://0177.0.0.1/ or
+    // https://127.1/ connects to 127.0.0.1 and would match such a DNS SAN
+    // literally, outside allowed-ip-sans.
+    if reads_as_ip_number(base) {
+        return Err(invalid(format!(
+            "{field}: {} ends in a number, so clients read it as an IP address (inet_aton and URL parsers take forms such as 0177.0.0.1, 0x7f.1 or 127.1): it cannot be a DNS name; ask for the IP address in its standard form (e.g. 127.0.0.1), which allowed-ip-sans governs",
             show(name)
         )));
     }
@@ -1937,6 +2297,14 @@ fn check_uri(policy: &PkiIssuerPolicy, uri: &str, field: &str) -> Result<()> {
             show(uri)
         )));
     }
+    // A relying party that normalises the path (or prefix-matches it)
+    // would see another identity than the one the pattern allowed.
+    if let Some(why) = uri_path_problem(uri) {
+        return Err(invalid(format!(
+            "{field}: {} {why}: send the URI in its normal form",
+            show(uri)
+        )));
+    }
     if policy.allowed_uri_sans.iter().any(|p| glob_match(p, uri)) {
         return Ok(());
     }
@@ -1953,27 +2321,122 @@ fn check_uri(policy: &PkiIssuerPolicy, uri: &str, field: &str) -> Result<()> {
     )))
 }
 
-/// `*` matches any run of characters (also `/`); everything else exactly.
+/// `*` matches any run of characters inside one path segment: never `/`,
+/// `?` or `#`; everything else matches exactly. (Where a `*` may stand in
+/// a pattern, [`PkiIssuerPolicy::validate`] checks: never in the scheme or
+/// the authority.)
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
+    let t = text.as_bytes();
+    // matched[j]: the pattern read so far matches t[..j]. Patterns and
+    // texts are at most MAX_NAME_LEN bytes, so this is cheap.
+    let mut matched = vec![false; t.len() + 1];
+    matched[0] = true;
+    for &pc in pattern.as_bytes() {
+        let mut next = vec![false; t.len() + 1];
+        if pc == b'*' {
+            next[0] = matched[0];
+            for j in 1..=t.len() {
+                next[j] = matched[j] || (next[j - 1] && !matches!(t[j - 1], b'/' | b'?' | b'#'));
+            }
         } else {
-            return false;
+            for j in 1..=t.len() {
+                next[j] = matched[j - 1] && t[j - 1] == pc;
+            }
+        }
+        matched = next;
+    }
+    matched[t.len()]
+}
+
+/// A URI (or a pattern) cut where its parts begin: `scheme:`, then
+/// `//authority` when the URI has one, then the path.
+struct UriParts<'a> {
+    /// Up to the first '/', '?' or '#' after `//`; None without `//`.
+    authority: Option<&'a str>,
+    /// Byte offset of the path (the rest: path, query, fragment).
+    path_start: usize,
+}
+
+/// None without a `:`.
+fn uri_parts(uri: &str) -> Option<UriParts<'_>> {
+    let colon = uri.find(':')?;
+    let after = &uri[colon + 1..];
+    Some(match after.strip_prefix("//") {
+        Some(rest) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            UriParts {
+                authority: Some(&rest[..end]),
+                path_start: colon + 3 + end,
+            }
+        }
+        None => UriParts {
+            authority: None,
+            path_start: colon + 1,
+        },
+    })
+}
+
+/// The host of a URI's authority, lowercased: without user info or port.
+/// None when there is no authority, or its host is empty, an IP literal
+/// or a number (URI name constraints name DNS hosts only).
+fn uri_host(uri: &str) -> Option<String> {
+    let authority = uri_parts(uri)?.authority?;
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    if host_port.starts_with('[') {
+        return None;
+    }
+    let host = host_port.split(':').next().unwrap_or(host_port);
+    let host = host.to_ascii_lowercase();
+    if host.is_empty() || host.parse::<IpAddr>().is_ok() || reads_as_ip_number(&host) {
+        return None;
+    }
+    Some(host)
+}
+
+/// Why a requested URI is not in a normal form a pattern can be trusted
+/// to judge: dot segments (also percent-encoded), encoded slashes,
+/// backslashes (read as '/' by WHATWG URL parsers) and empty segments
+/// (collapsed by some normalisers).
+fn uri_path_problem(uri: &str) -> Option<&'static str> {
+    let lower = uri.to_ascii_lowercase();
+    if lower.contains('\\') || lower.contains("%5c") {
+        return Some("holds a backslash (\\ or %5C), which URL parsers may read as /");
+    }
+    if lower.contains("%2f") {
+        return Some("holds an encoded slash (%2F)");
+    }
+    let parts = uri_parts(&lower)?;
+    let rest = &lower[parts.path_start..];
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let decoded = segment.replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Some("has a dot segment (/./ or /../, also percent-encoded as %2E)");
+        }
+        if segment.is_empty() && i > 0 && i + 1 < segments.len() {
+            return Some("has an empty path segment (//)");
         }
     }
-    p[pi..].iter().all(|b| *b == b'*')
+    None
+}
+
+/// Whether a name is a number to an IP address parser: its last label is
+/// all digits, or `0x` and hex digits. inet_aton reads `0177.0.0.1`,
+/// `0x7f.1`, `127.1` and `2130706433` as 127.0.0.1, and the WHATWG URL
+/// parser treats every host whose last label is such a number as IPv4.
+/// (No top-level domain is numeric.)
+fn reads_as_ip_number(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if last.is_empty() {
+        return false;
+    }
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    last.strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 // ---------------------------------------------------------------------------
@@ -2519,7 +2982,7 @@ mod tests {
         let mut p = policy();
         p.client_flag = true;
         p.allowed_ip_sans = vec!["10.0.0.0/8".parse().unwrap()];
-        p.allowed_uri_sans = vec!["spiffe://example.org/*".to_owned()];
+        p.allowed_uri_sans = vec!["spiffe://example.org/ns/*/sa/*".to_owned()];
         p.organizations = vec!["Acme".to_owned(), "Acme, Inc.".to_owned()];
         p.country = vec!["us".to_owned()];
         let alt = strings(&["10.1.2.3", "Example.COM"]);
@@ -2815,10 +3278,27 @@ mod tests {
 
     #[test]
     fn glob_matching() {
+        // One path segment only: never across '/', '?' or '#'.
         assert!(glob_match(
+            "spiffe://example.org/*",
+            "spiffe://example.org/a"
+        ));
+        assert!(!glob_match(
             "spiffe://example.org/*",
             "spiffe://example.org/a/b"
         ));
+        assert!(glob_match(
+            "spiffe://example.org/ns/*/sa/*",
+            "spiffe://example.org/ns/web/sa/api"
+        ));
+        assert!(!glob_match(
+            "spiffe://example.org/ns/*/sa/*",
+            "spiffe://example.org/ns/web/x/sa/api"
+        ));
+        assert!(!glob_match("https://x/a*", "https://x/ab?c"));
+        assert!(!glob_match("https://x/a*", "https://x/ab#c"));
+        assert!(glob_match("https://x/a?q=*", "https://x/a?q=1"));
+        assert!(glob_match("urn:example:*", "urn:example:a:b"));
         assert!(glob_match("*", "x"));
         assert!(glob_match("a*b*c", "aXXbYYc"));
         assert!(glob_match("exact", "exact"));
@@ -3606,6 +4086,476 @@ mod tests {
         assert_eq!(
             pem_encode("X", &[0, 1, 2]),
             "-----BEGIN X-----\nAAEC\n-----END X-----\n"
+        );
+    }
+
+    // --- name constraints --------------------------------------------------
+
+    /// (critical, permitted, excluded) of a certificate's nameConstraints,
+    /// as "DNS:…", "IP:net/prefix", "URI:…".
+    fn name_constraints_of(pem: &str) -> Option<(bool, Vec<String>, Vec<String>)> {
+        let der = der_of(pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let nc = cert.name_constraints().unwrap()?;
+        let list = |subtrees: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| {
+            subtrees
+                .iter()
+                .flatten()
+                .map(|s| match &s.base {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::URI(u) => format!("URI:{u}"),
+                    GeneralName::IPAddress(b) => format!("IP:{}", Subtree::Ip(b.to_vec()).show()),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        Some((
+            nc.critical,
+            list(&nc.value.permitted_subtrees),
+            list(&nc.value.excluded_subtrees),
+        ))
+    }
+
+    fn ca_policy() -> PkiIssuerPolicy {
+        let mut p = policy();
+        p.is_ca = true;
+        p.server_flag = false;
+        p.allow_subdomains = true;
+        p
+    }
+
+    #[test]
+    fn ca_certificates_carry_the_issuers_name_constraints() {
+        let mut p = ca_policy();
+        p.allowed_domains = strings(&["example.com", "Example.NET"]);
+        p.allowed_ip_sans = vec![
+            "10.1.2.3/16".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        p.allowed_uri_sans = strings(&[
+            "spiffe://Example.org/ns/*",
+            "https://api.example.com:8443/x",
+            "spiffe://example.org/exact",
+        ]);
+        let issued = issue_pk(&p, Some("ca.example.com"), &[]).unwrap();
+        assert!(issued.is_ca);
+        let (critical, permitted, excluded) = name_constraints_of(&issued.certificate_pem).unwrap();
+        assert!(critical);
+        assert_eq!(
+            permitted,
+            [
+                "DNS:example.com",
+                "DNS:example.net",
+                "IP:10.1.0.0/16",
+                "IP:2001:db8::/32",
+                "URI:api.example.com",
+                "URI:example.org"
+            ]
+        );
+        assert!(excluded.is_empty(), "{excluded:?}");
+
+        // Without allow-subdomains the domain is still the constraint
+        // (nameConstraints cannot say "this name only").
+        p.allow_subdomains = false;
+        let issued = issue_pk(&p, Some("example.com"), &[]).unwrap();
+        let (_, permitted, _) = name_constraints_of(&issued.certificate_pem).unwrap();
+        assert!(permitted.contains(&"DNS:example.com".to_owned()));
+
+        // Kinds the issuer certifies none of: no real name of that kind.
+        let mut none = ca_policy();
+        none.allowed_domains = strings(&["example.com"]);
+        let issued = issue_pk(&none, Some("ca.example.com"), &[]).unwrap();
+        let (critical, permitted, excluded) = name_constraints_of(&issued.certificate_pem).unwrap();
+        assert!(critical);
+        assert_eq!(permitted, ["DNS:example.com", "URI:invalid"]);
+        assert_eq!(excluded, ["IP:0.0.0.0/0", "IP:::/0"]);
+        let mut ips_only = ca_policy();
+        ips_only.allowed_domains.clear();
+        ips_only.allowed_ip_sans = vec!["192.0.2.0/24".parse().unwrap()];
+        let issued = issue_pk(&ips_only, Some("192.0.2.1"), &[]).unwrap();
+        let (_, permitted, excluded) = name_constraints_of(&issued.certificate_pem).unwrap();
+        assert_eq!(permitted, ["DNS:invalid", "IP:192.0.2.0/24", "URI:invalid"]);
+        assert!(excluded.is_empty());
+
+        // URI patterns a host constraint cannot express: no URI subtree.
+        for uris in [
+            &["spiffe://example.org/*", "urn:example:*"][..],
+            &["https://user@example.org/x"][..],
+            &["https://[2001:db8::1]/x"][..],
+            &["https://10.0.0.1/x"][..],
+        ] {
+            let mut q = none.clone();
+            q.allowed_uri_sans = strings(uris);
+            let issued = issue_pk(&q, Some("ca.example.com"), &[]).unwrap();
+            let (_, permitted, _) = name_constraints_of(&issued.certificate_pem).unwrap();
+            assert_eq!(permitted, ["DNS:example.com"], "{uris:?}");
+        }
+
+        // allow-any-name issuers, and end-entity certificates: none.
+        let mut any = ca_policy();
+        any.allow_any_name = true;
+        let issued = issue_pk(&any, Some("ca.example.com"), &[]).unwrap();
+        assert!(issued.is_ca);
+        assert!(name_constraints_of(&issued.certificate_pem).is_none());
+        let issued = issue_pk(&policy(), Some("example.com"), &[]).unwrap();
+        assert!(name_constraints_of(&issued.certificate_pem).is_none());
+    }
+
+    /// A KeyMaterial for `kp` with the chain `pems` (its own first).
+    fn signer_with_chain(kp: &KeyPair, alg: KeyAlg, pems: &[&str]) -> KeyMaterial {
+        KeyMaterial::from_parts(alg, Zeroizing::new(kp.serialize_der()), Some(pems.concat()))
+    }
+
+    fn issue_uri(
+        p: &PkiIssuerPolicy,
+        signer: &KeyMaterial,
+        cn: &str,
+        uri: &str,
+    ) -> Result<PkiIssued> {
+        let key = ec_public_key();
+        let uris = strings(&[uri]);
+        issue(
+            p,
+            signer,
+            &PkiRequest {
+                uri_sans: &uris,
+                ..req(SubjectKey::PublicKey(&key), Some(cn), &[])
+            },
+        )
+    }
+
+    #[test]
+    fn signer_name_constraints_bind_what_it_issues() {
+        let root = ca();
+        let mut root_policy = ca_policy();
+        root_policy.allow_subdomains = true;
+        root_policy.allowed_ip_sans = vec!["10.0.0.0/8".parse().unwrap()];
+        root_policy.allowed_uri_sans = strings(&["spiffe://example.org/*"]);
+        let inter_kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let inter_cert = issue(
+            &root_policy,
+            &root,
+            &req(
+                SubjectKey::PublicKey(&inter_kp.subject_public_key_info()),
+                Some("ca.example.com"),
+                &[],
+            ),
+        )
+        .unwrap();
+        let inter = signer_with_chain(
+            &inter_kp,
+            KeyAlg::Ec384,
+            &[
+                &inter_cert.certificate_pem,
+                root.certificate_chain().unwrap(),
+            ],
+        );
+        // An issuer on the intermediate that would certify anything.
+        let mut any = policy();
+        any.allow_any_name = true;
+        any.allowed_ip_sans = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+        any.allowed_uri_sans = strings(&[
+            "spiffe://example.org/x",
+            "spiffe://sub.example.org/x",
+            "spiffe://evil.org/x",
+            "urn:example:x",
+        ]);
+        let key = ec_public_key();
+        let ok = |cn: &str, alt: &[&str]| {
+            let alt = strings(alt);
+            issue(
+                &any,
+                &inter,
+                &req(SubjectKey::PublicKey(&key), Some(cn), &alt),
+            )
+        };
+        let issued = ok(
+            "www.example.com",
+            &["*.example.com", "10.2.3.4", "example.com"],
+        )
+        .unwrap();
+        assert_eq!(
+            issued.dns_names,
+            ["www.example.com", "*.example.com", "example.com"]
+        );
+        issue_uri(&any, &inter, "example.com", "spiffe://example.org/x").unwrap();
+
+        let m = denied_msg(ok("evil.org", &[]));
+        assert!(
+            m.starts_with("common-name: \"evil.org\" is outside the nameConstraints")
+                && m.contains("permitted DNS names: example.com"),
+            "{m}"
+        );
+        for (alt, want) in [
+            ("api.evil.org", "permitted DNS names: example.com"),
+            ("notexample.com", "permitted DNS names: example.com"),
+            ("192.168.0.1", "permitted IP addresses: 10.0.0.0/8"),
+            ("2001:db8::1", "permitted IP addresses: 10.0.0.0/8"),
+        ] {
+            let m = denied_msg(ok("example.com", &[alt]));
+            assert!(
+                m.starts_with("alt-names: ") && m.contains(alt) && m.contains(want),
+                "{alt}: {m}"
+            );
+        }
+        for (uri, want) in [
+            ("spiffe://evil.org/x", "permitted URI hosts: example.org"),
+            // A URI constraint without a leading dot is the host only.
+            (
+                "spiffe://sub.example.org/x",
+                "permitted URI hosts: example.org",
+            ),
+            ("urn:example:x", "has no host name"),
+        ] {
+            let m = denied_msg(issue_uri(&any, &inter, "example.com", uri));
+            assert!(
+                m.starts_with("uri-sans: ") && m.contains(want),
+                "{uri}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn excluded_subtrees_of_the_whole_chain_are_honoured() {
+        // A root (made elsewhere) with excluded subtrees only.
+        let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Constrained Root");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = NOW - Duration::days(1);
+        params.not_after = NOW + Duration::days(3650);
+        params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![],
+            excluded_subtrees: vec![
+                rcgen::GeneralSubtree::DnsName("api.example.com".to_owned()),
+                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4(
+                    [192, 168, 0, 0],
+                    [255, 255, 0, 0],
+                )),
+                rcgen::GeneralSubtree::Rfc822Name("example.com".to_owned()),
+            ],
+        });
+        let root_pem = params.self_signed(&kp).unwrap().pem();
+        let root = signer_with_chain(&kp, KeyAlg::Ec256, &[&root_pem]);
+
+        let mut p = policy();
+        p.allow_subdomains = true;
+        p.organizations.clear();
+        p.allowed_ip_sans = vec!["0.0.0.0/0".parse().unwrap()];
+        let key = ec_public_key();
+        let try_issue = |signer: &KeyMaterial, alt: &[&str]| {
+            let alt = strings(alt);
+            issue(
+                &p,
+                signer,
+                &req(SubjectKey::PublicKey(&key), Some("example.com"), &alt),
+            )
+        };
+        try_issue(
+            &root,
+            &["www.example.com", "10.0.0.1", "x.api2.example.com"],
+        )
+        .unwrap();
+        for (alt, want) in [
+            ("api.example.com", "excluded DNS names: api.example.com"),
+            ("a.api.example.com", "excluded DNS names: api.example.com"),
+            // The wildcard stands for api.example.com too.
+            ("*.example.com", "excluded DNS names: api.example.com"),
+            ("192.168.7.7", "excluded IP addresses: 192.168.0.0/16"),
+        ] {
+            let m = denied_msg(try_issue(&root, &[alt]));
+            assert!(
+                m.starts_with("alt-names: ")
+                    && m.contains("is excluded by the nameConstraints")
+                    && m.contains(want),
+                "{alt}: {m}"
+            );
+        }
+
+        // Through an unconstrained intermediate: the root's constraints
+        // still apply (verifiers apply every certificate's of the chain).
+        let mut any_ca = ca_policy();
+        any_ca.allow_any_name = true;
+        any_ca.organizations.clear();
+        let inter_kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let inter_cert = issue(
+            &any_ca,
+            &root,
+            &req(
+                SubjectKey::PublicKey(&inter_kp.subject_public_key_info()),
+                Some("ca.example.com"),
+                &[],
+            ),
+        )
+        .unwrap();
+        assert!(name_constraints_of(&inter_cert.certificate_pem).is_none());
+        let inter = signer_with_chain(
+            &inter_kp,
+            KeyAlg::Ec256,
+            &[&inter_cert.certificate_pem, &root_pem],
+        );
+        try_issue(&inter, &["www.example.com"]).unwrap();
+        let m = denied_msg(try_issue(&inter, &["a.api.example.com"]));
+        assert!(m.contains("excluded DNS names: api.example.com"), "{m}");
+    }
+
+    #[test]
+    fn name_constraint_matching() {
+        assert!(dns_within("example.com", "example.com", false));
+        assert!(dns_within("a.b.example.com", "example.com", false));
+        assert!(!dns_within("notexample.com", "example.com", false));
+        assert!(!dns_within("example.com", ".example.com", false));
+        assert!(dns_within("a.example.com", ".example.com", false));
+        assert!(dns_within("anything", "", false));
+        assert!(dns_within("*.example.com", "api.example.com", true));
+        assert!(!dns_within("*.example.com", "api.example.com", false));
+        assert!(uri_host_within("example.org", "example.org", false));
+        assert!(!uri_host_within("a.example.org", "example.org", false));
+        assert!(uri_host_within("a.example.org", "example.org", true));
+        assert!(uri_host_within("a.example.org", ".example.org", false));
+        assert!(!uri_host_within("example.org", ".example.org", false));
+        assert!(ip_within(
+            "10.1.2.3".parse().unwrap(),
+            &[10, 0, 0, 0, 255, 0, 0, 0]
+        ));
+        assert!(!ip_within(
+            "11.1.2.3".parse().unwrap(),
+            &[10, 0, 0, 0, 255, 0, 0, 0]
+        ));
+        assert!(!ip_within("::1".parse().unwrap(), &[0; 8]));
+        assert!(ip_within("::1".parse().unwrap(), &[0; 32]));
+        assert_eq!(
+            uri_host("https://u:p@Example.COM:8443/x").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            uri_host("spiffe://example.org"),
+            Some("example.org".to_owned())
+        );
+        assert_eq!(uri_host("urn:example:x"), None);
+        assert_eq!(uri_host("https://[::1]/"), None);
+        assert_eq!(uri_host("https://127.1/"), None);
+        assert_eq!(uri_host("file:///etc/passwd"), None);
+    }
+
+    // --- URI patterns and normal forms ------------------------------------------
+
+    #[test]
+    fn uri_patterns_may_not_match_in_the_scheme_or_host() {
+        for bad in [
+            "*",
+            "spiffe*",
+            "*://example.org/x",
+            "spiffe://*/x",
+            "spiffe://*.example.org/x",
+            "https://*.example.com",
+            "spiffe://example.org*",
+            "https://example.com:*/x",
+            "https://*@example.com/x",
+        ] {
+            let mut p = policy();
+            p.allowed_uri_sans = strings(&[bad]);
+            let m = invalid_msg(p.validate());
+            assert!(
+                m.starts_with("allowed-uri-sans entry") && m.contains("only in the path"),
+                "{bad}: {m}"
+            );
+        }
+        for good in [
+            "spiffe://example.org/*",
+            "spiffe://example.org/ns/*/sa/*",
+            "https://example.com/a?q=*",
+            "https://example.com#*",
+            "urn:example:*",
+            "spiffe://example.org/exact",
+        ] {
+            let mut p = policy();
+            p.allowed_uri_sans = strings(&[good]);
+            p.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn uri_sans_must_be_in_normal_form() {
+        let mut p = policy();
+        p.allowed_uri_sans = strings(&["spiffe://example.org/ci/*", "spiffe://example.org/ci/*/*"]);
+        for (uri, want) in [
+            ("spiffe://example.org/ci/../prod", "dot segment"),
+            ("spiffe://example.org/ci/./x", "dot segment"),
+            ("spiffe://example.org/ci/..", "dot segment"),
+            ("spiffe://example.org/ci/.", "dot segment"),
+            ("spiffe://example.org/ci/%2e%2e", "dot segment"),
+            ("spiffe://example.org/ci/.%2E/prod", "dot segment"),
+            ("spiffe://example.org/ci/%2E", "dot segment"),
+            ("spiffe://example.org/ci/a%2Fb", "encoded slash"),
+            ("spiffe://example.org/ci/a%2f..%2fb", "encoded slash"),
+            ("spiffe://example.org/ci/a\\b", "backslash"),
+            ("spiffe://example.org/ci/..%5Cprod", "backslash"),
+            ("spiffe://example.org/ci//x", "empty path segment"),
+        ] {
+            let m = invalid_msg(issue_uri(&p, &ca(), "example.com", uri));
+            assert!(
+                m.starts_with("uri-sans: ") && m.contains(want),
+                "{uri}: {m}"
+            );
+        }
+        for uri in [
+            "spiffe://example.org/ci/..x",
+            "spiffe://example.org/ci/a.b/c",
+            "spiffe://example.org/ci/x/",
+        ] {
+            issue_uri(&p, &ca(), "example.com", uri).unwrap();
+        }
+    }
+
+    // --- numbers are not DNS names ----------------------------------------------
+
+    #[test]
+    fn names_that_read_as_numbers_are_not_dns_names() {
+        for (any, enforce) in [(false, true), (true, true), (true, false)] {
+            let mut p = policy();
+            p.allow_subdomains = true;
+            p.allow_any_name = any;
+            p.enforce_hostnames = enforce;
+            for bad in [
+                "0177.0.0.1",
+                "0x7f.1",
+                "127.1",
+                "2130706433",
+                "0x7f000001",
+                "1.2.3.4.5",
+                "www.example.123",
+                "a.0X1F",
+                "*.10",
+            ] {
+                let m = invalid_msg(issue_pk(&p, Some("example.com"), &[bad]));
+                assert!(
+                    m.starts_with("alt-names: ")
+                        && m.contains("ends in a number")
+                        && m.contains("IP address in its standard form"),
+                    "{bad}: {m}"
+                );
+                let m = invalid_msg(issue_pk(&p, Some(bad), &[]));
+                assert!(m.starts_with("common-name: "), "{bad}: {m}");
+            }
+            // Digits elsewhere are fine.
+            issue_pk(
+                &p,
+                Some("1.example.com"),
+                &["0x7f.example.com", "123abc.example.com"],
+            )
+            .unwrap();
+        }
+        let mut p = policy();
+        p.allowed_domains = strings(&["10.0.0"]);
+        let m = invalid_msg(p.validate());
+        assert!(
+            m.contains("allowed-domains") && m.contains("allowed-ip-sans"),
+            "{m}"
         );
     }
 

@@ -386,6 +386,270 @@ fn intermediate_chain_verifies() {
     );
 }
 
+/// An intermediate CA whose key openssl made (`<name>.key`, so openssl can
+/// sign with it directly, outside any Coffer policy), issued by `root`
+/// under `policy` (`<name>.pem`); with its chain [intermediate, root].
+fn openssl_keyed_intermediate(
+    d: &Path,
+    name: &str,
+    root: &KeyMaterial,
+    policy: &PkiIssuerPolicy,
+) -> KeyMaterial {
+    let key_file = format!("{name}.key");
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key_file,
+        ],
+    );
+    let key = KeyMaterial::import(KeyAlg::Ec256, &read(d, &key_file)).unwrap();
+    let spki = key.spki_der().unwrap();
+    let issued = x509::issue(
+        policy,
+        root,
+        &PkiRequest {
+            ttl_secs: Some(7 * 86_400),
+            ..request(SubjectKey::PublicKey(&spki), Some("ca.example.com"), &[])
+        },
+    )
+    .unwrap();
+    assert!(issued.is_ca);
+    write(d, &format!("{name}.pem"), &issued.certificate_pem);
+    let chain = format!(
+        "{}{}",
+        issued.certificate_pem,
+        x509::parent_chain(root).unwrap()
+    );
+    key.with_certificate_chain(&chain).unwrap()
+}
+
+/// A leaf for `san` (openssl's subjectAltName syntax) signed by openssl
+/// with the intermediate `ca`'s key: no Coffer policy involved.
+fn openssl_signed_leaf(d: &Path, ca: &str, name: &str, san: &str) -> String {
+    openssl_csr(d, name, "/CN=leaf", &[]);
+    let ext = format!("{name}.ext");
+    write(
+        d,
+        &ext,
+        &format!("basicConstraints=critical,CA:FALSE\nsubjectAltName={san}\n"),
+    );
+    let (csr, cert, ca_pem, ca_key) = (
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{ca}.pem"),
+        format!("{ca}.key"),
+    );
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            "4242",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    cert
+}
+
+#[test]
+fn intermediate_name_constraints_bind_every_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = root_ca(KeyAlg::Ec256);
+    write(d, "root.pem", root.certificate_chain().unwrap());
+
+    // example.com (and below), 10.0.0.0/8, 127.0.0.1, spiffe://example.org/*.
+    let mut p = leaf_policy();
+    p.is_ca = true;
+    p.max_path_len = 0;
+    p.server_flag = false;
+    p.client_flag = false;
+    p.allowed_uri_sans = vec!["spiffe://example.org/*".to_owned()];
+    let inter = openssl_keyed_intermediate(d, "inter", &root, &p);
+    let text = openssl(d, &["x509", "-in", "inter.pem", "-noout", "-text"]);
+    let nc = after(&text, "X509v3 Name Constraints: critical");
+    assert!(nc.starts_with("Permitted:"), "{text}");
+    for want in [
+        "X509v3 Name Constraints: critical",
+        "DNS:example.com",
+        "IP:10.0.0.0/255.0.0.0",
+        "IP:127.0.0.1/255.255.255.255",
+        "URI:example.org",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("Excluded:"), "{text}");
+
+    let verify = |leaf: &str| {
+        run_openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "inter.pem",
+                leaf,
+            ],
+            None,
+        )
+    };
+    let outcome = |leaf: &str| {
+        let out = verify(leaf);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // Inside the constraints: verifies.
+    for (i, san) in [
+        "DNS:www.example.com,DNS:example.com,IP:10.1.2.3",
+        "DNS:a.b.example.com,IP:127.0.0.1,URI:spiffe://example.org/any/path",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let leaf = openssl_signed_leaf(d, "inter", &format!("in{i}"), san);
+        let (ok, out) = outcome(&leaf);
+        assert!(ok, "{san}: {out}");
+    }
+    // Outside: the chain does not verify, whoever signed the leaf.
+    const PERMITTED: &str = "permitted subtree violation";
+    for (i, (san, why)) in [
+        ("DNS:evil.org", PERMITTED),
+        ("DNS:www.example.com,DNS:notexample.com", PERMITTED),
+        ("DNS:www.example.com,IP:192.168.1.1", PERMITTED),
+        ("DNS:www.example.com,IP:::1", PERMITTED),
+        ("DNS:www.example.com,URI:spiffe://evil.org/x", PERMITTED),
+        // No host for the URI constraint to judge: refused too.
+        (
+            "DNS:www.example.com,URI:urn:example:x",
+            "unsupported or invalid name syntax",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let leaf = openssl_signed_leaf(d, "inter", &format!("out{i}"), san);
+        let (ok, out) = outcome(&leaf);
+        assert!(!ok, "{san} verified:\n{out}");
+        assert!(out.contains(why), "{san}: {out}");
+    }
+
+    // A leaf Coffer issues through the intermediate verifies; one outside
+    // the intermediate's constraints is refused even by an issuer that
+    // would allow any name.
+    let key = KeyMaterial::generate(KeyAlg::Ec256).unwrap();
+    let spki = key.spki_der().unwrap();
+    let alt = vec!["www.example.com".to_owned(), "10.9.8.7".to_owned()];
+    let issued = x509::issue(
+        &leaf_policy(),
+        &inter,
+        &request(SubjectKey::PublicKey(&spki), Some("api.example.com"), &alt),
+    )
+    .unwrap();
+    write(d, "coffer-leaf.pem", &issued.certificate_pem);
+    let (ok, out) = outcome("coffer-leaf.pem");
+    assert!(ok, "{out}");
+    let mut any = leaf_policy();
+    any.allow_any_name = true;
+    let err = x509::issue(
+        &any,
+        &inter,
+        &request(SubjectKey::PublicKey(&spki), Some("evil.org"), &[]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, KeyError::Denied(ref m) if m.starts_with("common-name") && m.contains("nameConstraints")),
+        "{err:?}"
+    );
+
+    // An issuer that certifies no IP addresses and no URIs: its CA
+    // certificates exclude every address and permit only the host
+    // "invalid" for URIs.
+    let mut p = leaf_policy();
+    p.is_ca = true;
+    p.allowed_ip_sans.clear();
+    let _ = openssl_keyed_intermediate(d, "inter2", &root, &p);
+    let text = openssl(d, &["x509", "-in", "inter2.pem", "-noout", "-text"]);
+    for want in [
+        "X509v3 Name Constraints: critical",
+        "Excluded:",
+        "IP:0.0.0.0/0.0.0.0",
+        "URI:invalid",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let verify2 = |leaf: &str| {
+        let out = run_openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "inter2.pem",
+                leaf,
+            ],
+            None,
+        );
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let leaf = openssl_signed_leaf(d, "inter2", "in2", "DNS:www.example.com");
+    let (ok, out) = verify2(&leaf);
+    assert!(ok, "{out}");
+    for (i, (san, why)) in [
+        (
+            "DNS:www.example.com,IP:10.0.0.1",
+            "excluded subtree violation",
+        ),
+        (
+            "DNS:www.example.com,IP:2001:db8::1",
+            "excluded subtree violation",
+        ),
+        (
+            "DNS:www.example.com,URI:spiffe://example.org/x",
+            "permitted subtree violation",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let leaf = openssl_signed_leaf(d, "inter2", &format!("out2-{i}"), san);
+        let (ok, out) = verify2(&leaf);
+        assert!(!ok && out.contains(why), "{san}: {out}");
+    }
+}
+
 #[test]
 fn crl_verifies_and_lists_the_revoked_serial() {
     let dir = tempfile::tempdir().unwrap();
