@@ -464,7 +464,7 @@ def method_notes(r: dict, args, ck: dict) -> list:
     ]
 
 
-SIGNING_SYMBOLS = ("ed25519", "nistz256", "ecp_", "bn_mul", "beeu_", "p256", "sha512_block", "sha256_block")
+SIGNING_SYMBOLS = ("ed25519", "edwards25519", "curve25519", "nistz256", "ecp_", "bn_mul", "beeu_", "p256", "sha512_block", "sha256_block")
 
 
 def observations(r: dict, args) -> list:

@@ -91,12 +91,11 @@ fn fixture() -> &'static Fixture {
         policy.validate().expect("the fixed policy is valid");
 
         let rng = SystemRandom::new();
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-            .expect("P-256 key");
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("P-256 key");
         let p256 = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref())
             .expect("P-256 key");
-        let mut p256_spki =
-            hex("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+        let mut p256_spki = hex("3059301306072a8648ce3d020106082a8648ce3d030107034200");
         p256_spki.extend_from_slice(p256.public_key().as_ref());
         let ed = Ed25519KeyPair::from_seed_unchecked(&[0x5e; 32]).expect("Ed25519 key");
         let mut ed_spki = hex("302a300506032b6570032100");
@@ -147,7 +146,10 @@ fn tlv_len(b: &[u8]) -> Option<usize> {
             return None;
         }
         let bytes = b.get(2..2 + n)?;
-        (2 + n, bytes.iter().fold(0usize, |a, x| a << 8 | usize::from(*x)))
+        (
+            2 + n,
+            bytes.iter().fold(0usize, |a, x| a << 8 | usize::from(*x)),
+        )
     };
     let total = header.checked_add(len)?;
     (total <= b.len()).then_some(total)
@@ -314,7 +316,8 @@ fuzz_target!(|data: &[u8]| {
     );
     let ku = cert.key_usage().expect("keyUsage parses");
     assert!(
-        ku.as_ref().is_none_or(|k| !k.value.key_cert_sign() && !k.value.crl_sign()),
+        ku.as_ref()
+            .is_none_or(|k| !k.value.key_cert_sign() && !k.value.crl_sign()),
         "an issued certificate may sign certificates or CRLs: {ku:?}"
     );
     assert!(!issued.is_ca);
@@ -382,11 +385,17 @@ fuzz_target!(|data: &[u8]| {
     // The key certified.
     let spki = cert.public_key().raw;
     if let Some(own) = own_spki {
-        assert_eq!(spki, own, "the certificate certifies another key than the CSR's");
+        assert_eq!(
+            spki, own,
+            "the certificate certifies another key than the CSR's"
+        );
     } else if matches!(req.key, SubjectKey::PublicKey(_))
         && let Ok((rest, _)) = SubjectPublicKeyInfo::from_der(key)
         && rest.is_empty()
     {
-        assert_eq!(spki, key, "the certificate certifies another key than the one sent");
+        assert_eq!(
+            spki, key,
+            "the certificate certifies another key than the one sent"
+        );
     }
 });

@@ -182,7 +182,11 @@ fuzz_target!(|data: &[u8]| {
     let sent = ssh_key::PublicKey::from_openssh(public_key.trim())
         .expect("a key sign accepted parses with ssh-key");
     assert_eq!(cert.public_key(), sent.key_data(), "the certified key");
-    assert_ne!(cert.public_key(), &f.ca_key, "the CA's own key was certified");
+    assert_ne!(
+        cert.public_key(),
+        &f.ca_key,
+        "the CA's own key was certified"
+    );
     assert_eq!(cert.signature_key(), &f.ca_key, "the signing key");
     let ca_pk = f.ca_key.ed25519().expect("an Ed25519 CA").0;
     let sig = cert.signature();
