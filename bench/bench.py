@@ -768,6 +768,12 @@ def write_report(path: Path, r: dict, args) -> str:
         "  `coffer-bench-loadgen load`.",
     ]
     text = "\n".join(lines) + "\n"
+    # Keep the sections other scripts own (bench/dynamic.py, bench/certs.py):
+    # <!-- name:begin --> ... <!-- name:end -->, in their order.
+    old = path.read_text() if path.exists() else ""
+    blocks = [m.group(0) + "\n" for m in re.finditer(r"<!-- ([a-z]+):begin -->.*?<!-- \1:end -->", old, re.S)]
+    if blocks:
+        text += "\n" + "\n".join(blocks)
     path.write_text(text)
     return text
 
