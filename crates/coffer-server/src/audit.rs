@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use coffer_core::audit::AuditRecord;
-use coffer_core::model::TokenRecord;
+use coffer_core::model::{IssuedCert, TokenRecord};
 use coffer_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,9 +22,18 @@ const MAX_BATCH: usize = 2_048;
 /// The record's `seq` once durable, or why it could not be written.
 type Ack = oneshot::Sender<Result<i64, String>>;
 
+/// What a request writes besides its record, in the batch's transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// A token minted by a login.
+    pub token: Option<TokenRecord>,
+    /// The record of a certificate issued.
+    pub cert: Option<IssuedCert>,
+}
+
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<(AuditRecord, Option<TokenRecord>, Ack)>,
+    tx: mpsc::Sender<(AuditRecord, Extra, Ack)>,
 }
 
 impl AuditSink {
@@ -35,16 +44,12 @@ impl AuditSink {
         AuditSink { tx }
     }
 
-    /// Append `rec` (and write `token`, minted by this request, in the same
-    /// transaction); resolves with the record's `seq` once both are durable.
-    pub async fn record(
-        &self,
-        rec: AuditRecord,
-        token: Option<TokenRecord>,
-    ) -> Result<i64, String> {
+    /// Append `rec` (and write `extra`, made by this request, in the same
+    /// transaction); resolves with the record's `seq` once all are durable.
+    pub async fn record(&self, rec: AuditRecord, extra: Extra) -> Result<i64, String> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
-            .send((rec, token, ack_tx))
+            .send((rec, extra, ack_tx))
             .await
             .map_err(|_| "audit writer stopped".to_owned())?;
         ack_rx
@@ -56,27 +61,30 @@ impl AuditSink {
 async fn writer(
     store: Arc<dyn Store>,
     mac: Arc<AuditMac>,
-    mut rx: mpsc::Receiver<(AuditRecord, Option<TokenRecord>, Ack)>,
+    mut rx: mpsc::Receiver<(AuditRecord, Extra, Ack)>,
 ) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut tokens = Vec::new();
+    let mut certs = Vec::new();
     let mut acks = Vec::with_capacity(MAX_BATCH);
-    while let Some((rec, token, ack)) = rx.recv().await {
+    while let Some((rec, extra, ack)) = rx.recv().await {
         records.push(rec);
-        tokens.extend(token);
+        tokens.extend(extra.token);
+        certs.extend(extra.cert);
         acks.push(ack);
         while records.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((rec, token, ack)) => {
+                Ok((rec, extra, ack)) => {
                     records.push(rec);
-                    tokens.extend(token);
+                    tokens.extend(extra.token);
+                    certs.extend(extra.cert);
                     acks.push(ack);
                 }
                 Err(_) => break,
             }
         }
         let result = store
-            .append_audit(&mut records, &tokens, &*mac)
+            .append_audit(&mut records, &tokens, &certs, &*mac)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, batch = records.len(), "audit write failed; refusing the requests");
@@ -89,5 +97,6 @@ async fn writer(
         }
         records.clear();
         tokens.clear();
+        certs.clear();
     }
 }

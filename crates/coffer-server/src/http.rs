@@ -112,6 +112,9 @@ pub struct Ctx {
     /// A token minted by this request (login): written with its audit
     /// record, in the same transaction, before the response leaves.
     pub minted: Option<coffer_core::model::TokenRecord>,
+    /// The record of a certificate this request issued: written with its
+    /// audit record (group commit), only if the request succeeds.
+    pub issued: Option<coffer_core::model::IssuedCert>,
     client_type: String,
     /// The record of this request's change, once [`Ctx::audit`] made it;
     /// its `seq` is set when the change committed.
@@ -134,6 +137,7 @@ impl Ctx {
             auth_method: String::new(),
             identity: String::new(),
             minted: None,
+            issued: None,
             client_type,
             written: None,
             checked: Vec::new(),
@@ -393,13 +397,16 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
         if committed.is_some() {
             record.error = format!("after its change was committed: {}", record.error);
         }
-        let minted = if result.is_ok() {
-            ctx.minted.clone()
+        let extra = if result.is_ok() {
+            crate::audit::Extra {
+                token: ctx.minted.clone(),
+                cert: ctx.issued.clone(),
+            }
         } else {
-            None
+            crate::audit::Extra::default()
         };
         let token_hash = ctx.minted.as_ref().map(|t| t.token_hash.clone());
-        match state.audit.record(record, minted).await {
+        match state.audit.record(record, extra).await {
             Ok(seq) => state.audited(seq),
             Err(_) => {
                 if let Some(h) = token_hash {

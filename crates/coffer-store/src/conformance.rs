@@ -349,7 +349,7 @@ async fn head_pair(store: &dyn Store) -> (i64, Vec<u8>) {
 async fn insert_token(store: &dyn Store, t: &TokenRecord) {
     ok(
         store
-            .append_audit(&mut [], std::slice::from_ref(t), &TestSealer)
+            .append_audit(&mut [], std::slice::from_ref(t), &[], &TestSealer)
             .await,
         "append_audit with a token",
     );
@@ -1489,6 +1489,7 @@ pub async fn tokens_with_audit(store: &dyn Store) {
             .append_audit(
                 &mut recs,
                 &[a.clone(), orphan.clone(), wrong_id.clone(), b.clone()],
+                &[],
                 &TestSealer,
             )
             .await,
@@ -1513,7 +1514,7 @@ pub async fn tokens_with_audit(store: &dyn Store) {
     let mut dup = a.clone();
     dup.identity = "someone-else".into();
     ok(
-        store.append_audit(&mut [], &[dup], &TestSealer).await,
+        store.append_audit(&mut [], &[dup], &[], &TestSealer).await,
         "tokens without records",
     );
     assert_eq!(
@@ -1657,7 +1658,7 @@ pub async fn audit_chain(store: &dyn Store) {
 
     // Nothing to append: no change.
     ok(
-        store.append_audit(&mut [], &[], &TestSealer).await,
+        store.append_audit(&mut [], &[], &[], &TestSealer).await,
         "append nothing",
     );
     assert_eq!(head_pair(store).await, (seq0, hash0.clone()));
@@ -1671,7 +1672,7 @@ pub async fn audit_chain(store: &dyn Store) {
     batch[2].outcome = Outcome::Error;
     batch[2].status = 500;
     ok(
-        store.append_audit(&mut batch, &[], &TestSealer).await,
+        store.append_audit(&mut batch, &[], &[], &TestSealer).await,
         "append_audit",
     );
 
@@ -1708,7 +1709,7 @@ pub async fn audit_chain(store: &dyn Store) {
         .map(|i| audit_record(&who, &format!("/obj/{i}"), "list-items", T0 + 100 + i))
         .collect();
     ok(
-        store.append_audit(&mut big, &[], &TestSealer).await,
+        store.append_audit(&mut big, &[], &[], &TestSealer).await,
         "append 517",
     );
     assert_eq!(big[0].seq, seq0 + 4);
@@ -1748,7 +1749,7 @@ pub async fn audit_query(store: &dyn Store) {
     recs[4].outcome = Outcome::Error;
     recs[4].status = 500;
     ok(
-        store.append_audit(&mut recs, &[], &TestSealer).await,
+        store.append_audit(&mut recs, &[], &[], &TestSealer).await,
         "append_audit",
     );
     let seqs = |r: Vec<AuditRecord>| r.into_iter().map(|r| r.seq).collect::<Vec<_>>();
@@ -1892,7 +1893,7 @@ pub async fn concurrent_audit(store: &dyn Store) {
                     .map(|i| audit_record(&who, &format!("/t{task}/{batch}/{i}"), "op", T0))
                     .collect();
                 ok(
-                    store.append_audit(&mut recs, &[], &TestSealer).await,
+                    store.append_audit(&mut recs, &[], &[], &TestSealer).await,
                     "concurrent append_audit",
                 );
                 // Within a batch the seqs are consecutive.
@@ -2970,6 +2971,30 @@ pub async fn certificates(store: &dyn Store) {
         matches!(r, Err(StoreError::Conflict(_))) && !changed,
         "a serial is unique per issuer"
     );
+    // Group commit: a certificate written with its request's audit record;
+    // a duplicate serial fails the whole batch, writing nothing.
+    let c = cert("0b00", T0 + 90_000);
+    let mut recs = vec![change_record("issue")];
+    ok(
+        store.append_audit(&mut recs, &[], std::slice::from_ref(&c), &TestSealer).await,
+        "append_audit with a certificate",
+    );
+    assert!(recs[0].seq > 0);
+    assert_eq!(
+        ok(store.get_certificate(id, "0b00").await, "get_certificate"),
+        Some(c.clone())
+    );
+    let before = head_pair(store).await;
+    let mut recs = vec![change_record("issue dup")];
+    let dup = store
+        .append_audit(&mut recs, &[], &[cert("0b01", T0 + 1), c.clone()], &TestSealer)
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert_eq!(head_pair(store).await, before, "nothing of a failed batch");
+    assert_eq!(
+        ok(store.get_certificate(id, "0b01").await, "get_certificate"),
+        None
+    );
     // The same serial under another issuer is another certificate.
     let other = IssuedCert {
         issuer_id: run.id(),
@@ -2993,7 +3018,7 @@ pub async fn certificates(store: &dyn Store) {
         ..CertFilter::default()
     };
     let listed = ok(store.list_certificates(&mine).await, "list_certificates");
-    assert_eq!(listed.len(), 2, "both of this issuer's certificates");
+    assert_eq!(listed.len(), 3, "this issuer's certificates");
     let live = ok(
         store
             .list_certificates(&CertFilter {

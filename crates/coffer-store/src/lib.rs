@@ -510,13 +510,17 @@ pub trait Store: Send + Sync + 'static {
     /// head, sets each `prev_hash` and `hash` (via `sealer`) and moves the
     /// head (with its MAC), all under the chain lock so concurrent writers
     /// (other nodes) serialize. On error nothing is written.
-    /// The tokens minted by the requests of this batch are written in the
-    /// same transaction (group commit: a login costs no commit of its
-    /// own); a token whose auth method no longer exists is skipped.
+    /// The tokens minted and the certificates issued by the requests of
+    /// this batch are written in the same transaction (group commit: a
+    /// login or a certificate costs no commit of its own); a token whose
+    /// auth method no longer exists is skipped. A certificate serial
+    /// already taken fails the whole batch (callers check first; only a
+    /// concurrent duplicate of a random serial can get here).
     async fn append_audit(
         &self,
         records: &mut [AuditRecord],
         tokens: &[TokenRecord],
+        certs: &[IssuedCert],
         sealer: &dyn ChainSealer,
     ) -> Result<()>;
     /// The chain head; `seq` 0 and empty hash and MAC when nothing was

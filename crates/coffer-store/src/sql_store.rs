@@ -164,6 +164,39 @@ where
         result
     }
 
+    /// Insert an issued certificate's record (Conflict when its serial is
+    /// taken for its issuer).
+    async fn insert_cert_in_tx(tx: &mut Transaction<'_, D>, c: &IssuedCert) -> Result<()> {
+        let names = rows::to_json("certificate names", &c.names)?;
+        let inserted = sqlx::query(sql::INSERT_CERT)
+            .bind(c.issuer_id)
+            .bind(c.serial.as_str())
+            .bind(c.issuer_name.as_str())
+            .bind(c.kind.as_str())
+            .bind(c.signer_key.as_str())
+            .bind(c.signer_version)
+            .bind(c.subject.as_str())
+            .bind(names.as_str())
+            .bind(c.access_id.as_str())
+            .bind(c.identity.as_str())
+            .bind(c.request_id.as_str())
+            .bind(c.issued_ms)
+            .bind(c.expires_ms)
+            .bind(c.revoked_ms)
+            .bind(c.revocation_reason.as_str())
+            .execute(&mut **tx)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "certificate serial {} of {}",
+                c.serial,
+                named("issuer", &c.issuer_name)
+            ))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
     /// Append records to the chain inside `tx`: lock the head, link and
     /// seal each record, insert them all from one JSON parameter, move the
     /// head and its MAC.
@@ -1172,12 +1205,16 @@ where
         &self,
         records: &mut [AuditRecord],
         tokens: &[TokenRecord],
+        certs: &[IssuedCert],
         sealer: &dyn ChainSealer,
     ) -> Result<()> {
-        if records.is_empty() && tokens.is_empty() {
+        if records.is_empty() && tokens.is_empty() && certs.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
+        for c in certs {
+            Self::insert_cert_in_tx(&mut tx, c).await?;
+        }
         for t in tokens {
             sqlx::query(sql::INSERT_TOKEN_IF_METHOD)
                 .bind(t.token_hash.as_slice())
@@ -1834,35 +1871,9 @@ where
     // ---- issued certificates ----
 
     async fn insert_certificate(&self, c: &IssuedCert, audit: Audit<'_>) -> Result<()> {
-        let names = rows::to_json("certificate names", &c.names)?;
         let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(sql::INSERT_CERT)
-            .bind(c.issuer_id)
-            .bind(c.serial.as_str())
-            .bind(c.issuer_name.as_str())
-            .bind(c.kind.as_str())
-            .bind(c.signer_key.as_str())
-            .bind(c.signer_version)
-            .bind(c.subject.as_str())
-            .bind(names.as_str())
-            .bind(c.access_id.as_str())
-            .bind(c.identity.as_str())
-            .bind(c.request_id.as_str())
-            .bind(c.issued_ms)
-            .bind(c.expires_ms)
-            .bind(c.revoked_ms)
-            .bind(c.revocation_reason.as_str())
-            .execute(&mut *tx)
-            .await;
-        match inserted {
-            Ok(_) => Self::commit_change(tx, audit, false).await,
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "certificate serial {} of {}",
-                c.serial,
-                named("issuer", &c.issuer_name)
-            ))),
-            Err(e) => Err(db(e)),
-        }
+        Self::insert_cert_in_tx(&mut tx, c).await?;
+        Self::commit_change(tx, audit, false).await
     }
 
     async fn get_certificate(&self, issuer_id: i64, serial: &str) -> Result<Option<IssuedCert>> {

@@ -108,7 +108,7 @@ async fn sqlite_persists_across_reopen() {
             .await
             .expect("data key");
         store
-            .append_audit(&mut audit, &[], &TestSealer)
+            .append_audit(&mut audit, &[], &[], &TestSealer)
             .await
             .expect("audit");
         store
@@ -182,7 +182,7 @@ async fn sqlite_persists_across_reopen() {
     // Migrations are not re-applied on reopen, and appending continues the chain.
     let mut more = vec![record(3)];
     store
-        .append_audit(&mut more, &[], &TestSealer)
+        .append_audit(&mut more, &[], &[], &TestSealer)
         .await
         .expect("audit");
     assert_eq!(more[0].seq, 7);
@@ -386,7 +386,7 @@ async fn postgres_two_nodes() {
                     let mut recs: Vec<AuditRecord> = (0..1 + (task + batch) % 4)
                         .map(|i| record(i as i64))
                         .collect();
-                    node.append_audit(&mut recs, &[], &TestSealer)
+                    node.append_audit(&mut recs, &[], &[], &TestSealer)
                         .await
                         .expect("append");
                     seqs.extend(recs.iter().map(|r| r.seq));

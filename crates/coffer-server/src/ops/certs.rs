@@ -474,17 +474,6 @@ async fn signer_of(
     })
 }
 
-/// Record an issued certificate; a serial already taken (vanishingly
-/// rare with 64 random bits, but checked) is reported for a retry.
-async fn record(ctx: &mut Ctx, c: &IssuedCert) -> Result<bool, ApiError> {
-    let store = ctx.state.store.clone();
-    match store.insert_certificate(c, ctx.audit()).await {
-        Ok(()) => Ok(true),
-        Err(coffer_store::StoreError::Conflict(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "cert-issuer-name")?;
     require(ctx, RuleType::Item, &name, Caps::READ)?;
@@ -513,52 +502,45 @@ pub(super) async fn get_ssh_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
     let (issuer, settings) =
         load_issuer::<SshIssuer>(&state, &name, ItemType::SshCertIssuer).await?;
     let (_, signer_version, signer) = signer_of(&state, &name, &settings.signer_key).await?;
+    let settings_key = settings.signer_key.clone();
     let key_id = key_id(ctx);
-    let signer = Arc::new(signer);
-    let policy = Arc::new(settings.policy);
-    for _ in 0..3 {
-        let serial = u64::from_be_bytes(random_bytes::<8>()?).max(1);
-        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-        let (signer2, policy2) = (signer.clone(), policy.clone());
-        let (names, pk, kid) = (usernames.clone(), public_key.clone(), key_id.clone());
-        let issued = signing(signer.alg(), move || {
-            let req = SshRequest {
-                usernames: &names,
-                public_key: &pk,
-                ttl_secs: ttl,
-                key_id: &kid,
-                serial,
-                now,
-            };
-            Ok(coffer_keys::ssh::sign(&policy2, &signer2, &req)?)
-        })
-        .await?;
-        let rec = IssuedCert {
-            issuer_id: issuer.id,
-            issuer_name: issuer.name.clone(),
-            serial: format!("{:016x}", issued.serial),
-            kind: CertKind::Ssh,
-            signer_key: settings.signer_key.clone(),
-            signer_version,
-            subject: issued.key_id.clone(),
-            names: issued.principals.clone(),
-            access_id: ctx.access_id.clone(),
-            identity: ctx.identity.clone(),
-            request_id: ctx.request_id.clone(),
-            issued_ms: now_ms(),
-            expires_ms: i64::try_from(issued.valid_before)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000),
-            revoked_ms: 0,
-            revocation_reason: String::new(),
+    // Serials are 64 random bits; the store's unique key is the backstop
+    // (a duplicate fails its audit batch rather than issue twice).
+    let serial = u64::from_be_bytes(random_bytes::<8>()?).max(1);
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let alg = signer.alg();
+    let issued = signing(alg, move || {
+        let req = SshRequest {
+            usernames: &usernames,
+            public_key: &public_key,
+            ttl_secs: ttl,
+            key_id: &key_id,
+            serial,
+            now,
         };
-        if record(ctx, &rec).await? {
-            return Ok(json!({"data": issued.certificate, "path": ""}));
-        }
-    }
-    Err(ApiError::internal(
-        "three serial numbers in a row were taken",
-    ))
+        Ok(coffer_keys::ssh::sign(&settings.policy, &signer, &req)?)
+    })
+    .await?;
+    ctx.issued = Some(IssuedCert {
+        issuer_id: issuer.id,
+        issuer_name: issuer.name.clone(),
+        serial: format!("{:016x}", issued.serial),
+        kind: CertKind::Ssh,
+        signer_key: settings_key,
+        signer_version,
+        subject: issued.key_id.clone(),
+        names: issued.principals.clone(),
+        access_id: ctx.access_id.clone(),
+        identity: ctx.identity.clone(),
+        request_id: ctx.request_id.clone(),
+        issued_ms: now_ms(),
+        expires_ms: i64::try_from(issued.valid_before)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000),
+        revoked_ms: 0,
+        revocation_reason: String::new(),
+    });
+    Ok(json!({"data": issued.certificate, "path": ""}))
 }
 
 // ---- PKI ----
@@ -745,73 +727,60 @@ pub(super) async fn get_pki_certificate(ctx: &mut Ctx, body: &Body) -> Result<Va
     let (issuer, settings) =
         load_issuer::<PkiIssuer>(&state, &name, ItemType::PkiCertIssuer).await?;
     let (_, signer_version, signer) = signer_of(&state, &name, &settings.signer_key).await?;
-    let signer = Arc::new(signer);
-    let policy = Arc::new(settings.policy);
-    let key_bytes = Arc::new(key_bytes);
-    for _ in 0..3 {
-        let serial = random_bytes::<16>()?;
-        let (signer2, policy2, kb) = (signer.clone(), policy.clone(), key_bytes.clone());
-        let (cn, alts, uris, ekus) = (
-            common_name.clone(),
-            alt_names.clone(),
-            uri_sans.clone(),
-            eku.clone(),
-        );
-        let (issued, parent) = signing(signer.alg(), move || {
-            let req = PkiRequest {
-                key: if is_csr {
-                    SubjectKey::Csr(&kb)
-                } else {
-                    SubjectKey::PublicKey(&kb)
-                },
-                common_name: cn.as_deref(),
-                alt_names: &alts,
-                uri_sans: &uris,
-                ttl_secs: ttl,
-                extended_key_usage: &ekus,
-                serial,
-                now: time::OffsetDateTime::now_utc(),
-            };
-            let issued = coffer_keys::x509::issue(&policy2, &signer2, &req)?;
-            let parent = coffer_keys::x509::parent_chain(&signer2)?;
-            Ok((issued, parent))
-        })
-        .await?;
-        let mut names = issued.dns_names.clone();
-        names.extend(issued.ip_sans.iter().cloned());
-        names.extend(issued.uri_sans.iter().cloned());
-        let rec = IssuedCert {
-            issuer_id: issuer.id,
-            issuer_name: issuer.name.clone(),
-            serial: issued.serial_hex.clone(),
-            kind: CertKind::Pki,
-            signer_key: settings.signer_key.clone(),
-            signer_version,
-            subject: issued.subject.clone(),
-            names,
-            access_id: ctx.access_id.clone(),
-            identity: ctx.identity.clone(),
-            request_id: ctx.request_id.clone(),
-            issued_ms: now_ms(),
-            expires_ms: i64::try_from(issued.not_after.unix_timestamp() as i128 * 1000)
-                .unwrap_or(i64::MAX),
-            revoked_ms: 0,
-            revocation_reason: String::new(),
+    let settings_key = settings.signer_key.clone();
+    // 16 random bytes (the top bit cleared by `issue`); the store's unique
+    // key is the backstop.
+    let serial = random_bytes::<16>()?;
+    let alg = signer.alg();
+    let (issued, parent) = signing(alg, move || {
+        let req = PkiRequest {
+            key: if is_csr {
+                SubjectKey::Csr(&key_bytes)
+            } else {
+                SubjectKey::PublicKey(&key_bytes)
+            },
+            common_name: common_name.as_deref(),
+            alt_names: &alt_names,
+            uri_sans: &uri_sans,
+            ttl_secs: ttl,
+            extended_key_usage: &eku,
+            serial,
+            now: time::OffsetDateTime::now_utc(),
         };
-        if record(ctx, &rec).await? {
-            return Ok(json!({
-                "data": issued.certificate_pem,
-                "parent_cert": parent,
-                "cert_display_id": issued.serial_hex,
-                "cert_item_id": 0,
-                "path": "",
-                "reading_token": "",
-            }));
-        }
-    }
-    Err(ApiError::internal(
-        "three serial numbers in a row were taken",
-    ))
+        let issued = coffer_keys::x509::issue(&settings.policy, &signer, &req)?;
+        let parent = coffer_keys::x509::parent_chain(&signer)?;
+        Ok((issued, parent))
+    })
+    .await?;
+    let mut names = issued.dns_names.clone();
+    names.extend(issued.ip_sans.iter().cloned());
+    names.extend(issued.uri_sans.iter().cloned());
+    ctx.issued = Some(IssuedCert {
+        issuer_id: issuer.id,
+        issuer_name: issuer.name.clone(),
+        serial: issued.serial_hex.clone(),
+        kind: CertKind::Pki,
+        signer_key: settings_key,
+        signer_version,
+        subject: issued.subject.clone(),
+        names,
+        access_id: ctx.access_id.clone(),
+        identity: ctx.identity.clone(),
+        request_id: ctx.request_id.clone(),
+        issued_ms: now_ms(),
+        expires_ms: i64::try_from(i128::from(issued.not_after.unix_timestamp()) * 1000)
+            .unwrap_or(i64::MAX),
+        revoked_ms: 0,
+        revocation_reason: String::new(),
+    });
+    Ok(json!({
+        "data": issued.certificate_pem,
+        "parent_cert": parent,
+        "cert_display_id": issued.serial_hex,
+        "cert_item_id": 0,
+        "path": "",
+        "reading_token": "",
+    }))
 }
 
 // ---- records, revocation, CRL ----
