@@ -120,6 +120,7 @@ impl FromStr for KeyAlg {
 /// key) and, for signer keys, the key's certificate chain (PEM, leaf
 /// first: a self-signed root, or a certificate issued by another CA
 /// followed by that CA's chain).
+#[derive(Clone)]
 pub struct KeyMaterial {
     alg: KeyAlg,
     secret: Zeroizing<Vec<u8>>,

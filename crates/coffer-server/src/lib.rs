@@ -234,6 +234,7 @@ pub async fn build(
         tokens: TokenCache::new(100_000, Some(state::TOKEN_CACHE_TTL)),
         items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
         crls: state::Cache::new(1_000, Some(state::CRL_CACHE_TTL)),
+        opened_keys: state::Cache::new(1_000, Some(state::ITEM_CACHE_TTL)),
         audit,
         limiter: LoginLimiter::default(),
         jwks: jwks::JwksCache::new(

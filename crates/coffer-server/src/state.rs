@@ -128,6 +128,10 @@ pub struct AppState {
     /// a local revocation): an anonymous client cannot make every GET
     /// read the table and sign.
     pub crls: Cache<String, Arc<String>>,
+    /// Keys opened for use, by (item id, version, the sealed blob's nonce),
+    /// for [`ITEM_CACHE_TTL`]: a CA signing thousands of certificates a
+    /// second opens and parses its key once, not per certificate.
+    pub opened_keys: Cache<(i64, i32, [u8; 12]), Arc<coffer_keys::keys::KeyMaterial>>,
     pub audit: AuditSink,
     pub limiter: LoginLimiter,
     /// JWKS of OAuth2/JWT auth methods, per access ID.

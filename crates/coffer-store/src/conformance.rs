@@ -2976,7 +2976,9 @@ pub async fn certificates(store: &dyn Store) {
     let c = cert("0b00", T0 + 90_000);
     let mut recs = vec![change_record("issue")];
     ok(
-        store.append_audit(&mut recs, &[], std::slice::from_ref(&c), &TestSealer).await,
+        store
+            .append_audit(&mut recs, &[], std::slice::from_ref(&c), &TestSealer)
+            .await,
         "append_audit with a certificate",
     );
     assert!(recs[0].seq > 0);
@@ -2987,7 +2989,12 @@ pub async fn certificates(store: &dyn Store) {
     let before = head_pair(store).await;
     let mut recs = vec![change_record("issue dup")];
     let dup = store
-        .append_audit(&mut recs, &[], &[cert("0b01", T0 + 1), c.clone()], &TestSealer)
+        .append_audit(
+            &mut recs,
+            &[],
+            &[cert("0b01", T0 + 1), c.clone()],
+            &TestSealer,
+        )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     assert_eq!(head_pair(store).await, before, "nothing of a failed batch");

@@ -465,7 +465,7 @@ async fn signer_of(
     state: &AppState,
     issuer: &str,
     key: &str,
-) -> Result<(Item, i32, coffer_keys::keys::KeyMaterial), ApiError> {
+) -> Result<(Item, i32, Arc<coffer_keys::keys::KeyMaterial>), ApiError> {
     load_key(state, key, None).await.map_err(|e| match e {
         ApiError::NotFound(_) => ApiError::bad(format!(
             "issuer {issuer:?} signs with key {key:?}, which no longer exists"

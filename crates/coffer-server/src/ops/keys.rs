@@ -16,6 +16,7 @@ use coffer_core::policy::{Caps, RuleType};
 use coffer_keys::aead::{self, Context};
 use coffer_keys::keys::{self as k, CertificateSubject, KeyAlg, KeyMaterial};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::items::{find_item, open, seal, tags_param};
@@ -80,7 +81,7 @@ pub(crate) async fn item_version(
     name: &str,
     version: Option<i32>,
     t: ItemType,
-) -> Result<std::sync::Arc<(Item, coffer_core::model::SealedVersion)>, ApiError> {
+) -> Result<Arc<(Item, coffer_core::model::SealedVersion)>, ApiError> {
     let cached = if version.is_none() {
         state.items.get(name)
     } else {
@@ -100,7 +101,7 @@ pub(crate) async fn item_version(
                     }
                     None => ApiError::NotFound(format!("{what} {name:?} not found")),
                 })?;
-            let found = std::sync::Arc::new(found);
+            let found = Arc::new(found);
             if version.is_none() {
                 state.items.insert(name.to_owned(), found.clone());
             }
@@ -127,12 +128,23 @@ pub(crate) async fn load_key(
     state: &AppState,
     name: &str,
     version: Option<i32>,
-) -> Result<(Item, i32, KeyMaterial), ApiError> {
+) -> Result<(Item, i32, Arc<KeyMaterial>), ApiError> {
     let found = item_version(state, name, version, ItemType::Key).await?;
     let (item, v) = &*found;
+    let mut nonce = [0u8; 12];
+    if let Some(n) = v.sealed.get(..12) {
+        nonce.copy_from_slice(n);
+    }
+    let id = (item.id, v.version, nonce);
+    if let Some(key) = state.opened_keys.get(&id) {
+        return Ok((item.clone(), v.version, key));
+    }
     let stored = open(state, item, v)?;
-    let key = KeyMaterial::from_stored(&stored)
-        .map_err(|e| ApiError::internal(format!("stored key {name}: {e}")))?;
+    let key = Arc::new(
+        KeyMaterial::from_stored(&stored)
+            .map_err(|e| ApiError::internal(format!("stored key {name}: {e}")))?,
+    );
+    state.opened_keys.insert(id, key.clone());
     Ok((item.clone(), v.version, key))
 }
 
@@ -575,7 +587,7 @@ pub(super) async fn update_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
     let pem = pem_or_base64("cert-file-data", &body.req_str("cert-file-data")?)?;
     let state = ctx.state.clone();
     let (item, _, key) = load_key(&state, &name, None).await?;
-    let key = key.with_certificate_chain(&pem)?;
+    let key = KeyMaterial::clone(&key).with_certificate_chain(&pem)?;
     if item.highest_version >= KEY_MAX_VERSIONS {
         return Err(ApiError::Conflict(format!(
             "key {name:?} has {KEY_MAX_VERSIONS} versions, the most Coffer keeps"
