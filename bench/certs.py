@@ -425,8 +425,9 @@ def method_notes(r: dict, args, ck: dict) -> list:
     return [
         "**Per request, SSH.** Coffer `POST /get-ssh-certificate` `{token, cert-issuer-name, cert-username, "
         "public-key-data}`: token lookup, RBAC check (`read` on the issuer), the issuer's sealed settings and its "
-        "Ed25519 signer key loaded and opened, the certificate signed (in `spawn_blocking`), the certificate record "
-        "and the audit record committed in one SQLite transaction (WAL, `synchronous=FULL`). OpenBao `POST "
+        "Ed25519 signer key loaded (its opened form cached for a second), the certificate signed inline (RSA CAs "
+        "sign in `spawn_blocking`), the certificate record written with the request's audit record by the audit "
+        "writer's group commit (SQLite WAL, `synchronous=FULL`: the response waits for the fsync). OpenBao `POST "
         "/v1/ssh/sign/bench` `{public_key, valid_principals, cert_type: user}` on an `ssh` engine with an Ed25519 "
         "CA (`ssh/config/ca key_type=ed25519 generate_signing_key=true`) and a role with `allow_user_certificates`, "
         f"`allowed_users={SSH_USER}`, `default_extensions={{permit-pty}}`, `ttl=1h`. The same ed25519 user key "
@@ -496,9 +497,8 @@ def observations(r: dict, args) -> list:
                 f"{kind.upper()}: Coffer's rate hardly grows with {cs[-1] // cs[0]}× the clients, and its process uses "
                 f"{cof[-1]['server_cores']:.2f} of the 2 cores where OpenBao's uses "
                 + (f"{bao[-1]['server_cores']:.2f}" if all(bao) else "–")
-                + ": certificates wait on a serial section, not on CPU. In the code "
-                "measured, that is the single SQLite writer connection: each certificate is its own write "
-                "transaction (certificate row + audit record + audit head, then an fsync), not a group commit.")
+                + ": certificates wait on a serial section, not on CPU: the audit writer's commit (one fsync per "
+                "batch), which every response waits for.")
     probe = r.get("tmpfs_probe") or {}
     for kind in KINDS:
         parts = []
