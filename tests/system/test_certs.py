@@ -255,6 +255,11 @@ def world(tmp_path_factory) -> World:
         admin.call("create-pki-cert-issuer", {
             "name": "/issuers/web-exact", "signer-key-name": "/ca/root", "ttl": 3600,
             "allowed-domains": "example.com", "server-flag": True})
+        # CI client certificates for a bare public key (GitLab's
+        # `public_key_data` carries no name): the subject is the issuer's.
+        admin.call("create-pki-cert-issuer", {
+            "name": "/issuers/ci-client", "signer-key-name": "/ca/root", "ttl": 3600, "not-require-cn": True,
+            "organizations": "Acme CI", "client-flag": True})
         admin.call("create-key", {"name": "/ca/aes", "alg": "AES256GCM"})
         yield w
     finally:
@@ -1169,7 +1174,7 @@ job:
     TLS_CERTIFICATE_FROM_KEY:
       token: $AKEYLESS_JWT
       akeyless:
-        name: 'issuers/web'
+        name: '{key_issuer}'
         public_key_data: $TLS_PUBLIC_KEY
 """
 
@@ -1177,16 +1182,15 @@ job:
 @needs_ssh_keygen
 def test_coffer_ci_issues_ssh_and_pki_certificates(world, gitlab, dev_oidc, root_pem, tmp_path):
     """The seed's YAML shapes, values from CI/CD variables: SSH with
-    cert_user_name + public_key_data, PKI with csr_data; PKI with a bare
-    public_key_data cannot name the certificate (the YAML has no common
-    name), so it fails with a message naming the variable and the field."""
+    cert_user_name + public_key_data, PKI with csr_data, and PKI with a
+    bare public_key_data, which carries no name: from a client issuer
+    (not-require-cn, organizations) it is a client certificate whose
+    subject is the issuer's; from an issuer that requires a CN it fails
+    with a message naming the variable and the field."""
     access_id, am = gitlab
     _, ssh_pub = ssh_keypair(tmp_path, "ci_ed25519")
     _, csr = make_csr(tmp_path, "ci", "/CN=ci.example.com", "subjectAltName=DNS:ci.example.com")
-    # A bare public key cannot carry a name: this issuer requires a CN, so
-    # that one must fail with a message naming the variable (and the field).
     tls_key = ec_keypair(tmp_path, "ci-tls")
-    yml = write(tmp_path / ".gitlab-ci.yml", SEED_YAML.format(user=LOGIN))
     drop = ("AKEYLESS_", "AWS_", "AZURE_", "GCE_", "GITHUB_", "ACTIONS_", "CI_", "GITLAB_", "FF_")
     env = {k: v for k, v in server_env().items() if not k.startswith(drop)}
     env.update({"AWS_EC2_METADATA_DISABLED": "true", "AKEYLESS_API_URL": world.server.url,
@@ -1199,15 +1203,19 @@ def test_coffer_ci_issues_ssh_and_pki_certificates(world, gitlab, dev_oidc, root
                                "json", "--id-token", f"AKEYLESS_JWT={token}"], env=env, capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL)
 
-    p = resolve(yml)
+    bad = write(tmp_path / "bad.yml", SEED_YAML.format(user=LOGIN, key_issuer="issuers/web"))
+    p = resolve(bad)
     assert p.returncode != 0 and "TLS_CERTIFICATE_FROM_KEY" in p.stderr and "common-name" in p.stderr, (
         p.returncode, p.stderr)
-    # Without the bare-key entry the other two resolve.
-    yml2 = write(tmp_path / "two.yml", SEED_YAML.format(user=LOGIN).split("    TLS_CERTIFICATE_FROM_KEY:")[0])
-    p = resolve(yml2)
+    yml = write(tmp_path / ".gitlab-ci.yml", SEED_YAML.format(user=LOGIN, key_issuer="issuers/ci-client"))
+    p = resolve(yml)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert set(out) == {"SSH_CERTIFICATE", "TLS_CERTIFICATE"}, out.keys()
+    assert set(out) == {"SSH_CERTIFICATE", "TLS_CERTIFICATE", "TLS_CERTIFICATE_FROM_KEY"}, out.keys()
+    client = write(tmp_path / "ci-client.pem", out["TLS_CERTIFICATE_FROM_KEY"])
+    assert openssl("verify", "-CAfile", root_pem, "-purpose", "sslclient", client).stdout.strip().endswith(": OK")
+    text = cert_text(client)
+    assert "O = Acme CI" in text and "TLS Web Client Authentication" in text, text
     cert = write(tmp_path / "ci-cert.pub", out["SSH_CERTIFICATE"].strip() + "\n")
     info = ssh_keygen_list(cert)
     assert info["key_id"] == f"ci-bot (auth method {am}, access id {access_id})", info["raw"]

@@ -285,10 +285,16 @@ impl PkiIssuerPolicy {
                 self.max_path_len
             )));
         }
+        // An issuer that can name nothing is a mistake, unless it issues
+        // nameless client certificates: no CN required and a subject of
+        // its own (O, OU, …).
+        let nameless_ok =
+            !self.require_cn && self.subject_attrs().iter().any(|(_, v)| !v.is_empty());
         if self.allowed_domains.is_empty() && !self.allow_any_name {
-            if self.allowed_uri_sans.is_empty() && self.allowed_ip_sans.is_empty() {
+            if self.allowed_uri_sans.is_empty() && self.allowed_ip_sans.is_empty() && !nameless_ok {
                 return Err(invalid(
-                    "allowed-domains is empty: name the domains this issuer may certify, or set allow-any-name",
+                    "allowed-domains is empty: name the domains this issuer may certify, set allow-any-name, \
+                     or (for nameless client certificates) set not-require-cn with organizations",
                 ));
             }
             if self.require_cn && self.allowed_ip_sans.is_empty() {
@@ -2090,9 +2096,21 @@ fn check_names(
             out.uris.push(uri.clone());
         }
     }
-    if out.cn.is_none() && out.dns.is_empty() && out.ips.is_empty() && out.uris.is_empty() {
+    // With no name at all the subject must still say something (RFC 5280
+    // §4.1.2.6): an issuer without a CN requirement that sets subject
+    // attributes (O, OU, …) issues such certificates, e.g. CI client
+    // certificates asked for with a bare public key (GitLab's
+    // `public_key_data`), which carry no name.
+    let policy_names_subject = policy.subject_attrs().iter().any(|(_, v)| !v.is_empty());
+    if out.cn.is_none()
+        && out.dns.is_empty()
+        && out.ips.is_empty()
+        && out.uris.is_empty()
+        && !policy_names_subject
+    {
         return Err(invalid(
-            "the certificate would name nothing: give common-name, alt-names or uri-sans",
+            "the certificate would name nothing: give common-name, alt-names or uri-sans \
+             (or give the issuer subject attributes such as organizations, with not-require-cn)",
         ));
     }
     let total = out.dns.len() + out.ips.len() + out.uris.len();
@@ -3073,6 +3091,14 @@ mod tests {
         assert!(cert.subject_alternative_name().unwrap().unwrap().critical);
         let m = invalid_msg(issue_pk(&p, None, &[]));
         assert!(m.contains("name nothing"), "{m}");
+        // With subject attributes from the issuer, a nameless request is
+        // a valid certificate: subject O=…, no SAN extension.
+        p.organizations = vec!["Acme CI".into()];
+        let issued = issue_pk(&p, None, &[]).unwrap();
+        assert_eq!(issued.subject, "O=Acme CI");
+        let der = der_of(&issued.certificate_pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert!(cert.subject_alternative_name().unwrap().is_none());
     }
 
     #[test]
@@ -3928,10 +3954,16 @@ mod tests {
         assert!(!p.allow_any_name && !p.allow_subdomains && !p.is_ca && !p.server_flag);
         assert_eq!(p.ttl_secs, 3600);
         let m = invalid_msg(p.validate());
-        assert_eq!(
-            m,
-            "allowed-domains is empty: name the domains this issuer may certify, or set allow-any-name"
+        assert!(
+            m.starts_with("allowed-domains is empty: name the domains this issuer may certify"),
+            "{m}"
         );
+        // A nameless client-certificate issuer: no CN, a subject of its own.
+        let mut p = p;
+        p.require_cn = false;
+        assert!(invalid_msg(p.validate()).starts_with("allowed-domains is empty"));
+        p.organizations = vec!["Acme CI".into()];
+        p.validate().unwrap();
     }
 
     #[test]
