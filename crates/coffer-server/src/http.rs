@@ -63,7 +63,35 @@ async fn health() -> impl IntoResponse {
 async fn crl(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
+    uri: axum::http::Uri,
 ) -> Response {
+    // `?key-version=N`: the CRL of a CA key's earlier version (after
+    // rotate-key, what that version signed is still revocable).
+    let mut key_version = None;
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("key-version", v)) => match v.parse::<i32>() {
+                Ok(n) if n > 0 => key_version = Some(n),
+                _ => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "key-version must be a positive key version",
+                    );
+                }
+            },
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "unknown query parameter: the CRL takes only key-version",
+                );
+            }
+        }
+    }
     // Bounded like operations: no permit, no work.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         return error_response(
@@ -73,7 +101,7 @@ async fn crl(
     };
     let built = tokio::time::timeout(
         state.config.request_timeout,
-        ops::certs::crl_pem(&state, &name),
+        ops::certs::crl_pem(&state, &name, key_version),
     )
     .await
     .unwrap_or_else(|_| {

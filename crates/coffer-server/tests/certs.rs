@@ -845,3 +845,53 @@ async fn review_crl_route_respects_the_in_flight_limit() {
         "the CRL route does work while the server is saturated"
     );
 }
+
+/// After a CA key is rotated, what its earlier version signed stays
+/// revocable: `?key-version=N` serves that version's CRL.
+#[tokio::test]
+async fn crl_of_an_earlier_key_version() {
+    let h = Harness::new().await;
+    setup_issuers(&h).await;
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let out = h
+        .admin_ok(
+            "get-pki-certificate",
+            json!({"cert-issuer-name": "/issuers/web", "key-data-base64": kp.public_key_pem(),
+                   "common-name": "old.example.com"}),
+        )
+        .await;
+    let serial = out["cert_display_id"].as_str().unwrap().to_owned();
+    h.admin_ok(
+        "revoke-certificate",
+        json!({"cert-issuer-name": "/issuers/web", "serial-number": serial}),
+    )
+    .await;
+    let r = h.admin_ok("rotate-key", json!({"name": "/ca/root"})).await;
+    assert_eq!(r["new_item_version"], 2);
+    let serials = |pem: &str| -> Vec<String> {
+        let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+        crl.iter_revoked_certificates()
+            .map(|r| r.raw_serial_as_string().replace(':', ""))
+            .collect()
+    };
+    let (status, now) = get_crl(&h, "/issuers/web").await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert!(
+        serials(&now).is_empty(),
+        "the new version signed nothing revoked"
+    );
+    let (status, old) = get_crl(&h, "/issuers/web?key-version=1").await;
+    assert_eq!(status, StatusCode::OK, "{old}");
+    assert_eq!(serials(&old), vec![serial.clone()]);
+    for bad in ["?key-version=x", "?key-version=0", "?version=1"] {
+        let (status, _) = get_crl(&h, &format!("/issuers/web{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, _) = get_crl(&h, "/issuers/web?key-version=9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

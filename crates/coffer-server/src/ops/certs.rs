@@ -916,11 +916,19 @@ pub(super) async fn revoke_certificate(ctx: &mut Ctx, body: &Body) -> Result<Val
 /// it), signed now, valid for a day; cached for a few seconds. Public,
 /// like every CA's CRL: any failure but an internal one is "no CRL here",
 /// so the route reveals nothing about other items.
-pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<Arc<String>, ApiError> {
+pub(crate) async fn crl_pem(
+    state: &AppState,
+    name: &str,
+    key_version: Option<i32>,
+) -> Result<Arc<String>, ApiError> {
     let none =
         || ApiError::NotFound("no CRL at this address: GET /pki/crl/<PKI issuer name>".into());
     let name = coffer_core::name::normalize_name(name).map_err(|_| none())?;
-    if let Some(hit) = state.crls.get(name.as_str()) {
+    let cache_key = match key_version {
+        Some(v) => format!("{name}?key-version={v}"),
+        None => name.clone(),
+    };
+    if let Some(hit) = state.crls.get(cache_key.as_str()) {
         return Ok(hit);
     }
     let keep_internal = |e: ApiError| match e {
@@ -930,7 +938,7 @@ pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<Arc<String>,
     let (_, settings) = load_issuer::<PkiIssuer>(state, &name, ItemType::PkiCertIssuer)
         .await
         .map_err(keep_internal)?;
-    let (_, version, signer) = load_key(state, &settings.signer_key, None)
+    let (_, version, signer) = load_key(state, &settings.signer_key, key_version)
         .await
         .map_err(keep_internal)?;
     let now = now_ms();
@@ -964,7 +972,7 @@ pub(crate) async fn crl_pem(state: &AppState, name: &str) -> Result<Arc<String>,
     .await
     .map_err(keep_internal)?;
     let pem = Arc::new(pem);
-    state.crls.insert(name, pem.clone());
+    state.crls.insert(cache_key, pem.clone());
     Ok(pem)
 }
 
