@@ -449,11 +449,16 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
         }
     }
 
-    tracing::debug!(
+    // One line per request (target `coffer::request`, INFO): never a
+    // value, key or token, only who asked for what and how it ended.
+    tracing::info!(
+        target: "coffer::request",
         request_id = %ctx.request_id,
         op = %ctx.op,
         status = status.as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        duration_us = started.elapsed().as_micros() as u64,
+        access_id = %if ctx.access_id.is_empty() { "-" } else { ctx.access_id.as_str() },
+        peer = %ctx.peer.ip(),
         "request"
     );
     match result {

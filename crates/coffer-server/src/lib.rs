@@ -307,11 +307,22 @@ async fn background(state: Arc<AppState>) {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("COFFER_LOG").unwrap_or_else(|_| "info".to_owned());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    // SQL statements only when asked for by name (COFFER_LOG=…,sqlx=trace):
+    // `COFFER_LOG=debug` is for Coffer's own events.
+    if !spec.contains("sqlx")
+        && let Ok(d) = "sqlx=warn".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files.
+        .with_ansi(std::io::stderr().is_terminal());
     // Fails only when a subscriber is installed already (tests): keep it.
     match format {
         LogFormat::Json => builder.json().try_init(),
