@@ -266,7 +266,23 @@ async fn load_issuer<T: DeserializeOwned>(
     Ok((item.clone(), settings))
 }
 
-/// Create the issuer item, or add a version with its new settings.
+/// `signer-key-name` from the body, else the issuer's current one.
+fn signer_name(body: &Body, current: Option<&str>, hint: &str) -> Result<String, ApiError> {
+    match (
+        body.opt_str("signer-key-name")?
+            .filter(|s| !s.trim().is_empty()),
+        current,
+    ) {
+        (Some(s), _) => Ok(s),
+        (None, Some(c)) => Ok(c.to_owned()),
+        (None, None) => Err(ApiError::bad(format!(
+            "missing required parameter signer-key-name{hint}"
+        ))),
+    }
+}
+
+/// Create the issuer item, or add a version with its new settings; the
+/// cached settings go at once, whatever the outcome.
 async fn save_issuer(
     ctx: &mut Ctx,
     body: &Body,
@@ -303,20 +319,18 @@ async fn save_issuer(
                 modified_ms: now,
             };
             let first = seal(&state, item.id, 1, &text)?;
-            state
-                .store
-                .create_item(&item, &first, ctx.audit())
-                .await
-                .map_err(|e| match e {
-                    coffer_store::StoreError::Conflict(_) => {
-                        ApiError::Conflict(format!("item {name:?} already exists"))
-                    }
-                    other => other.into(),
-                })
+            let created = state.store.create_item(&item, &first, ctx.audit()).await;
+            state.items.remove(name);
+            created.map_err(|e| match e {
+                coffer_store::StoreError::Conflict(_) => {
+                    ApiError::Conflict(format!("item {name:?} already exists"))
+                }
+                other => other.into(),
+            })
         }
         Some(item) => {
             let v = seal(&state, item.id, item.highest_version + 1, &text)?;
-            state
+            let added = state
                 .store
                 .add_version(
                     item.id,
@@ -325,13 +339,14 @@ async fn save_issuer(
                     DEFAULT_MAX_VERSIONS,
                     ctx.audit(),
                 )
-                .await
-                .map_err(|e| match e {
-                    coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
-                        "issuer {name:?} was updated concurrently; retry"
-                    )),
-                    other => other.into(),
-                })
+                .await;
+            state.items.remove(name);
+            added.map_err(|e| match e {
+                coffer_store::StoreError::Conflict(_) => {
+                    ApiError::Conflict(format!("issuer {name:?} was updated concurrently; retry"))
+                }
+                other => other.into(),
+            })
         }
     }
 }
@@ -406,19 +421,15 @@ pub(super) async fn ssh_issuer_save(
     } else {
         None
     };
-    let signer = match (
-        body.opt_str("signer-key-name")?
-            .filter(|s| !s.trim().is_empty()),
-        &current,
-    ) {
-        (Some(s), _) => s,
-        (None, Some((_, c))) => c.signer_key.clone(),
-        (None, None) => return Err(ApiError::bad("missing required parameter signer-key-name")),
-    };
+    let signer = signer_name(
+        body,
+        current.as_ref().map(|(_, c)| c.signer_key.as_str()),
+        "",
+    )?;
     let signer_key = check_signer(ctx, &signer, false).await?;
     let policy = ssh_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
     let settings = SshIssuer { signer_key, policy };
-    let saved = save_issuer(
+    save_issuer(
         ctx,
         body,
         &name,
@@ -426,9 +437,7 @@ pub(super) async fn ssh_issuer_save(
         current.map(|(i, _)| i),
         &settings,
     )
-    .await;
-    state.items.remove(name.as_str());
-    saved?;
+    .await?;
     Ok(json!({"name": name}))
 }
 
@@ -637,23 +646,15 @@ pub(super) async fn pki_issuer_save(
     } else {
         None
     };
-    let signer = match (
-        body.opt_str("signer-key-name")?
-            .filter(|s| !s.trim().is_empty()),
-        &current,
-    ) {
-        (Some(s), _) => s,
-        (None, Some((_, c))) => c.signer_key.clone(),
-        (None, None) => {
-            return Err(ApiError::bad(
-                "missing required parameter signer-key-name (Coffer is a private CA)",
-            ));
-        }
-    };
+    let signer = signer_name(
+        body,
+        current.as_ref().map(|(_, c)| c.signer_key.as_str()),
+        " (Coffer is a private CA)",
+    )?;
     let signer_key = check_signer(ctx, &signer, true).await?;
     let policy = pki_policy(body, current.as_ref().map(|(_, c)| &c.policy))?;
     let settings = PkiIssuer { signer_key, policy };
-    let saved = save_issuer(
+    save_issuer(
         ctx,
         body,
         &name,
@@ -661,9 +662,7 @@ pub(super) async fn pki_issuer_save(
         current.map(|(i, _)| i),
         &settings,
     )
-    .await;
-    state.items.remove(name.as_str());
-    saved?;
+    .await?;
     Ok(json!({"name": name}))
 }
 

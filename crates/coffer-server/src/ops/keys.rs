@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::items::{find_item, open, seal, tags_param};
-use super::{find_typed, name_param, refuse_unsupported, require};
+use super::items::{open, seal, tags_param};
+use super::{name_param, refuse_unsupported, require};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::state::{AppState, now_ms, random_id};
@@ -646,13 +646,15 @@ pub(super) async fn check_signer(
 ) -> Result<String, ApiError> {
     let signer = coffer_core::name::normalize_name(signer)?;
     require(ctx, RuleType::Item, &signer, Caps::READ)?;
-    let item = find_item(&ctx.state, &signer).await.map_err(|_| {
-        ApiError::bad(format!(
-            "signer-key-name {signer:?}: no such key (create it with create-classic-key)"
-        ))
-    })?;
-    find_typed(&ctx.state, &item.name, ItemType::Key).await?;
-    let (_, _, key) = load_key(&ctx.state, &signer, None).await?;
+    // One lookup: load_key checks existence and type.
+    let (_, _, key) = load_key(&ctx.state, &signer, None)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => ApiError::bad(format!(
+                "signer-key-name {signer:?}: no such key (create it with create-classic-key)"
+            )),
+            other => other,
+        })?;
     if key.alg().is_symmetric() {
         return Err(ApiError::bad(format!(
             "signer-key-name {signer:?} is an {} key: issuers sign with RSA, EC256, EC384 or Ed25519 keys",
