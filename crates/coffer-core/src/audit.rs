@@ -99,6 +99,48 @@ pub trait ChainSealer: Send + Sync {
     /// the head at an earlier record (tail truncation) or at `(0, [])` (a
     /// wiped log) and have it verify.
     fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8>;
+    /// MAC of a retention checkpoint (see [`checkpoint_bytes`]): the
+    /// proof that records up to `seq` were pruned by Coffer, not deleted.
+    fn seal_checkpoint(&self, seq: i64, hash: &[u8], time_ms: i64) -> Vec<u8>;
+}
+
+/// The bytes a retention checkpoint's MAC covers. Domain-separated from
+/// [`head_bytes`], so an anchor or an old head can never pass as a
+/// checkpoint (which would let someone delete the records before it).
+pub fn checkpoint_bytes(seq: i64, hash: &[u8], time_ms: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + hash.len());
+    out.extend_from_slice(b"coffer-audit-checkpoint-v1");
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&time_ms.to_be_bytes());
+    out.extend_from_slice(&(hash.len() as u64).to_be_bytes());
+    out.extend_from_slice(hash);
+    out
+}
+
+/// What retention left of the pruned part of the chain: the last pruned
+/// record's `seq`, `hash` and time, MACed with the audit key. The first
+/// remaining record must link to `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    #[serde(with = "hex_bytes")]
+    pub hash: Vec<u8>,
+    /// Time of the last pruned record.
+    pub time_ms: i64,
+    #[serde(with = "hex_bytes")]
+    pub mac: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// A sealed checkpoint for the pruned prefix ending at `seq`.
+    pub fn new(sealer: &dyn ChainSealer, seq: i64, hash: Vec<u8>, time_ms: i64) -> Checkpoint {
+        Checkpoint {
+            mac: sealer.seal_checkpoint(seq, &hash, time_ms),
+            seq,
+            hash,
+            time_ms,
+        }
+    }
 }
 
 /// The bytes the head MAC covers.
@@ -152,6 +194,9 @@ pub enum ChainBreak {
     AnchorMismatch { seq: i64 },
     /// An anchor's own MAC is wrong (not written by this server's key).
     AnchorForged { seq: i64 },
+    /// The retention checkpoint's MAC is wrong: records were deleted and
+    /// the checkpoint written without the key.
+    CheckpointForged { seq: i64 },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -188,6 +233,10 @@ impl std::fmt::Display for ChainBreak {
                 f,
                 "the anchor for record {seq} does not carry a valid MAC; ignore that anchor file or check where it came from"
             ),
+            ChainBreak::CheckpointForged { seq } => write!(
+                f,
+                "the retention checkpoint (records up to {seq} pruned) does not carry a valid MAC: records were deleted outside Coffer's retention"
+            ),
         }
     }
 }
@@ -197,6 +246,10 @@ impl std::fmt::Display for ChainBreak {
 pub struct ChainVerifier {
     expected_seq: i64,
     prev_hash: Vec<u8>,
+    /// Last record covered by the retention checkpoint (0: nothing pruned).
+    pruned_through: i64,
+    /// Anchors that fell inside the pruned range (not checkable any more).
+    anchors_pruned: usize,
     /// Anchors not yet reached, by seq.
     anchors: std::collections::BTreeMap<i64, Vec<u8>>,
 }
@@ -212,8 +265,45 @@ impl ChainVerifier {
         ChainVerifier {
             expected_seq: 1,
             prev_hash: Vec::new(),
+            pruned_through: 0,
+            anchors_pruned: 0,
             anchors: Default::default(),
         }
+    }
+    /// Start after a retention checkpoint: its MAC must verify, the first
+    /// record fed must be `checkpoint.seq + 1` and link to its hash.
+    /// Anchors inside the pruned range are dropped (their records are gone,
+    /// and the checkpoint, which only the key can write, vouches for them);
+    /// an anchor at the checkpoint's own seq must name its hash. Call after
+    /// [`ChainVerifier::with_anchors`].
+    pub fn after_checkpoint(
+        mut self,
+        sealer: &dyn ChainSealer,
+        cp: &Checkpoint,
+    ) -> Result<Self, ChainBreak> {
+        if cp.seq < 1 || cp.mac != sealer.seal_checkpoint(cp.seq, &cp.hash, cp.time_ms) {
+            return Err(ChainBreak::CheckpointForged { seq: cp.seq });
+        }
+        if let Some(h) = self.anchors.get(&cp.seq)
+            && *h != cp.hash
+        {
+            return Err(ChainBreak::AnchorMismatch { seq: cp.seq });
+        }
+        let kept = self.anchors.split_off(&(cp.seq + 1));
+        self.anchors_pruned += self.anchors.len();
+        self.anchors = kept;
+        self.expected_seq = cp.seq + 1;
+        self.prev_hash = cp.hash.clone();
+        self.pruned_through = cp.seq;
+        Ok(self)
+    }
+    /// Anchors that named pruned records (dropped by the checkpoint).
+    pub fn anchors_pruned(&self) -> usize {
+        self.anchors_pruned
+    }
+    /// Seq of the last record verified (or of the checkpoint).
+    pub fn last_seq(&self) -> i64 {
+        self.expected_seq - 1
     }
     /// Also check the chain against copies of its head kept elsewhere.
     /// Anchors with a wrong MAC are refused.
@@ -253,32 +343,32 @@ impl ChainVerifier {
         self.expected_seq += 1;
         Ok(())
     }
-    /// Number of records verified so far.
+    /// Number of records verified so far (after the checkpoint, if any).
     pub fn count(&self) -> i64 {
-        self.expected_seq - 1
+        self.expected_seq - 1 - self.pruned_through
     }
     /// Compare with the stored chain head after the last record: it must
     /// name the last record and carry a valid MAC, and no anchor may lie
     /// beyond the end. An unsealed head (`mac` empty) is accepted only for
-    /// a log that was never written to.
+    /// a log that was never written to. Returns the last record's seq.
     pub fn finish(&self, sealer: &dyn ChainSealer, head: &ChainHead) -> Result<i64, ChainBreak> {
         if let Some((&anchor_seq, _)) = self.anchors.iter().next_back() {
             return Err(ChainBreak::Truncated {
                 anchor_seq,
-                last_seq: self.count(),
+                last_seq: self.last_seq(),
             });
         }
-        if head.seq != self.count() || head.hash != self.prev_hash {
+        if head.seq != self.last_seq() || head.hash != self.prev_hash {
             return Err(ChainBreak::HeadMismatch {
                 head_seq: head.seq,
-                last_seq: self.count(),
+                last_seq: self.last_seq(),
             });
         }
         let unwritten = head.seq == 0 && head.mac.is_empty();
         if !unwritten && head.mac != sealer.seal_head(head.seq, &head.hash) {
             return Err(ChainBreak::HeadForged { head_seq: head.seq });
         }
-        Ok(self.count())
+        Ok(self.last_seq())
     }
 }
 
@@ -324,6 +414,13 @@ mod tests {
         fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
             let mut acc = [7u8; 8];
             for (i, b) in head_bytes(seq, hash).iter().enumerate() {
+                acc[i % 8] = acc[i % 8].wrapping_mul(31).wrapping_add(*b);
+            }
+            acc.to_vec()
+        }
+        fn seal_checkpoint(&self, seq: i64, hash: &[u8], time_ms: i64) -> Vec<u8> {
+            let mut acc = [3u8; 8];
+            for (i, b) in checkpoint_bytes(seq, hash, time_ms).iter().enumerate() {
                 acc[i % 8] = acc[i % 8].wrapping_mul(31).wrapping_add(*b);
             }
             acc.to_vec()
@@ -484,5 +581,152 @@ mod tests {
                 last_seq: 4
             })
         );
+    }
+
+    fn checkpoint_at(c: &[AuditRecord], seq: i64) -> Checkpoint {
+        let r = &c[usize::try_from(seq - 1).unwrap()];
+        Checkpoint::new(&Sum, r.seq, r.hash.clone(), r.time_ms)
+    }
+
+    fn verify_from(
+        cp: &Checkpoint,
+        anchors: &[Anchor],
+        recs: &[AuditRecord],
+        head: &ChainHead,
+    ) -> Result<i64, ChainBreak> {
+        let mut v = ChainVerifier::new()
+            .with_anchors(&Sum, anchors)?
+            .after_checkpoint(&Sum, cp)?;
+        for r in recs {
+            v.push(&Sum, r)?;
+        }
+        v.finish(&Sum, head)
+    }
+
+    fn anchor_of(c: &[AuditRecord], seq: i64) -> Anchor {
+        let h = c[usize::try_from(seq - 1).unwrap()].hash.clone();
+        Anchor {
+            seq,
+            mac: Sum.seal_head(seq, &h),
+            hash: h,
+            time_ms: 0,
+        }
+    }
+
+    #[test]
+    fn checkpoint_proves_the_remaining_chain() {
+        let c = chain(10);
+        let head = head_of(&c);
+        let cp = checkpoint_at(&c, 4);
+        let mut v = ChainVerifier::new().after_checkpoint(&Sum, &cp).unwrap();
+        for r in &c[4..] {
+            v.push(&Sum, r).unwrap();
+        }
+        assert_eq!(v.count(), 6);
+        assert_eq!(v.finish(&Sum, &head), Ok(10));
+        // Everything up to the head pruned: the head names the checkpoint.
+        let all = checkpoint_at(&c, 10);
+        assert_eq!(verify_from(&all, &[], &[], &head), Ok(10));
+        // The checkpoint's MAC is not an anchor's or a head's.
+        assert_ne!(cp.mac, Sum.seal_head(cp.seq, &cp.hash));
+    }
+
+    #[test]
+    fn forged_or_rewound_checkpoints_fail() {
+        let c = chain(10);
+        let head = head_of(&c);
+        // Records deleted and a checkpoint written without the key.
+        let forged = Checkpoint {
+            mac: b"guess".to_vec(),
+            ..checkpoint_at(&c, 6)
+        };
+        assert_eq!(
+            verify_from(&forged, &[], &c[6..], &head),
+            Err(ChainBreak::CheckpointForged { seq: 6 })
+        );
+        // A genuine checkpoint with its time (or seq) changed.
+        let moved = Checkpoint {
+            time_ms: 99_999,
+            ..checkpoint_at(&c, 6)
+        };
+        assert_eq!(
+            verify_from(&moved, &[], &c[6..], &head),
+            Err(ChainBreak::CheckpointForged { seq: 6 })
+        );
+        // An older genuine checkpoint kept while more records were deleted.
+        let old = checkpoint_at(&c, 3);
+        assert_eq!(
+            verify_from(&old, &[], &c[6..], &head),
+            Err(ChainBreak::Gap {
+                expected: 4,
+                found: 7
+            })
+        );
+        // A newer genuine checkpoint with the records it covers put back.
+        let new = checkpoint_at(&c, 6);
+        assert!(matches!(
+            verify_from(&new, &[], &c[3..], &head),
+            Err(ChainBreak::Gap { .. })
+        ));
+        // A gap right after the checkpoint.
+        assert_eq!(
+            verify_from(&checkpoint_at(&c, 4), &[], &c[5..], &head),
+            Err(ChainBreak::Gap {
+                expected: 5,
+                found: 6
+            })
+        );
+        // A checkpoint whose hash is not the pruned record's: the first
+        // remaining record does not link to it.
+        let unlinked = Checkpoint::new(&Sum, 4, c[2].hash.clone(), c[3].time_ms);
+        assert_eq!(
+            verify_from(&unlinked, &[], &c[4..], &head),
+            Err(ChainBreak::BadLink { seq: 5 })
+        );
+    }
+
+    #[test]
+    fn anchors_before_the_checkpoint() {
+        let c = chain(10);
+        let head = head_of(&c);
+        let cp = checkpoint_at(&c, 5);
+        // Anchors inside the pruned range, at the checkpoint and after it.
+        let anchors = [anchor_of(&c, 2), anchor_of(&c, 5), anchor_of(&c, 8)];
+        let v = ChainVerifier::new()
+            .with_anchors(&Sum, &anchors)
+            .unwrap()
+            .after_checkpoint(&Sum, &cp)
+            .unwrap();
+        assert_eq!(v.anchors_pruned(), 2);
+        assert_eq!(verify_from(&cp, &anchors, &c[5..], &head), Ok(10));
+        // An anchor at the checkpoint's seq with another hash: rewritten.
+        let other = Anchor {
+            mac: Sum.seal_head(5, &c[1].hash),
+            hash: c[1].hash.clone(),
+            ..anchor_of(&c, 5)
+        };
+        assert_eq!(
+            verify_from(&cp, &[other], &c[5..], &head),
+            Err(ChainBreak::AnchorMismatch { seq: 5 })
+        );
+        // A log rewound to an older genuine head after pruning: the anchor
+        // beyond it still catches the truncation.
+        assert_eq!(
+            verify_from(&cp, &[anchor_of(&c, 10)], &c[5..7], &head_of(&c[..7])),
+            Err(ChainBreak::Truncated {
+                anchor_seq: 10,
+                last_seq: 7
+            })
+        );
+        // A wiped log (records and checkpoint gone, head reset) is still
+        // caught by the anchors, whatever the checkpoint said.
+        let wiped = ChainHead::default();
+        let mut v = ChainVerifier::new().with_anchors(&Sum, &anchors).unwrap();
+        assert!(v.push(&Sum, &c[0]).is_ok());
+        let v = ChainVerifier::new().with_anchors(&Sum, &anchors).unwrap();
+        assert!(matches!(
+            v.finish(&Sum, &wiped),
+            Err(ChainBreak::Truncated { .. })
+        ));
     }
 }

@@ -5,7 +5,12 @@
 //! * [`DataKey`]: random AES-256-GCM keys, stored only wrapped by the root
 //!   key, that seal secret values. Every seal binds associated data (the
 //!   item and version), so ciphertext moved to another row fails to open.
-//! * [`KeyedHasher`]: HMAC-SHA-256 with a key derived from the root key, for
+//! * The derivation key: what the keyed hashes below derive from. Stores
+//!   made before root-key rotation existed use the root key itself; a
+//!   rotation keeps the old root key's bytes as the derivation key, stored
+//!   wrapped by the new root key (meta `derivation_key`), so access keys,
+//!   tokens and the audit chain stay valid.
+//! * [`KeyedHasher`]: HMAC-SHA-256 with a key derived from the derivation key, for
 //!   access keys and tokens (high-entropy random values, not passwords, so a
 //!   fast keyed hash is the right tool) and for the audit hash chain.
 //! * Random identifiers: tokens, access keys, access IDs.
@@ -129,19 +134,81 @@ impl RootKey {
 
     /// Wrap a data key for storage, bound to its key ID.
     pub fn wrap(&self, dek: &DataKey, key_id_label: &str) -> Result<Vec<u8>, CryptoError> {
-        let kek = DataKey(self.derive("kek"));
-        kek.seal(&*dek.0, key_id_label.as_bytes())
+        self.kek().wrap(dek, key_id_label)
     }
 
     pub fn unwrap(&self, wrapped: &[u8], key_id_label: &str) -> Result<DataKey, CryptoError> {
-        let kek = DataKey(self.derive("kek"));
-        let plain = kek.open(wrapped, key_id_label.as_bytes())?;
-        if plain.len() != 32 {
-            return Err(CryptoError::Open);
+        self.kek().unwrap(wrapped, key_id_label)
+    }
+
+    /// The key-encryption key that wraps data keys: all a running server
+    /// keeps of the root key, to open data keys added while it runs.
+    pub fn kek(&self) -> Kek {
+        Kek(DataKey(self.derive("kek")))
+    }
+
+    /// Wrap another 256-bit key (the derivation key) for storage.
+    pub fn wrap_key(&self, key: &RootKey, label: &str) -> Result<Vec<u8>, CryptoError> {
+        self.kek().0.seal(&*key.0, label.as_bytes())
+    }
+
+    /// Open what [`RootKey::wrap_key`] produced.
+    pub fn unwrap_key(&self, wrapped: &[u8], label: &str) -> Result<RootKey, CryptoError> {
+        let plain = self.kek().0.open(wrapped, label.as_bytes())?;
+        Ok(RootKey::from_bytes(to_key_bytes(&plain)?))
+    }
+
+    /// A second copy of this key (wiped on drop like the first).
+    pub fn duplicate(&self) -> RootKey {
+        RootKey::from_bytes(*self.0)
+    }
+
+    /// Generate a new key into `path` (hex, mode 0600 from the start):
+    /// written to a temporary file, synced, then linked into place (which,
+    /// unlike a rename, never replaces a file created meanwhile) and the
+    /// directory synced, so a crash leaves either no file or the whole key.
+    /// Refuses an existing `path`; the temporary file is removed on every
+    /// error.
+    pub fn create_file(path: &Path) -> Result<Self, CryptoError> {
+        let err = |e: std::io::Error| {
+            CryptoError::RootKey(format!("cannot create {}: {e}", path.display()))
+        };
+        if path.exists() {
+            return Err(CryptoError::RootKey(format!(
+                "{} exists already",
+                path.display()
+            )));
         }
-        let mut arr = [0u8; 32];
-        arr.copy_from_slice(&plain);
-        Ok(DataKey(Zeroizing::new(arr)))
+        let key = Self::generate()?;
+        let text = Zeroizing::new(hex::encode(*key.0) + "\n");
+        let name = path.file_name().ok_or_else(|| {
+            CryptoError::RootKey(format!("{} is not a file name", path.display()))
+        })?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        // A leftover of an interrupted run holds no key anyone uses.
+        std::fs::remove_file(&tmp).ok();
+        let placed = write_private_file(&tmp, text.as_bytes()).and_then(|()| {
+            match std::fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+                // Filesystems without hard links: rename (the check above
+                // makes a replaced file unlikely).
+                Err(_) if !path.exists() => std::fs::rename(&tmp, path),
+                other => other,
+            }
+        });
+        std::fs::remove_file(&tmp).ok();
+        placed.map_err(err)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(key)
     }
 
     /// A short public fingerprint, to tell keys apart in logs and errors.
@@ -149,6 +216,40 @@ impl RootKey {
         hex::encode(&self.derive("fingerprint")[..6])
     }
 }
+
+/// Exactly 32 bytes, or [`CryptoError::Open`].
+fn to_key_bytes(plain: &[u8]) -> Result<[u8; 32], CryptoError> {
+    if plain.len() != 32 {
+        return Err(CryptoError::Open);
+    }
+    let mut arr = [0u8; 32];
+    arr.copy_from_slice(plain);
+    Ok(arr)
+}
+
+/// The key-encryption key derived from the root key (see [`RootKey::kek`]).
+pub struct Kek(DataKey);
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kek(<redacted>)")
+    }
+}
+
+impl Kek {
+    /// Wrap a data key for storage, bound to its key ID.
+    pub fn wrap(&self, dek: &DataKey, key_id_label: &str) -> Result<Vec<u8>, CryptoError> {
+        self.0.seal(&*dek.0, key_id_label.as_bytes())
+    }
+
+    pub fn unwrap(&self, wrapped: &[u8], key_id_label: &str) -> Result<DataKey, CryptoError> {
+        let plain = self.0.open(wrapped, key_id_label.as_bytes())?;
+        Ok(DataKey(Zeroizing::new(to_key_bytes(&plain)?)))
+    }
+}
+
+/// Label binding the wrapped derivation key (meta `derivation_key`).
+pub const DERIVATION_KEY_LABEL: &str = "coffer-derivation-key-v1";
 
 /// Refuse key files readable by group or others.
 #[cfg(unix)]
@@ -390,6 +491,47 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
             let err = RootKey::load_file(&p).unwrap_err().to_string();
             assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+
+    #[test]
+    fn kek_and_wrapped_keys() {
+        let root = RootKey::generate().unwrap();
+        let dek = DataKey::generate().unwrap();
+        let w = root.kek().wrap(&dek, &data_key_label(3)).unwrap();
+        let back = root.unwrap(&w, &data_key_label(3)).unwrap();
+        let s = dek.seal(b"x", b"a").unwrap();
+        assert_eq!(&**back.open(&s, b"a").unwrap(), b"x");
+        let base = RootKey::generate().unwrap();
+        let wb = root.wrap_key(&base, DERIVATION_KEY_LABEL).unwrap();
+        let opened = root.unwrap_key(&wb, DERIVATION_KEY_LABEL).unwrap();
+        assert_eq!(opened.fingerprint(), base.fingerprint());
+        assert!(root.unwrap_key(&wb, "other").is_err());
+        assert!(
+            RootKey::generate()
+                .unwrap()
+                .unwrap_key(&wb, DERIVATION_KEY_LABEL)
+                .is_err()
+        );
+        assert_eq!(root.duplicate().fingerprint(), root.fingerprint());
+    }
+
+    #[test]
+    fn create_file_is_private_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new.key");
+        let k = RootKey::create_file(&p).unwrap();
+        assert_eq!(
+            RootKey::load_file(&p).unwrap().fingerprint(),
+            k.fingerprint()
+        );
+        assert!(RootKey::create_file(&p).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
         }
     }
 

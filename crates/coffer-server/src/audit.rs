@@ -12,7 +12,7 @@ use std::sync::Arc;
 use coffer_core::audit::AuditRecord;
 use coffer_core::model::{IssuedCert, TokenRecord};
 use coffer_store::Store;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::state::AuditMac;
 
@@ -34,14 +34,47 @@ pub struct Extra {
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<(AuditRecord, Extra, Ack)>,
+    /// Notified after every commit of an audit record (by this writer, or
+    /// through [`AuditSink::committed`]): the streaming sink
+    /// (`audit_sink.rs`) wakes up and copies what is new. Never blocks.
+    committed: Arc<Notify>,
+    /// What the writer last did, for readiness (`health.rs`).
+    pub(crate) health: Arc<crate::health::AuditHealth>,
 }
 
 impl AuditSink {
     /// Start the writer task.
     pub fn start(store: Arc<dyn Store>, mac: Arc<AuditMac>) -> AuditSink {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(store, mac, rx));
-        AuditSink { tx }
+        let committed = Arc::new(Notify::new());
+        let health = Arc::new(crate::health::AuditHealth::default());
+        tokio::spawn(writer(store, mac, rx, committed.clone(), health.clone()));
+        AuditSink {
+            tx,
+            committed,
+            health,
+        }
+    }
+
+    /// Records waiting for the writer (a metrics gauge).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Is the writer task still there?
+    pub fn running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Note that audit records were committed elsewhere (a change's own
+    /// transaction): wakes the streaming sink.
+    pub fn committed(&self) {
+        self.committed.notify_one();
+    }
+
+    /// What the streaming sink waits on.
+    pub fn commit_notify(&self) -> Arc<Notify> {
+        self.committed.clone()
     }
 
     /// Append `rec` (and write `extra`, made by this request, in the same
@@ -62,6 +95,8 @@ async fn writer(
     store: Arc<dyn Store>,
     mac: Arc<AuditMac>,
     mut rx: mpsc::Receiver<(AuditRecord, Extra, Ack)>,
+    committed: Arc<Notify>,
+    health: Arc<crate::health::AuditHealth>,
 ) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut tokens = Vec::new();
@@ -83,6 +118,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = store
             .append_audit(&mut records, &tokens, &certs, &*mac)
             .await
@@ -90,10 +126,15 @@ async fn writer(
                 tracing::error!(error = %e, batch = records.len(), "audit write failed; refusing the requests");
                 "the audit log could not be written".to_owned()
             });
+        crate::metrics::audit_batch(records.len(), started.elapsed(), result.is_ok());
+        health.batch(result.is_ok());
         for (ack, rec) in acks.drain(..).zip(records.iter()) {
             // A request that stopped waiting (it cannot: requests run to
             // completion) would just miss its acknowledgement.
             ack.send(result.clone().map(|()| rec.seq)).ok();
+        }
+        if result.is_ok() {
+            committed.notify_one();
         }
         records.clear();
         tokens.clear();

@@ -82,6 +82,21 @@ pub struct ServerArgs {
     /// client that keeps reconnecting can leave behind. Beyond it: 503.
     #[arg(long, env = "COFFER_MAX_REQUESTS_IN_FLIGHT")]
     pub max_requests_in_flight: Option<usize>,
+    /// Serve Prometheus metrics at /metrics on the main listener
+    /// (`--metrics`, or `--metrics=false`). Default: on with --dev unless
+    /// --metrics-listen is given, off otherwise.
+    #[arg(long, env = "COFFER_METRICS", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics: Option<bool>,
+    /// Serve /metrics and the health routes on this address too, plain
+    /// HTTP (e.g. 127.0.0.1:9200). A non-loopback address also needs
+    /// --metrics-allow-remote.
+    #[arg(long, env = "COFFER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Allow --metrics-listen on a non-loopback address: anyone who reaches
+    /// it reads request rates, operation names and the version, without
+    /// authentication.
+    #[arg(long, env = "COFFER_METRICS_ALLOW_REMOTE")]
+    pub metrics_allow_remote: bool,
     /// File the audit chain head is appended to periodically (JSON lines):
     /// a copy outside the database that `audit verify` checks the chain
     /// against. Put it where the database's users cannot rewrite it.
@@ -90,6 +105,42 @@ pub struct ServerArgs {
     /// Seconds between audit anchors (default 60; the head is also logged).
     #[arg(long, env = "COFFER_AUDIT_ANCHOR_INTERVAL")]
     pub audit_anchor_interval: Option<u64>,
+    /// Delete audit records older than this (e.g. 90d, 12h, 30m, 45s),
+    /// keeping a signed checkpoint so `audit verify` still proves the rest.
+    /// Default: keep forever.
+    #[arg(long, env = "COFFER_AUDIT_RETENTION")]
+    pub audit_retention: Option<String>,
+    /// Seconds between two retention runs (default 600).
+    #[arg(long, env = "COFFER_AUDIT_PRUNE_INTERVAL")]
+    pub audit_prune_interval: Option<u64>,
+    /// Stream every committed audit record as one JSON line to this file
+    /// (mode 0600, rotated by size), or to standard output with `-`
+    /// (start-up lines then go to standard error). The database log stays
+    /// the authoritative one; see docs/operations.md.
+    #[arg(long, env = "COFFER_AUDIT_FILE")]
+    pub audit_file: Option<PathBuf>,
+    /// Size in bytes at which --audit-file is rotated (default 104857600).
+    #[arg(long, env = "COFFER_AUDIT_FILE_MAX_BYTES")]
+    pub audit_file_max_bytes: Option<u64>,
+    /// Rotated audit files kept: PATH.1 (newest) … PATH.N (default 5).
+    #[arg(long, env = "COFFER_AUDIT_FILE_KEEP")]
+    pub audit_file_keep: Option<usize>,
+    /// Unauthenticated failures recorded one by one per source address,
+    /// operation and status in each --audit-failure-window (default 10;
+    /// 5× that per real access ID); further ones are counted into one
+    /// aggregate record per window.
+    #[arg(long, env = "COFFER_AUDIT_FAILURE_BURST")]
+    pub audit_failure_burst: Option<u32>,
+    /// Seconds of one aggregation window for unauthenticated failures
+    /// (default 60).
+    #[arg(long, env = "COFFER_AUDIT_FAILURE_WINDOW")]
+    pub audit_failure_window: Option<u64>,
+    /// On first start without --dev: write the bootstrap admin's
+    /// credentials to this new file (mode 0600; an existing file is
+    /// refused) instead of printing them. Without it, a non-dev first start
+    /// shows them only on a terminal and otherwise refuses to start.
+    #[arg(long, env = "COFFER_BOOTSTRAP_FILE")]
+    pub bootstrap_file: Option<PathBuf>,
     /// Microsoft Entra ID authority for Azure dynamic secrets (default
     /// https://login.microsoftonline.com; national clouds differ). HTTPS,
     /// or HTTP to a loopback address.
@@ -99,6 +150,13 @@ pub struct ServerArgs {
     /// https://graph.microsoft.com). HTTPS, or HTTP to a loopback address.
     #[arg(long, env = "COFFER_AZURE_GRAPH_URL")]
     pub azure_graph_url: Option<String>,
+    /// Milliseconds within which a change made on another node (a revoked
+    /// token, a policy change, a deleted or updated secret) takes effect on
+    /// this one: how often the store's generation is polled and how long
+    /// items are cached (default 1000, 50 to 60000). Lower is stricter and
+    /// costs more store queries; see docs/operations.md.
+    #[arg(long, env = "COFFER_SYNC_INTERVAL_MS")]
+    pub sync_interval_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -127,10 +185,22 @@ struct FileConfig {
     body_timeout: Option<u64>,
     request_timeout: Option<u64>,
     max_requests_in_flight: Option<usize>,
+    metrics: Option<bool>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_allow_remote: Option<bool>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval: Option<u64>,
+    audit_retention: Option<String>,
+    audit_prune_interval: Option<u64>,
+    audit_file: Option<PathBuf>,
+    audit_file_max_bytes: Option<u64>,
+    audit_file_keep: Option<usize>,
+    audit_failure_burst: Option<u32>,
+    audit_failure_window: Option<u64>,
     azure_login_url: Option<String>,
     azure_graph_url: Option<String>,
+    bootstrap_file: Option<PathBuf>,
+    sync_interval_ms: Option<u64>,
 }
 
 /// Where the root key comes from.
@@ -158,6 +228,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dev: bool,
+    /// `/metrics` on the main listener.
+    pub metrics: bool,
+    /// A separate plain-HTTP listener for `/metrics` and the health routes.
+    pub metrics_listen: Option<SocketAddr>,
     pub listen: SocketAddr,
     pub data_dir: Option<PathBuf>,
     pub storage_url: String,
@@ -184,9 +258,21 @@ pub struct Config {
     pub max_requests_in_flight: usize,
     pub audit_anchor_file: Option<PathBuf>,
     pub audit_anchor_interval: Duration,
+    /// `--audit-retention`: records older than this are pruned (None: kept).
+    pub audit_retention: Option<Duration>,
+    pub audit_prune_interval: Duration,
+    /// `--audit-file`: where committed records are streamed, if anywhere.
+    pub audit_stream: Option<crate::audit_sink::Target>,
+    /// Aggregation of unauthenticated failures.
+    pub audit_flood: crate::audit_flood::FloodConfig,
     /// Entra ID authority and Graph endpoint (Azure dynamic secrets).
     pub azure_login_url: String,
     pub azure_graph_url: String,
+    /// Where a first start writes the bootstrap admin's credentials.
+    pub bootstrap_file: Option<PathBuf>,
+    /// Bound on how stale this node's view of other nodes' changes may be
+    /// (generation poll period and item cache lifetime).
+    pub sync_interval: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
@@ -299,8 +385,27 @@ impl Config {
             "json" => LogFormat::Json,
             other => bail!("log format must be text or json, not {other:?}"),
         };
+        let metrics_listen = args.metrics_listen.or(file.metrics_listen);
+        if let Some(addr) = metrics_listen {
+            let allow_remote =
+                args.metrics_allow_remote || file.metrics_allow_remote.unwrap_or(false);
+            if !addr.ip().is_loopback() && (dev || !allow_remote) {
+                bail!(
+                    "refusing to serve metrics on {addr} without authentication: listen on a loopback address, or pass --metrics-allow-remote (not with --dev) when only your scrapers can reach it"
+                );
+            }
+            if addr == listen {
+                bail!("--metrics-listen {addr} is the main listener's address: pick another port");
+            }
+        }
+        let metrics = args
+            .metrics
+            .or(file.metrics)
+            .unwrap_or(dev && metrics_listen.is_none());
         Ok(Config {
             dev,
+            metrics,
+            metrics_listen,
             listen,
             data_dir,
             storage_url,
@@ -348,14 +453,50 @@ impl Config {
                 args.azure_graph_url.clone().or(file.azure_graph_url),
                 "https://graph.microsoft.com",
             )?,
+            sync_interval: sync_interval(args.sync_interval_ms.or(file.sync_interval_ms))?,
+            bootstrap_file: args.bootstrap_file.clone().or(file.bootstrap_file),
             audit_anchor_file: args.audit_anchor_file.clone().or(file.audit_anchor_file),
             audit_anchor_interval: seconds(
                 "audit-anchor-interval",
                 args.audit_anchor_interval.or(file.audit_anchor_interval),
                 60,
             )?,
+            audit_retention: crate::retention::parse_retention(
+                args.audit_retention
+                    .as_deref()
+                    .or(file.audit_retention.as_deref()),
+            )?,
+            audit_prune_interval: seconds(
+                "audit-prune-interval",
+                args.audit_prune_interval.or(file.audit_prune_interval),
+                600,
+            )?,
+            audit_stream: crate::audit_sink::Target::resolve(
+                args.audit_file.as_deref().or(file.audit_file.as_deref()),
+                args.audit_file_max_bytes.or(file.audit_file_max_bytes),
+                args.audit_file_keep.or(file.audit_file_keep),
+            )?,
+            audit_flood: crate::audit_flood::FloodConfig::new(
+                args.audit_failure_burst
+                    .or(file.audit_failure_burst)
+                    .unwrap_or(10),
+                seconds(
+                    "audit-failure-window",
+                    args.audit_failure_window.or(file.audit_failure_window),
+                    60,
+                )?,
+            ),
         })
     }
+}
+
+/// `--sync-interval-ms`: 50 ms to 60 s, 1 s when not given.
+fn sync_interval(v: Option<u64>) -> anyhow::Result<Duration> {
+    let ms = v.unwrap_or(1000);
+    if !(50..=60_000).contains(&ms) {
+        bail!("sync-interval-ms is in milliseconds, from 50 to 60000 (not {ms})");
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 /// A count setting that must be at least 1 when given.
@@ -411,6 +552,35 @@ fn endpoint_url(what: &str, given: Option<String>, default: &str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example configurations in deploy/ are valid and mean what
+    /// docs/operations.md says.
+    #[test]
+    fn deploy_examples_resolve() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/two-nodes");
+        for (file, listen) in [
+            ("node-a.toml", "10.0.0.11:8200"),
+            ("node-b.toml", "10.0.0.12:8200"),
+        ] {
+            let c = Config::resolve(&ServerArgs {
+                config: Some(root.join(file)),
+                root_key_file: Some("/run/credentials/coffer.service/root.key".into()),
+                // The example's /var/log/coffer does not exist here: the
+                // flag overrides the file, as on a command line.
+                audit_file: Some(std::env::temp_dir().join("coffer-deploy-test-audit.jsonl")),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("deploy/two-nodes/{file}: {e:#}"));
+            assert_eq!(c.listen.to_string(), listen);
+            assert!(
+                c.tls.is_some(),
+                "{file}: the proxy reaches the node over TLS"
+            );
+            assert!(c.storage_url.starts_with("postgres://"));
+            assert_eq!(c.sync_interval, Duration::from_secs(1));
+            assert!(!c.dev);
+        }
+    }
 
     #[test]
     fn dev_defaults() {

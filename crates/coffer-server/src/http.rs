@@ -36,7 +36,8 @@ use crate::wire::Body;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/health", get(health))
+        // /health, /health/live, /health/ready (and /metrics when enabled)
+        .merge(crate::health::routes(state.config.metrics))
         .route("/pki/crl/{*name}", get(crl))
         .fallback(handle)
         .with_state(state)
@@ -51,10 +52,6 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )
             },
         ))
-}
-
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /pki/crl/<issuer name>`: the PKI issuer's current CRL (PEM),
@@ -417,10 +414,16 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
     if let Some(seq) = committed {
         state.audited(seq);
     }
+    // Unauthenticated failures beyond a small burst are only counted, and
+    // written as one aggregate record per window (audit_flood.rs): an
+    // anonymous flood must not grow the audit log without bound.
+    let counted_only = committed.is_none()
+        && crate::audit_flood::failure_of(&ctx, status.as_u16(), outcome, &error)
+            .is_some_and(|f| !crate::audit_flood::admit(&state, &f));
     // A committed change that ends in success is audited already. Anything
     // else gets its record now: a failure, or a failure after the change
     // committed (then the change's record and this one both stand).
-    if committed.is_none() || result.is_err() {
+    if !counted_only && (committed.is_none() || result.is_err()) {
         let mut record = ctx.record(outcome, status, error);
         if committed.is_some() {
             record.error = format!("after its change was committed: {}", record.error);
@@ -441,6 +444,7 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
                     state.tokens.remove(&h);
                 }
                 // Nothing leaves without its audit record: drop the result.
+                crate::metrics::request(&ctx.op, 500, started.elapsed());
                 return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the audit log could not be written, so the request was refused; see the server log",
@@ -449,18 +453,42 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
         }
     }
 
+    crate::metrics::request(&ctx.op, status.as_u16(), started.elapsed());
     // One line per request (target `coffer::request`, INFO): never a
-    // value, key or token, only who asked for what and how it ended.
-    tracing::info!(
-        target: "coffer::request",
-        request_id = %ctx.request_id,
-        op = %ctx.op,
-        status = status.as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
-        access_id = %if ctx.access_id.is_empty() { "-" } else { ctx.access_id.as_str() },
-        peer = %ctx.peer.ip(),
-        "request"
-    );
+    // value, key or token, only who asked for what and how it ended. An
+    // unauthenticated failure that was only counted logs at DEBUG (a flood
+    // must not grow the logs either): its aggregate record logs one INFO
+    // line when written (target `coffer::audit_flood`).
+    let access_id = if ctx.access_id.is_empty() {
+        "-"
+    } else {
+        ctx.access_id.as_str()
+    };
+    let duration_us = started.elapsed().as_micros() as u64;
+    if counted_only {
+        tracing::debug!(
+            target: "coffer::request",
+            request_id = %ctx.request_id,
+            op = %ctx.op,
+            status = status.as_u16(),
+            duration_us,
+            access_id = %access_id,
+            peer = %ctx.peer.ip(),
+            audit = "counted",
+            "request"
+        );
+    } else {
+        tracing::info!(
+            target: "coffer::request",
+            request_id = %ctx.request_id,
+            op = %ctx.op,
+            status = status.as_u16(),
+            duration_us,
+            access_id = %access_id,
+            peer = %ctx.peer.ip(),
+            "request"
+        );
+    }
     match result {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
         Err(ApiError::Internal(_)) => error_response(

@@ -12,20 +12,26 @@ use coffer_crypto::RootKey;
 
 pub mod anchor;
 mod audit;
+pub mod audit_flood;
+pub mod audit_sink;
 pub mod bootstrap;
 pub mod config;
 pub mod dbconn;
 pub mod dev_oidc;
 mod error;
+pub mod health;
 pub mod http;
 mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod leases;
 pub mod listener;
+pub mod metrics;
 pub mod offline;
+pub mod operator;
 pub mod ops;
 mod outbound;
+pub mod retention;
 mod rotation;
 pub mod state;
 mod timefmt;
@@ -96,6 +102,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
     // Load TLS before bootstrap so a bad certificate fails before anything is created.
     let tls = match &config.tls {
         Some((cert, key)) => Some(
@@ -113,12 +128,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let (state, admin) = build(&config).await?;
     let store = state.store.clone();
+    if config.metrics || metrics_listener.is_some() {
+        metrics::enable(store.backend());
+        tokio::spawn(metrics::usage_loop(state.clone()));
+    }
 
     let scheme = if config.tls.is_some() {
         "https"
     } else {
         "http"
     };
+    // With `--audit-file -` standard output carries audit lines only: the
+    // start-up lines below (this `println!` shadows std's) go to stderr.
+    let banner_to_stderr = matches!(config.audit_stream, Some(audit_sink::Target::Stdout));
+    macro_rules! println {
+        ($($t:tt)*) => {
+            if banner_to_stderr { eprintln!($($t)*) } else { std::println!($($t)*) }
+        };
+    }
     println!("Coffer listening on {scheme}://{local}");
     println!(
         "  storage:  {}",
@@ -126,6 +153,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     if let Some(d) = &config.data_dir {
         println!("  data dir: {}", d.display());
+    }
+    if let Some(l) = metrics_listener {
+        println!("  metrics:  http://{}/metrics", l.local_addr()?);
+        tokio::spawn(metrics::serve_listener(
+            l,
+            state.clone(),
+            config.header_timeout,
+        ));
     }
     if let Some(admin) = admin {
         println!("Bootstrap admin created (shown once, store it now):");
@@ -143,6 +178,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     tokio::spawn(background(state.clone()));
     tokio::spawn(anchor::anchor_loop(state.clone()));
+    if let Some(retention) = config.audit_retention {
+        tokio::spawn(retention::prune_loop(state.clone(), retention));
+    }
+    tokio::spawn(audit_flood::flusher(state.clone()));
     tokio::spawn(leases::reaper(state.clone(), Duration::from_secs(1)));
     tokio::spawn(rotation::scheduler(state.clone(), Duration::from_secs(5)));
 
@@ -176,8 +215,40 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             server.handle(handle).serve(app).await?;
         }
     }
+    finish_audit(&state).await;
     tracing::info!("coffer server stopped");
     Ok(())
+}
+
+/// Graceful stop: write the counts of suppressed unauthenticated failures
+/// into the chain, then let the streaming sink copy everything committed.
+async fn finish_audit(state: &Arc<AppState>) {
+    // Requests still running (they outlive their connections) first: their
+    // failures may still be counted.
+    let all = u32::try_from(state.config.max_requests_in_flight).unwrap_or(u32::MAX);
+    tokio::time::timeout(Duration::from_secs(10), state.in_flight.acquire_many(all))
+        .await
+        .ok();
+    audit_flood::flush_all(state).await;
+    if let Some(stream) = &state.audit_stream {
+        let head = state
+            .audit_high_water
+            .load(std::sync::atomic::Ordering::Acquire);
+        let head = match state.store.audit_head().await {
+            Ok(h) => h.seq.max(head),
+            Err(_) => head,
+        };
+        if !stream.drain_to(head, Duration::from_secs(10)).await {
+            tracing::error!(
+                written_through = stream
+                    .stats()
+                    .last_seq
+                    .load(std::sync::atomic::Ordering::Acquire),
+                chain_head = head,
+                "the audit file did not catch up with the audit log before stopping; it resumes from there on the next start"
+            );
+        }
+    }
 }
 
 /// hyper settings: a header-read timeout (which also ends idle keep-alive
@@ -221,9 +292,25 @@ pub async fn build(
                 coffer_store::redact_url(&config.storage_url)
             )
         })?;
+    // The streaming sink starts after the head as it is now, so it also
+    // copies what start-up (data key, bootstrap) writes.
+    let head_at_start = store
+        .audit_head()
+        .await
+        .context("cannot read the audit chain head")?
+        .seq;
     let keys = Keys::load(&root, &*store).await?;
     drop(root);
     let audit = audit::AuditSink::start(store.clone(), keys.audit.clone());
+    let audit_stream = match &config.audit_stream {
+        Some(target) => Some(audit_sink::AuditStream::start(
+            target.clone(),
+            store.clone(),
+            head_at_start,
+            audit.commit_notify(),
+        )?),
+        None => None,
+    };
     let mut prefix = [0u8; 4];
     coffer_crypto::fill_random(&mut prefix)?;
     let state = Arc::new(AppState {
@@ -231,10 +318,11 @@ pub async fn build(
         keys,
         config: config.clone(),
         policy: Default::default(),
-        tokens: TokenCache::new(100_000, Some(state::TOKEN_CACHE_TTL)),
-        items: ItemCache::new(50_000, Some(state::ITEM_CACHE_TTL)),
+        tokens: TokenCache::new(100_000, Some(state::TOKEN_CACHE_TTL))
+            .counted(metrics::CacheKind::Token),
+        items: ItemCache::new(50_000, Some(config.sync_interval)).counted(metrics::CacheKind::Item),
         crls: state::Cache::new(1_000, Some(state::CRL_CACHE_TTL)),
-        opened_keys: state::Cache::new(1_000, Some(state::ITEM_CACHE_TTL)),
+        opened_keys: state::Cache::new(1_000, Some(config.sync_interval)),
         audit,
         limiter: LoginLimiter::default(),
         jwks: jwks::JwksCache::new(
@@ -248,12 +336,17 @@ pub async fn build(
         audit_high_water: Default::default(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight)),
         db: dbconn::DbPools::new(),
+        health: Default::default(),
+        flood: audit_flood::FloodGuard::new(config.audit_flood),
+        audit_stream,
     });
     state
         .reload_policy()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let admin = bootstrap::ensure_admin(&state).await?;
+    let mut out = bootstrap::prepare_output(&state).await?;
+    let admin = bootstrap::ensure_admin(&state, &mut out).await;
+    let admin = bootstrap::deliver(out, admin)?;
     bootstrap::renumber_large_item_ids(&state).await?;
     Ok((state, admin))
 }
@@ -281,27 +374,39 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
     handle.graceful_shutdown(Some(Duration::from_secs(10)));
 }
 
-/// Cache refresh for multi-node set-ups, and token clean-up.
+/// Cache refresh for multi-node set-ups (every `--sync-interval-ms`: a
+/// change another node made takes effect here within that time plus one
+/// store query), and token clean-up (every 10 minutes).
 async fn background(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut n: u64 = 0;
+    let mut tick = tokio::time::interval(state.config.sync_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        n += 1;
         match state.store.generation().await {
             Ok(g) if g != state.snapshot().generation => {
                 state.policy_changed();
                 if let Err(e) = state.reload_policy().await {
                     tracing::warn!(error = ?e, "policy reload failed");
                 }
+                // A data-key rotation moves the generation too.
+                if let Err(e) = state.keys.reload_data_keys(&*state.store).await {
+                    tracing::warn!(error = %e, "data key reload failed");
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "generation check failed"),
         }
-        if n.is_multiple_of(600)
-            && let Err(e) = state.store.purge_expired_tokens(state::now_ms()).await
+        if state.keys.key_missing()
+            && let Err(e) = state.keys.reload_data_keys(&*state.store).await
         {
-            tracing::warn!(error = %e, "token purge failed");
+            tracing::warn!(error = %e, "data key reload failed");
+        }
+        if last_purge.elapsed() >= Duration::from_secs(600) {
+            last_purge = tokio::time::Instant::now();
+            if let Err(e) = state.store.purge_expired_tokens(state::now_ms()).await {
+                tracing::warn!(error = %e, "token purge failed");
+            }
         }
     }
 }
@@ -331,7 +436,7 @@ fn init_logging(format: LogFormat) {
     .ok();
 }
 
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     #[cfg(unix)]
@@ -343,7 +448,7 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_root_key(source: &RootKeySource) -> anyhow::Result<RootKey> {
+pub(crate) fn load_root_key(source: &RootKeySource) -> anyhow::Result<RootKey> {
     Ok(match source {
         RootKeySource::Env => {
             // Only when scrub_root_key_env could not run (not Linux, or an

@@ -104,6 +104,7 @@ impl Registry {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::connections(1);
         let active = Arc::new(AtomicUsize::new(0));
         let kill = Arc::new(Kill::default());
         conns.insert(
@@ -160,6 +161,7 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        crate::metrics::connections(-1);
         self.registry
             .conns
             .lock()
@@ -307,6 +309,7 @@ where
 
     fn call(&mut self, req: R) -> Self::Future {
         self.active.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::in_flight(1);
         let guard = ActiveGuard(self.active.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -321,6 +324,7 @@ struct ActiveGuard(Arc<AtomicUsize>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        crate::metrics::in_flight(-1);
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

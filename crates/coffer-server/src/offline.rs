@@ -109,11 +109,31 @@ pub fn record_json(r: &AuditRecord) -> serde_json::Value {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VerifyReport {
     pub valid: bool,
+    /// Records verified (those after the retention checkpoint).
     pub records: i64,
+    /// Seq of the last record (the chain head).
+    pub last_seq: i64,
     /// Copies of the chain head kept outside the database that were checked.
     pub anchors_checked: usize,
+    /// Of those, anchors naming records since pruned by retention (vouched
+    /// for by the checkpoint, not compared with records).
+    pub anchors_pruned: usize,
+    /// The retention checkpoint the chain starts after, when records were
+    /// pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The pruned part of the chain, as `audit-verify` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointInfo {
+    /// Last pruned record.
+    pub seq: i64,
+    /// Its time (RFC 3339).
+    pub time: String,
+    pub hash: String,
 }
 
 async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, RootKey)> {
@@ -149,35 +169,97 @@ async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, 
     Ok((store, key))
 }
 
-/// Walk the whole chain in pages and compare with the stored head (whose
-/// MAC must be valid), with `anchors` (copies of earlier heads kept
-/// outside the database) and with `high_water` (the highest record this
-/// server process wrote; 0 offline). A store that was bootstrapped always
-/// has records, so an empty log there was wiped.
+/// Walk the chain in pages, from the retention checkpoint (whose MAC must
+/// be valid) if records were pruned, up to the stored head (whose MAC must
+/// be valid), and compare with `anchors` (copies of earlier heads kept
+/// outside the database; those inside the pruned range are vouched for by
+/// the checkpoint) and with `high_water` (the highest record this server
+/// process wrote; 0 offline). A store that was bootstrapped always has
+/// records, so an empty log without a checkpoint was wiped. A prune by
+/// another node while this runs makes it start again (at most 3 times).
 pub async fn verify_chain(
     store: &dyn Store,
     sealer: &dyn ChainSealer,
     anchors: &[Anchor],
     high_water: i64,
 ) -> anyhow::Result<VerifyReport> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match verify_once(store, sealer, anchors, high_water).await? {
+            Walk::Done(report) => return Ok(report),
+            Walk::PrunedMeanwhile if attempt < 3 => continue,
+            Walk::PrunedMeanwhile => bail!(
+                "the audit log was pruned three times while being verified; try again (or verify offline)"
+            ),
+        }
+    }
+}
+
+enum Walk {
+    Done(VerifyReport),
+    /// The checkpoint moved while walking: start again.
+    PrunedMeanwhile,
+}
+
+async fn verify_once(
+    store: &dyn Store,
+    sealer: &dyn ChainSealer,
+    anchors: &[Anchor],
+    high_water: i64,
+) -> anyhow::Result<Walk> {
+    // The checkpoint, then the head: a prune only moves the checkpoint
+    // below the head it saw, so read in this order a genuine checkpoint is
+    // always below the head (read the other way round, a prune in between
+    // could put it past the head and look like tampering). Records
+    // appended while walking lie beyond the head and are left for the
+    // next verify.
+    let checkpoint = store.audit_checkpoint().await?;
     let head = store.audit_head().await?;
     let anchors_checked = anchors.len();
-    let fail = |records: i64, error: String| VerifyReport {
-        valid: false,
-        records,
-        anchors_checked,
-        error: Some(error),
+    let info = checkpoint.as_ref().map(|c| CheckpointInfo {
+        seq: c.seq,
+        time: rfc3339(c.time_ms),
+        hash: hex::encode(&c.hash),
+    });
+    let fail = |records: i64, last_seq: i64, anchors_pruned: usize, error: String| {
+        Walk::Done(VerifyReport {
+            valid: false,
+            records,
+            last_seq,
+            anchors_checked,
+            anchors_pruned,
+            checkpoint: info.clone(),
+            error: Some(error),
+        })
     };
     let mut verifier = match ChainVerifier::new().with_anchors(sealer, anchors) {
         Ok(v) => v,
-        Err(e) => return Ok(fail(0, e.to_string())),
+        Err(e) => return Ok(fail(0, 0, 0, e.to_string())),
     };
-    let mut after = 0;
-    loop {
+    if let Some(cp) = &checkpoint {
+        verifier = match verifier.after_checkpoint(sealer, cp) {
+            Ok(v) => v,
+            Err(e) => return Ok(fail(0, 0, 0, e.to_string())),
+        };
+    }
+    let mut after = verifier.last_seq();
+    'pages: loop {
         let page = store.audit_range(after, 5000).await?;
         for rec in &page {
+            if rec.seq > head.seq {
+                break 'pages;
+            }
             if let Err(e) = verifier.push(sealer, rec) {
-                return Ok(fail(verifier.count(), e.to_string()));
+                if store.audit_checkpoint().await? != checkpoint {
+                    return Ok(Walk::PrunedMeanwhile);
+                }
+                return Ok(fail(
+                    verifier.count(),
+                    verifier.last_seq(),
+                    verifier.anchors_pruned(),
+                    e.to_string(),
+                ));
             }
         }
         match page.last() {
@@ -185,38 +267,105 @@ pub async fn verify_chain(
             _ => break,
         }
     }
-    let records = match verifier.finish(sealer, &head) {
+    let pruned = verifier.anchors_pruned();
+    let last_seq = match verifier.finish(sealer, &head) {
         Ok(n) => n,
-        Err(e) => return Ok(fail(verifier.count(), e.to_string())),
+        Err(e) => {
+            if store.audit_checkpoint().await? != checkpoint {
+                return Ok(Walk::PrunedMeanwhile);
+            }
+            return Ok(fail(
+                verifier.count(),
+                verifier.last_seq(),
+                pruned,
+                e.to_string(),
+            ));
+        }
     };
-    if records < high_water {
+    if last_seq < high_water {
         return Ok(fail(
-            records,
+            verifier.count(),
+            last_seq,
+            pruned,
             format!(
-                "this server wrote record {high_water} but the log ends at {records}: records were removed from the end"
+                "this server wrote record {high_water} but the log ends at {last_seq}: records were removed from the end"
             ),
         ));
     }
-    if records == 0 && store.get_meta(coffer_store::BOOTSTRAPPED).await?.is_some() {
+    if last_seq == 0 && store.get_meta(coffer_store::BOOTSTRAPPED).await?.is_some() {
         return Ok(fail(
             0,
+            0,
+            pruned,
             "the audit log is empty although this store was bootstrapped (which is audited): the log was wiped".into(),
         ));
     }
-    Ok(VerifyReport {
+    Ok(Walk::Done(VerifyReport {
         valid: true,
-        records,
+        records: verifier.count(),
+        last_seq,
         anchors_checked,
+        anchors_pruned: pruned,
+        checkpoint: info,
         error: None,
-    })
+    }))
 }
 
 /// Verify the whole audit chain straight from storage.
 pub async fn verify_audit(args: &OfflineArgs) -> anyhow::Result<VerifyReport> {
     let (store, key) = open(args).await?;
-    let mac = AuditMac::new(&key);
+    let mac = AuditMac::new(&crate::state::derivation_key(&key, &*store).await?);
     let anchors = crate::anchor::read_anchors(args.anchor_file.as_deref())?;
     verify_chain(&*store, &mac, &anchors, 0).await
+}
+
+/// Records per page when exporting (through the API: the `audit-list` cap).
+pub const EXPORT_PAGE: i64 = AUDIT_MAX_LIMIT;
+
+/// The records of one export page after `after_seq` (the since/until
+/// filter already validated into `query`).
+pub fn export_page_query(query: &AuditQuery, after_seq: i64) -> AuditQuery {
+    AuditQuery {
+        after_seq: Some(after_seq),
+        limit: EXPORT_PAGE,
+        ..query.clone()
+    }
+}
+
+/// Write `records` as JSON Lines (the `audit-list` shape, one per line).
+pub fn write_json_lines(
+    out: &mut dyn std::io::Write,
+    records: &[AuditRecord],
+) -> std::io::Result<()> {
+    for r in records {
+        serde_json::to_writer(&mut *out, &record_json(r))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Export the records of `filter` (since/until) straight from storage as
+/// JSON Lines, page by page (constant memory); returns how many.
+pub async fn export_audit(
+    args: &OfflineArgs,
+    filter: &AuditFilter,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u64> {
+    let query = filter.to_query().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let (store, _key) = open(args).await?;
+    let mut after = 0;
+    let mut n = 0u64;
+    loop {
+        let page = store.query_audit(&export_page_query(&query, after)).await?;
+        write_json_lines(out, &page)?;
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() as i64 == EXPORT_PAGE => after = last.seq,
+            _ => break,
+        }
+    }
+    out.flush()?;
+    Ok(n)
 }
 
 /// Query audit records straight from storage.

@@ -53,6 +53,7 @@ pub(crate) async fn target_password(
     state: &AppState,
     t: &Target,
 ) -> Result<Zeroizing<String>, ApiError> {
+    state.keys.load_missing(&*state.store, t.key_id).await;
     match rotated::rotating_item(t) {
         Some(item_name) => match current_creds(state, &item_name).await {
             Ok(creds) => Ok(Zeroizing::new(creds.password.clone())),
@@ -91,7 +92,7 @@ pub(crate) async fn link_target(
     let mut details = t.details.clone();
     details["rotated_by"] = serde_json::Value::String(item.unwrap_or_default().to_owned());
     let version = t.version + 1;
-    let key_id = state.keys.active_key_id;
+    let key_id = state.keys.active_key_id();
     let sealed = state
         .keys
         .data_key(key_id)?

@@ -12,14 +12,15 @@ use coffer_core::audit::{AuditRecord, ChainSealer, Outcome, head_bytes};
 use coffer_core::model::{Association, AuthMethod, Item, Role, SealedVersion, TokenRecord};
 use coffer_core::policy::Rule;
 use coffer_core::subclaims::match_sub_claims;
-use coffer_crypto::{DataKey, KeyedHasher, RootKey};
+use coffer_crypto::{DataKey, Kek, KeyedHasher, RootKey};
 use coffer_store::{Audit, PolicyData, Store};
 
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::error::ApiError;
 
-/// Keys derived from the root key, plus the unwrapped data keys.
+/// Keys derived from the derivation key (see [`derivation_key`]), plus the
+/// unwrapped data keys and the key-encryption key that opens new ones.
 pub struct Keys {
     pub token_hasher: KeyedHasher,
     pub access_key_hasher: KeyedHasher,
@@ -27,8 +28,52 @@ pub struct Keys {
     /// never matches a session token's hash).
     pub uid_token_hasher: KeyedHasher,
     pub audit: Arc<AuditMac>,
-    pub data_keys: HashMap<i64, DataKey>,
-    pub active_key_id: i64,
+    /// The data keys and which one seals new values; replaced as a whole
+    /// when `coffer operator rotate-data-key` adds a key.
+    ring: RwLock<Arc<DataKeyRing>>,
+    /// Derived from the root key (the root key itself is dropped after
+    /// start-up): opens data keys added while the server runs.
+    kek: Kek,
+    /// A data key ID was asked for that is not loaded: reload soon.
+    missing: AtomicBool,
+    /// Serializes reloads (two at once could each replace the ring with
+    /// what it read, the later one without a key the other added); holds
+    /// when the last reload started, to rate-limit reloads on a miss.
+    reload_lock: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The unwrapped data keys; the newest is the active one.
+struct DataKeyRing {
+    keys: HashMap<i64, Arc<DataKey>>,
+    active: i64,
+}
+
+/// The key the keyed hashes and the audit MAC derive from: the stored
+/// derivation key (written by the first root-key rotation, wrapped by the
+/// root key) or, when there is none, the root key itself.
+pub async fn derivation_key(root: &RootKey, store: &dyn Store) -> anyhow::Result<RootKey> {
+    match store.get_meta(coffer_store::DERIVATION_KEY).await? {
+        None => Ok(root.duplicate()),
+        Some(text) => {
+            use base64::Engine;
+            let wrapped = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the stored derivation key is not base64: the meta table was modified"
+                    )
+                })?;
+            root.unwrap_key(&wrapped, coffer_crypto::DERIVATION_KEY_LABEL)
+                .map_err(|_| wrong_root_key(root))
+        }
+    }
+}
+
+fn wrong_root_key(root: &RootKey) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the root key (fingerprint {}) cannot open this database's data keys: wrong root key for this storage (after `coffer operator rotate-root-key`, use the new root key)",
+        root.fingerprint()
+    )
 }
 
 impl Keys {
@@ -36,43 +81,137 @@ impl Keys {
     /// together on an empty database agree on one key (the store keeps the
     /// first); creating it is audited.
     pub async fn load(root: &RootKey, store: &dyn Store) -> anyhow::Result<Keys> {
-        let audit = Arc::new(AuditMac::new(root));
+        let base = derivation_key(root, store).await?;
+        let audit = Arc::new(AuditMac::new(&base));
+        let kek = root.kek();
         let mut data_keys = HashMap::new();
         let mut wrapped = store.data_keys().await?;
         if wrapped.is_empty() {
             let id = random_id()?;
             let dek = DataKey::generate()?;
-            let w = root.wrap(&dek, &coffer_crypto::data_key_label(id))?;
+            let w = kek.wrap(&dek, &coffer_crypto::data_key_label(id))?;
             let mut rec = system_record("init-data-key", &format!("data key {id:x}"));
             wrapped = store
                 .ensure_data_key((id, &w), now_ms(), Audit::new(&mut rec, &*audit))
                 .await?;
         }
-        let mut active_key_id = 0;
+        let mut active = 0;
         for (id, w) in &wrapped {
-            let dek = root.unwrap(w, &coffer_crypto::data_key_label(*id)).map_err(|_| {
-                anyhow::anyhow!(
-                    "the root key (fingerprint {}) cannot open this database's data keys: wrong root key for this storage",
-                    root.fingerprint()
-                )
-            })?;
-            data_keys.insert(*id, dek);
-            active_key_id = *id;
+            let dek = kek
+                .unwrap(w, &coffer_crypto::data_key_label(*id))
+                .map_err(|_| wrong_root_key(root))?;
+            data_keys.insert(*id, Arc::new(dek));
+            active = *id;
         }
         Ok(Keys {
-            token_hasher: KeyedHasher::new(root, "token-hash"),
-            access_key_hasher: KeyedHasher::new(root, "access-key-hash"),
-            uid_token_hasher: KeyedHasher::new(root, "uid-token-hash"),
+            token_hasher: KeyedHasher::new(&base, "token-hash"),
+            access_key_hasher: KeyedHasher::new(&base, "access-key-hash"),
+            uid_token_hasher: KeyedHasher::new(&base, "uid-token-hash"),
             audit,
-            data_keys,
-            active_key_id,
+            ring: RwLock::new(Arc::new(DataKeyRing {
+                keys: data_keys,
+                active,
+            })),
+            kek,
+            missing: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(None),
         })
     }
 
-    pub fn data_key(&self, id: i64) -> Result<&DataKey, ApiError> {
-        self.data_keys
-            .get(&id)
-            .ok_or_else(|| ApiError::internal(format!("data key {id} is not loaded")))
+    fn ring(&self) -> Arc<DataKeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The data key that seals new values.
+    pub fn active_key_id(&self) -> i64 {
+        self.ring().active
+    }
+
+    pub fn data_key(&self, id: i64) -> Result<Arc<DataKey>, ApiError> {
+        match self.ring().keys.get(&id) {
+            Some(k) => Ok(k.clone()),
+            None => {
+                self.missing.store(true, Ordering::Release);
+                Err(ApiError::internal(format!(
+                    "data key {id:x} is not loaded (added by a data-key rotation this node has not seen yet, or one its root key cannot open: see the log)"
+                )))
+            }
+        }
+    }
+
+    /// Was a data key asked for that is not loaded (since the last reload)?
+    pub fn key_missing(&self) -> bool {
+        self.missing.load(Ordering::Acquire)
+    }
+
+    /// Load data keys added to the store since start-up (a data-key
+    /// rotation); the newest becomes the active one. A key this node's
+    /// root key cannot open (the root key was rotated since it started) is
+    /// skipped with an error in the log. Returns how many keys were added.
+    pub async fn reload_data_keys(&self, store: &dyn Store) -> anyhow::Result<usize> {
+        let mut last = self.reload_lock.lock().await;
+        *last = Some(Instant::now());
+        self.reload_locked(store).await
+    }
+
+    /// Before opening a value sealed with data key `id`: when this node has
+    /// not loaded it (a data-key rotation it has not noticed yet), reload
+    /// the data keys now rather than fail the request. Coalesced and
+    /// rate-limited (one reload per 100 ms), so requests naming a key that
+    /// does not exist cannot flood the store; errors are only logged (the
+    /// open that follows reports the missing key).
+    pub async fn load_missing(&self, store: &dyn Store, id: i64) {
+        if self.ring().keys.contains_key(&id) {
+            return;
+        }
+        let mut last = self.reload_lock.lock().await;
+        if self.ring().keys.contains_key(&id)
+            || last.is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.reload_locked(store).await {
+            tracing::warn!(error = %e, "data key reload failed");
+        }
+    }
+
+    async fn reload_locked(&self, store: &dyn Store) -> anyhow::Result<usize> {
+        self.missing.store(false, Ordering::Release);
+        let wrapped = store.data_keys().await?;
+        let current = self.ring();
+        if wrapped.iter().all(|(id, _)| current.keys.contains_key(id)) {
+            return Ok(0);
+        }
+        let mut keys = current.keys.clone();
+        let mut active = current.active;
+        let mut added = 0;
+        for (id, w) in &wrapped {
+            if keys.contains_key(id) {
+                active = *id;
+                continue;
+            }
+            match self.kek.unwrap(w, &coffer_crypto::data_key_label(*id)) {
+                Ok(dek) => {
+                    keys.insert(*id, Arc::new(dek));
+                    active = *id;
+                    added += 1;
+                }
+                Err(_) => tracing::error!(
+                    key_id = %format!("{id:x}"),
+                    "a new data key cannot be opened with the root key this node started with: the root key was rotated; restart this node with the new root key"
+                ),
+            }
+        }
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(DataKeyRing { keys, active });
+        if added > 0 {
+            tracing::info!(added, active_key_id = %format!("{active:x}"), "loaded new data keys");
+        }
+        Ok(added)
     }
 }
 
@@ -80,8 +219,9 @@ impl Keys {
 pub struct AuditMac(KeyedHasher);
 
 impl AuditMac {
-    pub fn new(root: &RootKey) -> Self {
-        AuditMac(KeyedHasher::new(root, "audit-chain"))
+    /// `base`: the derivation key (see [`derivation_key`]).
+    pub fn new(base: &RootKey) -> Self {
+        AuditMac(KeyedHasher::new(base, "audit-chain"))
     }
 }
 
@@ -91,6 +231,10 @@ impl ChainSealer for AuditMac {
     }
     fn seal_head(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
         self.0.hash(&head_bytes(seq, hash))
+    }
+    fn seal_checkpoint(&self, seq: i64, hash: &[u8], time_ms: i64) -> Vec<u8> {
+        self.0
+            .hash(&coffer_core::audit::checkpoint_bytes(seq, hash, time_ms))
     }
 }
 
@@ -129,7 +273,7 @@ pub struct AppState {
     /// read the table and sign.
     pub crls: Cache<String, Arc<String>>,
     /// Keys opened for use, by (item id, version, the sealed blob's nonce),
-    /// for [`ITEM_CACHE_TTL`]: a CA signing thousands of certificates a
+    /// for `--sync-interval-ms`: a CA signing thousands of certificates a
     /// second opens and parses its key once, not per certificate.
     pub opened_keys: Cache<(i64, i32, [u8; 12]), Arc<coffer_keys::keys::KeyMaterial>>,
     pub audit: AuditSink,
@@ -150,6 +294,13 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Connection pools to the databases of targets and dynamic secrets.
     pub db: crate::dbconn::DbPools,
+    /// Readiness: the cached store probe (health.rs).
+    pub health: crate::health::Health,
+    /// Counts unauthenticated failures beyond their own records (see
+    /// `audit_flood.rs`).
+    pub flood: crate::audit_flood::FloodGuard,
+    /// The streaming audit sink (`--audit-file`), when configured.
+    pub audit_stream: Option<crate::audit_sink::AuditStream>,
 }
 
 impl AppState {
@@ -163,7 +314,9 @@ impl AppState {
 
     /// The policy snapshot, reloaded first when a local change made it stale.
     pub async fn fresh_snapshot(&self) -> Result<Arc<PolicySnapshot>, ApiError> {
-        if self.policy_stale.load(Ordering::Acquire) {
+        let stale = self.policy_stale.load(Ordering::Acquire);
+        crate::metrics::cache(crate::metrics::CacheKind::Policy, !stale);
+        if stale {
             self.reload_policy().await?;
         }
         Ok(self.snapshot())
@@ -208,6 +361,7 @@ impl AppState {
     /// Note an audit record written by this process.
     pub fn audited(&self, seq: i64) {
         self.audit_high_water.fetch_max(seq, Ordering::AcqRel);
+        self.audit.committed();
     }
 
     pub fn next_request_id(&self) -> String {
@@ -305,6 +459,8 @@ pub struct Cache<K, V> {
     map: RwLock<HashMap<K, (V, Instant)>>,
     capacity: usize,
     ttl: Option<Duration>,
+    /// Hits and misses are counted under this name (metrics.rs).
+    counted: Option<crate::metrics::CacheKind>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
@@ -313,7 +469,14 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
             map: RwLock::new(HashMap::new()),
             capacity,
             ttl,
+            counted: None,
         }
+    }
+
+    /// Count this cache's hits and misses as `kind` in the metrics.
+    pub fn counted(mut self, kind: crate::metrics::CacheKind) -> Self {
+        self.counted = Some(kind);
+        self
     }
 
     fn fresh(&self, at: Instant) -> bool {
@@ -326,9 +489,14 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cache<K, V> {
         Q: std::hash::Hash + Eq + ?Sized,
     {
         let m = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        m.get(key)
+        let found = m
+            .get(key)
             .filter(|(_, at)| self.fresh(*at))
-            .map(|(v, _)| v.clone())
+            .map(|(v, _)| v.clone());
+        if let Some(kind) = self.counted {
+            crate::metrics::cache(kind, found.is_some());
+        }
+        found
     }
 
     pub fn insert(&self, key: K, value: V) {
@@ -403,9 +571,6 @@ pub type ItemCache = Cache<String, Arc<(Item, SealedVersion)>>;
 /// How long a signed CRL is served before it is rebuilt (another node's
 /// revocation shows within this time; a local one at once).
 pub const CRL_CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// How long another node's write to an item may take to show here.
-pub const ITEM_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Slows down repeated failed logins per (access ID, source address).
 ///

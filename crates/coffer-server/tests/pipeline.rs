@@ -915,7 +915,7 @@ async fn legacy_large_item_ids_are_renumbered_for_json_clients() {
     let h = Harness::new().await;
     let state = &h.state;
     let old_id: i64 = (1 << 60) + 12345;
-    let key_id = state.keys.active_key_id;
+    let key_id = state.keys.active_key_id();
     let sealed = state
         .keys
         .data_key(key_id)

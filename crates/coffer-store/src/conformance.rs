@@ -57,6 +57,13 @@ impl ChainSealer for TestSealer {
         }
         a.to_be_bytes().to_vec()
     }
+    fn seal_checkpoint(&self, seq: i64, hash: &[u8], time_ms: i64) -> Vec<u8> {
+        let mut a: u64 = 0x0fed_cba9_8765_4321;
+        for &byte in &coffer_core::audit::checkpoint_bytes(seq, hash, time_ms) {
+            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        a.to_be_bytes().to_vec()
+    }
 }
 
 /// A change's audit record, as the server builds it for a request.
@@ -143,6 +150,147 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_uid_child_and_revoke(store).await;
     producers_and_leases(store).await;
     certificates(store).await;
+}
+
+/// Retention: two pruners racing remove the old start of the chain in
+/// contiguous, disjoint batches behind a sealed checkpoint; what remains
+/// verifies from the checkpoint; nothing left to prune writes nothing.
+/// Not part of [`run_all`] (whose checks read the chain from seq 1): run it
+/// after the last `run_all` on a store.
+/// Migrate `pool` (SQLite) only up to `version`: an older Coffer's schema.
+pub async fn migrate_sqlite_up_to(pool: &sqlx::SqlitePool, version: i64) {
+    crate::migrations::up_to(false, version)
+        .run(pool)
+        .await
+        .expect("old SQLite migrations");
+}
+
+/// Migrate `pool` (PostgreSQL) only up to `version`.
+pub async fn migrate_postgres_up_to(pool: &sqlx::PgPool, version: i64) {
+    crate::migrations::up_to(true, version)
+        .run(pool)
+        .await
+        .expect("old PostgreSQL migrations");
+}
+
+pub async fn audit_retention(store: &dyn Store) {
+    use coffer_core::audit::checkpoint_bytes;
+    const NEW: i64 = 4_000_000_000_000; // 2096: after every record above
+    const CUTOFF: i64 = 3_000_000_000_000;
+    let before = ok(store.audit_checkpoint().await, "audit_checkpoint");
+    let (old_head, _) = head_pair(store).await;
+    assert!(old_head > 3, "the checks above wrote records");
+    let mut fresh: Vec<AuditRecord> = (0..10)
+        .map(|i| audit_record("p-retained", "/kept", "get-secret-value", NEW + i))
+        .collect();
+    ok(
+        store.append_audit(&mut fresh, &[], &[], &TestSealer).await,
+        "append_audit",
+    );
+    // Two pruners at once, small batches, until neither finds anything.
+    let mut ranges = Vec::new();
+    loop {
+        let mut ra = change_record("audit-prune");
+        let mut rb = change_record("audit-prune");
+        let (a, b) = tokio::join!(
+            store.prune_audit(CUTOFF, 7, Audit::new(&mut ra, &TestSealer)),
+            store.prune_audit(CUTOFF, 7, Audit::new(&mut rb, &TestSealer)),
+        );
+        let (a, b) = (ok(a, "prune a"), ok(b, "prune b"));
+        for (range, rec) in [(a, &ra), (b, &rb)] {
+            match range {
+                Some(r) => {
+                    assert!(rec.seq > 0, "a prune is audited");
+                    assert!(
+                        rec.object
+                            .contains(&format!("{}-{}", r.first_seq, r.last_seq)),
+                        "the prune record names its range: {}",
+                        rec.object
+                    );
+                    assert!(r.count() <= 7, "batches are bounded");
+                    ranges.push(r);
+                }
+                None => assert_eq!(rec.seq, 0, "nothing pruned, nothing recorded"),
+            }
+        }
+        if a.is_none() && b.is_none() {
+            break;
+        }
+    }
+    ranges.sort_by_key(|r| r.first_seq);
+    let start = before.as_ref().map_or(1, |c| c.seq + 1);
+    assert_eq!(ranges.first().map(|r| r.first_seq), Some(start));
+    for w in ranges.windows(2) {
+        assert_eq!(
+            w[0].last_seq + 1,
+            w[1].first_seq,
+            "contiguous, disjoint batches"
+        );
+    }
+    // Everything older than the cutoff went: the records before the fresh
+    // ones (the first prune records were appended after them and are old
+    // too, but they follow the fresh ones).
+    let cp = ok(store.audit_checkpoint().await, "audit_checkpoint").expect("a checkpoint");
+    assert_eq!(cp.seq, old_head, "pruned up to the first fresh record");
+    assert_eq!(ranges.last().map(|r| r.last_seq), Some(old_head));
+    assert_eq!(
+        cp.mac,
+        TestSealer.seal_checkpoint(cp.seq, &cp.hash, cp.time_ms),
+        "the checkpoint is sealed: {:?}",
+        checkpoint_bytes(cp.seq, &cp.hash, cp.time_ms).len()
+    );
+    let first = ok(store.audit_range(0, 1).await, "audit_range");
+    assert_eq!(
+        first[0].seq,
+        cp.seq + 1,
+        "nothing before the checkpoint is left"
+    );
+    assert_eq!(
+        first[0].prev_hash, cp.hash,
+        "the first record links to the checkpoint"
+    );
+    // The rest verifies from the checkpoint.
+    let mut verifier = ChainVerifier::new()
+        .after_checkpoint(&TestSealer, &cp)
+        .expect("checkpoint verifies");
+    let mut after = 0;
+    loop {
+        let page = ok(store.audit_range(after, 1000).await, "audit_range");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in &page {
+            verifier
+                .push(&TestSealer, r)
+                .expect("remaining chain verifies");
+        }
+    }
+    let head = ok(store.audit_head().await, "audit_head");
+    assert_eq!(verifier.finish(&TestSealer, &head), Ok(head.seq));
+    // Filtered queries still return linked records.
+    let kept = ok(
+        store
+            .query_audit(&AuditQuery {
+                access_id: Some("p-retained".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await,
+        "query_audit",
+    );
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0].prev_hash, cp.hash);
+    assert_eq!(kept[1].prev_hash, kept[0].hash);
+    // Nothing old enough any more: no record, no change.
+    let mut again = change_record("audit-prune");
+    let r = ok(
+        store
+            .prune_audit(CUTOFF, 7, Audit::new(&mut again, &TestSealer))
+            .await,
+        "prune again",
+    );
+    assert_eq!(r, None);
+    assert_eq!(again.seq, 0);
+    assert_eq!(ok(store.audit_head().await, "audit_head"), head);
 }
 
 // ---- fixtures ----
@@ -3078,4 +3226,325 @@ pub async fn certificates(store: &dyn Store) {
     assert_eq!(revoked[0].serial, "0a1b");
     assert_eq!(revoked[0].revoked_ms, T0 + 5);
     assert_eq!(revoked[0].revocation_reason, "key compromise");
+}
+
+// ---- key rotation (coffer operator rotate-root-key / rotate-data-key) ----
+
+/// Key rotation: adding a data key is a compare-and-swap on every existing
+/// key's wrapping (a key wrapped by a replaced root key never gets in);
+/// re-wrapping every data key and the derivation key is one all-or-nothing
+/// compare-and-swap (a stale key, a missing key or a stale derivation key
+/// changes nothing, even after earlier rows of the same transaction were
+/// updated); re-sealing replaces a value only while it is exactly as read,
+/// so a writer racing with it always wins; each change writes exactly its
+/// audit record. Not part of [`run_all`] (it adds data keys, which some
+/// checks there assume are only ever the first): run it on its own store.
+pub async fn key_rotation(store: &dyn Store) {
+    use crate::{DERIVATION_KEY, Resealed, Rewrap, SealedTable};
+    let run = Run::new();
+    let first = data_key(store, &run).await;
+    let before = ok(store.data_keys().await, "data_keys");
+
+    // -- add_data_key --
+    let k2 = run.id();
+    let mut stale = before.clone();
+    stale[0].1.push(0);
+    for (what, view) in [
+        ("add_data_key, stale wrapping", stale.clone()),
+        ("add_data_key, a key missing", Vec::new()),
+    ] {
+        let (r, changed) = checked!(store, what, 0, |a| store
+            .add_data_key(k2, &[9; 40], T0, &view, a));
+        assert!(
+            matches!(r, Err(StoreError::Conflict(_))) && !changed,
+            "{what}: refused ({r:?})"
+        );
+    }
+    // Created "earlier" than the first key: still made the newest.
+    let (r, changed) = checked!(store, "add_data_key", 1, |a| store.add_data_key(
+        k2,
+        &[9; 40],
+        T0 - 1000,
+        &before,
+        a
+    ));
+    ok(r, "add_data_key");
+    assert!(changed);
+    let keys = ok(store.data_keys().await, "data_keys");
+    assert_eq!(keys.len(), before.len() + 1, "one key added");
+    assert_eq!(
+        keys.last().map(|k| k.0),
+        Some(k2),
+        "the new key is the active one"
+    );
+    let (r, changed) = checked!(store, "add_data_key, ID taken", 0, |a| store
+        .add_data_key(k2, &[8; 40], T0, &keys, a));
+    assert!(matches!(r, Err(StoreError::Conflict(_))) && !changed);
+    assert_eq!(ok(store.data_keys().await, "data_keys"), keys);
+
+    // -- rewrap_keys --
+    let d0 = ok(store.get_meta(DERIVATION_KEY).await, "get_meta");
+    let rewrapped = |from: &[(i64, Vec<u8>)], tag: &[u8]| -> Vec<(i64, Vec<u8>)> {
+        from.iter()
+            .map(|(id, w)| (*id, [w.as_slice(), tag].concat()))
+            .collect()
+    };
+    let new1 = rewrapped(&keys, b"-r1");
+    let d1 = format!("{}-d1", run.tag);
+    // The last key stale: every earlier row is updated in the transaction
+    // before the mismatch shows, and all of it must roll back.
+    let mut stale_last = keys.clone();
+    if let Some(k) = stale_last.last_mut() {
+        k.1.push(1);
+    }
+    let wrong_derivation = Some("not the stored one".to_owned());
+    type Keys = Vec<(i64, Vec<u8>)>;
+    let bad: [(&str, Keys, Keys, Option<String>); 3] = [
+        (
+            "rewrap, a key missing",
+            keys[1..].to_vec(),
+            new1[1..].to_vec(),
+            d0.clone(),
+        ),
+        ("rewrap, stale key", stale_last, new1.clone(), d0.clone()),
+        (
+            "rewrap, stale derivation key",
+            keys.clone(),
+            new1.clone(),
+            if d0.is_some() { None } else { wrong_derivation },
+        ),
+    ];
+    for (what, old, new, old_d) in &bad {
+        let rw = Rewrap {
+            old,
+            new,
+            old_derivation: old_d.as_deref(),
+            new_derivation: &d1,
+        };
+        let (r, changed) = checked!(store, what, 0, |a| store.rewrap_keys(&rw, a));
+        assert!(
+            matches!(r, Err(StoreError::Conflict(_))) && !changed,
+            "{what}: refused ({r:?})"
+        );
+        assert_eq!(
+            ok(store.data_keys().await, "data_keys"),
+            keys,
+            "{what}: no key changed"
+        );
+        assert_eq!(
+            ok(store.get_meta(DERIVATION_KEY).await, "get_meta"),
+            d0,
+            "{what}: derivation key unchanged"
+        );
+    }
+    let mut other_ids = new1.clone();
+    other_ids[0].0 = run.id();
+    let rw = Rewrap {
+        old: &keys,
+        new: &other_ids,
+        old_derivation: d0.as_deref(),
+        new_derivation: &d1,
+    };
+    let (r, changed) = checked!(store, "rewrap, other IDs", 0, |a| store.rewrap_keys(&rw, a));
+    assert!(r.is_err() && !changed, "rewrap with other IDs refused");
+    // Two rotations in a row: the first inserts or swaps the derivation
+    // key, the second swaps it.
+    let new2 = rewrapped(&new1, b"-r2");
+    let d2 = format!("{}-d2", run.tag);
+    for (what, old, new, old_d, new_d) in [
+        ("rewrap", &keys, &new1, d0.clone(), &d1),
+        ("rewrap again", &new1, &new2, Some(d1.clone()), &d2),
+    ] {
+        let rw = Rewrap {
+            old,
+            new,
+            old_derivation: old_d.as_deref(),
+            new_derivation: new_d,
+        };
+        let (r, changed) = checked!(store, what, 0, |a| store.rewrap_keys(&rw, a));
+        ok(r, what);
+        assert!(changed, "{what}: audited");
+        assert_eq!(&ok(store.data_keys().await, "data_keys"), new, "{what}");
+        assert_eq!(
+            ok(store.get_meta(DERIVATION_KEY).await, "get_meta").as_ref(),
+            Some(new_d),
+            "{what}: derivation key"
+        );
+        // The same rotation replayed (its view is stale now) changes nothing.
+        let (r, changed) = checked!(store, "rewrap replayed", 0, |a| store.rewrap_keys(&rw, a));
+        assert!(matches!(r, Err(StoreError::Conflict(_))) && !changed);
+    }
+    // A data key wrapped under the replaced root key cannot be added.
+    let (r, changed) = checked!(store, "add_data_key after rewrap", 0, |a| store
+        .add_data_key(run.id(), &[5; 40], T0, &keys, a));
+    assert!(matches!(r, Err(StoreError::Conflict(_))) && !changed);
+
+    // -- sealed_rows, count_sealed, reseal_rows (item versions) --
+    let (it, _) = item_with_versions(store, &run, &run.name("reseal/item"), 3).await;
+    let mine = |rows: Vec<crate::SealedRow>| -> Vec<crate::SealedRow> {
+        rows.into_iter().filter(|r| r.id == it.id).collect()
+    };
+    let page1 = mine(ok(
+        store
+            .sealed_rows(SealedTable::ItemVersions, k2, (it.id, i32::MIN), 2)
+            .await,
+        "sealed_rows",
+    ));
+    assert_eq!(
+        page1.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![1, 2],
+        "first page"
+    );
+    assert!(page1.iter().all(|r| r.key_id == first));
+    let page2 = mine(ok(
+        store
+            .sealed_rows(SealedTable::ItemVersions, k2, (it.id, 2), 2)
+            .await,
+        "sealed_rows",
+    ));
+    assert_eq!(page2.first().map(|r| r.version), Some(3), "next page");
+    let counts = ok(
+        store.count_sealed(SealedTable::ItemVersions).await,
+        "count_sealed",
+    );
+    assert!(
+        counts.iter().any(|(k, n)| *k == first && *n >= 3),
+        "count_sealed: {counts:?}"
+    );
+    let reseal = |r: &crate::SealedRow, fill: u8| Resealed {
+        id: r.id,
+        version: r.version,
+        old_key_id: r.key_id,
+        old_sealed: r.sealed.clone(),
+        new_key_id: k2,
+        sealed: vec![fill; 40],
+    };
+    // Not as read (other bytes under the same key and version, or another
+    // key): nothing written, not even the record.
+    let mut other_bytes = reseal(&page1[0], 0xE1);
+    other_bytes.old_sealed.push(0);
+    let mut other_key = reseal(&page1[0], 0xE1);
+    other_key.old_key_id = k2;
+    for (what, row) in [
+        ("reseal, other bytes", other_bytes),
+        ("reseal, other key", other_key),
+    ] {
+        let (r, changed) = checked!(store, what, 0, |a| store.reseal_rows(
+            SealedTable::ItemVersions,
+            std::slice::from_ref(&row),
+            a
+        ));
+        assert_eq!(ok(r, what), 0, "{what}: nothing re-sealed");
+        assert!(!changed, "{what}: no record");
+    }
+    let batch: Vec<Resealed> = page1.iter().map(|r| reseal(r, 0xE2)).collect();
+    let (r, changed) = checked!(store, "reseal_rows", 0, |a| store.reseal_rows(
+        SealedTable::ItemVersions,
+        &batch,
+        a
+    ));
+    assert_eq!(ok(r, "reseal_rows"), 2);
+    assert!(changed, "a re-seal is audited");
+    let (r, changed) = checked!(store, "reseal_rows again", 0, |a| store.reseal_rows(
+        SealedTable::ItemVersions,
+        &batch,
+        a
+    ));
+    assert_eq!(ok(r, "reseal_rows again"), 0);
+    assert!(!changed);
+    let versions = ok(store.item_versions(it.id).await, "item_versions");
+    let by_version = |v: i32| versions.iter().find(|s| s.version == v).expect("version");
+    for v in [1, 2] {
+        assert_eq!(
+            (by_version(v).key_id, by_version(v).sealed.clone()),
+            (k2, vec![0xE2; 40]),
+            "version {v} re-sealed"
+        );
+    }
+    assert_eq!(by_version(3).key_id, first, "version 3 untouched");
+    assert!(
+        mine(ok(
+            store
+                .sealed_rows(SealedTable::ItemVersions, k2, (it.id, i32::MIN), 10)
+                .await,
+            "sealed_rows",
+        ))
+        .iter()
+        .all(|r| r.version == 3),
+        "only version 3 is left under an older key"
+    );
+
+    // -- a writer racing the re-seal of a target password --
+    let t = target(&run, "reseal", first);
+    ok(store.create_target(&t, au!()).await, "create_target");
+    let mut current = t.clone();
+    let (mut resealed_first, mut writer_only) = (0, 0);
+    for round in 0..30u8 {
+        let row = Resealed {
+            id: current.id,
+            version: current.version,
+            old_key_id: current.key_id,
+            old_sealed: current.sealed.clone(),
+            new_key_id: k2,
+            sealed: vec![0xA0 ^ round; 40],
+        };
+        let written = Target {
+            version: current.version + 1,
+            key_id: first,
+            sealed: vec![round; 41],
+            modified_ms: T0 + i64::from(round),
+            ..current.clone()
+        };
+        let mut ra = change_record("reseal-values");
+        let mut rb = change_record("update-target");
+        let (n, w) = tokio::join!(
+            store.reseal_rows(
+                SealedTable::Targets,
+                std::slice::from_ref(&row),
+                Audit::new(&mut ra, &TestSealer)
+            ),
+            store.update_target(&written, Audit::new(&mut rb, &TestSealer)),
+        );
+        ok(w, "the writer always succeeds");
+        match ok(n, "reseal_rows racing") {
+            0 => {
+                writer_only += 1;
+                assert_eq!(ra.seq, 0, "no row re-sealed: no record");
+            }
+            1 => {
+                resealed_first += 1;
+                assert!(ra.seq > 0, "re-sealed: audited");
+            }
+            n => panic!("{n} rows re-sealed for one"),
+        }
+        let stored = ok(store.get_target(&t.name).await, "get_target").expect("target");
+        assert_eq!(
+            (stored.version, stored.key_id, stored.sealed.clone()),
+            (written.version, written.key_id, written.sealed.clone()),
+            "round {round}: the writer's value is kept (a re-seal never overwrites a newer write)"
+        );
+        current = stored;
+    }
+    assert_eq!(resealed_first + writer_only, 30);
+    // With no writer, the target's current password is re-sealed.
+    let row = Resealed {
+        id: current.id,
+        version: current.version,
+        old_key_id: current.key_id,
+        old_sealed: current.sealed.clone(),
+        new_key_id: k2,
+        sealed: vec![0xCC; 40],
+    };
+    let (r, changed) = checked!(store, "reseal target", 0, |a| store.reseal_rows(
+        SealedTable::Targets,
+        std::slice::from_ref(&row),
+        a
+    ));
+    assert_eq!(ok(r, "reseal target"), 1);
+    assert!(changed);
+    let stored = ok(store.get_target(&t.name).await, "get_target").expect("target");
+    assert_eq!(
+        (stored.version, stored.key_id, stored.sealed),
+        (current.version, k2, vec![0xCC; 40])
+    );
 }

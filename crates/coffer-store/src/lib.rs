@@ -27,6 +27,7 @@ use coffer_core::model::{
 use coffer_core::policy::{Rule, RuleType};
 use thiserror::Error;
 
+pub mod backup;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod migrations;
@@ -37,6 +38,10 @@ mod sql_store;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use sql_store::keyring::{
+    DERIVATION_KEY, Resealed, Rewrap, SealedRow, SealedTable, TEST_STEP_DELAY_ENV,
+    test_step_delay_ms,
+};
 pub use sql_store::{BOOTSTRAPPED, Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
@@ -140,6 +145,38 @@ pub struct CertFilter {
     pub limit: i64,
 }
 
+/// Connection pool use of a store, for metrics (SQLite: readers and the
+/// writer added up; PostgreSQL: its one pool).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections handed out to a query or transaction right now.
+    pub in_use: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// Most connections the pool(s) may open.
+    pub max: u32,
+}
+
+/// What a periodic task reads for gauges: a few `COUNT`s, no content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    /// Session tokens not expired at the time asked.
+    pub live_tokens: i64,
+    /// Live leases whose revocation never failed.
+    pub leases_live: i64,
+    /// Live leases whose revocation failed at least once (retried later).
+    pub leases_failing: i64,
+    /// Leases revoked (kept as records).
+    pub leases_revoked: i64,
+}
+
+/// Database errors this process has seen (any store, since start): every
+/// failure of the database itself or of decoding what it returned, not
+/// expected outcomes such as a name already taken.
+pub fn error_count() -> u64 {
+    sql_store::STORE_ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Auth methods, roles and associations with the generation they belong
 /// to, read in one consistent snapshot.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +201,10 @@ pub struct PolicyData {
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// Connection pool use right now (no I/O).
+    fn pool_stats(&self) -> PoolStats;
+    /// Live tokens and leases by state at `now_ms` (for gauges; a few counts).
+    async fn usage_counts(&self, now_ms: i64) -> Result<UsageCounts>;
 
     // ---- metadata and keys ----
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
@@ -179,7 +220,50 @@ pub trait Store: Send + Sync + 'static {
         created_ms: i64,
         audit: Audit<'_>,
     ) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// The data keys, oldest first: the last one is the active one.
     async fn data_keys(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Add a data key that becomes the active one (its creation time is
+    /// made later than every other key's), moving the generation so
+    /// running nodes load it. A compare-and-swap: Conflict (nothing
+    /// changed) unless the stored data keys are exactly `existing` (as
+    /// [`Store::data_keys`] returned them, same wrapping), so a key wrapped
+    /// by a root key that a concurrent rotation replaced never gets in;
+    /// Conflict too if the ID is taken.
+    async fn add_data_key(
+        &self,
+        id: i64,
+        wrapped: &[u8],
+        created_ms: i64,
+        existing: &[(i64, Vec<u8>)],
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Root-key rotation: replace the wrapping of every data key and of
+    /// the derivation key in one transaction with its audit record. A
+    /// compare-and-swap: when a key or the derivation key differs from
+    /// what `rewrap.old*` says, or a data key was added, nothing changes
+    /// (Conflict).
+    async fn rewrap_keys(&self, rewrap: &Rewrap<'_>, audit: Audit<'_>) -> Result<()>;
+    /// Sealed values of `table` not under `not_key_id`, ordered by (ID,
+    /// version), after `after`, at most `limit` (capped at 10 000).
+    async fn sealed_rows(
+        &self,
+        table: SealedTable,
+        not_key_id: i64,
+        after: (i64, i32),
+        limit: i64,
+    ) -> Result<Vec<SealedRow>>;
+    /// How many values of `table` each data key seals: `(key_id, count)`.
+    async fn count_sealed(&self, table: SealedTable) -> Result<Vec<(i64, i64)>>;
+    /// Write re-sealed values in one transaction with its audit record,
+    /// each only where the row still has its old key (racing writers
+    /// win). Returns how many rows changed; with none, nothing is written
+    /// (not even the record).
+    async fn reseal_rows(
+        &self,
+        table: SealedTable,
+        rows: &[Resealed],
+        audit: Audit<'_>,
+    ) -> Result<u64>;
     /// First start: create the admin role, auth method and their
     /// association, and mark the store bootstrapped, all at once. Returns
     /// false (and changes nothing) when the store is bootstrapped already,
@@ -529,6 +613,37 @@ pub trait Store: Send + Sync + 'static {
     /// Records with `seq > after_seq`, in order, at most `limit`.
     async fn audit_range(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>>;
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// The retention checkpoint (the pruned start of the chain); None when
+    /// nothing was ever pruned.
+    async fn audit_checkpoint(&self) -> Result<Option<coffer_core::audit::Checkpoint>>;
+    /// Retention: delete the longest run of records at the start of the
+    /// chain whose times are all before `before_ms`, at most `max_records`,
+    /// after verifying them (a broken chain is never pruned); write the
+    /// sealed checkpoint of the last one and append `audit`'s record (its
+    /// object is set to the range pruned), all in one transaction under the
+    /// chain lock, so several nodes may run it at once. None (and nothing
+    /// written) when no record is old enough.
+    async fn prune_audit(
+        &self,
+        before_ms: i64,
+        max_records: i64,
+        audit: Audit<'_>,
+    ) -> Result<Option<PrunedRange>>;
+}
+
+/// What one [`Store::prune_audit`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunedRange {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Time of the last record pruned.
+    pub last_time_ms: i64,
+}
+
+impl PrunedRange {
+    pub fn count(&self) -> i64 {
+        self.last_seq - self.first_seq + 1
+    }
 }
 
 /// Open a store from a URL and run the embedded migrations.

@@ -37,6 +37,11 @@ const SQLITE: &[Embedded] = &[
         "certificates",
         include_str!("../migrations/sqlite/0005_certificates.sql"),
     ),
+    (
+        6,
+        "audit_retention",
+        include_str!("../migrations/sqlite/0006_audit_retention.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -65,6 +70,11 @@ const POSTGRES: &[Embedded] = &[
         "certificates",
         include_str!("../migrations/postgres/0005_certificates.sql"),
     ),
+    (
+        6,
+        "audit_retention",
+        include_str!("../migrations/postgres/0006_audit_retention.sql"),
+    ),
 ];
 
 pub(crate) fn sqlite() -> Migrator {
@@ -73,6 +83,15 @@ pub(crate) fn sqlite() -> Migrator {
 
 pub(crate) fn postgres() -> Migrator {
     migrator(POSTGRES)
+}
+
+/// The migrations up to `version` only: a database as an older Coffer
+/// left it (upgrade tests).
+#[cfg(any(test, feature = "conformance"))]
+pub(crate) fn up_to(postgres: bool, version: i64) -> Migrator {
+    let list = if postgres { POSTGRES } else { SQLITE };
+    let n = list.iter().take_while(|m| m.0 <= version).count();
+    migrator(&list[..n])
 }
 
 fn migrator(list: &[Embedded]) -> Migrator {

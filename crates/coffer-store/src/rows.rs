@@ -102,21 +102,21 @@ pub(crate) type UidTokenRow = (
 );
 
 pub(crate) type AuditRow = (
-    i64,     // seq
-    i64,     // time_ms
-    String,  // request_id
-    String,  // operation
-    String,  // object
-    String,  // outcome
-    i32,     // status
-    String,  // error
-    String,  // access_id
-    String,  // auth_method
-    String,  // identity
-    String,  // client_type
-    String,  // peer
-    Vec<u8>, // prev_hash
-    Vec<u8>, // hash
+    i64,             // seq
+    i64,             // time_ms
+    String,          // request_id
+    String,          // operation
+    String,          // object
+    String,          // outcome
+    i32,             // status
+    String,          // error
+    String,          // access_id
+    String,          // auth_method
+    String,          // identity
+    String,          // client_type
+    String,          // peer
+    Option<Vec<u8>>, // prev_hash (joined; NULL for seq 1 or after a gap)
+    Vec<u8>,         // hash
 );
 
 // ---- decoding ----
@@ -295,7 +295,7 @@ pub(crate) fn audit_record(row: AuditRow) -> Result<AuditRecord> {
         identity,
         client_type,
         peer,
-        prev_hash,
+        prev_hash: prev_hash.unwrap_or_default(),
         hash,
     })
 }

@@ -47,10 +47,27 @@ macro_rules! uid_subtree {
     };
 }
 
+/// The stored columns of `audit_log`. `prev_hash` is not stored (since
+/// migration 6): it is the previous record's `hash`, or the retention
+/// checkpoint's for the first record after it, joined in by
+/// [`audit_select!`].
 macro_rules! audit_columns {
     () => {
         "seq, time_ms, request_id, operation, object, outcome, status, error, access_id, \
-         auth_method, identity, client_type, peer, prev_hash, hash"
+         auth_method, identity, client_type, peer, hash"
+    };
+}
+
+/// Audit records with their `prev_hash` (NULL for seq 1 and for a record
+/// whose predecessor is missing, which verification reports as a gap).
+/// Filters name the record's columns as `a.<column>`.
+macro_rules! audit_select {
+    () => {
+        "SELECT a.seq, a.time_ms, a.request_id, a.operation, a.object, a.outcome, a.status, \
+         a.error, a.access_id, a.auth_method, a.identity, a.client_type, a.peer, \
+         COALESCE(p.hash, c.hash) AS prev_hash, a.hash \
+         FROM audit_log a LEFT JOIN audit_log p ON p.seq = a.seq - 1 \
+         LEFT JOIN audit_checkpoint c ON c.seq = a.seq - 1"
     };
 }
 
@@ -64,7 +81,7 @@ macro_rules! select_roles_with_rules {
     };
 }
 
-pub(crate) use audit_columns;
+pub(crate) use audit_select;
 
 // ---- metadata and keys ----
 
@@ -77,7 +94,8 @@ pub(crate) const BUMP_GENERATION: &str =
 pub(crate) const INSERT_DATA_KEY: &str =
     "INSERT INTO data_keys (id, wrapped, created_ms) VALUES ($1, $2, $3)";
 pub(crate) const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) FROM data_keys";
-pub(crate) const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY id";
+// Oldest first: the last is the active key (rotation adds newer ones).
+pub(crate) const LIST_DATA_KEYS: &str = "SELECT id, wrapped FROM data_keys ORDER BY created_ms, id";
 
 // ---- auth methods ----
 
@@ -279,11 +297,8 @@ pub(crate) const GET_AUDIT_HEAD: &str = "SELECT seq, hash, mac FROM audit_head W
 pub(crate) const GET_AUDIT_HEAD_SEQ_HASH: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 pub(crate) const SET_AUDIT_HEAD: &str =
     "UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1";
-pub(crate) const AUDIT_RANGE: &str = concat!(
-    "SELECT ",
-    audit_columns!(),
-    " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-);
+pub(crate) const AUDIT_RANGE: &str =
+    concat!(audit_select!(), " WHERE a.seq > $1 ORDER BY a.seq LIMIT $2");
 /// Insert a whole batch of audit records from ONE bind parameter: the
 /// records as a JSON array (`AuditRecord`'s serde form, hashes in hex).
 /// Binding one parameter instead of 15 per row matters: SQLite looks up
@@ -294,7 +309,7 @@ pub(crate) const INSERT_AUDIT_JSON_SQLITE: &str = concat!(
     ") SELECT value->>'seq', value->>'time_ms', value->>'request_id', value->>'operation', \
      value->>'object', value->>'outcome', value->>'status', value->>'error', value->>'access_id', \
      value->>'auth_method', value->>'identity', value->>'client_type', value->>'peer', \
-     unhex(value->>'prev_hash'), unhex(value->>'hash') FROM json_each($1)"
+     unhex(value->>'hash') FROM json_each($1)"
 );
 pub(crate) const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
     "INSERT INTO audit_log (",
@@ -302,7 +317,7 @@ pub(crate) const INSERT_AUDIT_JSON_POSTGRES: &str = concat!(
     ") SELECT (r->>'seq')::bigint, (r->>'time_ms')::bigint, r->>'request_id', r->>'operation', \
      r->>'object', r->>'outcome', (r->>'status')::integer, r->>'error', r->>'access_id', \
      r->>'auth_method', r->>'identity', r->>'client_type', r->>'peer', \
-     decode(r->>'prev_hash', 'hex'), decode(r->>'hash', 'hex') \
+     decode(r->>'hash', 'hex') \
      FROM jsonb_array_elements($1::text::jsonb) AS r"
 );
 
@@ -387,6 +402,12 @@ pub(crate) const INSERT_LEASE: &str = concat!(
     lease_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 );
+/// Metrics gauges (`Store::usage_counts`).
+pub(crate) const COUNT_LIVE_TOKENS: &str = "SELECT COUNT(*) FROM tokens WHERE expires_ms > $1";
+pub(crate) const COUNT_LEASES_BY_STATE: &str = "SELECT \
+    COALESCE(SUM(CASE WHEN state = 'live' AND attempts = 0 THEN 1 ELSE 0 END), 0), \
+    COALESCE(SUM(CASE WHEN state = 'live' AND attempts > 0 THEN 1 ELSE 0 END), 0), \
+    COALESCE(SUM(CASE WHEN state = 'revoked' THEN 1 ELSE 0 END), 0) FROM leases";
 pub(crate) const COUNT_LIVE_LEASES_OF_ITEM: &str =
     "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND state = 'live'";
 pub(crate) const GET_LEASE: &str =

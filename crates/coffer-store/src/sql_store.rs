@@ -26,7 +26,13 @@ use sqlx::{
     Transaction, Type,
 };
 
+#[path = "audit_retention.rs"]
+mod audit_retention;
+
 use crate::rows::{self, named};
+
+/// Key rotation support (a child module: it shares the helpers here).
+pub(crate) mod keyring;
 use crate::sql;
 use crate::{
     Audit, AuditQuery, CertFilter, LeaseFilter, LeaseScope, PolicyData, Result, Store, StoreError,
@@ -489,6 +495,46 @@ where
         D::BACKEND
     }
 
+    fn pool_stats(&self) -> crate::PoolStats {
+        fn one<D: Database>(p: &Pool<D>) -> crate::PoolStats {
+            let size = p.size();
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
+            crate::PoolStats {
+                in_use: size - idle,
+                idle,
+                max: p.options().get_max_connections(),
+            }
+        }
+        let mut stats = one(&self.read);
+        // SQLite has its own writer pool; on PostgreSQL both are one pool.
+        if D::BACKEND == "sqlite" {
+            let w = one(&self.write);
+            stats.in_use += w.in_use;
+            stats.idle += w.idle;
+            stats.max += w.max;
+        }
+        stats
+    }
+
+    async fn usage_counts(&self, now_ms: i64) -> Result<crate::UsageCounts> {
+        let live_tokens: i64 = sqlx::query_scalar(sql::COUNT_LIVE_TOKENS)
+            .bind(now_ms)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)?;
+        let (leases_live, leases_failing, leases_revoked): (i64, i64, i64) =
+            sqlx::query_as(sql::COUNT_LEASES_BY_STATE)
+                .fetch_one(&self.read)
+                .await
+                .map_err(db)?;
+        Ok(crate::UsageCounts {
+            live_tokens,
+            leases_live,
+            leases_failing,
+            leases_revoked,
+        })
+    }
+
     // ---- metadata and keys ----
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
@@ -548,6 +594,45 @@ where
             .fetch_all(&self.read)
             .await
             .map_err(db)
+    }
+
+    async fn add_data_key(
+        &self,
+        id: i64,
+        wrapped: &[u8],
+        created_ms: i64,
+        existing: &[(i64, Vec<u8>)],
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        self.add_data_key_impl(id, wrapped, created_ms, existing, audit)
+            .await
+    }
+
+    async fn rewrap_keys(&self, rewrap: &keyring::Rewrap<'_>, audit: Audit<'_>) -> Result<()> {
+        self.rewrap_keys_impl(rewrap, audit).await
+    }
+
+    async fn sealed_rows(
+        &self,
+        table: keyring::SealedTable,
+        not_key_id: i64,
+        after: (i64, i32),
+        limit: i64,
+    ) -> Result<Vec<keyring::SealedRow>> {
+        self.sealed_rows_impl(table, not_key_id, after, limit).await
+    }
+
+    async fn count_sealed(&self, table: keyring::SealedTable) -> Result<Vec<(i64, i64)>> {
+        self.count_sealed_impl(table).await
+    }
+
+    async fn reseal_rows(
+        &self,
+        table: keyring::SealedTable,
+        rows: &[keyring::Resealed],
+        audit: Audit<'_>,
+    ) -> Result<u64> {
+        self.reseal_rows_impl(table, rows, audit).await
     }
 
     async fn bootstrap(
@@ -1255,42 +1340,51 @@ where
         rows::all(found, rows::audit_record)
     }
 
+    async fn audit_checkpoint(&self) -> Result<Option<coffer_core::audit::Checkpoint>> {
+        self.checkpoint_on(&self.read).await
+    }
+
+    async fn prune_audit(
+        &self,
+        before_ms: i64,
+        max_records: i64,
+        audit: Audit<'_>,
+    ) -> Result<Option<crate::PrunedRange>> {
+        self.prune_audit_batch(before_ms, max_records, audit).await
+    }
+
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
         // Only the filters given appear in the statement, so each can use
         // its index (a `$n IS NULL OR ...` form would defeat that).
-        let mut qb = QueryBuilder::<D>::new(concat!(
-            "SELECT ",
-            sql::audit_columns!(),
-            " FROM audit_log WHERE seq > "
-        ));
+        let mut qb = QueryBuilder::<D>::new(concat!(sql::audit_select!(), " WHERE a.seq > "));
         qb.push_bind(q.after_seq.unwrap_or(0));
         if let Some(since) = q.since_ms {
-            qb.push(" AND time_ms >= ").push_bind(since);
+            qb.push(" AND a.time_ms >= ").push_bind(since);
         }
         if let Some(until) = q.until_ms {
-            qb.push(" AND time_ms < ").push_bind(until);
+            qb.push(" AND a.time_ms < ").push_bind(until);
         }
         if let Some(access_id) = &q.access_id {
-            qb.push(" AND access_id = ").push_bind(access_id.as_str());
+            qb.push(" AND a.access_id = ").push_bind(access_id.as_str());
         }
         if let Some(identity) = &q.identity {
-            qb.push(" AND identity = ").push_bind(identity.as_str());
+            qb.push(" AND a.identity = ").push_bind(identity.as_str());
         }
         if let Some(object) = &q.object {
-            qb.push(" AND object = ").push_bind(object.as_str());
+            qb.push(" AND a.object = ").push_bind(object.as_str());
         }
         if let Some(operation) = &q.operation {
-            qb.push(" AND operation = ").push_bind(operation.as_str());
+            qb.push(" AND a.operation = ").push_bind(operation.as_str());
         }
         if let Some(outcome) = q.outcome {
-            qb.push(" AND outcome = ").push_bind(outcome.as_str());
+            qb.push(" AND a.outcome = ").push_bind(outcome.as_str());
         }
         let limit = if q.limit <= 0 {
             DEFAULT_AUDIT_LIMIT
         } else {
             q.limit.min(MAX_AUDIT_LIMIT)
         };
-        qb.push(" ORDER BY seq LIMIT ").push_bind(limit);
+        qb.push(" ORDER BY a.seq LIMIT ").push_bind(limit);
         let found: Vec<rows::AuditRow> = qb
             .build_query_as()
             .fetch_all(&self.read)
@@ -1988,6 +2082,9 @@ impl InsertError {
 
 // ---- error mapping ----
 
+/// Errors made by [`db`] (see [`crate::error_count`]).
+pub(crate) static STORE_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -2007,8 +2104,10 @@ fn unique_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 /// Map a database error to [`StoreError`]. The text is for server logs: it
 /// carries the driver's message (SQLite and PostgreSQL put constraint and
 /// table names there; values only appear in PostgreSQL's DETAIL, which is
-/// not included) and never the bound parameters.
+/// not included) and never the bound parameters. Counted in
+/// [`STORE_ERRORS`].
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    STORE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match e {
         sqlx::Error::Database(d) => match d.code() {
             Some(code) => StoreError::Backend(format!("database error {code}: {}", d.message())),

@@ -34,6 +34,19 @@ async fn sqlite_file_conformance() {
     conformance::run_all(&store).await;
     // Again on the same database: the suite must not depend on a fresh one.
     conformance::run_all(&store).await;
+    conformance::audit_retention(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_key_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open_url(&sqlite_url(&dir.path().join("coffer.db")))
+        .await
+        .expect("open SQLite store");
+    conformance::key_rotation(&store).await;
+    // Again on the same store (now with several keys and a derivation key).
+    conformance::key_rotation(&store).await;
     store.close().await;
 }
 
@@ -358,6 +371,21 @@ async fn postgres_conformance() {
         assert_eq!(store.backend(), "postgres");
         conformance::run_all(&store).await;
         conformance::run_all(&store).await;
+        conformance::audit_retention(&store).await;
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_key_rotation() {
+    let Some(db) = TestDb::create("postgres_key_rotation").await else {
+        return;
+    };
+    db.run(|url| async move {
+        let store = PgStore::connect(&url).await.expect("connect");
+        conformance::key_rotation(&store).await;
+        conformance::key_rotation(&store).await;
         store.close().await;
     })
     .await;
@@ -556,4 +584,161 @@ fn database_name_replacement() {
         "postgres://u:p@h:5432/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+// ---- upgrading a database written before migration 6 ----
+
+/// A chain as Coffer wrote it before migration 6: `prev_hash` stored.
+fn old_chain(n: i64) -> Vec<AuditRecord> {
+    let mut prev = Vec::new();
+    (1..=n)
+        .map(|i| {
+            let mut r = record(i);
+            r.seq = i;
+            r.request_id = format!("old-{i}");
+            r.access_id = format!("p-{}", i % 3);
+            r.prev_hash = std::mem::take(&mut prev);
+            r.hash = TestSealer.seal(&r);
+            prev = r.hash.clone();
+            r
+        })
+        .collect()
+}
+
+macro_rules! write_old_chain {
+    ($pool:expr, $recs:expr) => {{
+        for r in $recs {
+            sqlx::query(
+                "INSERT INTO audit_log (seq, time_ms, request_id, operation, object, outcome, \
+                 status, error, access_id, auth_method, identity, client_type, peer, prev_hash, \
+                 hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(r.seq)
+            .bind(r.time_ms)
+            .bind(r.request_id.as_str())
+            .bind(r.operation.as_str())
+            .bind(r.object.as_str())
+            .bind(r.outcome.as_str())
+            .bind(i32::from(r.status))
+            .bind(r.error.as_str())
+            .bind(r.access_id.as_str())
+            .bind(r.auth_method.as_str())
+            .bind(r.identity.as_str())
+            .bind(r.client_type.as_str())
+            .bind(r.peer.as_str())
+            .bind(r.prev_hash.as_slice())
+            .bind(r.hash.as_slice())
+            .execute($pool)
+            .await
+            .expect("insert a record in the old schema");
+        }
+        let last = $recs.last().expect("records");
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1")
+            .bind(last.seq)
+            .bind(last.hash.as_slice())
+            .bind(TestSealer.seal_head(last.seq, &last.hash))
+            .execute($pool)
+            .await
+            .expect("old head");
+    }};
+}
+
+/// After the upgrade: the old records read back unchanged (their
+/// `prev_hash` joined in), the chain verifies, new records link on, a
+/// filtered list still shows `prev_hash`, and retention prunes behind a
+/// checkpoint that verify accepts.
+#[allow(clippy::expect_used)] // test code: a failed expectation is a failed test
+async fn check_upgraded(store: &dyn Store, old: &[AuditRecord]) {
+    let n = old.len() as i64;
+    let read = store.audit_range(0, 1000).await.expect("range");
+    assert_eq!(read, old, "old records read back unchanged");
+    let mut new = vec![record(1000), record(1001)];
+    store
+        .append_audit(&mut new, &[], &[], &TestSealer)
+        .await
+        .expect("append after the upgrade");
+    assert_eq!(new[0].seq, n + 1);
+    assert_eq!(new[0].prev_hash, old[old.len() - 1].hash);
+    let verify = |from: Option<coffer_core::audit::Checkpoint>| async move {
+        let mut v = ChainVerifier::new();
+        if let Some(cp) = &from {
+            v = v.after_checkpoint(&TestSealer, cp).expect("checkpoint");
+        }
+        for r in store.audit_range(v.last_seq(), 1000).await.expect("range") {
+            v.push(&TestSealer, &r).expect("chain verifies");
+        }
+        v.finish(&TestSealer, &store.audit_head().await.expect("head"))
+    };
+    assert_eq!(verify(None).await, Ok(n + 2));
+    // A filtered page (an access ID) carries the joined prev_hash too.
+    let page = store
+        .query_audit(&coffer_store::AuditQuery {
+            access_id: Some("p-1".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert!(!page.is_empty());
+    for r in &page {
+        assert_eq!(r, &old[usize::try_from(r.seq - 1).expect("seq")]);
+    }
+    // Retention on the upgraded log: prune the first half.
+    let mut rec = change_record("audit-prune");
+    let cut = old[usize::try_from(n / 2).expect("n")].time_ms;
+    let range = store
+        .prune_audit(cut, 1000, Audit::new(&mut rec, &TestSealer))
+        .await
+        .expect("prune")
+        .expect("something pruned");
+    assert_eq!((range.first_seq, range.last_seq), (1, n / 2));
+    let cp = store.audit_checkpoint().await.expect("checkpoint");
+    assert_eq!(verify(cp).await, Ok(n + 3));
+    // The first record after the checkpoint shows the pruned one's hash.
+    let first = &store.audit_range(0, 1).await.expect("range")[0];
+    assert_eq!(first.seq, n / 2 + 1);
+    assert_eq!(
+        first.prev_hash,
+        old[usize::try_from(n / 2 - 1).expect("n")].hash
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_from_migration_5() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(&dir.path().join("coffer.db"));
+    let old = old_chain(40);
+    {
+        let opts: sqlx::sqlite::SqliteConnectOptions =
+            format!("{url}?mode=rwc").parse().expect("options");
+        let pool = sqlx::SqlitePool::connect_with(opts)
+            .await
+            .expect("old pool");
+        conformance::migrate_sqlite_up_to(&pool, 5).await;
+        write_old_chain!(&pool, &old);
+        pool.close().await;
+    }
+    let store = SqliteStore::open_url(&url).await.expect("upgrade");
+    check_upgraded(&store, &old).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upgrade_from_migration_5() {
+    let Some(db) = TestDb::create("postgres_upgrade").await else {
+        return;
+    };
+    db.run(|url| async move {
+        let old = old_chain(40);
+        {
+            let pool = sqlx::PgPool::connect(&url).await.expect("old pool");
+            conformance::migrate_postgres_up_to(&pool, 5).await;
+            write_old_chain!(&pool, &old);
+            pool.close().await;
+        }
+        let store = PgStore::connect(&url).await.expect("upgrade");
+        check_upgraded(&store, &old).await;
+        store.close().await;
+    })
+    .await;
 }

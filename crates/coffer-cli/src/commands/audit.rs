@@ -8,12 +8,137 @@ use coffer_server::offline;
 use coffer_store::AuditQuery;
 
 use super::{print_response, respond};
-use crate::args::{AuditCommand, AuditListArgs, AuditSubcommand, AuditVerifyArgs};
+use crate::args::{AuditCommand, AuditExportArgs, AuditListArgs, AuditSubcommand, AuditVerifyArgs};
 
 pub(super) async fn run(a: AuditCommand) -> anyhow::Result<()> {
     match a.command {
         AuditSubcommand::List(l) => list(l).await,
         AuditSubcommand::Verify(v) => verify(v).await,
+        AuditSubcommand::Export(e) => export(e).await,
+    }
+}
+
+/// `audit export`: JSON Lines to `--output` (written to a temporary file
+/// beside it and renamed at the end, so a failed export leaves no partial
+/// file) or stdout. Pages through `audit-list` (or the store), so memory
+/// stays constant however many records there are.
+async fn export(a: AuditExportArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let filter = offline::AuditFilter {
+        since: a.since.clone(),
+        until: a.until.clone(),
+        ..Default::default()
+    };
+    // Refuse bad times before connecting or creating anything.
+    filter.to_query().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let (mut out, temp): (Box<dyn Write>, Option<tempfile_path::Temp>) = match &a.output {
+        Some(path) => {
+            let t = tempfile_path::Temp::create(path)?;
+            (Box::new(std::io::BufWriter::new(t.file()?)), Some(t))
+        }
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ),
+    };
+    let n = if a.offline.is_set() {
+        offline::export_audit(&a.offline, &filter, &mut *out).await?
+    } else {
+        let mut session = crate::session::Session::open(&a.global).await?;
+        let mut after = 0;
+        let mut n = 0u64;
+        loop {
+            let raw = session
+                .call(&AuditList {
+                    since: a.since.clone(),
+                    until: a.until.clone(),
+                    limit: Some(offline::EXPORT_PAGE),
+                    after_seq: Some(after),
+                    ..Default::default()
+                })
+                .await?;
+            let records = raw
+                .get("records")
+                .and_then(|r| r.as_array())
+                .ok_or_else(|| anyhow::anyhow!("audit-list answered without a records list"))?;
+            for r in records {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+            }
+            n += records.len() as u64;
+            let last = records
+                .last()
+                .and_then(|r| r.get("seq"))
+                .and_then(|s| s.as_i64());
+            match last {
+                Some(seq) if records.len() as i64 == offline::EXPORT_PAGE => after = seq,
+                _ => break,
+            }
+        }
+        n
+    };
+    out.flush()?;
+    drop(out);
+    if let Some(t) = temp {
+        let target = t.target.clone();
+        t.persist()?;
+        eprintln!("Exported {n} audit records to {}", target.display());
+    }
+    Ok(())
+}
+
+/// A file written next to its target and renamed over it when complete.
+mod tempfile_path {
+    use std::path::PathBuf;
+
+    use anyhow::Context;
+
+    pub(super) struct Temp {
+        pub(super) target: PathBuf,
+        path: PathBuf,
+        done: bool,
+    }
+
+    impl Temp {
+        pub(super) fn create(target: &std::path::Path) -> anyhow::Result<Temp> {
+            let name = target
+                .file_name()
+                .with_context(|| format!("--output {} is not a file name", target.display()))?;
+            let mut tmp = name.to_os_string();
+            tmp.push(format!(".partial-{}", std::process::id()));
+            let path = target.with_file_name(tmp);
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            open.open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            Ok(Temp {
+                target: target.to_path_buf(),
+                path,
+                done: false,
+            })
+        }
+        pub(super) fn file(&self) -> anyhow::Result<std::fs::File> {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .with_context(|| format!("cannot open {}", self.path.display()))
+        }
+        pub(super) fn persist(mut self) -> anyhow::Result<()> {
+            std::fs::rename(&self.path, &self.target)
+                .with_context(|| format!("cannot move the export to {}", self.target.display()))?;
+            self.done = true;
+            Ok(())
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            if !self.done {
+                std::fs::remove_file(&self.path).ok();
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod dev;
 mod dynamic;
 mod identity;
 mod keys;
+pub(crate) mod operator;
 mod rotated;
 mod secrets;
 mod targets;
@@ -106,6 +107,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CertList(a) => certs::list(a).await,
         Command::RevokeCertificate(a) => certs::revoke(a).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Operator(a) => operator::run(a).await,
         Command::Dev(a) => dev::run(a).await,
         Command::Ci(a) => ci::run(a).await,
     }

@@ -136,7 +136,7 @@ pub(crate) fn settings_from_body(state: &AppState, body: &Body) -> Result<Value,
             if jwt.len() > jwt::MAX_TOKEN_BYTES {
                 return Err(ApiError::bad("token-reviewer-jwt is too large"));
             }
-            let id = state.keys.active_key_id;
+            let id = state.keys.active_key_id();
             let sealed = state
                 .keys
                 .data_key(id)?
@@ -216,6 +216,12 @@ pub(crate) async fn login(
     let token = token.trim();
     let cfg: K8sConfig = settings(am)?;
     let (sa, mut claims, not_after_ms) = if cfg.uses_token_review() {
+        if !cfg.reviewer_jwt_sealed.is_empty() {
+            state
+                .keys
+                .load_missing(&*state.store, cfg.reviewer_key_id)
+                .await;
+        }
         let reviewer = reviewer_jwt(state, &cfg)?;
         let sa = token_review(&cfg, reviewer.as_ref(), token).await?;
         let not_after = reviewed_token_expiry(token);

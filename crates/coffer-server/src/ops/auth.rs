@@ -16,6 +16,21 @@ use crate::timefmt::go_time;
 use crate::wire::Body;
 
 pub(super) async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let mut access_type = "unknown";
+    let result = auth_as(ctx, body, &mut access_type).await;
+    let status = result
+        .as_ref()
+        .map_or_else(|e| e.status().as_u16(), |_| 200);
+    crate::metrics::login(access_type, status);
+    result
+}
+
+/// [`auth`], noting the access type (for metrics) once it is known.
+async fn auth_as(
+    ctx: &mut Ctx,
+    body: &Body,
+    kind_label: &mut &'static str,
+) -> Result<Value, ApiError> {
     let access_id = body.req_str("access-id")?.trim().to_owned();
     if access_id.len() > 64 {
         return Err(ApiError::bad("access-id is too long"));
@@ -33,6 +48,7 @@ pub(super) async fn auth(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> 
             coffer_core::name::truncate_for_message(&access_type)
         ))
     })?;
+    *kind_label = identity::access_type_for(kind);
     let state = ctx.state.clone();
     // Failed-login back-off protects guessable secrets (access keys and
     // UID tokens). A signed identity document cannot be guessed, and JWT

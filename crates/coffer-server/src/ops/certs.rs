@@ -260,6 +260,7 @@ async fn load_issuer<T: DeserializeOwned>(
 ) -> Result<(Item, T), ApiError> {
     let found = item_version(state, name, None, t).await?;
     let (item, v) = &*found;
+    state.keys.load_missing(&*state.store, v.key_id).await;
     let text = open(state, item, v)?;
     let settings = serde_json::from_str(&text)
         .map_err(|e| ApiError::internal(format!("settings of issuer {name}: {e}")))?;

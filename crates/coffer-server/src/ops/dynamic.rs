@@ -438,6 +438,7 @@ pub(crate) async fn sealed_secret(
         .get_item_value(name, None)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+    state.keys.load_missing(&*state.store, v.key_id).await;
     let plain = open(state, &item, &v)?;
     let secret: SecretPart = serde_json::from_str(&plain)
         .map_err(|_| ApiError::internal("sealed producer secret is not JSON"))?;

@@ -175,7 +175,7 @@ pub(crate) fn seal(
     version: i32,
     value: &str,
 ) -> Result<SealedVersion, ApiError> {
-    let key_id = state.keys.active_key_id;
+    let key_id = state.keys.active_key_id();
     let sealed = state.keys.data_key(key_id)?.seal(
         value.as_bytes(),
         &coffer_crypto::value_aad(item_id, version),
@@ -219,6 +219,7 @@ pub(crate) async fn open_item_value(
         .get_item_value(name, version)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+    state.keys.load_missing(&*state.store, v.key_id).await;
     open(state, &item, &v)
 }
 
@@ -312,6 +313,10 @@ pub(super) async fn update_secret_val(ctx: &mut Ctx, body: &Body) -> Result<Valu
                 .get_item_value(&name, None)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("item {name:?} not found")))?;
+            state
+                .keys
+                .load_missing(&*state.store, current.1.key_id)
+                .await;
             let previous = open(&state, &current.0, &current.1)?;
             password_value(ctx, body, Some(&previous))?
         }
@@ -445,6 +450,7 @@ pub(super) async fn get_secret_value(ctx: &mut Ctx, body: &Body) -> Result<Value
                 item.name
             )));
         }
+        state.keys.load_missing(&*state.store, v.key_id).await;
         let value = open(&state, item, v)?;
         out.insert(raw.clone(), Value::String(value.to_string()));
     }

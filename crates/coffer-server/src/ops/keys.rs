@@ -139,6 +139,7 @@ pub(crate) async fn load_key(
     if let Some(key) = state.opened_keys.get(&id) {
         return Ok((item.clone(), v.version, key));
     }
+    state.keys.load_missing(&*state.store, v.key_id).await;
     let stored = open(state, item, v)?;
     let key = Arc::new(
         KeyMaterial::from_stored(&stored)

@@ -493,6 +493,7 @@ pub(super) async fn get_value(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiEr
             Some(v) => ApiError::NotFound(format!("version {v} of item {name:?} not found")),
             None => ApiError::NotFound(format!("item {name:?} not found")),
         })?;
+    state.keys.load_missing(&*state.store, v.key_id).await;
     let plain = open(&state, &it, &v)?;
     let creds = Creds::parse(&plain)?;
     Ok(

@@ -269,7 +269,7 @@ fn seal_password(
     version: i32,
     pwd: &str,
 ) -> Result<(i64, Vec<u8>), ApiError> {
-    let key_id = state.keys.active_key_id;
+    let key_id = state.keys.active_key_id();
     let sealed = state
         .keys
         .data_key(key_id)?
