@@ -128,6 +128,19 @@ class Procs:
             self.stop(p)
 
 
+def write_section(path: Path, text: str, begin: str, end: str) -> None:
+    """Replace the part of docs/benchmarks.md between `begin` and `end`
+    (the section one script owns) with `text`, or append it."""
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        doc = head + text + ("\n" + tail if tail else "")
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    path.write_text(doc)
+
+
 # ------------------------------------------------------ foreign CPU check
 
 HZ = os.sysconf("SC_CLK_TCK")

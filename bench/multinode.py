@@ -282,14 +282,7 @@ def section(r: dict) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_BEGIN, 1)
-        tail = rest.split(MARK_END, 1)[1].lstrip("\n")
-        doc = head + text + ("\n" + tail if tail else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    path.write_text(doc)
+    bench.write_section(path, text, MARK_BEGIN, MARK_END)
 
 
 def main() -> int:

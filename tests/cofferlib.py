@@ -13,8 +13,11 @@ import re
 import signal
 import socket
 import subprocess
+import shutil
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -596,3 +599,30 @@ def scram_or_md5_matches(verifier: str, role: str, password: str) -> bool:
     if verifier.startswith("md5"):
         return verifier == "md5" + hashlib.md5((password + role).encode()).hexdigest()
     return False
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+def postgres_base_url() -> str:
+    """The suite's PostgreSQL (scripts/test.sh exports it), database postgres."""
+    return os.environ.get("COFFER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def psql(url: str, sql: str) -> None:
+    if shutil.which("psql") is None:
+        raise RuntimeError("psql is needed for the PostgreSQL tests (apt-get install postgresql-client)")
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True,
+                   timeout=60)
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "coffer_test"):
+    """A new, empty database on the suite's PostgreSQL (dropped afterwards):
+    yields (its name, its URL)."""
+    base = postgres_base_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    psql(base, f"CREATE DATABASE {name}")
+    try:
+        yield name, base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        psql(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cofferlib import CofferServer, DevOidc, MotoServer
+from cofferlib import CofferServer, DevOidc, MotoServer, fresh_postgres_database
 
 
 @pytest.fixture
@@ -50,3 +50,10 @@ def moto_url(tmp_path_factory) -> str:
     moto = MotoServer(tmp_path_factory.mktemp("moto"))
     yield moto.url + "/"
     moto.stop()
+
+
+@pytest.fixture
+def fresh_postgres() -> str:
+    """The URL of a new, empty database on the suite's PostgreSQL."""
+    with fresh_postgres_database() as (_, url):
+        yield url

@@ -15,10 +15,8 @@ import struct
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
 from cofferlib import ApiError, Client, free_port, poll, server_env, coffer_bin, _remember_pid
@@ -308,23 +306,6 @@ def test_root_key_is_not_left_in_the_process_environment(server_factory):
     srv.stop()
     srv.start(expect_credentials=False)
     assert srv.admin_client().get_value("/env/x") == "v"
-
-
-def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True,
-                   timeout=60)
-
-
-@pytest.fixture
-def fresh_postgres():
-    base = os.environ.get("COFFER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if shutil.which("psql") is None:
-        pytest.fail("psql is needed for the PostgreSQL tests (apt-get install postgresql-client)")
-    name = f"coffer_boot_{uuid.uuid4().hex[:12]}"
-    psql(base, f"CREATE DATABASE {name}")
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    psql(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def try_login(client, access_id: str, access_key: str) -> bool:

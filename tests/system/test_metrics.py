@@ -11,18 +11,16 @@
   → ready again without a restart.
 """
 
-import os
-import shutil
 import socket
 import subprocess
 import threading
-import uuid
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from cofferlib import CofferServer, Client, coffer_bin, free_port, poll, server_env
+from cofferlib import (CofferServer, Client, coffer_bin, free_port, fresh_postgres_database, poll,
+                       postgres_base_url, server_env)
 
 SECRET_VALUE = "metrics-test-value-7f3c1d"
 FORBIDDEN_VALUE = "metrics-forbidden-value-9a8b"
@@ -249,27 +247,18 @@ class Proxy:
         self.sock.close()
 
 
-def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
-                   capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def proxied_postgres():
-    base = os.environ.get("COFFER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if shutil.which("psql") is None:
-        pytest.fail("psql is needed for the PostgreSQL tests (apt-get install postgresql-client)")
-    name = f"coffer_ready_{uuid.uuid4().hex[:12]}"
-    psql(base, f"CREATE DATABASE {name}")
-    rest = base.split("://", 1)[1]
-    creds, hostpart = rest.rsplit("@", 1) if "@" in rest else ("", rest)
-    hostport = hostpart.split("/", 1)[0]
-    host, _, port = hostport.partition(":")
-    proxy = Proxy((host or "127.0.0.1", int(port or 5432)))
-    url = f"postgres://{creds + '@' if creds else ''}127.0.0.1:{proxy.port}/{name}"
-    yield proxy, url
-    proxy.close()
-    psql(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    """A fresh database reached through a TCP proxy the test can cut."""
+    with fresh_postgres_database("coffer_ready") as (name, _):
+        rest = postgres_base_url().split("://", 1)[1]
+        creds, hostpart = rest.rsplit("@", 1) if "@" in rest else ("", rest)
+        hostport = hostpart.split("/", 1)[0]
+        host, _, port = hostport.partition(":")
+        proxy = Proxy((host or "127.0.0.1", int(port or 5432)))
+        url = f"postgres://{creds + '@' if creds else ''}127.0.0.1:{proxy.port}/{name}"
+        yield proxy, url
+        proxy.close()
 
 
 def test_readiness_follows_the_store_and_recovers_without_restart(proxied_postgres, tmp_path):

@@ -18,13 +18,12 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cofferlib import coffer_bin  # noqa: E402
+from cofferlib import coffer_bin, fresh_postgres_database  # noqa: E402
 from nodes import (  # noqa: E402
     FailoverClient, Node, PgCluster, WriteLoad, call, login, missing_values, post, read_bootstrap_file, wait_for,
 )
@@ -32,23 +31,6 @@ from nodes import (  # noqa: E402
 # Extra time allowed over the bound for a loaded CI machine (2 cores, other
 # suites running): the test proves a bound exists; the benchmark measures it.
 SLACK_S = 2.0
-
-
-def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True,
-                   timeout=60)
-
-
-@pytest.fixture
-def shared_postgres():
-    """A fresh database on the suite's PostgreSQL."""
-    base = os.environ.get("COFFER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if shutil.which("psql") is None:
-        pytest.fail("psql is needed for the PostgreSQL tests (apt-get install postgresql-client)")
-    name = f"coffer_multi_{uuid.uuid4().hex[:12]}"
-    psql(base, f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    psql(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -125,8 +107,8 @@ def time_until(pred, timeout: float) -> float:
 
 
 @pytest.mark.parametrize("sync_ms", [1000, 200])
-def test_changes_on_one_node_take_effect_on_the_other_within_the_bound(shared_postgres, cluster_factory, sync_ms):
-    c = cluster_factory(shared_postgres, ["--sync-interval-ms", str(sync_ms)])
+def test_changes_on_one_node_take_effect_on_the_other_within_the_bound(fresh_postgres, cluster_factory, sync_ms):
+    c = cluster_factory(fresh_postgres, ["--sync-interval-ms", str(sync_ms)])
     bound = sync_ms / 1000 + SLACK_S
     admin = c.admin
     call(c.a.port, "create-secret", {"name": "/prop/s", "value": "v1", "token": admin})
@@ -184,8 +166,8 @@ def test_changes_on_one_node_take_effect_on_the_other_within_the_bound(shared_po
     assert call(c.b.port, "audit-verify", {"token": admin})["valid"] is True
 
 
-def test_kill_9_of_one_node_loses_no_acknowledged_write(shared_postgres, cluster_factory):
-    c = cluster_factory(shared_postgres)
+def test_kill_9_of_one_node_loses_no_acknowledged_write(fresh_postgres, cluster_factory):
+    c = cluster_factory(fresh_postgres)
     client = FailoverClient(c.ports)
     load = WriteLoad(client, c.admin, "/failover").start()
     wait_for(lambda: load.acked_count() >= 100, 60, "writes to flow")
@@ -225,8 +207,8 @@ def test_postgres_restart_under_load_both_nodes_recover(own_postgres, cluster_fa
     assert call(c.a.port, "audit-verify", {"token": c.admin})["valid"] is True
 
 
-def test_rolling_restart_loses_no_request(shared_postgres, cluster_factory):
-    c = cluster_factory(shared_postgres)
+def test_rolling_restart_loses_no_request(fresh_postgres, cluster_factory):
+    c = cluster_factory(fresh_postgres)
     client = FailoverClient(c.ports)
     load = WriteLoad(client, c.admin, "/rolling").start()
     wait_for(lambda: load.acked_count() >= 100, 60, "writes to flow")
@@ -282,7 +264,7 @@ def _refused(port: int) -> bool:
         return True
 
 
-def test_pg_dump_under_write_load_restores_every_acknowledged_write(shared_postgres, cluster_factory, tmp_path):
+def test_pg_dump_under_write_load_restores_every_acknowledged_write(fresh_postgres, cluster_factory, tmp_path):
     """The documented PostgreSQL backup (docs/operations.md): pg_dump while
     both nodes take writes, pg_restore into a new database, a node on it
     with the same root key serves every write acknowledged before the dump
@@ -290,22 +272,19 @@ def test_pg_dump_under_write_load_restores_every_acknowledged_write(shared_postg
     for tool in ("pg_dump", "pg_restore"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed (apt-get install postgresql-client)")
-    c = cluster_factory(shared_postgres)
+    c = cluster_factory(fresh_postgres)
     load = WriteLoad(FailoverClient(c.ports), c.admin, "/dump", reads=False).start()
     wait_for(lambda: load.acked_count() >= 100, 60, "writes to flow")
     with load.lock:
         acked_before = list(load.acked)
     dump = tmp_path / "coffer.dump"
-    subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", shared_postgres], check=True,
+    subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", fresh_postgres], check=True,
                    capture_output=True, timeout=120)
     time.sleep(0.5)
     load.stop()
     assert load.errors == [], load.errors[:5]
 
-    restored = shared_postgres.rsplit("/", 1)[0] + f"/coffer_restored_{uuid.uuid4().hex[:10]}"
-    base = shared_postgres.rsplit("/", 1)[0] + "/postgres"
-    psql(base, f"CREATE DATABASE {restored.rsplit('/', 1)[1]}")
-    try:
+    with fresh_postgres_database("coffer_restored") as (_, restored):
         subprocess.run(["pg_restore", "--no-owner", f"--dbname={restored}", str(dump)], check=True,
                        capture_output=True, timeout=120)
         node = Node(coffer_bin(), restored, c.a.root_key_file, tmp_path / "logs", "restored").start()
@@ -314,5 +293,3 @@ def test_pg_dump_under_write_load_restores_every_acknowledged_write(shared_postg
             assert call(node.port, "audit-verify", {"token": c.admin})["valid"] is True
         finally:
             node.kill()
-    finally:
-        psql(base, f"DROP DATABASE IF EXISTS {restored.rsplit('/', 1)[1]} WITH (FORCE)")

@@ -12,7 +12,6 @@ import stat
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -313,21 +312,6 @@ def test_rotate_data_key_under_reads_and_writes(tmp_path):
 
 
 # ---- PostgreSQL ----
-
-def psql(url: str, sql: str) -> None:
-    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def fresh_postgres():
-    base = os.environ.get("COFFER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if shutil.which("psql") is None:
-        pytest.fail("psql is needed for the PostgreSQL tests (apt-get install postgresql-client)")
-    name = f"coffer_op_{uuid.uuid4().hex[:12]}"
-    psql(base, f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    psql(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
 
 class PgNode:
     def __init__(self, storage: str, key: Path, tmp: Path, creds: Path | None = None):

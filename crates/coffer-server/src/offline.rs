@@ -136,9 +136,14 @@ pub struct CheckpointInfo {
     pub hash: String,
 }
 
-async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, RootKey)> {
-    let url = match (&args.storage, &args.data_dir) {
-        (Some(u), _) => u.clone(),
+/// The store named by `--storage URL`, or the SQLite database of
+/// `--data-dir DIR` (which must exist: a typo must not create a new store).
+pub(crate) fn storage_url(
+    storage: Option<&str>,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
+    Ok(match (storage, data_dir) {
+        (Some(u), _) => u.to_owned(),
         (None, Some(d)) => {
             let db = d.join("coffer.db");
             if !db.exists() {
@@ -151,7 +156,11 @@ async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, 
             sqlite_url(&db)
         }
         (None, None) => bail!("give --data-dir DIR or --storage URL"),
-    };
+    })
+}
+
+async fn open(args: &OfflineArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, RootKey)> {
+    let url = storage_url(args.storage.as_deref(), args.data_dir.as_deref())?;
     let key = if let Some(f) = &args.root_key_file {
         RootKey::load_file(f)?
     } else if let Ok(k) = std::env::var("COFFER_ROOT_KEY") {

@@ -62,21 +62,7 @@ fn key_given(args: &StoreArgs) -> bool {
 /// Resolve through the server's own configuration rules. `need_key`:
 /// fail when no root key is configured.
 fn resolve(args: &StoreArgs, need_key: bool) -> anyhow::Result<Resolved> {
-    let url = match (&args.storage, &args.data_dir) {
-        (Some(u), _) => u.clone(),
-        (None, Some(d)) => {
-            let db = d.join("coffer.db");
-            if !db.exists() {
-                bail!(
-                    "{} does not exist: is {} a Coffer data directory?",
-                    db.display(),
-                    d.display()
-                );
-            }
-            sqlite_url(&db)
-        }
-        (None, None) => bail!("give --data-dir DIR or --storage URL"),
-    };
+    let url = crate::offline::storage_url(args.storage.as_deref(), args.data_dir.as_deref())?;
     let mut server = ServerArgs {
         storage: Some(url.clone()),
         root_key_file: args.root_key_file.clone(),

@@ -11,9 +11,9 @@
 //! missing records.
 
 use coffer_core::audit::{ChainVerifier, Checkpoint};
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+use sqlx::{Pool, Transaction};
 
-use super::{Dialect, SqlStore, db};
+use super::{SqlStore, db};
 use crate::{Audit, PrunedRange, Result, StoreError, rows, sql};
 
 type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>);
@@ -34,23 +34,8 @@ fn checkpoint(row: Option<CheckpointRow>) -> Option<Checkpoint> {
     })
 }
 
-impl<D> SqlStore<D>
-where
-    D: Dialect,
-    D::Arguments: IntoArguments<D>,
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    for<'a> i64: Encode<'a, D> + sqlx::Decode<'a, D> + Type<D>,
-    for<'a> i32: Encode<'a, D> + sqlx::Decode<'a, D> + Type<D>,
-    for<'a> bool: Encode<'a, D> + sqlx::Decode<'a, D> + Type<D>,
-    for<'a> &'a str: Encode<'a, D> + Type<D>,
-    for<'a> String: sqlx::Decode<'a, D> + Type<D>,
-    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
-    for<'a> Vec<u8>: sqlx::Decode<'a, D> + Type<D>,
-    for<'a> Option<i32>: Encode<'a, D>,
-    for<'a> Option<&'a [u8]>: Encode<'a, D>,
-    for<'a> Option<&'a str>: Encode<'a, D>,
-    usize: ColumnIndex<D::Row>,
-{
+impl_sql_store! {
+    impl {
     pub(super) async fn checkpoint_on(&self, pool: &Pool<D>) -> Result<Option<Checkpoint>> {
         let row: Option<CheckpointRow> = sqlx::query_as(GET_CHECKPOINT)
             .fetch_optional(pool)
@@ -141,5 +126,6 @@ where
         );
         Self::commit_change(tx, audit, false).await?;
         Ok(Some(range))
+    }
     }
 }

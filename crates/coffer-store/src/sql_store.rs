@@ -21,10 +21,36 @@ use coffer_core::model::{
     TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row,
-    Transaction, Type,
-};
+use sqlx::{Database, Encode, Executor, Pool, QueryBuilder, Row, Transaction, Type};
+
+/// `impl [Trait for] SqlStore<D> { … }` with the bounds the shared SQL code
+/// needs from a backend's type mapping. Rust does not propagate
+/// where-clauses, so without this every impl block (here, in
+/// `audit_retention.rs` and in `keyring.rs`) would repeat them.
+macro_rules! impl_sql_store {
+    ($(#[$attr:meta])* impl $($tr:ident for)? { $($body:tt)* }) => {
+        $(#[$attr])*
+        impl<D> $($tr for)? SqlStore<D>
+        where
+            D: $crate::sql_store::Dialect,
+            D::Arguments: ::sqlx::IntoArguments<D>,
+            for<'c> &'c mut D::Connection: ::sqlx::Executor<'c, Database = D>,
+            for<'a> i64: ::sqlx::Encode<'a, D> + ::sqlx::Decode<'a, D> + ::sqlx::Type<D>,
+            for<'a> i32: ::sqlx::Encode<'a, D> + ::sqlx::Decode<'a, D> + ::sqlx::Type<D>,
+            for<'a> bool: ::sqlx::Encode<'a, D> + ::sqlx::Decode<'a, D> + ::sqlx::Type<D>,
+            for<'a> &'a str: ::sqlx::Encode<'a, D> + ::sqlx::Type<D>,
+            for<'a> String: ::sqlx::Decode<'a, D> + ::sqlx::Type<D>,
+            for<'a> &'a [u8]: ::sqlx::Encode<'a, D> + ::sqlx::Type<D>,
+            for<'a> Vec<u8>: ::sqlx::Decode<'a, D> + ::sqlx::Type<D>,
+            for<'a> Option<i32>: ::sqlx::Encode<'a, D>,
+            for<'a> Option<&'a [u8]>: ::sqlx::Encode<'a, D>,
+            for<'a> Option<&'a str>: ::sqlx::Encode<'a, D>,
+            usize: ::sqlx::ColumnIndex<D::Row>,
+        {
+            $($body)*
+        }
+    };
+}
 
 #[path = "audit_retention.rs"]
 mod audit_retention;
@@ -110,23 +136,8 @@ const DEFAULT_AUDIT_LIMIT: i64 = 1_000;
 
 // The where-clause below lists what the shared code needs from a backend's
 // type mapping; both impl blocks repeat it (Rust does not propagate it).
-impl<D> SqlStore<D>
-where
-    D: Dialect,
-    D::Arguments: IntoArguments<D>,
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    for<'a> i64: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> i32: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> bool: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> &'a str: Encode<'a, D> + Type<D>,
-    for<'a> String: Decode<'a, D> + Type<D>,
-    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
-    for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
-    for<'a> Option<i32>: Encode<'a, D>,
-    for<'a> Option<&'a [u8]>: Encode<'a, D>,
-    for<'a> Option<&'a str>: Encode<'a, D>,
-    usize: ColumnIndex<D::Row>,
-{
+impl_sql_store! {
+    impl {
     pub(crate) fn from_pools(read: Pool<D>, write: Pool<D>) -> Self {
         SqlStore {
             read,
@@ -471,26 +482,12 @@ where
             Err(e) => Err(db(e)),
         }
     }
+    }
 }
 
-#[async_trait]
-impl<D> Store for SqlStore<D>
-where
-    D: Dialect,
-    D::Arguments: IntoArguments<D>,
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    for<'a> i64: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> i32: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> bool: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> &'a str: Encode<'a, D> + Type<D>,
-    for<'a> String: Decode<'a, D> + Type<D>,
-    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
-    for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
-    for<'a> Option<i32>: Encode<'a, D>,
-    for<'a> Option<&'a [u8]>: Encode<'a, D>,
-    for<'a> Option<&'a str>: Encode<'a, D>,
-    usize: ColumnIndex<D::Row>,
-{
+impl_sql_store! {
+    #[async_trait]
+    impl Store for {
     fn backend(&self) -> &'static str {
         D::BACKEND
     }
@@ -2047,6 +2044,7 @@ where
         }
         Self::commit_change(tx, audit, false).await?;
         Ok(true)
+    }
     }
 }
 

@@ -6,9 +6,9 @@
 //! A child module of `sql_store`, so it shares its transaction helpers.
 
 use coffer_core::audit::AuditRecord;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Transaction, Type};
+use sqlx::{Row, Transaction};
 
-use super::{Dialect, SqlStore, db, unique_or_db};
+use super::{SqlStore, db, unique_or_db};
 use crate::{Audit, Result, StoreError};
 
 /// Meta key of the derivation key (wrapped by the root key, base64): what
@@ -155,23 +155,8 @@ async fn test_step_delay() {
     }
 }
 
-impl<D> SqlStore<D>
-where
-    D: Dialect,
-    D::Arguments: IntoArguments<D>,
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    for<'a> i64: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> i32: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> bool: Encode<'a, D> + Decode<'a, D> + Type<D>,
-    for<'a> &'a str: Encode<'a, D> + Type<D>,
-    for<'a> String: Decode<'a, D> + Type<D>,
-    for<'a> &'a [u8]: Encode<'a, D> + Type<D>,
-    for<'a> Vec<u8>: Decode<'a, D> + Type<D>,
-    for<'a> Option<i32>: Encode<'a, D>,
-    for<'a> Option<&'a [u8]>: Encode<'a, D>,
-    for<'a> Option<&'a str>: Encode<'a, D>,
-    usize: ColumnIndex<D::Row>,
-{
+impl_sql_store! {
+    impl {
     /// Serialize with other key changes (on PostgreSQL the chain lock, a
     /// row lock; on SQLite the write lock `BEGIN IMMEDIATE` already holds).
     async fn lock_keys(tx: &mut Transaction<'static, D>) -> Result<()> {
@@ -332,6 +317,7 @@ where
         note_count(audit.record, n);
         Self::commit_change(tx, audit, false).await?;
         Ok(n)
+    }
     }
 }
 
