@@ -742,3 +742,48 @@ async fn postgres_upgrade_from_migration_5() {
     })
     .await;
 }
+
+/// A rolling upgrade of several nodes on PostgreSQL: once a new node has
+/// migrated the database, nodes of the previous version still running
+/// append their records the old way (with `prev_hash`, migration 6 keeps
+/// the column, nullable) and the new nodes' records link on; the chain
+/// verifies across both.
+#[tokio::test]
+#[allow(clippy::expect_used)] // test code: a failed expectation is a failed test
+async fn postgres_old_nodes_keep_writing_during_a_rolling_upgrade() {
+    let Some(db) = TestDb::create("postgres_roll").await else {
+        return;
+    };
+    db.run(|url| async move {
+        let chain = old_chain(6);
+        let (before, during) = chain.split_at(4);
+        let pool = sqlx::PgPool::connect(&url).await.expect("old pool");
+        conformance::migrate_postgres_up_to(&pool, 5).await;
+        write_old_chain!(&pool, before);
+        // A new node starts: it migrates the database to the latest version.
+        let store = PgStore::connect(&url).await.expect("upgrade");
+        // An old node, still running, appends the way it always did.
+        write_old_chain!(&pool, during);
+        pool.close().await;
+        // The new node appends after it, then everything verifies.
+        let mut new = vec![record(1000)];
+        store
+            .append_audit(&mut new, &[], &[], &TestSealer)
+            .await
+            .expect("append after the old node's records");
+        assert_eq!(new[0].seq, 7);
+        assert_eq!(new[0].prev_hash, chain[5].hash);
+        let mut v = ChainVerifier::new();
+        let all = store.audit_range(0, 1000).await.expect("range");
+        assert_eq!(&all[..6], &chain[..]);
+        for r in &all {
+            v.push(&TestSealer, r).expect("chain verifies");
+        }
+        assert_eq!(
+            v.finish(&TestSealer, &store.audit_head().await.expect("head")),
+            Ok(7)
+        );
+        store.close().await;
+    })
+    .await;
+}

@@ -16,5 +16,8 @@ CREATE TABLE audit_checkpoint (
 -- instead of stored (records already written keep verifying: the MAC
 -- covers the same bytes); (access_id, seq) is served by the
 -- (access_id, identity, seq) index of migration 3.
-ALTER TABLE audit_log DROP COLUMN prev_hash;
+-- The column stays, nullable and no longer written (a NULL costs a bit in
+-- the row's null bitmap): nodes of the previous version, still running
+-- during a rolling upgrade of several nodes, keep inserting their records.
+ALTER TABLE audit_log ALTER COLUMN prev_hash DROP NOT NULL;
 DROP INDEX audit_log_access_id;
