@@ -105,10 +105,14 @@ impl CofferHome {
 
     /// A cached token for `gateway_url` with more than
     /// [`TOKEN_REUSE_MARGIN_SECS`] left at `now` (Unix seconds).
+    /// The profile's cached token for `gateway_url`, unless it expires
+    /// soon or belongs to another identity than `access_id` (the profile's;
+    /// `None` when there is no profile to compare with).
     pub(crate) fn cached_token(
         &self,
         name: &str,
         gateway_url: &str,
+        access_id: Option<&str>,
         now: i64,
     ) -> anyhow::Result<Option<SecretString>> {
         let path = self.token_path(name)?;
@@ -122,6 +126,7 @@ impl CofferHome {
             return Ok(None);
         };
         let usable = cached.gateway_url == gateway_url
+            && access_id.is_none_or(|a| a == cached.access_id)
             && cached.expiry - TOKEN_REUSE_MARGIN_SECS > now
             && !cached.token.expose_secret().is_empty();
         Ok(usable.then_some(cached.token))
@@ -132,6 +137,7 @@ impl CofferHome {
         &self,
         name: &str,
         gateway_url: &str,
+        access_id: &str,
         token: &SecretString,
         expiry: i64,
     ) -> anyhow::Result<()> {
@@ -140,6 +146,7 @@ impl CofferHome {
             "token": token.expose_secret(),
             "expiry": expiry,
             "gateway_url": gateway_url,
+            "access_id": access_id,
         })
         .to_string();
         write_private(&path, text.as_bytes())
@@ -177,6 +184,9 @@ struct CachedToken {
     token: SecretString,
     expiry: i64,
     gateway_url: String,
+    /// Whose token it is (absent in caches written by older versions).
+    #[serde(default)]
+    access_id: String,
 }
 
 /// Profile names become file names: keep them to a safe alphabet.
@@ -338,28 +348,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = CofferHome::at(dir.path());
         let gw = "http://127.0.0.1:8200";
-        assert!(home.cached_token("default", gw, 1000).unwrap().is_none());
-        home.store_token("default", gw, &SecretString::from("t-1"), 2000)
+        assert!(
+            home.cached_token("default", gw, None, 1000)
+                .unwrap()
+                .is_none()
+        );
+        home.store_token("default", gw, "p-one", &SecretString::from("t-1"), 2000)
             .unwrap();
         #[cfg(unix)]
         assert_eq!(mode(&home.token_path("default").unwrap()), 0o600);
-        let hit = home.cached_token("default", gw, 1000).unwrap();
+        let hit = home.cached_token("default", gw, None, 1000).unwrap();
         assert_eq!(hit.unwrap().expose_secret(), "t-1");
         // Exactly at the margin: no longer reused.
-        assert!(home.cached_token("default", gw, 1969).unwrap().is_some());
-        assert!(home.cached_token("default", gw, 1970).unwrap().is_none());
-        assert!(home.cached_token("default", gw, 3000).unwrap().is_none());
+        assert!(
+            home.cached_token("default", gw, None, 1969)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            home.cached_token("default", gw, None, 1970)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            home.cached_token("default", gw, None, 3000)
+                .unwrap()
+                .is_none()
+        );
         // Never sent to another gateway.
         assert!(
-            home.cached_token("default", "https://other", 1000)
+            home.cached_token("default", "https://other", None, 1000)
+                .unwrap()
+                .is_none()
+        );
+        // Only for the identity it was issued to.
+        assert!(
+            home.cached_token("default", gw, Some("p-one"), 1000)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            home.cached_token("default", gw, Some("p-other"), 1000)
                 .unwrap()
                 .is_none()
         );
         // Reconfiguring the profile drops the cached token.
         home.write_profile("default", &profile()).unwrap();
-        assert!(home.cached_token("default", gw, 1000).unwrap().is_none());
+        assert!(
+            home.cached_token("default", gw, None, 1000)
+                .unwrap()
+                .is_none()
+        );
         // A corrupt cache means "log in again", not an error.
         std::fs::write(home.token_path("default").unwrap(), "{").unwrap();
-        assert!(home.cached_token("default", gw, 1000).unwrap().is_none());
+        assert!(
+            home.cached_token("default", gw, None, 1000)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -117,17 +117,31 @@ impl Context {
         })
     }
 
-    /// Log in and cache the token for the profile. Returns the raw response too.
+    /// Log in, and cache the token for the profile when the login is the
+    /// identity the profile names (or there is no such profile yet). A
+    /// login as another identity is never cached there: later commands of
+    /// that profile would silently run as that identity (an administrator's
+    /// profile turned into a CI job's). Returns the raw response too.
     pub(crate) async fn login(&self, request: &Auth) -> anyhow::Result<(Value, AuthOutput)> {
         let raw = self.client.send_value(None, request).await?;
         let out: AuthOutput = coffer_client::decode::<Auth>(raw.clone())?;
         if out.token.expose_secret().is_empty() {
             bail!("the gateway answered auth without a token");
         }
+        if let Some(p) = &self.profile
+            && p.access_id != request.access_id
+        {
+            eprintln!(
+                "note: not cached for profile {:?}, which logs in as {}: use the token with --token, or save this identity with `coffer configure --profile NAME`",
+                self.profile_name, p.access_id
+            );
+            return Ok((raw, out));
+        }
         if let Some(expiry) = out.expires_at() {
             self.home.store_token(
                 &self.profile_name,
                 self.client.base_url(),
+                &request.access_id,
                 &out.token,
                 expiry,
             )?;
@@ -187,10 +201,12 @@ impl Session {
             (Token::Session(t.clone()), TokenSource::Explicit)
         } else if let Some(t) = &global.uid_token {
             (Token::Uid(t.clone()), TokenSource::Explicit)
-        } else if let Some(t) =
-            ctx.home
-                .cached_token(&ctx.profile_name, ctx.client.base_url(), now_unix())?
-        {
+        } else if let Some(t) = ctx.home.cached_token(
+            &ctx.profile_name,
+            ctx.client.base_url(),
+            ctx.profile.as_ref().map(|p| p.access_id.as_str()),
+            now_unix(),
+        )? {
             (Token::Session(t), TokenSource::Cached)
         } else {
             (

@@ -762,6 +762,25 @@ fn cli_end_to_end() {
     assert!(!lines.contains(&"/app/secret-denied"), "{visible:#?}");
     app(&["audit", "list"]).failed();
 
+    // Logging in as another identity under the admin's profile does not
+    // turn the profile into that identity: the token is printed, not cached.
+    let cache = cli.home.join("tokens/default.json");
+    let cached_before = std::fs::read_to_string(&cache).ok();
+    let other = cli
+        .run(&["auth", "--access-id", &app_id, "--access-key", &app_key])
+        .ok();
+    let other_token = other.stdout.trim().to_string();
+    assert!(!other_token.is_empty());
+    assert!(other.stderr.contains("not cached"), "{other:#?}");
+    assert_eq!(std::fs::read_to_string(&cache).ok(), cached_before);
+    let roles = cli.run(&["list-roles"]).ok();
+    assert!(
+        roles.stdout.contains("/admin"),
+        "still the admin: {roles:#?}"
+    );
+    cli.run(&["get-secret-value", "-n", "/app/x", "--token", &other_token])
+        .ok();
+
     // An explicit token, then the auth method is deleted: it stops working.
     let app_token = app(&["auth"]).ok().stdout.trim().to_string();
     assert!(!app_token.is_empty());
