@@ -44,6 +44,12 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the Coffer server.
     Server(ServerCommand),
+    /// Print Coffer's version.
+    Version,
+    /// Print a shell completion script: `source <(coffer completion bash)`,
+    /// `coffer completion zsh > "${fpath[1]}/_coffer"`,
+    /// `coffer completion fish > ~/.config/fish/completions/coffer.fish`.
+    Completion(CompletionArgs),
     /// Save a login profile (~/.coffer/profiles/<name>.toml).
     Configure(ConfigureArgs),
     /// Remove a login profile and its cached token.
@@ -1415,4 +1421,11 @@ mod tests {
         };
         assert!(o.action.is_none());
     }
+}
+
+/// `coffer completion SHELL`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }

@@ -976,6 +976,45 @@ fn cli_reports_connection_errors_and_usage_errors() {
     assert!(run.stderr.contains("coffer configure"), "{run:#?}");
 }
 
+/// `coffer version`, and completion scripts every supported shell can load
+/// (bash checks the script's syntax).
+#[test]
+fn version_and_shell_completions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let v = cli.run(&["version"]).ok();
+    assert_eq!(v.stdout, format!("coffer {}\n", env!("CARGO_PKG_VERSION")));
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = cli.run(&["completion", shell]).ok();
+        for command in [
+            "get-secret-value",
+            "create-secret",
+            "operator",
+            "completion",
+        ] {
+            assert!(run.stdout.contains(command), "{shell}: {command} missing");
+        }
+        if shell == "bash" {
+            let script = tmp.path().join("coffer.bash");
+            std::fs::write(&script, &run.stdout).unwrap();
+            let check = Command::new("bash")
+                .arg("-n")
+                .arg(&script)
+                .output()
+                .expect("bash");
+            assert!(check.status.success(), "{check:?}");
+        }
+    }
+    let bad = cli.run(&["completion", "tcsh"]);
+    assert_eq!(bad.code, 2, "an unknown shell is a usage error: {bad:#?}");
+    assert!(
+        bad.stderr.contains("bash"),
+        "the accepted shells are named: {bad:#?}"
+    );
+}
+
 #[test]
 fn wire_contract_over_raw_http() {
     let tmp = tempfile::tempdir().unwrap();

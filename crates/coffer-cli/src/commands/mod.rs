@@ -25,6 +25,15 @@ use crate::session::Session;
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(s) => coffer_server::run(s.args).await,
+        Command::Version => emit(&format!("coffer {}", env!("CARGO_PKG_VERSION"))),
+        Command::Completion(a) => {
+            use clap::CommandFactory;
+            // Into a buffer first: clap_complete panics on a write error
+            // (`coffer completion bash | head`); emit handles a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "coffer", &mut script);
+            emit(&String::from_utf8(script)?)
+        }
         Command::Configure(a) => configure::configure(a),
         Command::Unconfigure(a) => configure::unconfigure(a),
         Command::Auth(a) => auth::auth(a).await,
