@@ -553,6 +553,26 @@ fn endpoint_url(what: &str, given: Option<String>, default: &str) -> anyhow::Res
 mod tests {
     use super::*;
 
+    #[test]
+    fn sync_interval_bounds() {
+        let with = |ms| {
+            Config::resolve(&ServerArgs {
+                dev: true,
+                sync_interval_ms: Some(ms),
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(50).unwrap().sync_interval, Duration::from_millis(50));
+        assert_eq!(with(60_000).unwrap().sync_interval, Duration::from_secs(60));
+        for bad in [0, 49, 60_001] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("sync-interval-ms") && err.contains("50 to 60000"),
+                "{err}"
+            );
+        }
+    }
+
     /// The example configurations in deploy/ are valid and mean what
     /// docs/operations.md says.
     #[test]

@@ -465,29 +465,25 @@ async fn finish(ctx: Ctx, result: Result<Value, ApiError>, started: Instant) -> 
         ctx.access_id.as_str()
     };
     let duration_us = started.elapsed().as_micros() as u64;
+    macro_rules! request_line {
+        ($level:ident $(, $field:ident = $value:expr)?) => {
+            tracing::$level!(
+                target: "coffer::request",
+                request_id = %ctx.request_id,
+                op = %ctx.op,
+                status = status.as_u16(),
+                duration_us,
+                access_id = %access_id,
+                peer = %ctx.peer.ip(),
+                $($field = $value,)?
+                "request"
+            )
+        };
+    }
     if counted_only {
-        tracing::debug!(
-            target: "coffer::request",
-            request_id = %ctx.request_id,
-            op = %ctx.op,
-            status = status.as_u16(),
-            duration_us,
-            access_id = %access_id,
-            peer = %ctx.peer.ip(),
-            audit = "counted",
-            "request"
-        );
+        request_line!(debug, audit = "counted");
     } else {
-        tracing::info!(
-            target: "coffer::request",
-            request_id = %ctx.request_id,
-            op = %ctx.op,
-            status = status.as_u16(),
-            duration_us,
-            access_id = %access_id,
-            peer = %ctx.peer.ip(),
-            "request"
-        );
+        request_line!(info);
     }
     match result {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
