@@ -54,6 +54,10 @@ def server_env() -> dict[str, str]:
     shell (COFFER_STORAGE_URL, COFFER_ROOT_KEY, …) cannot change what the
     tests start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
+    # Debug builds append undeclared parameter reads here instead of
+    # panicking (crates/coffer-server/src/wire.rs), to list them in one run.
+    if "COFFER_RECORD_PARAMS" in os.environ:
+        env["COFFER_RECORD_PARAMS"] = os.environ["COFFER_RECORD_PARAMS"]
     env.setdefault("RUST_BACKTRACE", "1")
     return env
 

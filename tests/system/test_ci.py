@@ -585,7 +585,8 @@ def test_shell_formats_round_trip_exactly(tricky, tmp_path, fmt):
 
 def test_github_format_masks_each_line_and_writes_env_and_output(tricky, tmp_path):
     gh_env, gh_out = tmp_path / "github_env", tmp_path / "github_output"
-    p = resolve_tricky(tricky, tmp_path, "github", GITHUB_ENV=str(gh_env), GITHUB_OUTPUT=str(gh_out))
+    p = resolve_tricky(tricky, tmp_path, "github", GITHUB_ACTIONS="true", GITHUB_ENV=str(gh_env),
+                       GITHUB_OUTPUT=str(gh_out))
     assert p.returncode == 0, p.stderr
     masks = [l.removeprefix("::add-mask::") for l in p.stdout.splitlines() if l.startswith("::add-mask::")]
     for line in TRICKY.splitlines():

@@ -273,14 +273,36 @@ fn plan_one(
     }
 }
 
-fn akeyless_api_url(a: &gitlab::AkeylessSecret, vars: &Variables) -> String {
+/// The API URL a secret names: `akeyless_api_url`, else the CI variable
+/// `AKEYLESS_API_URL`, else the host's fallback
+/// ([`akeyless::FALLBACK_API_URL_VAR`], set by the CLI from its profile);
+/// `None` when nothing names one.
+fn configured_api_url(a: &gitlab::AkeylessSecret, vars: &Variables, env: &Env) -> Option<String> {
     non_empty(&a.akeyless_api_url)
         .or_else(|| {
             vars.get("AKEYLESS_API_URL")
                 .map(str::to_owned)
                 .filter(|s| !s.is_empty())
         })
-        .unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned())
+        .or_else(|| env.get(akeyless::FALLBACK_API_URL_VAR))
+}
+
+fn akeyless_api_url(a: &gitlab::AkeylessSecret, vars: &Variables, env: &Env) -> String {
+    configured_api_url(a, vars, env).unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned())
+}
+
+/// The variables of the job's `akeyless:` secrets that go to the public
+/// Akeyless SaaS ([`akeyless::DEFAULT_API_URL`]) only because nothing names
+/// an API URL: worth a word to the user, who may have meant a Coffer.
+pub fn saas_default_vars(job: &Job, vars: &Variables, env: &Env) -> Vec<String> {
+    job.secrets
+        .iter()
+        .filter(|secret| match &secret.expanded(vars).provider {
+            Provider::Akeyless(a) => configured_api_url(a, vars, env).is_none(),
+            _ => false,
+        })
+        .map(|secret| secret.var.clone())
+        .collect()
 }
 
 fn akeyless_access_id(vars: &Variables) -> String {
@@ -316,7 +338,7 @@ fn akeyless_login(
     vars: &Variables,
     env: &Env,
 ) -> Result<(akeyless::Login, Option<CloudSource>), String> {
-    let api_url = akeyless_api_url(a, vars);
+    let api_url = akeyless_api_url(a, vars, env);
     let access_id = akeyless_access_id(vars);
     let access_type = akeyless_access_type(a);
     let secret = |v: &Option<String>, what: &str| {
@@ -778,6 +800,14 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                 Some(r) if jwt.is_empty() => format!("{r} (NOT SET)"),
                 Some(r) => format!("{r} (set, {} bytes)", jwt.len()),
             };
+            let token_missing = reference
+                .as_ref()
+                .filter(|_| jwt.is_empty())
+                .map(|r| {
+                    format!(
+                        "the ID token {r} is not set: pass it with --id-token NAME=VALUE, or run in the CI job that mints it (GitLab id_tokens:, GitHub id-token: write)"
+                    )
+                });
             let destination = if secret.file {
                 format!("file (0600); ${} holds its path", secret.var)
             } else {
@@ -825,7 +855,7 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                 (Provider::Akeyless(a), Err(_)) => {
                     let id = akeyless_access_id(vars);
                     (
-                        coffer_client::transport::redact_userinfo(&akeyless_api_url(a, vars)),
+                        coffer_client::transport::redact_userinfo(&akeyless_api_url(a, vars, env)),
                         format!(
                             "access ID {} (access type {})",
                             if id.is_empty() { "NOT SET" } else { &id },
@@ -877,7 +907,9 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
                 _ => (String::new(), String::new(), String::new()),
             };
             if let Err(e) = planned {
-                problem.get_or_insert(e);
+                // A plan that fails while its ID token is unset fails for
+                // that: say so rather than how to declare one.
+                problem.get_or_insert(token_missing.unwrap_or(e));
             }
             Explained {
                 var: secret.var.clone(),
@@ -896,6 +928,25 @@ pub fn explain(job: &Job, vars: &Variables, env: &Env) -> Vec<Explained> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_url_fallback_and_saas_default() {
+        let text = "job:\n  script: echo\n  id_tokens:\n    ID:\n      aud: coffer\n  secrets:\n    A:\n      akeyless:\n        name: /a\n      token: $ID\n    B:\n      akeyless:\n        name: /b\n        akeyless_api_url: https://gw.example/api/v2\n      token: $ID\n";
+        let mut vars = Variables::new();
+        vars.insert("AKEYLESS_ACCESS_ID", "p-x");
+        let job = gitlab::load(text, "job", &vars).unwrap();
+        let vars = job.expansion_variables(&vars);
+        let none = Env::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(saas_default_vars(&job, &vars, &none), ["A"]);
+        let explained = explain(&job, &vars, &none);
+        assert_eq!(explained[0].endpoint, akeyless::DEFAULT_API_URL);
+        let fallback = Env::from_pairs([(akeyless::FALLBACK_API_URL_VAR, "http://127.0.0.1:8200")]);
+        assert!(saas_default_vars(&job, &vars, &fallback).is_empty());
+        let explained = explain(&job, &vars, &fallback);
+        assert_eq!(explained[0].endpoint, "http://127.0.0.1:8200");
+        // A URL on the secret wins over the fallback.
+        assert_eq!(explained[1].endpoint, "https://gw.example/api/v2");
+    }
 
     #[test]
     fn ca_certificate_forms() {

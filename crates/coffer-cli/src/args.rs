@@ -38,6 +38,13 @@ pub(crate) const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8200";
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print the server's answer as JSON (machine-readable).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Filter the JSON answer with a jq expression (implies --json); string
+    /// results print raw, as `jq -r` does.
+    #[arg(long, global = true, value_name = "EXPR", allow_hyphen_values = true)]
+    pub jq_expression: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +65,9 @@ pub(crate) enum Command {
     Auth(AuthArgs),
     /// Check a token and show when it expires.
     ValidateToken(NoArgs),
+    /// Show who you are: access ID, auth method, sub-claims, roles and
+    /// when the token expires.
+    Whoami(NoArgs),
     /// Revoke the token in use.
     RevokeToken(NoArgs),
     /// Print the value of one or more static secrets.
@@ -72,6 +82,14 @@ pub(crate) enum Command {
     ListItems(ListItemsArgs),
     /// Delete an item or one of its versions.
     DeleteItem(DeleteItemArgs),
+    /// Rename an item, change its description, tags or max versions.
+    UpdateItem(UpdateItemArgs),
+    /// Print an item's tags.
+    GetTags(NameArgs),
+    /// Delete every item under a folder (pending deletion, all or nothing).
+    DeleteItems(DeleteItemsArgs),
+    /// Bring back an item pending deletion (Coffer only).
+    RestoreItem(NameArgs),
     /// Create an API-key auth method (prints its access ID and key).
     CreateAuthMethod(CreateAuthMethodArgs),
     /// Create an OAuth2/JWT auth method for CI job ID tokens (GitLab, GitHub, OIDC).
@@ -92,6 +110,20 @@ pub(crate) enum Command {
     /// Explain which role associations a login proof (e.g. a CI job's JWT)
     /// matches, which fail and why, and the capabilities on a path.
     ExplainAccess(ExplainAccessArgs),
+    /// Create a client-certificate auth method (certificates a CA signs;
+    /// clients prove they hold the key by signing a challenge).
+    #[command(alias = "auth-method-create-cert")]
+    CreateAuthMethodCert(CreateAuthMethodCertArgs),
+    /// Replace a client-certificate auth method's settings (or rename it).
+    #[command(alias = "auth-method-update-cert")]
+    UpdateAuthMethodCert(UpdateAuthMethodCertArgs),
+    /// Create an OIDC auth method: people log in through an OpenID
+    /// Provider in their browser (coffer auth --access-type oidc).
+    #[command(alias = "auth-method-create-oidc")]
+    CreateAuthMethodOidc(CreateAuthMethodOidcArgs),
+    /// Replace an OIDC auth method's settings (or rename it).
+    #[command(alias = "auth-method-update-oidc")]
+    UpdateAuthMethodOidc(UpdateAuthMethodOidcArgs),
     /// Create a Universal Identity auth method (machines hold rotating UID tokens).
     #[command(alias = "auth-method-create-universal-identity")]
     CreateAuthMethodUniversalIdentity(CreateAuthMethodUniversalIdentityArgs),
@@ -106,11 +138,20 @@ pub(crate) enum Command {
     /// Show the UID token tree below --uid-token, or every tree of --auth-method-name (admin).
     UidListChildren(UidListChildrenArgs),
     /// Show an auth method.
+    #[command(alias = "auth-method-get")]
     GetAuthMethod(NameArgs),
     /// List auth methods.
+    #[command(alias = "auth-method-list")]
     ListAuthMethods(NoArgs),
     /// Delete an auth method (its tokens stop working).
+    #[command(alias = "auth-method-delete")]
     DeleteAuthMethod(NameArgs),
+    /// Change the options every auth method has, or rename it (options not
+    /// given stay; the access ID never changes).
+    UpdateAuthMethod(UpdateAuthMethodArgs),
+    /// Give an API-key auth method a new access key (printed once; the old
+    /// key stops working at once).
+    ResetAccessKey(NameArgs),
     /// Create an access role.
     CreateRole(CreateRoleArgs),
     /// Show an access role with its rules and associations.
@@ -119,6 +160,9 @@ pub(crate) enum Command {
     ListRoles(NoArgs),
     /// Delete an access role.
     DeleteRole(NameArgs),
+    /// Rename a role or change its description or audit access (its rules
+    /// and associations stay).
+    UpdateRole(UpdateRoleArgs),
     /// Set the capabilities of a role on a path.
     SetRoleRule(SetRoleRuleArgs),
     /// Remove a role's rule on a path.
@@ -127,6 +171,8 @@ pub(crate) enum Command {
     AssocRoleAm(AssocRoleAmArgs),
     /// Remove a role / auth method association.
     DeleteAssoc(DeleteAssocArgs),
+    /// Replace an association's sub-claims and case flag.
+    UpdateAssoc(UpdateAssocArgs),
     /// Create a database target: a MySQL/MariaDB or PostgreSQL admin
     /// connection for dynamic and rotated secrets (checked before it is stored).
     #[command(alias = "create-db-target")]
@@ -295,20 +341,22 @@ pub(crate) enum Command {
 /// Flags shared by every command that talks to a gateway.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Gateway URL (precedence: this flag, COFFER_GATEWAY_URL, the profile, http://127.0.0.1:8200).
+    /// Gateway URL (precedence: this flag, COFFER_GATEWAY_URL, the profile, http://127.0.0.1:8200; AKEYLESS_* credentials: AKEYLESS_GATEWAY_URL, else this flag or COFFER_GATEWAY_URL).
     #[arg(long, env = "COFFER_GATEWAY_URL")]
     pub gateway_url: Option<String>,
     /// Login profile.
     #[arg(long, env = "COFFER_PROFILE", default_value = "default")]
     pub profile: String,
-    /// Use this token instead of the profile's cached or new login.
+    /// Use this token instead of the profile's cached or new login
+    /// (else COFFER_TOKEN, else AKEYLESS_TOKEN).
     #[arg(long, value_parser = secret)]
     pub token: Option<SecretString>,
     /// Use this Universal Identity token.
     #[arg(long, value_parser = secret, conflicts_with = "token")]
     pub uid_token: Option<SecretString>,
-    /// Print the server's JSON response.
-    #[arg(long)]
+    /// `--json` or `--jq-expression` (global flags of `coffer`; see
+    /// `output::json_wanted`).
+    #[arg(skip = crate::output::json_wanted())]
     pub json: bool,
     /// Extra CA certificate (PEM) to trust for the gateway.
     #[arg(long, env = "COFFER_CA_CERT")]
@@ -366,8 +414,10 @@ pub(crate) struct ConfigureArgs {
     /// Access ID (p-…).
     #[arg(long)]
     pub access_id: String,
-    /// Access key (for access_key/api_key; "-" reads it from standard input).
-    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
+    /// Access key (for access_key/api_key; "-" reads it from standard input,
+    /// without echo on a terminal). Else COFFER_ACCESS_KEY, unless
+    /// COFFER_ACCESS_ID names another access ID.
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
     pub access_key: Option<SecretString>,
     /// Access type.
     #[arg(long, default_value = "access_key")]
@@ -382,6 +432,10 @@ pub(crate) struct ConfigureArgs {
     /// http:// URL to a host that is not loopback (e.g. behind a TLS proxy).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Save without logging in first (by default the profile is saved only
+    /// after a login with it succeeded).
+    #[arg(long)]
+    pub no_login_check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -397,11 +451,12 @@ pub(crate) struct AuthArgs {
     #[arg(long)]
     pub access_id: Option<String>,
     /// access_key (alias api_key), jwt (alias oidc), k8s, aws_iam,
-    /// azure_ad, gcp or universal_identity.
+    /// azure_ad, gcp, universal_identity or cert.
     #[arg(long)]
     pub access_type: Option<String>,
-    /// Access key ("-" reads it from standard input).
-    #[arg(long, env = "COFFER_ACCESS_KEY", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
+    /// Access key ("-" reads it from standard input). Without --access-id,
+    /// COFFER_ACCESS_ID comes with COFFER_ACCESS_KEY (AKEYLESS_… likewise).
+    #[arg(long, value_parser = secret, allow_hyphen_values = true)]
     pub access_key: Option<SecretString>,
     /// JWT for --access-type jwt ("-" reads it from standard input).
     #[arg(long, value_parser = secret, allow_hyphen_values = true)]
@@ -420,8 +475,127 @@ pub(crate) struct AuthArgs {
     /// k8s: auth config name (accepted for Akeyless compatibility).
     #[arg(long)]
     pub k8s_auth_config_name: Option<String>,
+    /// cert: the client certificate (PEM file; intermediates may follow it).
+    #[arg(long)]
+    pub cert_file_name: Option<PathBuf>,
+    /// cert: the certificate's private key (PEM file). It signs the
+    /// server's login challenge here and is never sent.
+    #[arg(long)]
+    pub key_file_name: Option<PathBuf>,
+    /// oidc: print the login URL only (do not start a browser).
+    #[arg(long)]
+    pub no_browser: bool,
+    /// oidc: the loopback port the provider redirects the browser to
+    /// (http://127.0.0.1:PORT/callback must be an allowed redirect URI).
+    #[arg(long, default_value_t = 8250)]
+    pub redirect_port: u16,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateAuthMethodOidcArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// The provider's issuer URL.
+    #[arg(long)]
+    pub issuer: String,
+    /// The client ID Coffer is registered with at the provider.
+    #[arg(long)]
+    pub client_id: String,
+    /// The client secret ("-" reads it from standard input; stored sealed).
+    #[arg(long, env = "COFFER_OIDC_CLIENT_SECRET", value_parser = secret, hide_env_values = true, allow_hyphen_values = true)]
+    pub client_secret: SecretString,
+    /// The aud of the ID tokens (default: the client ID).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The claim naming the person (default sub).
+    #[arg(long)]
+    pub unique_identifier: Option<String>,
+    /// Scopes the provider must grant (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub required_scopes: Vec<String>,
+    /// Prefix added to every required scope (e.g. api://coffer/).
+    #[arg(long)]
+    pub required_scopes_prefix: Option<String>,
+    /// Redirect URIs logins may use (default http://127.0.0.1:8250/callback).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_redirect_uri: Vec<String>,
+    /// Unix time after which it cannot log in (0 = never).
+    #[arg(long)]
+    pub access_expires: Option<i64>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateAuthMethodOidcArgs {
+    #[command(flatten)]
+    pub settings: CreateAuthMethodOidcArgs,
+    /// Rename the method (its access ID stays).
+    #[arg(long)]
+    pub new_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateAuthMethodCertArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// The trusted CA certificate(s), PEM, base64-encoded.
+    #[arg(
+        long,
+        conflicts_with = "certificate_file",
+        required_unless_present = "certificate_file"
+    )]
+    pub certificate_data: Option<String>,
+    /// The trusted CA certificate(s): a PEM file (instead of --certificate-data).
+    #[arg(long)]
+    pub certificate_file: Option<PathBuf>,
+    /// The certificate field naming the caller: common_name (default),
+    /// organizational_unit, dns_sans, email_sans, uri_sans or serial_number.
+    #[arg(long)]
+    pub unique_identifier: Option<String>,
+    /// Common names allowed (globs; repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_common_names: Vec<String>,
+    /// DNS SANs allowed (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_dns_sans: Vec<String>,
+    /// E-mail SANs allowed (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_email_sans: Vec<String>,
+    /// URI SANs allowed (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_uri_sans: Vec<String>,
+    /// Organizational units allowed (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub bound_organizational_units: Vec<String>,
+    /// Extensions required, as oid:value-glob (repeatable).
+    #[arg(long)]
+    pub bound_extensions: Vec<String>,
+    /// Serial numbers (hex) refused (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub revoked_cert_ids: Vec<String>,
+    /// Unix time after which it cannot log in (0 = never).
+    #[arg(long)]
+    pub access_expires: Option<i64>,
+    #[command(flatten)]
+    pub common: AuthMethodCommonArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateAuthMethodCertArgs {
+    #[command(flatten)]
+    pub settings: CreateAuthMethodCertArgs,
+    /// Rename the method (its access ID stays).
+    #[arg(long)]
+    pub new_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -528,6 +702,9 @@ pub(crate) struct ListItemsArgs {
     /// Only direct children of --path, plus sub-folders.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub current_folder: Option<bool>,
+    /// Only the items pending deletion (restore them with restore-item).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub pending_deletion: Option<bool>,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -537,9 +714,50 @@ pub(crate) struct DeleteItemArgs {
     /// Item name.
     #[arg(short = 'n', long)]
     pub name: String,
-    /// Version to delete (-1 or absent: the whole item).
+    /// Version to delete (0: the latest; -1 or absent: the whole item).
     #[arg(long, allow_negative_numbers = true)]
     pub version: Option<i64>,
+    /// Days the item stays pending deletion, restorable with restore-item
+    /// (default 7; 0 deletes at once).
+    #[arg(long, allow_negative_numbers = true)]
+    pub delete_in_days: Option<i64>,
+    /// Delete at once instead of pending deletion.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub delete_immediately: Option<bool>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateItemArgs {
+    /// Current item name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// New item name (needs read, update and delete on the old name and
+    /// create on the new one).
+    #[arg(long)]
+    pub new_name: Option<String>,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Tag to add (repeatable).
+    #[arg(long)]
+    pub add_tag: Vec<String>,
+    /// Tag to remove (repeatable).
+    #[arg(long)]
+    pub rm_tag: Vec<String>,
+    /// Versions to keep (0: the server default).
+    #[arg(long)]
+    pub max_versions: Option<i64>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteItemsArgs {
+    /// Folder whose items to delete (recursively).
+    #[arg(long)]
+    pub path: String,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -1084,6 +1302,80 @@ impl AssocRoleAmArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct UpdateAssocArgs {
+    /// Association ID.
+    #[arg(long)]
+    pub assoc_id: String,
+    /// Sub-claim key=value1,value2 (repeatable); none clears them.
+    #[arg(short = 's', long = "sub-claim", alias = "sub-claims", value_parser = sub_claim)]
+    pub sub_claims: Vec<(String, Vec<String>)>,
+    /// Match sub-claims case-sensitively (true/false, default true).
+    #[arg(short = 'c', long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub case_sensitive: Option<bool>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+impl UpdateAssocArgs {
+    /// Repeated keys accumulate their values.
+    pub(crate) fn sub_claims_map(&self) -> BTreeMap<String, Vec<String>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, values) in &self.sub_claims {
+            map.entry(key.clone())
+                .or_default()
+                .extend(values.iter().cloned());
+        }
+        map
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateRoleArgs {
+    /// Role name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// New name.
+    #[arg(long)]
+    pub new_name: Option<String>,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Audit log access: none, own or all.
+    #[arg(long)]
+    pub audit_access: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateAuthMethodArgs {
+    /// Auth method name.
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// New name (the access ID stays).
+    #[arg(long)]
+    pub new_name: Option<String>,
+    /// Access expiry, Unix seconds (0 = never).
+    #[arg(long)]
+    pub access_expires: Option<i64>,
+    /// Allowed client addresses or CIDRs (repeatable or comma-separated;
+    /// an empty value removes every bound).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub bound_ips: Option<Vec<String>>,
+    /// Token lifetime in minutes (0 = server default).
+    #[arg(long)]
+    pub jwt_ttl: Option<i64>,
+    /// Require sub-claims on every role association (true/false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_sub_claims: Option<bool>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct DeleteAssocArgs {
     /// Association ID.
     #[arg(long)]
@@ -1242,13 +1534,12 @@ mod tests {
         };
         assert_eq!(r.capability, ["read", "list", "update"]);
 
-        let Command::DescribeItem(d) =
-            parse(&["describe-item", "-n", "/a", "--show-versions", "--json"]).command
-        else {
+        let cli = parse(&["describe-item", "-n", "/a", "--show-versions", "--json"]);
+        assert!(cli.json);
+        let Command::DescribeItem(d) = cli.command else {
             panic!()
         };
         assert_eq!(d.show_versions, Some(true));
-        assert!(d.global.json);
 
         let Command::UpdateSecretVal(u) = parse(&[
             "update-secret-val",

@@ -21,6 +21,9 @@ const SCRUBBED_ENV: &[&str] = &[
     "COFFER_PROFILE",
     "COFFER_CA_CERT",
     "COFFER_ACCESS_KEY",
+    "COFFER_ACCESS_ID",
+    "COFFER_ACCESS_TYPE",
+    "COFFER_TOKEN",
     "COFFER_STORAGE_URL",
     "COFFER_ROOT_KEY",
     "COFFER_ROOT_KEY_FILE",
@@ -38,6 +41,7 @@ const SCRUBBED_ENV: &[&str] = &[
     "AKEYLESS_TOKEN",
     "AKEYLESS_UID_TOKEN",
     "AKEYLESS_API_URL",
+    "AKEYLESS_GATEWAY_URL",
 ];
 
 fn scrubbed(mut cmd: Command) -> Command {
@@ -212,14 +216,15 @@ impl Run {
         self
     }
 
-    /// Failed with exit code 1 and one `Error: …` message on stderr (a
-    /// message of several parts, one per failed secret, continues on
-    /// indented lines).
+    /// Failed (exit status 1, or one of the kinds of docs/cli.md: 3 auth,
+    /// 4 permission, 5 not found, 6 conflict, 7 network) with one
+    /// `Error: …` message on stderr (a message of several parts, one per
+    /// failed secret, continues on indented lines).
     #[track_caller]
     fn failed(self) -> Run {
-        assert_eq!(
-            self.code, 1,
-            "`coffer {}` should fail with 1: {self:#?}",
+        assert!(
+            matches!(self.code, 1 | 3..=7),
+            "`coffer {}` should fail (1, 3-7): {self:#?}",
             self.args
         );
         let lines: Vec<&str> = self.stderr.lines().collect();
@@ -232,6 +237,17 @@ impl Run {
             "continuation lines are indented: {self:#?}"
         );
         self
+    }
+
+    /// Failed with exactly `code` (docs/cli.md) and an `Error: …` message.
+    #[track_caller]
+    fn failed_with(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "`coffer {}` should fail with {code}: {self:#?}",
+            self.args
+        );
+        self.failed()
     }
 
     fn json(&self) -> Value {
@@ -620,7 +636,7 @@ fn cli_end_to_end() {
         .ok();
     cli.run(&["delete-item", "-n", "/app/tmp"]).ok();
     let gone = cli.run(&["get-secret-value", "-n", "/app/tmp"]).failed();
-    assert!(gone.stderr.contains("not found"), "{gone:#?}");
+    assert!(gone.stderr.contains("pending deletion"), "{gone:#?}");
     cli.run(&[
         "update-secret-val",
         "-n",
@@ -1013,6 +1029,133 @@ fn version_and_shell_completions() {
         bad.stderr.contains("bash"),
         "the accepted shells are named: {bad:#?}"
     );
+}
+
+/// `update-role`, `update-assoc`, `reset-access-key` and
+/// `update-auth-method` through the CLI; the old access key is refused
+/// over raw HTTP once reset.
+#[test]
+fn cli_updates_roles_associations_and_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let server = Server::start(&tmp.path().join("data"));
+    let port = server.port;
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &admin_id,
+        "--access-key",
+        &admin_key,
+        "--gateway-url",
+        &server.url(),
+    ])
+    .ok();
+    cli.run(&["create-role", "-n", "/cli/r"]).ok();
+    let am = cli.run(&["create-auth-method", "-n", "/cli/am"]).ok();
+    let am_id = field_after(&am.stdout, "access_id:").expect("access_id");
+    let old_key = field_after(&am.stdout, "access_key:").expect("access_key");
+    let assoc = cli
+        .run(&[
+            "assoc-role-am",
+            "-r",
+            "/cli/r",
+            "-a",
+            "/cli/am",
+            "-s",
+            "team=a",
+        ])
+        .ok();
+    let assoc_id = field_after(&assoc.stdout, "assoc_id:").expect("assoc_id");
+
+    // update-assoc: repeated -s accumulate; the case flag is given.
+    let up = cli
+        .run(&[
+            "update-assoc",
+            "--assoc-id",
+            &assoc_id,
+            "-s",
+            "team=b,c",
+            "-s",
+            "env=prod",
+            "--case-sensitive",
+            "false",
+        ])
+        .ok();
+    assert!(up.stdout.contains(&assoc_id), "{up:#?}");
+    // update-role: rename, description, audit access; the association stays.
+    cli.run(&[
+        "update-role",
+        "-n",
+        "/cli/r",
+        "--new-name",
+        "/cli/r2",
+        "--description",
+        "renamed",
+        "--audit-access",
+        "own",
+    ])
+    .ok();
+    let role = cli
+        .run(&["get-role", "-n", "/cli/r2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(role["description"], "renamed", "{role}");
+    assert_eq!(role["audit_access"], "own", "{role}");
+    let a = &role["role_auth_methods_assoc"][0];
+    assert_eq!(a["assoc_id"], assoc_id.as_str(), "{role}");
+    assert_eq!(
+        a["auth_method_sub_claims"],
+        json!({"env": ["prod"], "team": ["b", "c"]}),
+        "{role}"
+    );
+    assert_eq!(a["sub_claims_case_sensitive"], false, "{role}");
+    let bad = cli
+        .run(&[
+            "update-role",
+            "-n",
+            "/cli/r2",
+            "--audit-access",
+            "everything",
+        ])
+        .failed();
+    assert!(bad.stderr.contains("audit-access"), "{bad:#?}");
+    cli.run(&["get-role", "-n", "/cli/r", "--json"]).failed();
+
+    // reset-access-key: the new key works, the old one is refused.
+    let reset = cli.run(&["reset-access-key", "-n", "/cli/am"]).ok();
+    let new_key = field_after(&reset.stdout, "access_key:").expect("new access_key");
+    assert_ne!(new_key, old_key);
+    let login = |key: &str| {
+        post(
+            port,
+            "/auth",
+            &json!({"access-id": am_id, "access-type": "access_key", "access-key": key}),
+        )
+    };
+    assert_error(login(&old_key), 401, "login with the old key");
+    let (status, body) = login(&new_key);
+    assert_eq!(status, 200, "{body}");
+
+    // update-auth-method: rename and a common option; the access ID stays.
+    cli.run(&[
+        "update-auth-method",
+        "-n",
+        "/cli/am",
+        "--new-name",
+        "/cli/am2",
+        "--jwt-ttl",
+        "5",
+    ])
+    .ok();
+    let got = cli
+        .run(&["get-auth-method", "-n", "/cli/am2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(got["auth_method_access_id"], am_id.as_str(), "{got}");
+    assert_eq!(got["access_info"]["jwt_ttl"], 5, "{got}");
 }
 
 #[test]
@@ -2061,6 +2204,7 @@ fn cli_refuses_redirects_and_plain_http_off_loopback() {
         "{refused:#?}"
     );
     assert!(!cli.home.join("profiles/default.toml").exists());
+    // (No login check: nothing is sent off loopback from tests.)
     cli.run(&[
         "configure",
         "--access-id",
@@ -2069,6 +2213,7 @@ fn cli_refuses_redirects_and_plain_http_off_loopback() {
         "--gateway-url",
         "http://10.255.255.1:8200",
         "--allow-insecure-http",
+        "--no-login-check",
     ])
     .ok();
     let profile = std::fs::read_to_string(cli.home.join("profiles/default.toml")).unwrap();
@@ -2353,4 +2498,1082 @@ fn dynamic_mysql_secret_through_the_cli() {
     );
     cli.run(&["target-delete", "-n", "/e2e/mysql"]).ok();
     assert!(!cli.run(&["target-list"]).ok().stdout.contains("/e2e/mysql"));
+}
+
+/// update-item, get-tags, soft deletion and restore-item, delete-items.
+#[test]
+fn cli_update_item_tags_soft_delete_and_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, _url, cli, _) = admin_cli(tmp.path());
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/life/a",
+        "-v",
+        "a-S3CR3T",
+        "--tags",
+        "one",
+    ])
+    .ok();
+    cli.run(&["create-secret", "-n", "/life/sub/b", "-v", "b-S3CR3T"])
+        .ok();
+    // update-item: tags, description, rename.
+    cli.run(&[
+        "update-item",
+        "-n",
+        "/life/a",
+        "--add-tag",
+        "two",
+        "--add-tag",
+        "three",
+        "--rm-tag",
+        "one",
+        "--description",
+        "from the cli",
+    ])
+    .ok();
+    let tags = cli.run(&["get-tags", "-n", "/life/a"]).ok();
+    assert_eq!(tags.stdout, "three\ntwo\n", "{tags:#?}");
+    let tags = cli
+        .run(&["get-tags", "-n", "/life/a", "--json"])
+        .ok()
+        .json();
+    assert_eq!(tags, serde_json::json!(["three", "two"]));
+    let renamed = cli
+        .run(&["update-item", "-n", "/life/a", "--new-name", "/life/c"])
+        .ok();
+    assert!(renamed.stdout.contains("/life/c"), "{renamed:#?}");
+    let d = cli
+        .run(&["describe-item", "-n", "/life/c", "--json"])
+        .ok()
+        .json();
+    assert_eq!(d["item_metadata"], "from the cli");
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/life/c"])
+            .ok()
+            .stdout
+            .trim_end(),
+        "a-S3CR3T"
+    );
+    cli.run(&["get-tags", "-n", "/life/a"]).failed_with(5);
+    // An out-of-range value is refused by the server.
+    cli.run(&["update-item", "-n", "/life/c", "--max-versions", "5000"])
+        .failed();
+    // Soft deletion: pending, not readable, described, restorable.
+    let del = cli
+        .run(&["delete-item", "-n", "/life/c", "--delete-in-days", "3"])
+        .ok();
+    assert!(del.stdout.contains("pending deletion until"), "{del:#?}");
+    let gone = cli
+        .run(&["get-secret-value", "-n", "/life/c"])
+        .failed_with(5);
+    assert!(gone.stderr.contains("restore-item"), "{gone:#?}");
+    let d = cli.run(&["describe-item", "-n", "/life/c"]).ok();
+    assert!(d.stdout.contains("pending deletion"), "{d:#?}");
+    let listed = cli.run(&["list-items", "--path", "/life"]).ok();
+    assert!(!listed.stdout.contains("/life/c"), "{listed:#?}");
+    let pending = cli
+        .run(&["list-items", "--path", "/life", "--pending-deletion"])
+        .ok();
+    let items: Vec<&str> = pending
+        .stdout
+        .lines()
+        .filter(|l| !l.ends_with('/'))
+        .collect();
+    assert_eq!(items, vec!["/life/c"], "{pending:#?}");
+    cli.run(&["create-secret", "-n", "/life/c", "-v", "x"])
+        .failed_with(6);
+    cli.run(&["restore-item", "-n", "/life/c"]).ok();
+    assert_eq!(
+        cli.run(&["get-secret-value", "-n", "/life/c"])
+            .ok()
+            .stdout
+            .trim_end(),
+        "a-S3CR3T"
+    );
+    // delete-items: the whole folder at once.
+    let bulk = cli.run(&["delete-items", "--path", "/life"]).ok();
+    assert!(
+        bulk.stdout.contains("/life/c") && bulk.stdout.contains("/life/sub/b"),
+        "{bulk:#?}"
+    );
+    cli.run(&["get-secret-value", "-n", "/life/sub/b"])
+        .failed_with(5);
+    // delete-immediately: the name is free at once.
+    cli.run(&["delete-item", "-n", "/life/c", "--delete-immediately"])
+        .ok();
+    cli.run(&["create-secret", "-n", "/life/c", "-v", "again"])
+        .ok();
+}
+
+/// A started dev server, its URL, and a CLI configured as its admin.
+fn admin_cli(tmp: &Path) -> (Server, String, Cli, (String, String)) {
+    let server = Server::start(&tmp.join("data"));
+    let url = server.url();
+    let creds = server.bootstrap_credentials();
+    let cli = Cli {
+        home: tmp.join("home"),
+    };
+    cli.run(&[
+        "configure",
+        "--access-id",
+        &creds.0,
+        "--access-key",
+        &creds.1,
+        "--gateway-url",
+        &url,
+    ])
+    .ok();
+    (server, url, cli, creds)
+}
+
+/// docs/cli.md's exit statuses, each produced by its cause.
+#[test]
+fn exit_statuses_follow_the_kind_of_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url, cli, (admin_id, _)) = admin_cli(tmp.path());
+    // 2: usage (clap), and an invalid jq expression before anything is sent.
+    assert_eq!(cli.run(&["get-secret-value"]).code, 2);
+    let bad_jq = cli.run(&["list-roles", "--jq-expression", ".roles |"]);
+    assert_eq!(bad_jq.code, 2, "{bad_jq:#?}");
+    assert!(
+        bad_jq.stderr.contains("invalid --jq-expression"),
+        "{bad_jq:#?}"
+    );
+    // 3: a wrong access key.
+    let run = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            &admin_id,
+            "--access-key",
+            "not-the-key",
+            "--gateway-url",
+            &url,
+        ])
+        .failed_with(3);
+    assert!(!run.stderr.contains("not-the-key"), "{run:#?}");
+    // ... and a token the server does not know.
+    cli.run(&["list-roles", "--token", "t-unknown"])
+        .failed_with(3);
+    // 4: an identity without a role may not create.
+    let am = cli
+        .run(&["create-auth-method", "-n", "/exit/norole", "--json"])
+        .ok()
+        .json();
+    let token = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            am["access_id"].as_str().unwrap(),
+            "--access-key",
+            am["access_key"].as_str().unwrap(),
+            "--gateway-url",
+            &url,
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    cli.run(&[
+        "create-secret",
+        "-n",
+        "/exit/x",
+        "-v",
+        "v",
+        "--token",
+        &token,
+    ])
+    .failed_with(4);
+    // 5: a missing item; 6: creating it twice.
+    cli.run(&["get-secret-value", "-n", "/exit/missing"])
+        .failed_with(5);
+    cli.run(&["create-secret", "-n", "/exit/dup", "-v", "1"])
+        .ok();
+    cli.run(&["create-secret", "-n", "/exit/dup", "-v", "2"])
+        .failed_with(6);
+    // 7: nothing listens on the port.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let run = cli
+        .run(&["list-roles", "--gateway-url", &closed])
+        .failed_with(7);
+    assert!(run.stderr.contains("cannot reach"), "{run:#?}");
+    // 0.
+    assert_eq!(cli.run(&["list-roles"]).code, 0);
+}
+
+/// `--json` and `--jq-expression` on every command, like the Akeyless CLI.
+#[test]
+fn json_and_jq_expression_on_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, _url, cli, (admin_id, _)) = admin_cli(tmp.path());
+    cli.run(&["create-secret", "-n", "/jq/a", "-v", "alpha", "--tag", "t1"])
+        .ok();
+    cli.run(&["update-secret-val", "-n", "/jq/a", "-v", "beta"])
+        .ok();
+    cli.run(&["create-secret", "-n", "/jq/b", "-v", "gamma"])
+        .ok();
+    // --json: the server's answer.
+    let v = cli
+        .run(&["get-secret-value", "-n", "/jq/a", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["/jq/a"], "beta", "{v}");
+    let d = cli
+        .run(&["describe-item", "-n", "/jq/a", "--json"])
+        .ok()
+        .json();
+    assert_eq!(d["last_version"], 2, "{d}");
+    let who = cli.run(&["whoami", "--json"]).ok().json();
+    assert_eq!(who["access_id"], admin_id.as_str(), "{who}");
+    let version = cli.run(&["version", "--json"]).ok().json();
+    assert!(version["version"].is_string(), "{version}");
+    // --jq-expression: strings raw, one per line; other values as JSON.
+    let name = cli
+        .run(&[
+            "describe-item",
+            "-n",
+            "/jq/a",
+            "--jq-expression",
+            ".item_name",
+        ])
+        .ok();
+    assert_eq!(name.stdout, "/jq/a\n", "{name:#?}");
+    let n = cli
+        .run(&[
+            "describe-item",
+            "-n",
+            "/jq/a",
+            "--jq-expression",
+            ".last_version",
+        ])
+        .ok();
+    assert_eq!(n.stdout, "2\n", "{n:#?}");
+    let names = cli
+        .run(&[
+            "list-items",
+            "--path",
+            "/jq",
+            "--jq-expression",
+            "[.items[].item_name] | sort | .[]",
+        ])
+        .ok();
+    assert_eq!(names.stdout, "/jq/a\n/jq/b\n", "{names:#?}");
+    let value = cli
+        .run(&[
+            "get-secret-value",
+            "-n",
+            "/jq/b",
+            "--jq-expression",
+            ".[\"/jq/b\"]",
+        ])
+        .ok();
+    assert_eq!(value.stdout, "gamma\n", "{value:#?}");
+    let roles = cli
+        .run(&["whoami", "--jq-expression", "{id: .access_id}"])
+        .ok();
+    assert_eq!(
+        serde_json::from_str::<Value>(&roles.stdout).unwrap(),
+        json!({"id": admin_id})
+    );
+    // The top-level help lists the commands by group, with the exit statuses.
+    let help = cli.run(&["--help"]).ok();
+    for heading in [
+        "Auth & profiles:",
+        "Static secrets & items:",
+        "Roles:",
+        "CI:",
+        "Exit statuses",
+    ] {
+        assert!(help.stdout.contains(heading), "{heading}: {help:#?}");
+    }
+    // Commands whose output is not an answer refuse it (usage).
+    let refused = cli.run(&["completion", "bash", "--json"]);
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(refused.stderr.contains("do not apply"), "{refused:#?}");
+}
+
+/// COFFER_TOKEN / AKEYLESS_TOKEN, AKEYLESS_ACCESS_ID + KEY, and the
+/// gateway variables, with flag > environment > profile.
+#[test]
+fn environment_variables_are_honoured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url, cli, (admin_id, admin_key)) = admin_cli(tmp.path());
+    cli.run(&["create-secret", "-n", "/env/a", "-v", "from-env"])
+        .ok();
+    let token = cli
+        .run(&["auth", "--access-id", &admin_id, "--access-key", &admin_key])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    // No profile at all: everything from the environment.
+    let bare = Cli {
+        home: tmp.path().join("bare-home"),
+    };
+    let get = ["get-secret-value", "-n", "/env/a"];
+    for (name, value) in [("COFFER_TOKEN", &token), ("AKEYLESS_TOKEN", &token)] {
+        let run = bare
+            .run_env(&get, &[(name, value), ("COFFER_GATEWAY_URL", &url)])
+            .ok();
+        assert_eq!(run.stdout, "from-env\n", "{name}: {run:#?}");
+    }
+    let run = bare
+        .run_env(
+            &get,
+            &[
+                ("AKEYLESS_GATEWAY_URL", &url),
+                ("AKEYLESS_ACCESS_ID", &admin_id),
+                ("AKEYLESS_ACCESS_KEY", &admin_key),
+                ("AKEYLESS_ACCESS_TYPE", "access_key"),
+            ],
+        )
+        .ok();
+    assert_eq!(run.stdout, "from-env\n", "{run:#?}");
+    assert!(
+        !bare.home.join("tokens").exists(),
+        "an environment login is not cached"
+    );
+    let run = bare
+        .run_env(
+            &get,
+            &[
+                ("AKEYLESS_GATEWAY_URL", &url),
+                ("AKEYLESS_ACCESS_ID", &admin_id),
+            ],
+        )
+        .failed();
+    assert!(run.stderr.contains("AKEYLESS_ACCESS_KEY"), "{run:#?}");
+    // The environment beats the profile, the flag beats the environment.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    cli.run_env(&get, &[("COFFER_GATEWAY_URL", &closed)])
+        .failed_with(7);
+    cli.run_env(
+        &["get-secret-value", "-n", "/env/a", "--gateway-url", &url],
+        &[("COFFER_GATEWAY_URL", &closed)],
+    )
+    .ok();
+    cli.run_env(&get, &[("COFFER_TOKEN", "t-not-a-token")])
+        .failed_with(3);
+    let run = cli
+        .run_env(
+            &["get-secret-value", "-n", "/env/a", "--token", &token],
+            &[("COFFER_TOKEN", "t-not-a-token")],
+        )
+        .ok();
+    assert_eq!(run.stdout, "from-env\n");
+}
+
+/// `configure` logs in before saving; `--access-key -` reads standard
+/// input; `whoami` shows the identity.
+#[test]
+fn configure_checks_the_login_and_whoami_shows_the_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let url = server.url();
+    let (admin_id, admin_key) = server.bootstrap_credentials();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let profile = cli.home.join("profiles/default.toml");
+    let refused = cli
+        .run(&[
+            "configure",
+            "--access-id",
+            &admin_id,
+            "--access-key",
+            "wrong-key",
+            "--gateway-url",
+            &url,
+        ])
+        .failed_with(3);
+    assert!(refused.stderr.contains("profile not saved"), "{refused:#?}");
+    assert!(!refused.stderr.contains("wrong-key"), "{refused:#?}");
+    assert!(!profile.exists());
+    // The key from standard input (not a terminal here: read as is, trimmed).
+    let saved = cli
+        .run_with_stdin(
+            &[
+                "configure",
+                "--access-id",
+                &admin_id,
+                "--access-key",
+                "-",
+                "--gateway-url",
+                &url,
+            ],
+            Some(format!("{admin_key}\n").as_bytes()),
+        )
+        .ok();
+    assert!(saved.stdout.contains("logged in"), "{saved:#?}");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        text.contains(&format!("access_key = \"{admin_key}\"")),
+        "trimmed"
+    );
+    let who = cli.run(&["whoami"]).ok();
+    for want in [
+        "access_id:".to_owned(),
+        admin_id.clone(),
+        "auth_method:".into(),
+        "(api_key)".into(),
+        "roles:".into(),
+        "expiration:".into(),
+    ] {
+        assert!(who.stdout.contains(&want), "{want}: {who:#?}");
+    }
+    let who = cli.run(&["whoami", "--json"]).ok().json();
+    assert!(!who["roles"].as_array().unwrap().is_empty(), "{who}");
+    assert!(who["ttl"].as_i64().unwrap() > 0, "{who}");
+    // A role-less identity: whoami still answers, with no roles.
+    let am = cli
+        .run(&["create-auth-method", "-n", "/who/bare", "--json"])
+        .ok()
+        .json();
+    let token = cli
+        .run(&[
+            "auth",
+            "--access-id",
+            am["access_id"].as_str().unwrap(),
+            "--access-key",
+            am["access_key"].as_str().unwrap(),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let bare = cli.run(&["whoami", "--token", &token]).ok();
+    assert!(bare.stdout.contains("(none)"), "{bare:#?}");
+    assert!(bare.stdout.contains("/who/bare"), "{bare:#?}");
+}
+
+/// A loopback HTTP server that answers every request with `reply`.
+fn fixed_reply_server(reply: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            read_http_request(&mut stream);
+            stream.write_all(reply.as_bytes()).ok();
+        }
+    });
+    port
+}
+
+/// The error messages of issue 13 item 5, each from its cause.
+#[test]
+fn errors_say_what_they_know() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cli = Cli {
+        home: dir.join("home"),
+    };
+    // A URL that is not a Coffer API (a web server's 404 page).
+    let port = fixed_reply_server(
+        "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 39\r\nconnection: close\r\n\r\n<html><body>404 Not Found</body></html>",
+    );
+    let web = format!("http://127.0.0.1:{port}");
+    let run = cli
+        .run(&[
+            "configure",
+            "--access-id",
+            "p-abcdefghijkl",
+            "--access-key",
+            "k",
+            "--gateway-url",
+            &web,
+        ])
+        .failed();
+    assert!(
+        run.stderr
+            .contains("does not look like a Coffer or Akeyless API")
+            && run
+                .stderr
+                .contains("POST /auth answered HTTP 404 with an HTML page")
+            && run.stderr.contains("/api/v2"),
+        "{run:#?}"
+    );
+    // HTTPS to a plain-HTTP server.
+    let server = Server::start(&dir.join("data"));
+    let https = format!("https://127.0.0.1:{}", server.port);
+    let run = cli
+        .run(&["list-roles", "--gateway-url", &https, "--token", "t-x"])
+        .failed_with(7);
+    assert!(run.stderr.contains("speaks plain HTTP"), "{run:#?}");
+    drop(server);
+    // A self-signed server certificate passed as --ca-cert is the trust
+    // anchor (as with curl); a CA certificate used as the server's own is
+    // refused with the reason.
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+        ],
+    );
+    let tls_args = |name: &str| {
+        [
+            "--tls-cert".to_owned(),
+            dir.join(format!("{name}.pem")).display().to_string(),
+            "--tls-key".to_owned(),
+            dir.join(format!("{name}.key")).display().to_string(),
+        ]
+    };
+    let leaf = tls_args("leaf");
+    let leaf: Vec<&str> = leaf.iter().map(String::as_str).collect();
+    let leaf_server = Server::start_with(&dir.join("data-leaf"), &leaf);
+    let leaf_url = format!("https://127.0.0.1:{}", leaf_server.port);
+    let leaf_pem = dir.join("leaf.pem").display().to_string();
+    let run = cli
+        .run(&[
+            "validate-token",
+            "--gateway-url",
+            &leaf_url,
+            "--token",
+            "t-x",
+        ])
+        .failed_with(7);
+    assert!(run.stderr.contains("--ca-cert"), "{run:#?}");
+    let (leaf_id, leaf_key) = leaf_server.bootstrap_credentials();
+    cli.run(&[
+        "auth",
+        "--access-id",
+        &leaf_id,
+        "--access-key",
+        &leaf_key,
+        "--gateway-url",
+        &leaf_url,
+        "--ca-cert",
+        &leaf_pem,
+    ])
+    .ok();
+    drop(leaf_server);
+    let ca = tls_args("ca");
+    let ca: Vec<&str> = ca.iter().map(String::as_str).collect();
+    let ca_server = Server::start_with(&dir.join("data-ca"), &ca);
+    let ca_url = format!("https://127.0.0.1:{}", ca_server.port);
+    let ca_pem = dir.join("ca.pem").display().to_string();
+    let run = cli
+        .run(&[
+            "validate-token",
+            "--gateway-url",
+            &ca_url,
+            "--ca-cert",
+            &ca_pem,
+            "--token",
+            "t-x",
+        ])
+        .failed_with(7);
+    assert!(
+        run.stderr.contains("CA:TRUE") && run.stderr.contains("leaf certificate"),
+        "{run:#?}"
+    );
+    drop(ca_server);
+
+    // `coffer ci`: a missing file named once, YAML frames kept, an unset ID
+    // token explained, 127/126 for commands that cannot run, --format
+    // github only in GitHub Actions.
+    let missing = dir.join("nope.yml").display().to_string();
+    let run = cli
+        .run(&["ci", "explain", "--job", "x", "--file", &missing])
+        .failed();
+    assert_eq!(run.stderr.matches("No such file").count(), 1, "{run:#?}");
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "job:\n  script: [echo\n  bad: : :\n").unwrap();
+    let run = cli.run(&[
+        "ci",
+        "explain",
+        "--job",
+        "job",
+        "--file",
+        bad.to_str().unwrap(),
+    ]);
+    // (A frame's gutter lines are short: not `failed()`'s shape.)
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.starts_with("Error: invalid YAML"), "{run:#?}");
+    assert!(run.stderr.contains("  3 |   bad: : :"), "{run:#?}");
+    assert!(run.stderr.contains("|      ^"), "{run:#?}");
+    let pipeline = dir.join("ok.yml");
+    std::fs::write(
+        &pipeline,
+        "job:\n  script: echo\n  id_tokens:\n    COFFER_ID:\n      aud: coffer\n  secrets:\n    A:\n      akeyless:\n        name: /x\n        akeyless_api_url: http://127.0.0.1:9/api/v2\n      token: $COFFER_ID\n",
+    )
+    .unwrap();
+    let p = pipeline.to_str().unwrap();
+    let run = cli
+        .run_env(
+            &["ci", "explain", "--job", "job", "--file", p],
+            &[("AKEYLESS_ACCESS_ID", "p-abcdefghijkl")],
+        )
+        .failed();
+    assert!(
+        run.stdout.contains("$COFFER_ID is not set")
+            && run.stdout.contains("--id-token COFFER_ID=")
+            && run.stdout.contains("coffer dev oidc mint --aud coffer")
+            && run.stdout.contains("id_tokens:"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("ID token(s) not set"), "{run:#?}");
+    let run = cli.run(&["ci", "run", "--resolve-refs", "--", "/nonexistent/command"]);
+    assert_eq!(run.code, 127, "{run:#?}");
+    assert!(run.stderr.contains("command not found"), "{run:#?}");
+    let not_exec = dir.join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    let run = cli.run(&[
+        "ci",
+        "run",
+        "--resolve-refs",
+        "--",
+        not_exec.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 126, "{run:#?}");
+    let gh_env = dir.join("github_env");
+    let run = cli.run_env(
+        &[
+            "ci", "resolve", "--job", "job", "--file", p, "--format", "github",
+        ],
+        &[
+            ("GITHUB_ENV", gh_env.to_str().unwrap()),
+            ("AKEYLESS_ACCESS_ID", "p-abcdefghijkl"),
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stdout.is_empty() && run.stderr.contains("GITHUB_ACTIONS"),
+        "{run:#?}"
+    );
+    assert!(!gh_env.exists());
+
+    // The hint after create-auth-method-oauth2 names ID tokens.
+    let (_server, _url, admin, _) = admin_cli(&dir.join("admin"));
+    let created = admin
+        .run(&[
+            "create-auth-method-oauth2",
+            "-n",
+            "/hint/gitlab",
+            "--jwks-uri",
+            "http://127.0.0.1:9/keys",
+            "--unique-identifier",
+            "user_login",
+            "--audience",
+            "https://coffer.example",
+        ])
+        .ok();
+    assert!(
+        created.stderr.contains("id_tokens:")
+            && created.stderr.contains("aud: https://coffer.example")
+            && !created.stderr.contains("CI_JOB_JWT"),
+        "{created:#?}"
+    );
+}
+
+/// `coffer ci` secrets that name no API URL go to COFFER_GATEWAY_URL or the
+/// profile's gateway; the public SaaS only when nothing names one, with a
+/// note on stderr. (`ci explain` sends nothing.)
+#[test]
+fn ci_falls_back_to_the_profile_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        home: tmp.path().join("home"),
+    };
+    let pipeline = tmp.path().join("ci.yml");
+    std::fs::write(
+        &pipeline,
+        "job:\n  script: echo\n  secrets:\n    A:\n      akeyless:\n        name: /x\n        akeyless_access_type: api_key\n        akeyless_access_key: ak-x\n",
+    )
+    .unwrap();
+    let explain = |env: &[(&str, &str)]| {
+        let mut env = env.to_vec();
+        env.push(("AKEYLESS_ACCESS_ID", "p-abcdefghijkl"));
+        cli.run_env(
+            &[
+                "ci",
+                "explain",
+                "--job",
+                "job",
+                "--file",
+                pipeline.to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+    let saas = explain(&[]).ok();
+    assert!(
+        saas.stdout.contains("endpoint  https://api.akeyless.io"),
+        "{saas:#?}"
+    );
+    assert!(
+        saas.stderr
+            .contains("note: A uses the public Akeyless SaaS"),
+        "{saas:#?}"
+    );
+    cli.run(&[
+        "configure",
+        "--access-id",
+        "p-abcdefghijkl",
+        "--access-key=k",
+        "--gateway-url",
+        "http://127.0.0.1:8299",
+        "--no-login-check",
+    ])
+    .ok();
+    let profile = explain(&[]).ok();
+    assert!(
+        profile.stdout.contains("endpoint  http://127.0.0.1:8299"),
+        "{profile:#?}"
+    );
+    assert!(!profile.stderr.contains("SaaS"), "{profile:#?}");
+    // Not silently: the job's credentials go to a profile's gateway.
+    assert!(
+        profile
+            .stderr
+            .contains("note: A uses http://127.0.0.1:8299, the gateway of profile default"),
+        "{profile:#?}"
+    );
+    let env = explain(&[("COFFER_GATEWAY_URL", "http://127.0.0.1:8298")]).ok();
+    assert!(
+        env.stdout.contains("endpoint  http://127.0.0.1:8298"),
+        "{env:#?}"
+    );
+    assert!(!env.stderr.contains("note:"), "named by the user: {env:#?}");
+    let v = cli
+        .run_env(
+            &[
+                "ci",
+                "explain",
+                "--job",
+                "job",
+                "--file",
+                pipeline.to_str().unwrap(),
+                "--jq-expression",
+                ".secrets[0].endpoint",
+            ],
+            &[("AKEYLESS_ACCESS_ID", "p-abcdefghijkl")],
+        )
+        .ok();
+    assert_eq!(v.stdout, "http://127.0.0.1:8299\n", "{v:#?}");
+}
+
+/// `--access-key -` on a terminal: asked for without echo (a pty from
+/// util-linux `script`; the key is typed after the prompt appeared).
+#[test]
+fn configure_reads_the_key_from_a_terminal_without_echo() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: needs /usr/bin/script (util-linux) for a pseudo-terminal");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let command = format!(
+        "{COFFER} configure --access-id p-abcdefghijkl --access-key - --gateway-url http://127.0.0.1:1 --no-login-check"
+    );
+    let out = scrubbed(Command::new("sh"))
+        .arg("-c")
+        .arg("(sleep 1; printf 'TYPED-KEY-4711\\n') | script -qec \"$CMD\" /dev/null")
+        .env("CMD", &command)
+        .env("COFFER_HOME", &home)
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Access key (input hidden):"), "{screen}");
+    assert!(!screen.contains("TYPED-KEY-4711"), "echoed: {screen}");
+    let profile = std::fs::read_to_string(home.join("profiles/default.toml")).unwrap();
+    assert!(
+        profile.contains("access_key = \"TYPED-KEY-4711\""),
+        "{profile}"
+    );
+}
+
+/// Each credential goes only to its own source's gateway (docs/cli.md):
+/// the profile's to the profile's gateway whatever AKEYLESS_GATEWAY_URL
+/// says; AKEYLESS_* credentials and tokens only to AKEYLESS_GATEWAY_URL
+/// (or an explicit --gateway-url / COFFER_GATEWAY_URL), never to the
+/// profile's. A recording listener stands for the wrong gateway.
+#[test]
+fn credentials_go_only_to_their_own_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url, cli, (admin_id, admin_key)) = admin_cli(tmp.path());
+    cli.run(&["create-secret", "-n", "/own/a", "-v", "mine"])
+        .ok();
+    let (wrong, received) = recording_server("127.0.0.1:0", None);
+    let wrong = format!("http://{wrong}");
+    let nothing_sent = |step: &str| {
+        let got = received.lock().unwrap();
+        assert!(
+            got.is_empty(),
+            "{step}: the wrong gateway received {got:#?}"
+        );
+    };
+    let get = ["get-secret-value", "-n", "/own/a"];
+    // The profile's key, and its cached token, go to the profile's gateway.
+    std::fs::remove_dir_all(cli.home.join("tokens")).ok();
+    let run = cli.run_env(&get, &[("AKEYLESS_GATEWAY_URL", &wrong)]).ok();
+    assert_eq!(run.stdout, "mine\n", "{run:#?}");
+    cli.run_env(&get, &[("AKEYLESS_GATEWAY_URL", &wrong)]).ok();
+    cli.run_env(&["auth"], &[("AKEYLESS_GATEWAY_URL", &wrong)])
+        .ok();
+    nothing_sent("profile with AKEYLESS_GATEWAY_URL");
+    // configure's login check: the profile's gateway, else
+    // COFFER_GATEWAY_URL, else the default; never AKEYLESS_GATEWAY_URL.
+    let checked = cli.run_env(
+        &[
+            "configure",
+            "--profile",
+            "checked",
+            "--access-id",
+            &admin_id,
+            "--access-key",
+            &admin_key,
+        ],
+        &[("AKEYLESS_GATEWAY_URL", &wrong)],
+    );
+    assert!(!checked.stdout.contains(&wrong), "{checked:#?}");
+    nothing_sent("configure's login check");
+    // A profile whose gateway is the listener: AKEYLESS_* credentials are
+    // not sent there.
+    cli.run(&[
+        "configure",
+        "--profile",
+        "elsewhere",
+        "--access-id",
+        "p-abcdefghijkl",
+        "--access-key",
+        "profile-key-4711",
+        "--gateway-url",
+        &wrong,
+        "--no-login-check",
+    ])
+    .ok();
+    let elsewhere = ["get-secret-value", "-n", "/own/a", "--profile", "elsewhere"];
+    let auth_elsewhere = ["auth", "--profile", "elsewhere"];
+    let ak_credentials = [
+        ("AKEYLESS_ACCESS_ID", admin_id.as_str()),
+        ("AKEYLESS_ACCESS_KEY", "ak-secret-4711"),
+    ];
+    let ak_token = [("AKEYLESS_TOKEN", "t-ak-secret-4711")];
+    for (args, env) in [
+        (&elsewhere[..], &ak_credentials[..]),
+        (&auth_elsewhere[..], &ak_credentials[..]),
+        (&elsewhere[..], &ak_token[..]),
+    ] {
+        let run = cli.run_env(args, env).failed_with(1);
+        assert!(
+            run.stderr.contains("AKEYLESS_GATEWAY_URL is not"),
+            "{run:#?}"
+        );
+        nothing_sent(&format!("{env:?} {args:?}"));
+    }
+    // With their own gateway they work, the profile's notwithstanding.
+    let akeyless = [
+        ("AKEYLESS_ACCESS_ID", admin_id.as_str()),
+        ("AKEYLESS_ACCESS_KEY", admin_key.as_str()),
+        ("AKEYLESS_GATEWAY_URL", url.as_str()),
+    ];
+    let run = cli.run_env(&elsewhere, &akeyless).ok();
+    assert_eq!(run.stdout, "mine\n", "{run:#?}");
+    cli.run_env(&auth_elsewhere, &akeyless).ok();
+    // Or with an explicit gateway when AKEYLESS_GATEWAY_URL is unset.
+    let run = cli
+        .run_env(
+            &elsewhere,
+            &[akeyless[0], akeyless[1], ("COFFER_GATEWAY_URL", &url)],
+        )
+        .ok();
+    assert_eq!(run.stdout, "mine\n", "{run:#?}");
+    nothing_sent("AKEYLESS_* with their gateway");
+    // Two different gateways for them: refused.
+    let run = cli
+        .run_env(
+            &elsewhere,
+            &[
+                akeyless[0],
+                akeyless[1],
+                akeyless[2],
+                ("COFFER_GATEWAY_URL", &wrong),
+            ],
+        )
+        .failed_with(1);
+    assert!(
+        run.stderr.contains("belongs to AKEYLESS_GATEWAY_URL"),
+        "{run:#?}"
+    );
+    nothing_sent("two gateways");
+}
+
+/// Logins with credentials from the environment are never written to the
+/// token cache, also when the profile names the same access ID; the
+/// environment's key goes only with the environment's access ID.
+#[test]
+fn environment_logins_are_never_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url, cli, (admin_id, admin_key)) = admin_cli(tmp.path());
+    let tokens = cli.home.join("tokens");
+    std::fs::remove_dir_all(&tokens).ok();
+    let coffer_env = [
+        ("COFFER_ACCESS_ID", admin_id.as_str()),
+        ("COFFER_ACCESS_KEY", admin_key.as_str()),
+    ];
+    let token = cli.run_env(&["auth"], &coffer_env).ok();
+    assert!(token.stdout.trim().starts_with("t-"), "{token:#?}");
+    cli.run_env(&["list-roles"], &coffer_env).ok();
+    assert!(!tokens.exists(), "COFFER_ACCESS_* login cached");
+    // No profile: AKEYLESS_* credentials, not cached either.
+    let bare = Cli {
+        home: tmp.path().join("bare-home"),
+    };
+    bare.run_env(
+        &["auth"],
+        &[
+            ("AKEYLESS_ACCESS_ID", &admin_id),
+            ("AKEYLESS_ACCESS_KEY", &admin_key),
+            ("AKEYLESS_GATEWAY_URL", &url),
+        ],
+    )
+    .ok();
+    assert!(
+        !bare.home.join("tokens").exists(),
+        "AKEYLESS_* login cached"
+    );
+    // A login from the flags is still cached, as before.
+    cli.run(&["auth", "--access-id", &admin_id, "--access-key", &admin_key])
+        .ok();
+    assert!(tokens.exists(), "a login from flags is cached");
+    // --access-id X with COFFER_ACCESS_KEY (the key of the environment's
+    // ID): the key is not sent with X.
+    let (gateway, received) = recording_server("127.0.0.1:0", None);
+    let run = cli
+        .run_env(
+            &[
+                "auth",
+                "--access-id",
+                "p-otherother12",
+                "--gateway-url",
+                &format!("http://{gateway}"),
+            ],
+            &[
+                ("COFFER_ACCESS_ID", "p-envenvenv123"),
+                ("COFFER_ACCESS_KEY", "env-key-4711"),
+            ],
+        )
+        .failed_with(1);
+    assert!(run.stderr.contains("--access-key is required"), "{run:#?}");
+    // configure likewise: not saved (nor checked) with another ID's key.
+    let run = cli
+        .run_env(
+            &[
+                "configure",
+                "--profile",
+                "other",
+                "--access-id",
+                "p-otherother12",
+                "--gateway-url",
+                &format!("http://{gateway}"),
+            ],
+            &[
+                ("COFFER_ACCESS_ID", "p-envenvenv123"),
+                ("COFFER_ACCESS_KEY", "env-key-4711"),
+            ],
+        )
+        .failed_with(1);
+    assert!(run.stderr.contains("--access-key is required"), "{run:#?}");
+    assert!(!cli.home.join("profiles/other.toml").exists());
+    assert!(received.lock().unwrap().is_empty(), "{received:#?}");
+    // COFFER_ACCESS_KEY with its own ID (or no ID) still configures.
+    cli.run_env(
+        &[
+            "configure",
+            "--profile",
+            "same",
+            "--access-id",
+            &admin_id,
+            "--gateway-url",
+            &url,
+        ],
+        &[
+            ("COFFER_ACCESS_ID", &admin_id),
+            ("COFFER_ACCESS_KEY", &admin_key),
+        ],
+    )
+    .ok();
+}
+
+/// Ctrl-C at the hidden prompt: the terminal gets its echo back (the
+/// prompt reads with signals off and restores the settings), exit 130.
+#[test]
+fn ctrl_c_at_the_hidden_prompt_restores_the_terminal() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: needs /usr/bin/script (util-linux) for a pseudo-terminal");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    // The shell traps SIGINT so that it survives one, and shows the
+    // terminal's settings after coffer ends.
+    let command = format!(
+        "trap 'echo TRAPPED' INT; {COFFER} configure --access-id p-abcdefghijkl --access-key - --gateway-url http://127.0.0.1:1 --no-login-check; echo STATUS=$?; stty -a"
+    );
+    let out = scrubbed(Command::new("sh"))
+        .arg("-c")
+        .arg("(sleep 2; printf 'TYPED\\003'; sleep 2) | script -qec \"$CMD\" /dev/null")
+        .env("CMD", &command)
+        .env("COFFER_HOME", &home)
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("Access key (input hidden):"), "{screen}");
+    assert!(screen.contains("STATUS=130"), "{screen}");
+    assert!(screen.contains("cancelled"), "{screen}");
+    assert!(
+        !screen.contains("TYPED\r") && !screen.contains("TYPED\n"),
+        "echoed: {screen}"
+    );
+    let settings: Vec<&str> = screen.split_whitespace().collect();
+    for want in ["echo", "icanon", "isig"] {
+        assert!(settings.contains(&want), "{want} not restored: {screen}");
+    }
+    assert!(!home.join("profiles/default.toml").exists());
 }

@@ -201,6 +201,9 @@ impl Client {
             .await
             .map_err(|e| Error::transport(&self.base, &e))?;
         if !status.is_success() {
+            if let Some(e) = Error::not_an_api(&self.base, operation, status.as_u16(), &bytes) {
+                return Err(e);
+            }
             return Err(Error::from_response_redacted(
                 status.as_u16(),
                 &bytes,
@@ -210,10 +213,8 @@ impl Client {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Map::new()));
         }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
-            operation: operation.to_string(),
-            reason: format!("the body is not JSON ({e})"),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::undecodable(&self.base, operation, &bytes, &e))
     }
 
     /// Like [`Client::call`], with the caller's token added to the body.
@@ -279,6 +280,108 @@ impl Client {
             },
         )
         .await
+    }
+
+    /// `get-cert-challenge`: a single-use challenge for a cert login.
+    pub async fn get_cert_challenge(
+        &self,
+        access_id: &str,
+        cert_data_b64: &str,
+    ) -> Result<CertChallengeOutput> {
+        self.send(
+            None,
+            &GetCertChallenge {
+                access_id: access_id.to_string(),
+                cert_data: cert_data_b64.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// A cert login: get a challenge for the certificate, have `sign`
+    /// return its signature (base64) by the certificate's private key (the
+    /// key stays with the caller), and log in with it.
+    pub async fn auth_cert<F>(
+        &self,
+        access_id: &str,
+        cert_data_b64: &str,
+        sign: F,
+    ) -> Result<AuthOutput>
+    where
+        F: FnOnce(&str) -> Result<String>,
+    {
+        let challenge = self
+            .get_cert_challenge(access_id, cert_data_b64)
+            .await?
+            .challenge;
+        let signature = sign(&challenge)?;
+        self.auth(&Auth {
+            access_id: access_id.to_string(),
+            access_type: "cert".to_string(),
+            cert_data: Some(cert_data_b64.to_string()),
+            cert_challenge: Some(challenge),
+            signed_cert_challenge: Some(signature),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// `oidc-auth-url`: the provider's authorization URL for a person's
+    /// login, and the state it must come back with. `client_nonce`: a
+    /// random value this client keeps, sent again with [`Self::auth_oidc`].
+    pub async fn oidc_auth_url(
+        &self,
+        access_id: &str,
+        redirect_uri: &str,
+        client_nonce: &SecretString,
+    ) -> Result<OidcAuthUrlOutput> {
+        self.send(
+            None,
+            &OidcAuthUrl {
+                access_id: access_id.to_string(),
+                redirect_uri: redirect_uri.to_string(),
+                client_nonce: client_nonce.clone(),
+            },
+        )
+        .await
+    }
+
+    /// `auth` with the code and state of an OIDC login and the client
+    /// nonce its [`Self::oidc_auth_url`] was called with.
+    pub async fn auth_oidc(
+        &self,
+        access_id: &str,
+        code: &SecretString,
+        state: &str,
+        client_nonce: &SecretString,
+    ) -> Result<AuthOutput> {
+        self.auth(&Auth {
+            access_id: access_id.to_string(),
+            access_type: "oidc".to_string(),
+            code: Some(code.clone()),
+            state: Some(state.to_string()),
+            client_nonce: Some(client_nonce.clone()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// `create-auth-method-oidc`.
+    pub async fn create_auth_method_oidc(
+        &self,
+        token: &Token,
+        request: &CreateAuthMethodOidc,
+    ) -> Result<CreateAuthMethodOutput> {
+        self.send(Some(token), request).await
+    }
+
+    /// `create-auth-method-cert`.
+    pub async fn create_auth_method_cert(
+        &self,
+        token: &Token,
+        request: &CreateAuthMethodCert,
+    ) -> Result<CreateAuthMethodOutput> {
+        self.send(Some(token), request).await
     }
 
     /// `auth` with any request (other access types).
@@ -351,6 +454,41 @@ impl Client {
         let request = DeleteItem {
             name: name.to_string(),
             version,
+            ..DeleteItem::default()
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `restore-item`: cancel a pending deletion.
+    pub async fn restore_item(&self, token: &Token, name: &str) -> Result<RestoreItemOutput> {
+        let request = RestoreItem {
+            name: name.to_string(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `delete-items`: every item under a folder, pending deletion.
+    pub async fn delete_items(&self, token: &Token, path: &str) -> Result<DeleteItemsOutput> {
+        let request = DeleteItems {
+            path: Some(path.to_string()),
+            item: Vec::new(),
+        };
+        self.send(Some(token), &request).await
+    }
+
+    /// `update-item`.
+    pub async fn update_item(
+        &self,
+        token: &Token,
+        request: &UpdateItem,
+    ) -> Result<UpdateItemOutput> {
+        self.send(Some(token), request).await
+    }
+
+    /// `get-tags`.
+    pub async fn get_tags(&self, token: &Token, name: &str) -> Result<Vec<String>> {
+        let request = GetTags {
+            name: name.to_string(),
         };
         self.send(Some(token), &request).await
     }
@@ -960,7 +1098,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_json_success_is_a_decode_error() {
-        let (url, server) = one_shot("200 OK", "not json");
+        let (url, server) = one_shot("200 OK", "{\"roles\": [");
         let client = Client::new(&url, ClientOptions::default()).unwrap();
         let err = client
             .call("list-roles", serde_json::json!({}))
@@ -968,6 +1106,24 @@ mod tests {
             .unwrap_err();
         server.join().unwrap();
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn html_or_text_is_not_the_api() {
+        for (status, body) in [
+            ("200 OK", "<html><body>Welcome to nginx</body></html>"),
+            ("404 Not Found", "404 page not found"),
+        ] {
+            let (url, server) = one_shot(status, body);
+            let client = Client::new(&url, ClientOptions::default()).unwrap();
+            let err = client
+                .call("auth", serde_json::json!({}))
+                .await
+                .unwrap_err();
+            server.join().unwrap();
+            assert!(matches!(err, Error::NotAnApi { .. }), "{err:?}");
+            assert!(err.to_string().contains("POST /auth"), "{err}");
+        }
     }
 
     /// A loopback listener that records every connection it gets (and the

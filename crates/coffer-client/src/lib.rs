@@ -40,7 +40,7 @@ pub mod types;
 pub use client::{
     Client, ClientOptions, DEFAULT_CLIENT_TYPE, check_base_url, decode, normalize_base_url,
 };
-pub use error::{Error, Result};
+pub use error::{API_URL_FORMS, Error, ErrorKind, Result};
 pub use ops::Operation;
 pub use token::Token;
 pub use types::*;

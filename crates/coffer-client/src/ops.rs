@@ -69,12 +69,68 @@ pub struct Auth {
     /// universal_identity: the UID token.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
     pub uid_token: Option<SecretString>,
+    /// cert: the client certificate (PEM, base64), intermediates after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_data: Option<String>,
+    /// cert: the challenge from [`GetCertChallenge`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_challenge: Option<String>,
+    /// cert: the challenge signed with the certificate's key, base64. (The
+    /// key itself is never sent: the server refuses `key-data`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_cert_challenge: Option<String>,
+    /// oidc: the authorization code the provider redirected with.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub code: Option<SecretString>,
+    /// oidc: the state from [`OidcAuthUrl`], as the provider returned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// oidc: the client nonce sent to [`OidcAuthUrl`] (never shown to the
+    /// browser or the provider).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub client_nonce: Option<SecretString>,
 }
 
 impl Operation for Auth {
     const NAME: &'static str = "auth";
     const AUTHENTICATED: bool = false;
     type Output = AuthOutput;
+}
+
+/// `get-cert-challenge`: the first step of a cert login; the server checks
+/// the certificate and returns a single-use challenge to sign.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetCertChallenge {
+    pub access_id: String,
+    /// The client certificate (PEM, base64).
+    pub cert_data: String,
+}
+
+impl Operation for GetCertChallenge {
+    const NAME: &'static str = "get-cert-challenge";
+    const AUTHENTICATED: bool = false;
+    type Output = CertChallengeOutput;
+}
+
+/// `oidc-auth-url`: the first step of a person's OIDC login: the
+/// provider's authorization URL and the state to expect back.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OidcAuthUrl {
+    pub access_id: String,
+    /// Where the provider sends the browser back (an allowed loopback URI).
+    pub redirect_uri: String,
+    /// A random value the client keeps to itself and sends again with
+    /// `auth` (16 to 512 bytes): only this client can finish the login.
+    #[serde(serialize_with = "expose")]
+    pub client_nonce: SecretString,
+}
+
+impl Operation for OidcAuthUrl {
+    const NAME: &'static str = "oidc-auth-url";
+    const AUTHENTICATED: bool = false;
+    type Output = OidcAuthUrlOutput;
 }
 
 /// `validate-token`: validates the token the request is sent with.
@@ -86,6 +142,11 @@ operation!(ValidateToken, "validate-token", ValidateTokenOutput);
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RevokeToken {}
 operation!(RevokeToken, "revoke-token", Empty);
+
+/// `get-caller-identity` (Coffer): who the token the request is sent with is.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GetCallerIdentity {}
+operation!(GetCallerIdentity, "get-caller-identity", CallerIdentity);
 
 /// `get-secret-value`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -158,6 +219,9 @@ pub struct ListItems {
     pub minimal_view: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_folder: Option<bool>,
+    /// Only the items pending deletion (Coffer's own filter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_deletion: Option<bool>,
 }
 operation!(ListItems, "list-items", ListItemsOutput);
 
@@ -166,11 +230,63 @@ operation!(ListItems, "list-items", ListItemsOutput);
 #[serde(rename_all = "kebab-case")]
 pub struct DeleteItem {
     pub name: String,
-    /// A version, or `-1`/absent for the whole item.
+    /// A version (0 = the latest), or `-1`/absent for the whole item.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+    /// Days the item stays pending deletion (server default 7; 0 = now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_in_days: Option<i64>,
+    /// Delete at once instead of pending deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_immediately: Option<bool>,
 }
 operation!(DeleteItem, "delete-item", DeleteItemOutput);
+
+/// `restore-item` (Coffer's own): cancel a pending deletion.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RestoreItem {
+    pub name: String,
+}
+operation!(RestoreItem, "restore-item", RestoreItemOutput);
+
+/// `delete-items`: every item under a folder (pending deletion, all or
+/// nothing).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DeleteItems {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub item: Vec<String>,
+}
+operation!(DeleteItems, "delete-items", DeleteItemsOutput);
+
+/// `update-item`: rename, description, tags, max versions.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateItem {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_tag: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rm_tag: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_versions: Option<i64>,
+}
+operation!(UpdateItem, "update-item", UpdateItemOutput);
+
+/// `get-tags`: an item's tags.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetTags {
+    pub name: String,
+}
+operation!(GetTags, "get-tags", Vec<String>);
 
 /// Options every auth-method type takes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -441,6 +557,106 @@ operation!(
     CreateAuthMethodOutput
 );
 
+/// `create-auth-method-cert`: client certificates signed by a CA.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodCert {
+    pub name: String,
+    /// The trusted CA certificate(s), PEM, base64-encoded.
+    pub certificate_data: String,
+    /// The certificate field naming the caller: `common_name` (server
+    /// default), `organizational_unit`, `dns_sans`, `email_sans`,
+    /// `uri_sans` or `serial_number`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_common_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_dns_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_email_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_uri_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_organizational_units: Vec<String>,
+    /// `oid:value-glob`, every one required.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bound_extensions: Vec<String>,
+    /// Serial numbers (hex) refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revoked_cert_ids: Vec<String>,
+    /// Unix seconds, 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<i64>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodCert,
+    "create-auth-method-cert",
+    CreateAuthMethodOutput
+);
+
+/// `create-auth-method-oidc`: people log in through an OpenID Provider
+/// (authorization code with PKCE).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateAuthMethodOidc {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Stored sealed; never shown again.
+    #[serde(serialize_with = "expose")]
+    pub client_secret: SecretString,
+    /// The `aud` of the ID tokens (server default: the client ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The claim naming the person (server default `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes_prefix: Option<String>,
+    /// Redirect URIs logins may use (loopback for the CLI).
+    #[serde(rename = "allowed-redirect-uri", skip_serializing_if = "Vec::is_empty")]
+    pub allowed_redirect_uris: Vec<String>,
+    /// Unix seconds, 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<i64>,
+    #[serde(flatten)]
+    pub common: AuthMethodCommon,
+}
+operation!(
+    CreateAuthMethodOidc,
+    "create-auth-method-oidc",
+    CreateAuthMethodOutput
+);
+
+/// `auth-method-update-oidc`: replaces the OIDC settings (all of them,
+/// client secret included); `new_name` renames.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateAuthMethodOidc {
+    #[serde(flatten)]
+    pub settings: CreateAuthMethodOidc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+}
+operation!(UpdateAuthMethodOidc, "auth-method-update-oidc", NameOutput);
+
+/// `auth-method-update-cert`: replaces the certificate settings (all of
+/// them, as for create); `new_name` renames (the access ID stays).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateAuthMethodCert {
+    #[serde(flatten)]
+    pub settings: CreateAuthMethodCert,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+}
+operation!(UpdateAuthMethodCert, "auth-method-update-cert", NameOutput);
+
 /// A new or rotated UID token. `token` is the secret (shown once).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
@@ -659,6 +875,67 @@ pub struct DeleteAssoc {
     pub assoc_id: String,
 }
 operation!(DeleteAssoc, "delete-assoc", Empty);
+
+/// `update-assoc`: replace an association's sub-claims and case flag
+/// (the server's default for an absent flag is true).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateAssoc {
+    pub assoc_id: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sub_claims: SubClaims,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
+}
+operation!(UpdateAssoc, "update-assoc", Empty);
+
+/// `update-role`: rename and/or change the description and audit access
+/// (unset options stay).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateRole {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `none`, `own` or `all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_access: Option<String>,
+}
+operation!(UpdateRole, "update-role", UpdateRoleOutput);
+
+/// `update-auth-method`: the options every auth method type has (unset
+/// ones stay); `new_name` renames (the access ID stays).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateAuthMethod {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    /// Unix seconds, 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<i64>,
+    /// `Some(vec![])` removes every bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_ips: Option<Vec<String>>,
+    /// Token TTL in minutes, 0 = server default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_ttl: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_sub_claims: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_tied_to_token: Option<bool>,
+}
+operation!(UpdateAuthMethod, "update-auth-method", NameOutput);
+
+by_name!(
+    /// `reset-access-key`: a new access key for an API-key auth method
+    /// (the old one stops working).
+    ResetAccessKey, "reset-access-key", ResetAccessKeyOutput
+);
 
 /// `audit-list`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -1468,6 +1745,36 @@ mod tests {
         assert_eq!(
             v,
             json!({"role-name":"r","am-name":"/am","sub-claims":{"repo":["a","b"]},"case-sensitive":false})
+        );
+        assert_eq!(
+            serde_json::to_value(UpdateAssoc {
+                assoc_id: "rac-1".into(),
+                sub_claims: [("env".to_string(), vec!["prod".to_string()])].into(),
+                case_sensitive: None,
+            })
+            .unwrap(),
+            json!({"assoc-id":"rac-1","sub-claims":{"env":["prod"]}})
+        );
+        assert_eq!(
+            serde_json::to_value(UpdateAuthMethod {
+                name: "/am".into(),
+                new_name: Some("/am2".into()),
+                bound_ips: Some(vec![]),
+                jwt_ttl: Some(5),
+                ..Default::default()
+            })
+            .unwrap(),
+            json!({"name":"/am","new-name":"/am2","bound-ips":[],"jwt-ttl":5}),
+            "unset options are not sent, so they stay"
+        );
+        assert_eq!(
+            serde_json::to_value(UpdateRole {
+                name: "/r".into(),
+                audit_access: Some("own".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            json!({"name":"/r","audit-access":"own"})
         );
         assert_eq!(
             serde_json::to_value(ListItems::default()).unwrap(),

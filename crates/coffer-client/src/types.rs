@@ -31,6 +31,19 @@ pub struct AuthOutput {
     pub creds: AuthCreds,
 }
 
+/// `get-cert-challenge`'s answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CertChallengeOutput {
+    pub challenge: String,
+}
+
+/// `oidc-auth-url`'s answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OidcAuthUrlOutput {
+    pub auth_url: String,
+    pub state: String,
+}
+
 /// `creds` of the `auth` response (the duplicate token in it is not kept).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -94,11 +107,48 @@ pub struct ValidateTokenOutput {
     pub reason: String,
 }
 
+/// `get-caller-identity` response: the calling token's identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CallerIdentity {
+    pub access_id: String,
+    pub auth_method_name: String,
+    /// api_key, oauth2, k8s, aws_iam, azure_ad, gcp, universal_identity, …
+    pub auth_method_type: Option<String>,
+    pub identity: String,
+    pub sub_claims: SubClaims,
+    pub roles: Vec<CallerRole>,
+    pub issued: Option<String>,
+    pub expiration: Option<String>,
+    pub ttl: i64,
+}
+
+/// A role of the caller (`get-caller-identity`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CallerRole {
+    pub name: String,
+    pub audit_access: String,
+}
+
 /// `{"name": …}` responses (create-secret, update-secret-val, delete-auth-method).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct NameOutput {
     pub name: String,
+}
+
+/// `update-role` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UpdateRoleOutput {
+    pub updated: bool,
+}
+
+/// `reset-access-key` response: the new key, shown once.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResetAccessKeyOutput {
+    pub access_key: SecretString,
 }
 
 /// `{}` responses; whatever the server sends is ignored.
@@ -149,6 +199,10 @@ pub struct ItemInfo {
     pub is_enabled: bool,
     pub creation_date: Option<String>,
     pub modification_date: Option<String>,
+    /// `Enabled`, or `PendingDeletion` (see `deletion_date`).
+    pub item_state: String,
+    /// When an item pending deletion is purged.
+    pub deletion_date: Option<String>,
     pub auto_rotate: bool,
     /// Days (rotated secrets).
     pub rotation_interval: i64,
@@ -230,6 +284,32 @@ pub struct DeleteItemOutput {
     pub item_name: String,
     pub version_deleted: i64,
     pub deletion_date: Option<String>,
+}
+
+/// `restore-item` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RestoreItemOutput {
+    pub item_name: String,
+    pub restored: bool,
+}
+
+/// `delete-items` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteItemsOutput {
+    #[serde(deserialize_with = "null_default")]
+    pub deleted_items: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub failed_deleted_items: BTreeMap<String, String>,
+    pub path: String,
+}
+
+/// `update-item` response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UpdateItemOutput {
+    pub updated: bool,
 }
 
 /// `create-auth-method` response. The access key is shown only here.

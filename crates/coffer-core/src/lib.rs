@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cert_login;
 pub mod dbsql;
 pub mod delegation;
 pub mod error;

@@ -21,6 +21,10 @@ pub enum AuthMethodKind {
     Gcp,
     AzureAd,
     UniversalIdentity,
+    /// Client certificates chained to a CA stored in the method.
+    Cert,
+    /// People, through an OpenID Provider (authorization code + PKCE).
+    Oidc,
 }
 
 impl AuthMethodKind {
@@ -33,6 +37,8 @@ impl AuthMethodKind {
             AuthMethodKind::Gcp => 'g',
             AuthMethodKind::AzureAd => 'z',
             AuthMethodKind::UniversalIdentity => 'u',
+            AuthMethodKind::Cert => 'c',
+            AuthMethodKind::Oidc => 'i',
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -44,6 +50,8 @@ impl AuthMethodKind {
             AuthMethodKind::Gcp => "gcp",
             AuthMethodKind::AzureAd => "azure_ad",
             AuthMethodKind::UniversalIdentity => "universal_identity",
+            AuthMethodKind::Cert => "cert",
+            AuthMethodKind::Oidc => "oidc",
         }
     }
     /// Whether role associations must carry sub-claims by default.
@@ -54,6 +62,8 @@ impl AuthMethodKind {
                 | AuthMethodKind::K8s
                 | AuthMethodKind::AzureAd
                 | AuthMethodKind::Gcp
+                | AuthMethodKind::Cert
+                | AuthMethodKind::Oidc
         )
     }
 }
@@ -63,12 +73,14 @@ impl FromStr for AuthMethodKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "api_key" | "access_key" => AuthMethodKind::ApiKey,
-            "oauth2" | "jwt" | "oidc" => AuthMethodKind::OAuth2,
+            "oauth2" | "jwt" => AuthMethodKind::OAuth2,
+            "oidc" => AuthMethodKind::Oidc,
             "aws_iam" => AuthMethodKind::AwsIam,
             "k8s" => AuthMethodKind::K8s,
             "gcp" => AuthMethodKind::Gcp,
             "azure_ad" => AuthMethodKind::AzureAd,
             "universal_identity" => AuthMethodKind::UniversalIdentity,
+            "cert" => AuthMethodKind::Cert,
             other => {
                 return Err(CoreError::Invalid(format!(
                     "unknown auth method type {other:?}"
@@ -303,6 +315,18 @@ pub struct Item {
     pub enabled: bool,
     pub created_ms: i64,
     pub modified_ms: i64,
+    /// When a pending deletion (delete-item with delete-in-days) purges
+    /// the item; 0 = not pending deletion.
+    #[serde(default)]
+    pub deletion_ms: i64,
+}
+
+impl Item {
+    /// Pending deletion: its value cannot be read, lists skip it, its name
+    /// stays taken until it is purged or restored.
+    pub fn pending_deletion(&self) -> bool {
+        self.deletion_ms > 0
+    }
 }
 
 /// One sealed version of an item's value.

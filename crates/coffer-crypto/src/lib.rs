@@ -388,6 +388,21 @@ impl KeyedHasher {
         mac.update(data);
         mac.verify_slice(expected).is_ok()
     }
+
+    /// An AES-256-GCM key of its own for `salt` (HMAC of the salt under
+    /// this hasher's key). Sealing every message under a key of a fresh
+    /// random salt leaves no nonce budget to exhaust, however many
+    /// messages anonymous callers make the server seal (OIDC login
+    /// states); the salt travels with the sealed message.
+    pub fn subkey(&self, salt: &[u8]) -> DataKey {
+        let mut mac = self.0.clone();
+        mac.update(b"coffer-subkey-v1:");
+        mac.update(salt);
+        let out = mac.finalize().into_bytes();
+        let mut arr = Zeroizing::new([0u8; 32]);
+        arr.copy_from_slice(&out);
+        DataKey(arr)
+    }
 }
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -446,6 +461,17 @@ pub fn hash_secret(hasher: &KeyedHasher, secret: &SecretString) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subkeys_depend_on_salt_and_purpose() {
+        let root = RootKey::from_bytes([7; 32]);
+        let a = KeyedHasher::new(&root, "p1");
+        let sealed = a.subkey(b"salt-1").seal(b"m", b"aad").unwrap();
+        assert_eq!(&*a.subkey(b"salt-1").open(&sealed, b"aad").unwrap(), b"m");
+        assert!(a.subkey(b"salt-2").open(&sealed, b"aad").is_err());
+        let b = KeyedHasher::new(&root, "p2");
+        assert!(b.subkey(b"salt-1").open(&sealed, b"aad").is_err());
+    }
 
     #[test]
     fn seal_open_roundtrip_and_aad_binding() {

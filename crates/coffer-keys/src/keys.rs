@@ -934,6 +934,27 @@ fn subject_attr(field: &str, value: Option<&str>, max: usize) -> Result<Option<S
     Ok(Some(v.to_owned()))
 }
 
+/// Sign `msg` with the caller's own private key (`key_data`: PEM
+/// "PRIVATE KEY", "EC PRIVATE KEY" or "RSA PRIVATE KEY", or PKCS#8 DER),
+/// as a client proving it holds a certificate's key (`coffer auth
+/// --access-type cert`): RSA PKCS#1 v1.5 with SHA-256, ECDSA (DER) with
+/// SHA-256 on P-256 or SHA-384 on P-384, or Ed25519.
+pub fn sign_with_private_key(key_data: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
+    use rcgen::SigningKey as _;
+    let key = KeyAlg::ALL
+        .into_iter()
+        .filter(|a| !a.is_symmetric())
+        .find_map(|a| KeyMaterial::import(a, key_data).ok())
+        .ok_or_else(|| {
+            invalid(
+                "the key file is not an unencrypted private key Coffer can use (PEM \"PRIVATE KEY\", \"EC PRIVATE KEY\" or \"RSA PRIVATE KEY\": RSA 2048/3072/4096, EC P-256/P-384 or Ed25519)",
+            )
+        })?;
+    key.rcgen_key_pair()?
+        .sign(msg)
+        .map_err(|e| KeyError::Internal(format!("signing with the {} key: {e}", key.alg)))
+}
+
 /// A self-signed CA certificate (PEM) for `key`: random positive 128-bit
 /// serial, notBefore `now` − 60 s, notAfter `now` + `ttl_days`,
 /// BasicConstraints CA:TRUE (critical, no path length limit), KeyUsage
@@ -1629,5 +1650,43 @@ mod tests {
                 .to_string()
                 .starts_with("f: ")
         );
+    }
+
+    /// The signature `coffer auth --access-type cert` sends verifies with
+    /// the key's public half, for each key kind and PEM form; a key Coffer
+    /// cannot use is refused with a message, never echoed.
+    #[test]
+    fn signs_login_challenges_with_the_callers_key() {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ED25519, RSA_PKCS1_2048_8192_SHA256,
+            UnparsedPublicKey, VerificationAlgorithm,
+        };
+        let msg = b"challenge-text";
+        let cases: [(&rcgen::SignatureAlgorithm, &dyn VerificationAlgorithm); 4] = [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, &ECDSA_P256_SHA256_ASN1),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, &ECDSA_P384_SHA384_ASN1),
+            (&rcgen::PKCS_ED25519, &ED25519),
+            (&rcgen::PKCS_RSA_SHA256, &RSA_PKCS1_2048_8192_SHA256),
+        ];
+        for (alg, verify) in cases {
+            let kp = rcgen::KeyPair::generate_for(alg).unwrap();
+            let sig = sign_with_private_key(kp.serialize_pem().as_bytes(), msg).unwrap();
+            UnparsedPublicKey::new(verify, kp.public_key_raw())
+                .verify(msg, &sig)
+                .unwrap_or_else(|_| panic!("{alg:?} signature does not verify"));
+            // DER PKCS#8 works too.
+            let sig = sign_with_private_key(&kp.serialize_der(), msg).unwrap();
+            UnparsedPublicKey::new(verify, kp.public_key_raw())
+                .verify(msg, &sig)
+                .unwrap();
+        }
+        let err = sign_with_private_key(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            msg,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not an unencrypted private key"), "{err}");
+        assert!(!err.contains("AAAA"), "{err}");
     }
 }

@@ -39,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // /health, /health/live, /health/ready (and /metrics when enabled)
         .merge(crate::health::routes(state.config.metrics))
         .route("/pki/crl/{*name}", get(crl))
+        .route("/openapi.json", get(openapi_json))
         .fallback(handle)
         .with_state(state)
         // A panic outside an operation handler (those are caught and
@@ -52,6 +53,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )
             },
         ))
+}
+
+/// `GET /openapi.json`: the API's description, generated from the
+/// operation table (`openapi.rs`). Public and not audited: it describes the
+/// binary, nothing stored.
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_bytes(),
+    )
+        .into_response()
 }
 
 /// `GET /pki/crl/<issuer name>`: the PKI issuer's current CRL (PEM),
@@ -357,7 +369,10 @@ async fn run(
         Err(e) => Err(e),
         Ok((op, bytes)) => {
             let work = async {
-                let body = Body::parse(&bytes)?;
+                let mut body = Body::parse(&bytes)?;
+                if let Some(params) = ops::params::declared(op.name) {
+                    body.bind(op.name, params);
+                }
                 execute(&mut ctx, op, &body).await
             };
             match AssertUnwindSafe(work).catch_unwind().await {
@@ -384,6 +399,7 @@ async fn execute(ctx: &mut Ctx, op: &'static Operation, body: &Body) -> Result<V
     if op.access.needs_token() {
         ops::authenticate(ctx, body).await?;
     }
+    ops::params::refuse_undeclared(op, body)?;
     let out = op.handler()(ctx, body).await?;
     if let Some(missing) = op.access.unchecked(&ctx.checked) {
         return Err(ApiError::Internal(format!(
@@ -391,6 +407,8 @@ async fn execute(ctx: &mut Ctx, op: &'static Operation, body: &Body) -> Result<V
             op.name
         )));
     }
+    #[cfg(debug_assertions)]
+    ops::returns::check(op.name, &out);
     Ok(out)
 }
 

@@ -28,9 +28,11 @@ pub mod leases;
 pub mod listener;
 pub mod metrics;
 pub mod offline;
+pub mod openapi;
 pub mod operator;
 pub mod ops;
 mod outbound;
+pub mod purge;
 pub mod retention;
 mod rotation;
 pub mod state;
@@ -184,6 +186,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tokio::spawn(audit_flood::flusher(state.clone()));
     tokio::spawn(leases::reaper(state.clone(), Duration::from_secs(1)));
     tokio::spawn(rotation::scheduler(state.clone(), Duration::from_secs(5)));
+    tokio::spawn(purge::purge_loop(state.clone(), Duration::from_secs(60)));
 
     let limits = listener::Limits::resolve(config.max_connections, config.max_connections_per_ip);
     tracing::info!(

@@ -68,7 +68,7 @@ const LATENCY_BOUNDS_US: [u64; 15] = [
 const BATCH_BOUNDS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 512, 2048];
 
 /// Access types of logins, as clients send them (`access-type`).
-const AUTH_TYPES: [&str; 8] = [
+const AUTH_TYPES: [&str; 10] = [
     "access_key",
     "jwt",
     "k8s",
@@ -76,6 +76,8 @@ const AUTH_TYPES: [&str; 8] = [
     "azure_ad",
     "gcp",
     "universal_identity",
+    "cert",
+    "oidc",
     "unknown",
 ];
 const LOGIN_OUTCOMES: [&str; 4] = ["success", "failure", "throttled", "error"];

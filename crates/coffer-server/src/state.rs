@@ -27,6 +27,13 @@ pub struct Keys {
     /// Universal Identity token secrets (its own purpose: a UID secret
     /// never matches a session token's hash).
     pub uid_token_hasher: KeyedHasher,
+    /// MACs of login challenges and OIDC login states: any node can check
+    /// one another node issued, without remembering it (`identity/cert.rs`).
+    pub login_nonce_mac: KeyedHasher,
+    /// Seals OIDC login states (`identity/oidc.rs`), each under a subkey
+    /// of a random salt: `oidc-auth-url` is public, so its states must
+    /// use neither a data key nor any one key's nonce budget.
+    pub oidc_state_keys: KeyedHasher,
     pub audit: Arc<AuditMac>,
     /// The data keys and which one seals new values; replaced as a whole
     /// when `coffer operator rotate-data-key` adds a key.
@@ -107,6 +114,8 @@ impl Keys {
             token_hasher: KeyedHasher::new(&base, "token-hash"),
             access_key_hasher: KeyedHasher::new(&base, "access-key-hash"),
             uid_token_hasher: KeyedHasher::new(&base, "uid-token-hash"),
+            login_nonce_mac: KeyedHasher::new(&base, "login-nonce-mac"),
+            oidc_state_keys: KeyedHasher::new(&base, "oidc-state-key"),
             audit,
             ring: RwLock::new(Arc::new(DataKeyRing {
                 keys: data_keys,

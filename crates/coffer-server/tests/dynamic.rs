@@ -231,7 +231,20 @@ async fn targets_check_the_connection_and_guard_their_password() {
         "/ds/uses",
     )
     .await;
-    h.admin_ok("delete-item", json!({"name": "/ds/uses"})).await;
+    // A dynamic secret is deleted at once (never pending deletion): an
+    // explicit other delay is refused; the SDK default 7 deletes now.
+    h.fails_with(
+        "delete-item",
+        json!({"token": h.admin, "name": "/ds/uses", "delete-in-days": 30}),
+        StatusCode::BAD_REQUEST,
+        "deleted at once",
+    )
+    .await;
+    h.admin_ok(
+        "delete-item",
+        json!({"name": "/ds/uses", "delete-in-days": 7, "delete-immediately": false}),
+    )
+    .await;
     h.admin_ok("target-delete", json!({"name": "/t/maria"}))
         .await;
     h.fails(

@@ -29,7 +29,8 @@ use coffer_core::policy::{Caps, Rule, RuleType};
 use futures::future::join_all;
 
 use crate::{
-    Audit, AuditQuery, BOOTSTRAPPED, CertFilter, LeaseFilter, LeaseScope, Result, Store, StoreError,
+    Audit, AuditQuery, BOOTSTRAPPED, CertFilter, ItemChange, LeaseFilter, LeaseScope, Result,
+    Store, StoreError,
 };
 
 /// A fixed base time for the suite's records (2023-11-14).
@@ -134,6 +135,7 @@ pub async fn run_all(store: &dyn Store) {
     roles_and_rules(store).await;
     associations(store).await;
     cascades(store).await;
+    updates_and_renames(store).await;
     items(store).await;
     versions(store).await;
     delete_version(store).await;
@@ -150,6 +152,500 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_uid_child_and_revoke(store).await;
     producers_and_leases(store).await;
     certificates(store).await;
+    login_nonces(store).await;
+    update_item_meta(store).await;
+    soft_deletion(store).await;
+}
+
+/// update-item: rename (and the names kept in leases), description, tags,
+/// max versions; refusals change nothing.
+pub async fn update_item_meta(store: &dyn Store) {
+    let run = Run::new();
+    let (it, key) = item_with_versions(store, &run, &run.name("meta/a"), 4).await;
+    let other = item(&run, &run.name("meta/b"));
+    ok(
+        store.create_item(&other, &sealed(key, 1, 9), au!()).await,
+        "create b",
+    );
+    // Tags: added, then removed; sorted, no duplicates.
+    let change = ItemChange {
+        add_tags: vec!["zz".into(), "env=prod".into(), "aa".into()],
+        rm_tags: vec!["team:infra".into()],
+        description: Some("new description".into()),
+        modified_ms: T0 + 50,
+        ..ItemChange::default()
+    };
+    let got = ok(store.update_item_meta(it.id, &change, au!()).await, "tags");
+    assert_eq!(got.tags, vec!["aa", "env=prod", "zz"]);
+    assert_eq!(got.description, "new description");
+    assert_eq!(got.modified_ms, T0 + 50);
+    let stored = ok(store.get_item(&it.name).await, "get").expect("item exists");
+    assert_eq!(
+        stored, got,
+        "what update_item_meta returns is what is stored"
+    );
+    // Too many tags: refused, nothing changed.
+    let too_many = ItemChange {
+        add_tags: vec!["t1".into(), "t2".into()],
+        max_tags: 4,
+        modified_ms: T0 + 60,
+        ..ItemChange::default()
+    };
+    assert!(matches!(
+        store.update_item_meta(it.id, &too_many, au!()).await,
+        Err(StoreError::Limit(_))
+    ));
+    assert_eq!(
+        ok(store.get_item(&it.name).await, "get"),
+        Some(stored.clone())
+    );
+    // Rename onto a taken name: Conflict, nothing changed.
+    let onto = ItemChange {
+        new_name: Some(other.name.clone()),
+        modified_ms: T0 + 70,
+        ..ItemChange::default()
+    };
+    expect_conflict(
+        store.update_item_meta(it.id, &onto, au!()).await,
+        &other.name,
+        "rename onto a taken name",
+    );
+    assert_eq!(
+        ok(store.get_item(&it.name).await, "get"),
+        Some(stored.clone())
+    );
+    // max-versions lowered: the oldest versions go.
+    let fewer = ItemChange {
+        max_versions: Some(2),
+        keep_versions: 2,
+        modified_ms: T0 + 80,
+        ..ItemChange::default()
+    };
+    let got = ok(store.update_item_meta(it.id, &fewer, au!()).await, "fewer");
+    assert_eq!(got.max_versions, 2);
+    assert_eq!(
+        versions_of(&ok(store.list_versions(it.id).await, "versions")),
+        vec![3, 4]
+    );
+    // Rename: the old name is free, the value reads under the new one.
+    let new_name = run.name("meta/renamed");
+    let rename = ItemChange {
+        new_name: Some(new_name.clone()),
+        modified_ms: T0 + 90,
+        ..ItemChange::default()
+    };
+    let got = ok(
+        store.update_item_meta(it.id, &rename, au!()).await,
+        "rename",
+    );
+    assert_eq!(got.name, new_name);
+    assert_eq!(got.id, it.id);
+    assert!(ok(store.get_item(&it.name).await, "old name").is_none());
+    let (read, v) = ok(store.get_item_value(&new_name, None).await, "value").expect("value");
+    assert_eq!((read.id, v.version), (it.id, 4));
+    // An item pending deletion cannot be updated.
+    ok(
+        store.mark_items_deleted(&[it.id], T0 + 1000, au!()).await,
+        "mark",
+    );
+    expect_not_found(
+        store.update_item_meta(it.id, &change, au!()).await,
+        "item",
+        "update of an item pending deletion",
+    );
+}
+
+/// Pending deletion: all or nothing, visible in the item, restorable,
+/// purged once when due (also by racing purgers), the name kept until then.
+pub async fn soft_deletion(store: &dyn Store) {
+    let run = Run::new();
+    let (a, key) = item_with_versions(store, &run, &run.name("soft/a"), 2).await;
+    let (b, _) = item_with_versions(store, &run, &run.name("soft/b"), 1).await;
+    let (c, _) = item_with_versions(store, &run, &run.name("soft/c"), 1).await;
+    // All or nothing: c is gone, so neither a nor b is marked.
+    ok(store.delete_item(c.id, au!()).await, "delete c");
+    expect_conflict(
+        store
+            .mark_items_deleted(&[a.id, b.id, c.id], T0 + 500, au!())
+            .await,
+        "pending deletion",
+        "marking a set holding a missing item",
+    );
+    for it in [&a, &b] {
+        let got = ok(store.get_item(&it.name).await, "get").expect("item");
+        assert_eq!(got.deletion_ms, 0, "{} untouched", it.name);
+    }
+    ok(
+        store
+            .mark_items_deleted(&[a.id, b.id], T0 + 500, au!())
+            .await,
+        "mark a, b",
+    );
+    let got = ok(store.get_item(&a.name).await, "get").expect("item");
+    assert_eq!(got.deletion_ms, T0 + 500);
+    assert!(got.pending_deletion());
+    // The name stays taken.
+    let again = item(&run, &a.name);
+    expect_conflict(
+        store.create_item(&again, &sealed(key, 1, 3), au!()).await,
+        &a.name,
+        "the name of an item pending deletion",
+    );
+    // Due list: by time; restored items leave it.
+    let due = ok(store.due_deletions(T0 + 499, 100).await, "due early");
+    assert!(!due.iter().any(|i| i.id == a.id || i.id == b.id));
+    let due = ok(store.due_deletions(T0 + 500, 10_000).await, "due");
+    assert!(due.iter().any(|i| i.id == a.id) && due.iter().any(|i| i.id == b.id));
+    assert!(ok(store.restore_item(b.id, au!()).await, "restore b"));
+    let got = ok(store.get_item(&b.name).await, "get").expect("item");
+    assert_eq!(got.deletion_ms, 0);
+    assert!(!ok(
+        store.purge_item(b.id, T0 + 600, au!()).await,
+        "purge restored"
+    ));
+    assert!(ok(store.get_item(&b.name).await, "b kept").is_some());
+    // Racing purgers: exactly one deletes a.
+    let mut records: Vec<AuditRecord> = (0..4).map(|_| change_record("purge")).collect();
+    let purges = records
+        .iter_mut()
+        .map(|r| store.purge_item(a.id, T0 + 600, Audit::new(r, &TestSealer)));
+    let won = join_all(purges)
+        .await
+        .into_iter()
+        .map(|r| ok(r, "purge race"))
+        .filter(|&w| w)
+        .count();
+    assert_eq!(won, 1, "exactly one purger deletes the item");
+    assert!(ok(store.get_item(&a.name).await, "a gone").is_none());
+    assert!(ok(store.item_versions(a.id).await, "a versions").is_empty());
+    // Its name is free again.
+    ok(
+        store.create_item(&again, &sealed(key, 1, 3), au!()).await,
+        "reuse the purged name",
+    );
+}
+
+/// Updating an auth method replaces its settings and keeps its access ID
+/// and key; a rename takes its associations and tokens along; a name
+/// taken or a stale read is a Conflict and changes nothing. A role rename
+/// keeps its rules and associations. An association update replaces its
+/// sub-claims and case flag only.
+async fn updates_and_renames(store: &dyn Store) {
+    let run = Run::new();
+    let am = auth_method(&run, "upd");
+    let other = auth_method(&run, "upd-other");
+    ok(store.create_auth_method(&am, au!()).await, "create am");
+    ok(
+        store.create_auth_method(&other, au!()).await,
+        "create other",
+    );
+    let ro = role(
+        &run,
+        "upd",
+        vec![
+            rule(RuleType::Item, "/upd/*", Caps::READ.union(Caps::LIST)),
+            rule(RuleType::Role, "/x", Caps::DENY),
+        ],
+    );
+    let other_role = role(&run, "upd-other", vec![]);
+    ok(store.create_role(&ro, au!()).await, "create role");
+    ok(
+        store.create_role(&other_role, au!()).await,
+        "create other role",
+    );
+    let assoc = association(&run, &ro.name, &am.name);
+    ok(
+        store.create_association(&assoc, au!()).await,
+        "create assoc",
+    );
+    let tok = token(&run, &am, 7, T0 + 3_600_000);
+    insert_token(store, &tok).await;
+
+    // Settings and name change; access ID, kind, key, creation time stay.
+    let mut changed = am.clone();
+    changed.name = run.name("am/upd-renamed");
+    changed.description = "new description".into();
+    changed.access_expires_ms = 0;
+    changed.bound_ips = vec!["127.0.0.1/32".into()];
+    changed.token_ttl_secs = 60;
+    changed.force_sub_claims = false;
+    changed.config = serde_json::json!({"issuer": "https://other.example"});
+    changed.modified_ms = T0 + 10;
+    // Whatever the caller passes for these, they stay.
+    changed.access_key_hash = Some(vec![0x01; 32]);
+    changed.created_ms = T0 + 99;
+    ok(
+        store
+            .update_auth_method(&am.name, am.modified_ms, &changed, au!())
+            .await,
+        "update_auth_method",
+    );
+    assert_eq!(
+        ok(store.get_auth_method(&am.name).await, "get old name"),
+        None,
+        "the old name is gone"
+    );
+    let got = ok(store.get_auth_method(&changed.name).await, "get new name").expect("renamed");
+    let mut expect = changed.clone();
+    expect.access_key_hash = am.access_key_hash.clone();
+    expect.created_ms = am.created_ms;
+    assert_eq!(got, expect, "settings replaced, key and creation time kept");
+    let by_id = ok(
+        store.get_auth_method_by_access_id(&am.access_id).await,
+        "by access id",
+    )
+    .expect("same access id");
+    assert_eq!(by_id.name, changed.name);
+    let assocs = ok(store.list_associations().await, "list assocs");
+    let moved = assocs
+        .iter()
+        .find(|a| a.assoc_id == assoc.assoc_id)
+        .expect("association kept");
+    assert_eq!(moved.auth_method_name, changed.name, "association follows");
+    let t = ok(store.get_token(&tok.token_hash).await, "get token").expect("token kept");
+    assert_eq!(t.auth_method_name, changed.name, "token follows the rename");
+
+    // Stale read, taken name, missing method: nothing changes.
+    let r = store
+        .update_auth_method(&changed.name, am.modified_ms, &changed, au!())
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "stale: {r:?}");
+    let mut clash = changed.clone();
+    clash.name = other.name.clone();
+    clash.modified_ms = T0 + 11;
+    let r = store
+        .update_auth_method(&changed.name, changed.modified_ms, &clash, au!())
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "taken: {r:?}");
+    let mut wrong_id = changed.clone();
+    wrong_id.access_id = other.access_id.clone();
+    let r = store
+        .update_auth_method(&changed.name, changed.modified_ms, &wrong_id, au!())
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))),
+        "access ID: {r:?}"
+    );
+    let r = store
+        .update_auth_method(&run.name("am/none"), 0, &changed, au!())
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "missing: {r:?}");
+    assert_eq!(
+        ok(store.get_auth_method(&changed.name).await, "get").as_ref(),
+        Some(&expect),
+        "refused updates changed nothing"
+    );
+    assert_eq!(
+        ok(store.get_auth_method(&other.name).await, "get other").as_ref(),
+        Some(&other)
+    );
+
+    // A new access key; only API-key methods with that access ID have one.
+    assert!(ok(
+        store
+            .reset_access_key(&changed.name, &am.access_id, &[0x42; 32], T0 + 20, au!())
+            .await,
+        "reset_access_key"
+    ));
+    let got = ok(store.get_auth_method(&changed.name).await, "get").expect("method");
+    assert_eq!(got.access_key_hash, Some(vec![0x42; 32]));
+    assert_eq!(got.modified_ms, T0 + 20);
+    assert!(
+        !ok(
+            store
+                .reset_access_key(&changed.name, &other.access_id, &[0x43; 32], T0 + 21, au!())
+                .await,
+            "reset with another access ID"
+        ),
+        "the access ID must match"
+    );
+    let mut jwt = auth_method(&run, "upd-jwt");
+    jwt.kind = AuthMethodKind::OAuth2;
+    jwt.access_key_hash = None;
+    ok(store.create_auth_method(&jwt, au!()).await, "create jwt");
+    assert!(
+        !ok(
+            store
+                .reset_access_key(&jwt.name, &jwt.access_id, &[0x44; 32], T0 + 22, au!())
+                .await,
+            "reset a keyless method"
+        ),
+        "a method without an access key gets none"
+    );
+    assert_eq!(
+        ok(store.get_auth_method(&jwt.name).await, "get jwt").and_then(|m| m.access_key_hash),
+        None
+    );
+
+    // Role rename: rules and associations follow.
+    let mut ro2 = ro.clone();
+    ro2.name = run.name("role/upd-renamed");
+    ro2.description = "renamed".into();
+    ro2.audit_access = AuditAccess::None;
+    ro2.modified_ms = T0 + 30;
+    ro2.rules = vec![];
+    ro2.created_ms = T0 + 77;
+    ok(
+        store
+            .update_role(&ro.name, ro.modified_ms, &ro2, au!())
+            .await,
+        "update_role",
+    );
+    assert_eq!(ok(store.get_role(&ro.name).await, "get old role"), None);
+    let got = ok(store.get_role(&ro2.name).await, "get renamed role").expect("renamed role");
+    assert_eq!(got.rules, ro.rules, "rules follow the rename");
+    assert_eq!(
+        (
+            got.description.as_str(),
+            got.audit_access,
+            got.modified_ms,
+            got.created_ms
+        ),
+        ("renamed", AuditAccess::None, T0 + 30, T0)
+    );
+    let assocs = ok(store.list_associations().await, "list assocs");
+    let moved = assocs
+        .iter()
+        .find(|a| a.assoc_id == assoc.assoc_id)
+        .expect("association kept");
+    assert_eq!(moved.role_name, ro2.name, "association follows the role");
+    let mut clash = ro2.clone();
+    clash.name = other_role.name.clone();
+    clash.modified_ms = T0 + 31;
+    let r = store.update_role(&ro2.name, T0 + 30, &clash, au!()).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "taken: {r:?}");
+    let r = store.update_role(&ro2.name, T0, &ro2, au!()).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "stale: {r:?}");
+    assert_eq!(
+        ok(store.get_role(&ro2.name).await, "get").map(|r| r.modified_ms),
+        Some(T0 + 30),
+        "refused role updates changed nothing"
+    );
+
+    // Association update: sub-claims and case flag only.
+    let mut claims = BTreeMap::new();
+    claims.insert("sub".to_owned(), vec!["svc-*".to_owned()]);
+    assert!(ok(
+        store
+            .update_association(&assoc.assoc_id, &claims, true, au!())
+            .await,
+        "update_association"
+    ));
+    let got = ok(store.list_associations().await, "list")
+        .into_iter()
+        .find(|a| a.assoc_id == assoc.assoc_id)
+        .expect("assoc");
+    assert_eq!(
+        got,
+        Association {
+            sub_claims: claims,
+            case_sensitive: true,
+            role_name: ro2.name.clone(),
+            auth_method_name: changed.name.clone(),
+            ..assoc.clone()
+        }
+    );
+    // Policy data agrees with the single reads.
+    let policy = ok(store.load_policy().await, "load_policy");
+    assert!(policy.auth_methods.iter().any(|m| m.name == changed.name));
+    assert!(policy.roles.iter().any(|r| r.name == ro2.name));
+}
+
+/// A login nonce is usable once, also when several callers race for it;
+/// another nonce is independent; an expired one is refused, also when its
+/// row is gone; used rows outlive their expiry by the purge grace.
+async fn login_nonces(store: &dyn Store) {
+    let run = Run::new();
+    let a = run.name("nonce/a").into_bytes();
+    let b = run.name("nonce/b").into_bytes();
+    let old = run.name("nonce/old").into_bytes();
+    assert!(ok(
+        store.consume_login_nonce(&old, T0 + 10, T0).await,
+        "consume old"
+    ));
+    assert!(ok(
+        store.consume_login_nonce(&a, T0 + 60_000, T0).await,
+        "consume a"
+    ));
+    assert!(
+        !ok(
+            store.consume_login_nonce(&a, T0 + 60_000, T0 + 1).await,
+            "consume a again"
+        ),
+        "a nonce is used once"
+    );
+    assert!(ok(
+        store.consume_login_nonce(&b, T0 + 60_000, T0).await,
+        "consume b"
+    ));
+    // Consuming an expired nonce is refused: a replay that passed the
+    // caller's expiry check just before the expiry and reaches the store
+    // after it, and a nonce never used before.
+    assert!(
+        !ok(
+            store.consume_login_nonce(&old, T0 + 10, T0 + 50).await,
+            "replay old after expiry"
+        ),
+        "a used nonce replayed after its expiry is refused"
+    );
+    let late = run.name("nonce/late").into_bytes();
+    for now in [T0 + 10, T0 + 11] {
+        assert!(
+            !ok(
+                store.consume_login_nonce(&late, T0 + 10, now).await,
+                "consume late"
+            ),
+            "an expired nonce is refused (now {now})"
+        );
+    }
+    // The purge keeps used rows for the grace after their expiry: a node
+    // whose clock runs ahead (past the expiry) purging must not let a node
+    // whose clock runs behind (before the expiry) use the nonce again.
+    let skew = run.name("nonce/skew").into_bytes();
+    let e = T0 + 1_000;
+    assert!(ok(
+        store.consume_login_nonce(&skew, e, T0).await,
+        "consume skew"
+    ));
+    let ahead = run.name("nonce/ahead").into_bytes();
+    assert!(ok(
+        store
+            .consume_login_nonce(&ahead, e + 120_000, e + 60_000)
+            .await,
+        "consume on a node ahead"
+    ));
+    assert!(
+        !ok(
+            store.consume_login_nonce(&skew, e, e - 1).await,
+            "replay skew on a node behind"
+        ),
+        "a used nonce is kept after its expiry for the purge grace"
+    );
+    // Beyond the grace the row is purged (the table does not grow).
+    let later = run.name("nonce/later").into_bytes();
+    let after = e + crate::LOGIN_NONCE_PURGE_GRACE_MS + 1;
+    assert!(ok(
+        store
+            .consume_login_nonce(&later, after + 60_000, after)
+            .await,
+        "consume after the grace"
+    ));
+    assert!(
+        ok(
+            store.consume_login_nonce(&skew, e, e - 1).await,
+            "skew after the purge"
+        ),
+        "a used row is purged once the grace has passed"
+    );
+    let race = run.name("nonce/race").into_bytes();
+    let attempts = (0..8).map(|_| store.consume_login_nonce(&race, T0 + 60_000, T0));
+    let won = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| ok(r, "consume race"))
+        .filter(|&w| w)
+        .count();
+    assert_eq!(won, 1, "exactly one of several racing uses succeeds");
 }
 
 /// Retention: two pruners racing remove the old start of the chain in
@@ -397,6 +893,7 @@ fn item(run: &Run, name: &str) -> Item {
         enabled: true,
         created_ms: T0,
         modified_ms: T0,
+        deletion_ms: 0,
     }
 }
 
@@ -640,6 +1137,76 @@ pub async fn changes_are_audited(store: &dyn Store) {
     let (r, changed) = checked!(store, "create_association orphan", 1, |a| store
         .create_association(&orphan, a));
     assert!(r.is_err() && !changed, "association of a missing role");
+    let (r, changed) = checked!(store, "update_association", 1, |a| store
+        .update_association(&assoc.assoc_id, &BTreeMap::new(), true, a));
+    assert!(ok(r, "update_association") && changed);
+    let (r, changed) = checked!(store, "update_association missing", 1, |a| store
+        .update_association(&run.word("no-assoc"), &BTreeMap::new(), true, a));
+    assert!(!ok(r, "update_association missing") && !changed);
+    // updates and renames of auth methods and roles
+    let mut am2 = am.clone();
+    am2.name = run.name("am/audited-renamed");
+    am2.modified_ms = T0 + 2;
+    let (r, changed) = checked!(store, "update_auth_method", 1, |a| store
+        .update_auth_method(&am.name, am.modified_ms, &am2, a));
+    ok(r, "update_auth_method");
+    assert!(changed);
+    let (r, changed) = checked!(store, "update_auth_method stale", 1, |a| store
+        .update_auth_method(&am2.name, am.modified_ms, &am2, a));
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))) && !changed,
+        "a stale update of an auth method"
+    );
+    let (r, changed) = checked!(store, "reset_access_key", 1, |a| store.reset_access_key(
+        &am2.name,
+        &am2.access_id,
+        &[0xCD; 32],
+        T0 + 3,
+        a
+    ));
+    assert!(ok(r, "reset_access_key") && changed);
+    let (r, changed) = checked!(store, "reset_access_key missing", 1, |a| store
+        .reset_access_key(&am.name, &am2.access_id, &[0xCD; 32], T0 + 3, a));
+    assert!(!ok(r, "reset_access_key missing") && !changed);
+    let mut ro2 = ro.clone();
+    ro2.name = run.name("role/audited-renamed");
+    ro2.modified_ms = T0 + 5;
+    let stored_role = ok(store.get_role(&ro.name).await, "get_role").expect("role");
+    let (r, changed) = checked!(store, "update_role", 1, |a| store.update_role(
+        &ro.name,
+        stored_role.modified_ms,
+        &ro2,
+        a
+    ));
+    ok(r, "update_role");
+    assert!(changed);
+    let (r, changed) = checked!(store, "update_role missing", 1, |a| store.update_role(
+        &ro.name,
+        stored_role.modified_ms,
+        &ro2,
+        a
+    ));
+    assert!(
+        matches!(r, Err(StoreError::NotFound(_))) && !changed,
+        "update of a missing role"
+    );
+    // Back to the names the rest of this check uses.
+    let mut back = am.clone();
+    back.modified_ms = T0 + 4;
+    ok(
+        store
+            .update_auth_method(&am2.name, T0 + 3, &back, au!())
+            .await,
+        "rename the auth method back",
+    );
+    let mut back = ro.clone();
+    back.modified_ms = T0 + 6;
+    ok(
+        store
+            .update_role(&ro2.name, ro2.modified_ms, &back, au!())
+            .await,
+        "rename the role back",
+    );
     let (r, changed) = checked!(store, "delete_association", 1, |a| store
         .delete_association(&assoc.assoc_id, a));
     assert!(ok(r, "delete_association") && changed);
@@ -690,8 +1257,58 @@ pub async fn changes_are_audited(store: &dyn Store) {
         .renumber_item(it.id, new_id, &v1, a));
     ok(r, "renumber_item");
     assert!(changed);
-    let (r, changed) = checked!(store, "delete_item", 0, |a| store.delete_item(new_id, a));
+    // update-item, soft deletion, restore, purge
+    let change = ItemChange {
+        new_name: Some(run.name("audited/renamed")),
+        add_tags: vec!["x".into()],
+        modified_ms: T0 + 5,
+        ..ItemChange::default()
+    };
+    let (r, changed) = checked!(store, "update_item_meta", 0, |a| store
+        .update_item_meta(new_id, &change, a));
+    ok(r, "update_item_meta");
+    assert!(changed);
+    let (r, changed) = checked!(store, "update_item_meta missing", 0, |a| store
+        .update_item_meta(run.id(), &change, a));
+    assert!(r.is_err() && !changed, "update of a missing item");
+    let (r, changed) = checked!(store, "mark_items_deleted", 0, |a| store
+        .mark_items_deleted(&[new_id], T0 + 100, a));
+    ok(r, "mark_items_deleted");
+    assert!(changed);
+    let (r, changed) = checked!(store, "mark_items_deleted again", 0, |a| store
+        .mark_items_deleted(&[new_id], T0 + 100, a));
+    assert!(r.is_err() && !changed, "an item pending deletion already");
+    let (r, changed) = checked!(store, "restore_item", 0, |a| store.restore_item(new_id, a));
+    assert!(ok(r, "restore_item") && changed);
+    let (r, changed) = checked!(store, "restore_item again", 0, |a| store
+        .restore_item(new_id, a));
+    assert!(!ok(r, "restore_item again") && !changed);
+    ok(
+        store.mark_items_deleted(&[new_id], T0 + 100, au!()).await,
+        "mark_items_deleted",
+    );
+    let (r, changed) = checked!(store, "purge_item not due", 0, |a| store.purge_item(
+        new_id,
+        T0 + 99,
+        a
+    ));
+    assert!(!ok(r, "purge_item not due") && !changed);
+    let (r, changed) = checked!(store, "purge_item", 0, |a| store.purge_item(
+        new_id,
+        T0 + 100,
+        a
+    ));
+    assert!(ok(r, "purge_item") && changed);
+    let (r, changed) = checked!(store, "purge_item again", 0, |a| store.purge_item(
+        new_id,
+        T0 + 100,
+        a
+    ));
+    assert!(!ok(r, "purge_item again") && !changed);
+    let (it2, _) = item_with_versions(store, &run, &run.name("audited/item2"), 1).await;
+    let (r, changed) = checked!(store, "delete_item", 0, |a| store.delete_item(it2.id, a));
     assert!(ok(r, "delete_item") && changed);
+    let new_id = it2.id;
     let (r, changed) = checked!(store, "delete_item again", 0, |a| store
         .delete_item(new_id, a));
     assert!(!ok(r, "delete_item again") && !changed);

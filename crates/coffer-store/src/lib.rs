@@ -25,6 +25,7 @@ use coffer_core::model::{
     TokenRecord, UidToken, VersionInfo,
 };
 use coffer_core::policy::{Rule, RuleType};
+use coffer_core::subclaims::SubClaims;
 use thiserror::Error;
 
 pub mod backup;
@@ -44,6 +45,15 @@ pub use sql_store::keyring::{
 };
 pub use sql_store::{BOOTSTRAPPED, Dialect, SqlStore};
 pub use sqlite::SqliteStore;
+
+/// How long a used login nonce is kept after its expiry before
+/// [`Store::consume_login_nonce`] purges it. Each node compares expiries
+/// with its own clock: a node whose clock runs ahead would otherwise purge
+/// a nonce that a node whose clock runs behind still takes for unexpired,
+/// and that node's insert would succeed, i.e. accept a replay. Keeping rows
+/// this long covers clock skew between nodes up to the grace (NTP keeps
+/// real skew far below it).
+pub const LOGIN_NONCE_PURGE_GRACE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -108,6 +118,23 @@ impl<'a> Audit<'a> {
     pub fn new(record: &'a mut AuditRecord, sealer: &'a dyn ChainSealer) -> Self {
         Audit { record, sealer }
     }
+}
+
+/// What [`Store::update_item_meta`] changes; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct ItemChange {
+    pub new_name: Option<String>,
+    pub description: Option<String>,
+    /// Tags added, then tags removed.
+    pub add_tags: Vec<String>,
+    pub rm_tags: Vec<String>,
+    /// Most tags an item may have afterwards (0: no limit).
+    pub max_tags: usize,
+    /// 0 = the server default.
+    pub max_versions: Option<i32>,
+    /// Versions kept when `max_versions` is set (the default resolved).
+    pub keep_versions: i32,
+    pub modified_ms: i64,
 }
 
 /// Which leases [`Store::claim_leases`] may take.
@@ -286,6 +313,33 @@ pub trait Store: Send + Sync + 'static {
     async fn list_auth_methods(&self) -> Result<Vec<AuthMethod>>;
     /// Deletes the method, its associations and its tokens.
     async fn delete_auth_method(&self, name: &str, audit: Audit<'_>) -> Result<bool>;
+    /// Replace the settings of auth method `name` with `am`'s (name,
+    /// description, access expiry, bound IPs, token TTL, force-sub-claims,
+    /// config, modification time), renaming it when `am.name` differs: its
+    /// associations and tokens follow. The access ID, kind, access key and
+    /// creation time never change. A compare-and-swap: the stored row must
+    /// have `am.access_id` and modification time `expected_modified_ms`
+    /// (as last read), else Conflict (a concurrent change won; nothing
+    /// written). NotFound if there is no method `name`; Conflict if
+    /// `am.name` is taken.
+    async fn update_auth_method(
+        &self,
+        name: &str,
+        expected_modified_ms: i64,
+        am: &AuthMethod,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Replace the access key (its keyed hash) of API-key method `name`
+    /// with access ID `access_id`. False (nothing written) if there is no
+    /// such API-key method.
+    async fn reset_access_key(
+        &self,
+        name: &str,
+        access_id: &str,
+        access_key_hash: &[u8],
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
 
     // ---- roles, rules, associations ----
     /// Conflict if the name is taken. `role.rules` is stored too.
@@ -294,6 +348,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_roles(&self) -> Result<Vec<Role>>;
     /// Deletes the role, its rules and its associations.
     async fn delete_role(&self, name: &str, audit: Audit<'_>) -> Result<bool>;
+    /// Rename role `name` to `role.name` (its rules and associations
+    /// follow) and set its description, audit access and modification
+    /// time (`role.rules` and `role.created_ms` are ignored). A
+    /// compare-and-swap on the modification time `expected_modified_ms`
+    /// (Conflict when a concurrent change won). NotFound if there is no
+    /// such role; Conflict if `role.name` is taken.
+    async fn update_role(
+        &self,
+        name: &str,
+        expected_modified_ms: i64,
+        role: &Role,
+        audit: Audit<'_>,
+    ) -> Result<()>;
     /// Insert or replace the rule with the same (rule type, path).
     /// NotFound if the role does not exist.
     async fn set_role_rule(
@@ -313,6 +380,15 @@ pub trait Store: Send + Sync + 'static {
     /// NotFound if the role or auth method does not exist.
     async fn create_association(&self, assoc: &Association, audit: Audit<'_>) -> Result<()>;
     async fn delete_association(&self, assoc_id: &str, audit: Audit<'_>) -> Result<bool>;
+    /// Replace an association's sub-claims and case flag. False (nothing
+    /// written) if there is no such association.
+    async fn update_association(
+        &self,
+        assoc_id: &str,
+        sub_claims: &SubClaims,
+        case_sensitive: bool,
+        audit: Audit<'_>,
+    ) -> Result<bool>;
     async fn list_associations(&self) -> Result<Vec<Association>>;
 
     // ---- items ----
@@ -365,6 +441,36 @@ pub trait Store: Send + Sync + 'static {
     async fn items_with_id_at_least(&self, min_id: i64) -> Result<Vec<Item>>;
     /// Every stored version of an item, sealed.
     async fn item_versions(&self, item_id: i64) -> Result<Vec<SealedVersion>>;
+    /// update-item: apply `change` to an item that is not pending
+    /// deletion, under its row lock, and return it as it is now. A rename
+    /// also renames the item in its leases and issued-certificate records.
+    /// NotFound if the item is gone or pending deletion; Conflict if the
+    /// new name is taken; Limit if the tags would exceed `change.max_tags`.
+    /// Lowering `max_versions` drops the oldest versions beyond it.
+    async fn update_item_meta(
+        &self,
+        item_id: i64,
+        change: &ItemChange,
+        audit: Audit<'_>,
+    ) -> Result<Item>;
+    /// Mark items pending deletion until `deletion_ms`, all or none:
+    /// Conflict (nothing written) if any is gone or pending already.
+    async fn mark_items_deleted(
+        &self,
+        item_ids: &[i64],
+        deletion_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()>;
+    /// Cancel a pending deletion. False (nothing written) if the item is
+    /// gone or not pending.
+    async fn restore_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool>;
+    /// Items whose pending deletion is due at `now_ms`, oldest first, at
+    /// most `limit`.
+    async fn due_deletions(&self, now_ms: i64, limit: i64) -> Result<Vec<Item>>;
+    /// Delete an item whose pending deletion is due at `now_ms`. False
+    /// (nothing written) if it is gone, restored or not due: of nodes
+    /// purging at once, exactly one deletes it and writes the record.
+    async fn purge_item(&self, item_id: i64, now_ms: i64, audit: Audit<'_>) -> Result<bool>;
 
     // ---- targets (stored database connections) ----
     /// Conflict if the name or ID is taken.
@@ -542,6 +648,22 @@ pub trait Store: Send + Sync + 'static {
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>>;
     async fn revoke_token(&self, token_hash: &[u8], audit: Audit<'_>) -> Result<bool>;
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
+
+    // ---- single-use login nonces ----
+    /// Use a login nonce (a cert-auth challenge, an OIDC login state) once:
+    /// `nonce_hash` (a keyed hash) is recorded until `expires_ms`; true the
+    /// first time on any node sharing the database, false for every later
+    /// use, and false for a nonce already expired at `now_ms` (the store
+    /// refuses it itself: a caller's expiry check and this call are not
+    /// atomic). Rows are forgotten [`LOGIN_NONCE_PURGE_GRACE_MS`] after
+    /// their expiry. Bookkeeping, not a change: no audit record (the
+    /// login's own record says what happened).
+    async fn consume_login_nonce(
+        &self,
+        nonce_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
 
     // ---- Universal Identity tokens ----
     /// Insert a UID token. A child (`parent_id` set) is inserted only while

@@ -42,6 +42,16 @@ const SQLITE: &[Embedded] = &[
         "audit_retention",
         include_str!("../migrations/sqlite/0006_audit_retention.sql"),
     ),
+    (
+        7,
+        "item_deletion",
+        include_str!("../migrations/sqlite/0007_item_deletion.sql"),
+    ),
+    (
+        8,
+        "login_nonces",
+        include_str!("../migrations/sqlite/0008_login_nonces.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -74,6 +84,16 @@ const POSTGRES: &[Embedded] = &[
         6,
         "audit_retention",
         include_str!("../migrations/postgres/0006_audit_retention.sql"),
+    ),
+    (
+        7,
+        "item_deletion",
+        include_str!("../migrations/postgres/0007_item_deletion.sql"),
+    ),
+    (
+        8,
+        "login_nonces",
+        include_str!("../migrations/postgres/0008_login_nonces.sql"),
     ),
 ];
 

@@ -53,7 +53,7 @@ pub(crate) type AssociationRow = (
     i64,    // created_ms
 );
 
-/// The columns of `item_columns!` in order: 13, too many for one tuple
+/// The columns of `item_columns!` in order: 14, too many for one tuple
 /// beside a version's, so `sql_store.rs` reads them by index.
 pub(crate) struct ItemCols {
     pub(crate) id: i64,
@@ -69,10 +69,11 @@ pub(crate) struct ItemCols {
     pub(crate) enabled: bool,
     pub(crate) created_ms: i64,
     pub(crate) modified_ms: i64,
+    pub(crate) deletion_ms: i64,
 }
 
 /// Number of columns in `item_columns!`.
-pub(crate) const ITEM_COLUMNS: usize = 13;
+pub(crate) const ITEM_COLUMNS: usize = 14;
 
 pub(crate) type TokenRow = (
     Vec<u8>, // token_hash
@@ -210,6 +211,7 @@ pub(crate) fn item(c: ItemCols) -> Result<Item> {
         enabled: c.enabled,
         created_ms: c.created_ms,
         modified_ms: c.modified_ms,
+        deletion_ms: c.deletion_ms,
     })
 }
 

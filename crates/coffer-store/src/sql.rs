@@ -19,7 +19,7 @@ macro_rules! auth_method_columns {
 macro_rules! item_columns {
     () => {
         "i.id, i.name, i.item_type, i.sub_type, i.format, i.description, i.tags, i.max_versions, \
-         i.last_version, i.highest_version, i.enabled, i.created_ms, i.modified_ms"
+         i.last_version, i.highest_version, i.enabled, i.created_ms, i.modified_ms, i.deletion_ms"
     };
 }
 
@@ -122,6 +122,15 @@ pub(crate) const LIST_AUTH_METHODS: &str = concat!(
 pub(crate) const AUTH_METHOD_EXISTS: &str = "SELECT 1 FROM auth_methods WHERE name = $1";
 /// Associations and tokens go with it (`ON DELETE CASCADE`).
 pub(crate) const DELETE_AUTH_METHOD: &str = "DELETE FROM auth_methods WHERE name = $1";
+/// Settings and name of an auth method whose row is as last read
+/// (`modified_ms` = $10); associations and tokens follow a rename
+/// (`ON UPDATE CASCADE`). The access ID, kind and access key stay.
+pub(crate) const UPDATE_AUTH_METHOD: &str = "UPDATE auth_methods SET name = $2, description = $3, \
+     access_expires_ms = $4, bound_ips = $5, token_ttl_secs = $6, force_sub_claims = $7, config = $8, \
+     modified_ms = $9 WHERE name = $1 AND modified_ms = $10 AND access_id = $11";
+/// A new access key (keyed hash) for an API-key method.
+pub(crate) const SET_ACCESS_KEY_HASH: &str = "UPDATE auth_methods SET access_key_hash = $3, modified_ms = $4 \
+     WHERE name = $1 AND access_id = $2 AND access_key_hash IS NOT NULL";
 
 // ---- roles, rules, associations ----
 
@@ -136,6 +145,11 @@ pub(crate) const ROLE_EXISTS: &str = "SELECT 1 FROM roles WHERE name = $1";
 /// Rules and associations go with it (`ON DELETE CASCADE`).
 pub(crate) const DELETE_ROLE: &str = "DELETE FROM roles WHERE name = $1";
 pub(crate) const TOUCH_ROLE: &str = "UPDATE roles SET modified_ms = $2 WHERE name = $1";
+/// Rename a role (rules and associations follow: `ON UPDATE CASCADE`) and
+/// set its description and audit access, if its row is as last read
+/// (`modified_ms` = $6).
+pub(crate) const UPDATE_ROLE: &str = "UPDATE roles SET name = $2, description = $3, audit_access = $4, \
+     modified_ms = $5 WHERE name = $1 AND modified_ms = $6";
 pub(crate) const UPSERT_ROLE_RULE: &str = "INSERT INTO role_rules (role_name, rule_type, path, caps) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (role_name, rule_type, path) DO UPDATE SET caps = excluded.caps";
 pub(crate) const DELETE_ROLE_RULE: &str =
@@ -145,6 +159,8 @@ pub(crate) const INSERT_ASSOCIATION: &str = "INSERT INTO associations \
      (assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const DELETE_ASSOCIATION: &str = "DELETE FROM associations WHERE assoc_id = $1";
+pub(crate) const UPDATE_ASSOCIATION: &str =
+    "UPDATE associations SET sub_claims = $2, case_sensitive = $3 WHERE assoc_id = $1";
 pub(crate) const LIST_ASSOCIATIONS: &str = "SELECT assoc_id, role_name, auth_method_name, sub_claims, case_sensitive, created_ms \
      FROM associations ORDER BY created_ms, assoc_id";
 
@@ -212,6 +228,36 @@ pub(crate) const DELETE_VERSION: &str =
     "DELETE FROM item_versions WHERE item_id = $1 AND version = $2";
 pub(crate) const MAX_VERSION: &str = "SELECT MAX(version) FROM item_versions WHERE item_id = $1";
 pub(crate) const SET_LAST_VERSION: &str = "UPDATE items SET last_version = $2 WHERE id = $1";
+/// The item (not pending deletion), locked for the rest of the
+/// transaction on PostgreSQL (SQLite's write transaction holds the lock).
+pub(crate) const GET_LIVE_ITEM_BY_ID: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.id = $1 AND i.deletion_ms = 0"
+);
+/// update-item: name, description, tags, max versions.
+pub(crate) const UPDATE_ITEM_META: &str = "UPDATE items SET name = $2, description = $3, tags = $4, \
+     max_versions = $5, modified_ms = $6 WHERE id = $1 AND deletion_ms = 0";
+/// A rename carries the name kept beside the item's ID in other tables.
+pub(crate) const RENAME_LEASE_ITEM: &str = "UPDATE leases SET item_name = $2 WHERE item_id = $1";
+pub(crate) const RENAME_CERT_ISSUER: &str =
+    "UPDATE certificates SET issuer_name = $2 WHERE issuer_id = $1";
+/// Mark an item pending deletion (only one that is not pending already).
+pub(crate) const MARK_ITEM_DELETED: &str =
+    "UPDATE items SET deletion_ms = $2 WHERE id = $1 AND deletion_ms = 0";
+pub(crate) const RESTORE_ITEM: &str =
+    "UPDATE items SET deletion_ms = 0 WHERE id = $1 AND deletion_ms > 0";
+/// Items whose pending deletion is due at `$1`, oldest first.
+pub(crate) const DUE_DELETIONS: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i WHERE i.deletion_ms > 0 AND i.deletion_ms <= $1 ORDER BY i.deletion_ms, i.id LIMIT $2"
+);
+/// Purge one due item: only while it is still pending and due, so of
+/// several nodes purging at once exactly one deletes it (and a restore
+/// that came first wins).
+pub(crate) const PURGE_ITEM: &str =
+    "DELETE FROM items WHERE id = $1 AND deletion_ms > 0 AND deletion_ms <= $2";
 
 // ---- tokens ----
 
@@ -231,6 +277,11 @@ pub(crate) const GET_TOKEN: &str = concat!(
 );
 pub(crate) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE token_hash = $1";
 pub(crate) const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE expires_ms <= $1";
+
+// ---- single-use login nonces ----
+
+pub(crate) const PURGE_LOGIN_NONCES: &str = "DELETE FROM login_nonces WHERE expires_ms <= $1";
+pub(crate) const INSERT_LOGIN_NONCE: &str = "INSERT INTO login_nonces (nonce_hash, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce_hash) DO NOTHING";
 
 // ---- Universal Identity tokens ----
 

@@ -61,7 +61,8 @@ use crate::rows::{self, named};
 pub(crate) mod keyring;
 use crate::sql;
 use crate::{
-    Audit, AuditQuery, CertFilter, LeaseFilter, LeaseScope, PolicyData, Result, Store, StoreError,
+    Audit, AuditQuery, CertFilter, ItemChange, LeaseFilter, LeaseScope, PolicyData, Result, Store,
+    StoreError,
 };
 
 /// What differs between the SQL backends beyond pool setup. Sealed:
@@ -292,6 +293,7 @@ impl_sql_store! {
             enabled: row.try_get(at + 10).map_err(db)?,
             created_ms: row.try_get(at + 11).map_err(db)?,
             modified_ms: row.try_get(at + 12).map_err(db)?,
+            deletion_ms: row.try_get(at + 13).map_err(db)?,
         })
     }
 
@@ -742,6 +744,73 @@ impl_sql_store! {
             .await
     }
 
+    async fn update_auth_method(
+        &self,
+        name: &str,
+        expected_modified_ms: i64,
+        am: &AuthMethod,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let bound_ips = rows::to_json("bound IPs", &am.bound_ips)?;
+        let config = rows::to_json("auth method config", &am.config)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::UPDATE_AUTH_METHOD)
+            .bind(name)
+            .bind(am.name.as_str())
+            .bind(am.description.as_str())
+            .bind(am.access_expires_ms)
+            .bind(bound_ips.as_str())
+            .bind(am.token_ttl_secs)
+            .bind(am.force_sub_claims)
+            .bind(config.as_str())
+            .bind(am.modified_ms)
+            .bind(expected_modified_ms)
+            .bind(am.access_id.as_str())
+            .execute(&mut *tx)
+            .await;
+        match done {
+            Ok(r) if D::rows_affected(&r) == 1 => Self::commit_change(tx, audit, true).await,
+            Ok(_) => {
+                drop(tx);
+                Err(
+                    if Self::exists(&self.read, sql::AUTH_METHOD_EXISTS, name).await? {
+                        StoreError::Conflict(changed("auth method", name))
+                    } else {
+                        StoreError::NotFound(named("auth method", name))
+                    },
+                )
+            }
+            Err(e) => {
+                drop(tx);
+                Err(unique_or_db(e, || named("auth method", &am.name)))
+            }
+        }
+    }
+
+    async fn reset_access_key(
+        &self,
+        name: &str,
+        access_id: &str,
+        access_key_hash: &[u8],
+        now_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::SET_ACCESS_KEY_HASH)
+            .bind(name)
+            .bind(access_id)
+            .bind(access_key_hash)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
+    }
+
     // ---- roles, rules, associations ----
 
     async fn create_role(&self, role: &Role, audit: Audit<'_>) -> Result<()> {
@@ -769,6 +838,42 @@ impl_sql_store! {
 
     async fn delete_role(&self, name: &str, audit: Audit<'_>) -> Result<bool> {
         self.delete_keyed(sql::DELETE_ROLE, name, audit, true).await
+    }
+
+    async fn update_role(
+        &self,
+        name: &str,
+        expected_modified_ms: i64,
+        role: &Role,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::UPDATE_ROLE)
+            .bind(name)
+            .bind(role.name.as_str())
+            .bind(role.description.as_str())
+            .bind(role.audit_access.as_str())
+            .bind(role.modified_ms)
+            .bind(expected_modified_ms)
+            .execute(&mut *tx)
+            .await;
+        match done {
+            Ok(r) if D::rows_affected(&r) == 1 => Self::commit_change(tx, audit, true).await,
+            Ok(_) => {
+                drop(tx);
+                Err(
+                    if Self::exists(&self.read, sql::ROLE_EXISTS, name).await? {
+                        StoreError::Conflict(changed("role", name))
+                    } else {
+                        StoreError::NotFound(named("role", name))
+                    },
+                )
+            }
+            Err(e) => {
+                drop(tx);
+                Err(unique_or_db(e, || named("role", &role.name)))
+            }
+        }
     }
 
     async fn set_role_rule(
@@ -838,6 +943,29 @@ impl_sql_store! {
     async fn delete_association(&self, assoc_id: &str, audit: Audit<'_>) -> Result<bool> {
         self.delete_keyed(sql::DELETE_ASSOCIATION, assoc_id, audit, true)
             .await
+    }
+
+    async fn update_association(
+        &self,
+        assoc_id: &str,
+        sub_claims: &coffer_core::subclaims::SubClaims,
+        case_sensitive: bool,
+        audit: Audit<'_>,
+    ) -> Result<bool> {
+        let claims = rows::to_json("sub-claims", sub_claims)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::UPDATE_ASSOCIATION)
+            .bind(assoc_id)
+            .bind(claims.as_str())
+            .bind(case_sensitive)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, true).await?;
+        Ok(true)
     }
 
     async fn list_associations(&self) -> Result<Vec<Association>> {
@@ -1105,6 +1233,152 @@ impl_sql_store! {
             .collect())
     }
 
+    async fn update_item_meta(
+        &self,
+        item_id: i64,
+        change: &ItemChange,
+        audit: Audit<'_>,
+    ) -> Result<Item> {
+        let mut tx = self.begin_write().await?;
+        let locked: Option<i32> = sqlx::query_scalar(D::LOCK_ITEM)
+            .bind(item_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let row: Option<D::Row> = match locked {
+            Some(_) => sqlx::query(sql::GET_LIVE_ITEM_BY_ID)
+                .bind(item_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?,
+            None => None,
+        };
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("item {item_id}")));
+        };
+        let mut item = Self::item_row(&row)?;
+        let old_name = item.name.clone();
+        for t in &change.add_tags {
+            if !item.tags.contains(t) {
+                item.tags.push(t.clone());
+            }
+        }
+        item.tags.retain(|t| !change.rm_tags.contains(t));
+        item.tags.sort();
+        if change.max_tags > 0 && item.tags.len() > change.max_tags {
+            return Err(StoreError::Limit(format!(
+                "item {old_name:?} would have {} tags: at most {} are allowed",
+                item.tags.len(),
+                change.max_tags
+            )));
+        }
+        if let Some(n) = &change.new_name {
+            item.name = n.clone();
+        }
+        if let Some(d) = &change.description {
+            item.description = d.clone();
+        }
+        if let Some(m) = change.max_versions {
+            item.max_versions = m;
+        }
+        item.modified_ms = change.modified_ms;
+        let tags = rows::to_json("tags", &item.tags)?;
+        let updated = sqlx::query(sql::UPDATE_ITEM_META)
+            .bind(item_id)
+            .bind(item.name.as_str())
+            .bind(item.description.as_str())
+            .bind(tags.as_str())
+            .bind(item.max_versions)
+            .bind(item.modified_ms)
+            .execute(&mut *tx)
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(named("item", &item.name)));
+            }
+            Err(e) => return Err(db(e)),
+        }
+        if item.name != old_name {
+            for statement in [sql::RENAME_LEASE_ITEM, sql::RENAME_CERT_ISSUER] {
+                sqlx::query(statement)
+                    .bind(item_id)
+                    .bind(item.name.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        if change.max_versions.is_some() && change.keep_versions > 0 {
+            sqlx::query(sql::PRUNE_VERSIONS)
+                .bind(item_id)
+                .bind(i64::from(change.keep_versions) - 1)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(item)
+    }
+
+    async fn mark_items_deleted(
+        &self,
+        item_ids: &[i64],
+        deletion_ms: i64,
+        audit: Audit<'_>,
+    ) -> Result<()> {
+        if deletion_ms <= 0 {
+            return Err(StoreError::Backend(
+                "a pending deletion needs a deletion time".into(),
+            ));
+        }
+        let mut tx = self.begin_write().await?;
+        for id in item_ids {
+            let done = sqlx::query(sql::MARK_ITEM_DELETED)
+                .bind(*id)
+                .bind(deletion_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if D::rows_affected(&done) == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a pending deletion of item {id}"
+                )));
+            }
+        }
+        Self::commit_change(tx, audit, false).await
+    }
+
+    async fn restore_item(&self, item_id: i64, audit: Audit<'_>) -> Result<bool> {
+        self.delete_keyed(sql::RESTORE_ITEM, item_id, audit, false)
+            .await
+    }
+
+    async fn due_deletions(&self, now_ms: i64, limit: i64) -> Result<Vec<Item>> {
+        let found: Vec<D::Row> = sqlx::query(sql::DUE_DELETIONS)
+            .bind(now_ms)
+            .bind(limit.clamp(0, 10_000))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        found.iter().map(Self::item_row).collect()
+    }
+
+    async fn purge_item(&self, item_id: i64, now_ms: i64, audit: Audit<'_>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(sql::PURGE_ITEM)
+            .bind(item_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit, false).await?;
+        Ok(true)
+    }
+
     // ---- tokens ----
 
     async fn get_token(&self, token_hash: &[u8]) -> Result<Option<TokenRecord>> {
@@ -1128,6 +1402,36 @@ impl_sql_store! {
             .await
             .map_err(db)?;
         Ok(D::rows_affected(&done))
+    }
+
+    // ---- single-use login nonces ----
+
+    async fn consume_login_nonce(
+        &self,
+        nonce_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        // An expired nonce is refused here, whatever the caller checked
+        // before: a replay that passed its expiry check just before the
+        // expiry must not get in after it.
+        if expires_ms <= now_ms {
+            return Ok(false);
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql::PURGE_LOGIN_NONCES)
+            .bind(now_ms.saturating_sub(crate::LOGIN_NONCE_PURGE_GRACE_MS))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let done = sqlx::query(sql::INSERT_LOGIN_NONCE)
+            .bind(nonce_hash)
+            .bind(expires_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(D::rows_affected(&done) == 1)
     }
 
     // ---- Universal Identity tokens ----
@@ -2082,6 +2386,12 @@ impl InsertError {
 
 /// Errors made by [`db`] (see [`crate::error_count`]).
 pub(crate) static STORE_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The Conflict text of a compare-and-swap another change won
+/// ([`StoreError::Conflict`] appends "already exists").
+fn changed(kind: &str, name: &str) -> String {
+    format!("a newer version of {kind} {name:?}")
+}
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

@@ -96,6 +96,7 @@ async fn sqlite_persists_across_reopen() {
         enabled: true,
         created_ms: 1,
         modified_ms: 1,
+        deletion_ms: 0,
     };
     let v1 = SealedVersion {
         version: 1,
@@ -497,6 +498,7 @@ async fn postgres_two_nodes() {
             enabled: true,
             created_ms: 1,
             modified_ms: 1,
+            deletion_ms: 0,
         };
         let v = move |version: i32, fill: u8| SealedVersion {
             version,

@@ -171,6 +171,69 @@ test('unknown token and wrong access key are rejected with 401', async () => {
   })), 401);
 });
 
+// Changing auth methods, roles and associations through the npm SDK; every
+// ID (access ID, association ID) reads back exactly as the wire sends it.
+test('auth-method updates, reset-access-key, update-role and update-assoc through the npm SDK', async () => {
+  const api = makeApi();
+  const token = await login(api, admin.accessId, admin.accessKey);
+  const tag = Math.random().toString(36).slice(2, 10);
+  const am = `/node-upd/${tag}/am`;
+  const role = `/node-upd/${tag}/role`;
+  const created = await call('authMethodCreateApiKey', api.authMethodCreateApiKey(
+    akeyless.AuthMethodCreateApiKey.constructFromObject({ name: am, token })));
+  assert.match(created.access_id, /^p-[A-Za-z0-9]{12}$/);
+
+  const upd = await call('authMethodUpdateApiKey', api.authMethodUpdateApiKey(
+    akeyless.AuthMethodUpdateApiKey.constructFromObject({ name: am, 'new-name': `${am}2`, 'jwt-ttl': 15, token })));
+  assert.equal(upd.name, `${am}2`);
+  const got = await call('authMethodGet', api.authMethodGet(
+    akeyless.AuthMethodGet.constructFromObject({ name: `${am}2`, token })));
+  assert.equal(got.auth_method_access_id, created.access_id, 'a rename keeps the access ID');
+  assert.equal(got.access_info.jwt_ttl, 15);
+
+  const reset = await call('resetAccessKey', api.resetAccessKey(
+    akeyless.ResetAccessKey.constructFromObject({ name: `${am}2`, token })));
+  assert.ok(reset.access_key && reset.access_key !== created.access_key);
+  await expectStatus(api.auth(akeyless.Auth.constructFromObject({
+    'access-id': created.access_id, 'access-key': created.access_key, 'access-type': 'access_key',
+  })), 401);
+  await login(api, created.access_id, reset.access_key);
+
+  await call('createRole', api.createRole(akeyless.CreateRole.constructFromObject({ name: role, token })));
+  const assoc = await call('assocRoleAuthMethod', api.assocRoleAuthMethod(akeyless.AssocRoleAuthMethod.constructFromObject({
+    'role-name': role, 'am-name': `${am}2`, 'sub-claims': { team: 'a' }, token,
+  })));
+  const raw = await (await fetch(`${baseUrl}/get-role`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: role, token }),
+  })).text();
+  assert.ok(raw.includes(`"assoc_id":"${assoc.assoc_id}"`), `${assoc.assoc_id} as on the wire: ${raw}`);
+
+  await call('updateAssoc', api.updateAssoc(akeyless.UpdateAssoc.constructFromObject({
+    'assoc-id': assoc.assoc_id, 'sub-claims': { team: 'b,c' }, 'case-sensitive': 'false', token,
+  })));
+  const ro = await call('updateRole', api.updateRole(akeyless.UpdateRole.constructFromObject({
+    name: role, 'new-name': `${role}2`, description: 'renamed', token,
+  })));
+  assert.equal(ro.updated, true);
+  const after = await call('getRole', api.getRole(akeyless.GetRole.constructFromObject({ name: `${role}2`, token })));
+  assert.equal(after.comment, 'renamed');
+  const a = after.role_auth_methods_assoc[0];
+  assert.equal(a.assoc_id, assoc.assoc_id);
+  assert.equal(a.auth_method_access_id, created.access_id);
+  assert.deepEqual(a.auth_method_sub_claims, { team: ['b', 'c'] });
+  assert.equal(a.sub_claims_case_sensitive, false);
+
+  // The identical association again: 409 naming the existing one.
+  await assert.rejects(call('assocRoleAuthMethod', api.assocRoleAuthMethod(akeyless.AssocRoleAuthMethod.constructFromObject({
+    'role-name': `${role}2`, 'am-name': `${am}2`, 'sub-claims': { team: 'b,c' }, 'case-sensitive': 'false', token,
+  }))), (err) => err.status === 409 && err.message.includes(assoc.assoc_id));
+
+  const del = await call('authMethodDelete', api.authMethodDelete(
+    akeyless.AuthMethodDelete.constructFromObject({ name: `${am}2`, token })));
+  assert.equal(del.name, `${am}2`);
+  await expectStatus(api.authMethodGet(akeyless.AuthMethodGet.constructFromObject({ name: `${am}2`, token })), 404);
+});
+
 // JavaScript numbers are doubles: an integer above 2^53 is rounded. Every
 // item_id Coffer returns must survive that, so the SDK's describeItem
 // (which parses the JSON with JSON.parse) shows exactly the ID on the wire.
@@ -326,5 +389,60 @@ test('dynamic and rotated MySQL secrets through the npm SDK', { skip: mysqlUrl ?
     for (const u of mysql(`SELECT user FROM mysql.user WHERE user LIKE 'tmp\\_n${tag}\\_%'`).split('\n').filter(Boolean)) {
       mysql(`DROP USER IF EXISTS '${u}'@'%'`);
     }
+  }
+});
+
+// update-item, get-tags, soft deletion with restore, delete-items.
+test('updateItem, getTags, soft deleteItem and restore, deleteItems through the npm SDK', async () => {
+  const api = makeApi();
+  const token = await login(api, admin.accessId, admin.accessKey);
+  const tag = Math.random().toString(36).slice(2, 10);
+  const folder = `/node-items/${tag}`;
+  const a = `${folder}/a`;
+  const b = `${folder}/sub/b`;
+  for (const name of [a, b]) {
+    await call('createSecret', api.createSecret(akeyless.CreateSecret.constructFromObject({
+      name, value: `value of ${name}`, tags: ['x', 'y'], token,
+    })));
+  }
+  const updated = await call('updateItem', api.updateItem(akeyless.UpdateItem.constructFromObject({
+    name: a, 'add-tag': ['z'], 'rm-tag': ['x'], description: 'from node', token,
+  })));
+  assert.equal(updated.updated, true);
+  const tags = await call('getTags', api.getTags(akeyless.GetTags.constructFromObject({ name: a, token })));
+  assert.deepEqual([...tags].sort(), ['y', 'z']);
+  const described = await call('describeItem', api.describeItem(akeyless.DescribeItem.constructFromObject({
+    name: a, token,
+  })));
+  assert.equal(described.item_metadata, 'from node');
+
+  // A whole-item delete with delete-in-days: pending deletion, then restored.
+  const deleted = await call('deleteItem', api.deleteItem(akeyless.DeleteItem.constructFromObject({
+    name: a, 'delete-in-days': 3, token,
+  })));
+  assert.equal(deleted.version_deleted, -1);
+  assert.ok(deleted.deletion_date instanceof Date && deleted.deletion_date > new Date());
+  await expectStatus(api.getSecretValue(akeyless.GetSecretValue.constructFromObject({ names: [a], token })), 404);
+  const pending = await call('describeItem', api.describeItem(akeyless.DescribeItem.constructFromObject({
+    name: a, token,
+  })));
+  assert.equal(pending.item_state, 'PendingDeletion');
+  assert.equal(pending.deletion_date.getTime(), deleted.deletion_date.getTime());
+  const res = await fetch(`${baseUrl}/restore-item`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: a, token }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  const back = await call('getSecretValue', api.getSecretValue(akeyless.GetSecretValue.constructFromObject({
+    names: [a], token,
+  })));
+  assert.equal(back[a], `value of ${a}`);
+
+  // deleteItems: the whole folder, in one call.
+  const bulk = await call('deleteItems', api.deleteItems(akeyless.DeleteItems.constructFromObject({
+    path: folder, token,
+  })));
+  assert.deepEqual([...bulk.deleted_items].sort(), [a, b].sort());
+  for (const name of [a, b]) {
+    await expectStatus(api.getSecretValue(akeyless.GetSecretValue.constructFromObject({ names: [name], token })), 404);
   }
 });

@@ -133,14 +133,14 @@ def test_static_secret_lifecycle(api, token):
     assert api.get_secret_value(akeyless.GetSecretValue(names=[pw], token=token))[pw] == "pw-v3"
     assert api.get_secret_value(akeyless.GetSecretValue(names=[pw], version=2, token=token))[pw] == "pw-v2"
 
-    api.delete_item(akeyless.DeleteItem(name=pw, token=token))  # SDK default version=-1: whole item
-    for call in (
-        lambda: api.get_secret_value(akeyless.GetSecretValue(names=[pw], token=token)),
-        lambda: api.describe_item(akeyless.DescribeItem(name=pw, token=token)),
-    ):
-        with pytest.raises(ApiException) as e:
-            call()
-        assert status_of(e) == 404
+    # SDK defaults: version=-1 (whole item), delete-in-days 7: pending deletion.
+    out = api.delete_item(akeyless.DeleteItem(name=pw, token=token))
+    assert isinstance(out.deletion_date, dt.datetime)
+    with pytest.raises(ApiException) as e:
+        api.get_secret_value(akeyless.GetSecretValue(names=[pw], token=token))
+    assert status_of(e) == 404
+    item = api.describe_item(akeyless.DescribeItem(name=pw, token=token))
+    assert item.item_state == "PendingDeletion" and item.deletion_date == out.deletion_date
     remaining = api.list_items(akeyless.ListItems(path=prefix, token=token))
     assert sorted(i.item_name for i in remaining.items or []) == sorted([user, cfg])
 

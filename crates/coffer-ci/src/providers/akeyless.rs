@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 
 /// Default API when neither `akeyless_api_url` nor `AKEYLESS_API_URL` is set.
 pub const DEFAULT_API_URL: &str = "https://api.akeyless.io";
+
+/// The host variable naming the API URL for `akeyless:` secrets that name
+/// none (no `akeyless_api_url`, no `AKEYLESS_API_URL`), before the SaaS
+/// default: the CLI sets it in the [`super::Env`] it passes, from
+/// `COFFER_GATEWAY_URL`, `AKEYLESS_GATEWAY_URL` or its profile's gateway.
+pub const FALLBACK_API_URL_VAR: &str = "COFFER_CI_FALLBACK_API_URL";
 /// Recorded by the server as the client type of our requests.
 pub const CLIENT_TYPE: &str = "coffer-ci";
 

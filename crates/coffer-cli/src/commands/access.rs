@@ -3,7 +3,8 @@
 use coffer_client::ops::{
     AssocRoleAm, CreateAuthMethod, CreateAuthMethodAwsIam, CreateAuthMethodOauth2, CreateRole,
     DeleteAssoc, DeleteAuthMethod, DeleteRole, DeleteRoleRule, GetAuthMethod, GetRole,
-    ListAuthMethods, ListRoles, SetRoleRule,
+    ListAuthMethods, ListRoles, ResetAccessKey, SetRoleRule, UpdateAssoc, UpdateAuthMethod,
+    UpdateRole,
 };
 use coffer_client::{AuthMethodInfo, RoleInfo};
 use secrecy::ExposeSecret;
@@ -12,6 +13,7 @@ use super::{date, respond, sub_claims};
 use crate::args::{
     AssocRoleAmArgs, CreateAuthMethodArgs, CreateAuthMethodAwsIamArgs, CreateAuthMethodOauth2Args,
     CreateRoleArgs, DeleteAssocArgs, DeleteRoleRuleArgs, NameArgs, NoArgs, SetRoleRuleArgs,
+    UpdateAssocArgs, UpdateAuthMethodArgs, UpdateRoleArgs,
 };
 use crate::output::{fields, note};
 
@@ -45,11 +47,23 @@ pub(super) async fn create_auth_method_oauth2(a: CreateAuthMethodOauth2Args) -> 
         refuse_replay: a.refuse_replay,
         refuse_events: a.refuse_events,
     };
-    respond(&a.global, &request, |out| {
-        note("Jobs log in with: coffer auth --access-id <access_id> --access-type jwt --jwt \"$CI_JOB_JWT\"");
+    let audience = request
+        .audience
+        .clone()
+        .unwrap_or_else(|| "<audience>".to_owned());
+    respond(&a.global, &request, move |out| {
+        note(&oauth2_login_hint(&out.access_id, &audience));
         Ok(fields(&[("name", out.name), ("access_id", out.access_id)]))
     })
     .await
+}
+
+/// How CI jobs log in to a new OAuth2/JWT method: with the ID token their
+/// CI mints for this audience (GitLab `id_tokens:`, GitHub Actions OIDC).
+fn oauth2_login_hint(access_id: &str, audience: &str) -> String {
+    format!(
+        "Jobs log in with their CI's ID token for audience {audience}:\n  GitLab:  id_tokens: {{ COFFER_ID_TOKEN: {{ aud: {audience} }} }} in the job, then\n           coffer auth --access-id {access_id} --access-type jwt --jwt \"$COFFER_ID_TOKEN\"\n  GitHub:  permissions: id-token: write, then request the token for audience {audience}\n           (or let `coffer ci` fetch it) and pass it with --jwt\n  Test locally with `coffer dev oidc` and `coffer dev oidc mint --aud {audience}`."
+    )
 }
 
 pub(super) async fn create_auth_method_aws_iam(
@@ -351,6 +365,66 @@ pub(super) async fn delete_assoc(a: DeleteAssocArgs) -> anyhow::Result<()> {
     };
     respond(&a.global, &request, |_| {
         Ok(format!("Deleted association {}", request.assoc_id))
+    })
+    .await
+}
+
+pub(super) async fn update_assoc(a: UpdateAssocArgs) -> anyhow::Result<()> {
+    let request = UpdateAssoc {
+        assoc_id: a.assoc_id.clone(),
+        sub_claims: a.sub_claims_map(),
+        case_sensitive: a.case_sensitive,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!("Updated association {}", request.assoc_id))
+    })
+    .await
+}
+
+pub(super) async fn update_role(a: UpdateRoleArgs) -> anyhow::Result<()> {
+    let request = UpdateRole {
+        name: a.name,
+        new_name: a.new_name,
+        description: a.description,
+        audit_access: a.audit_access,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(format!(
+            "Updated role {}",
+            request.new_name.as_deref().unwrap_or(&request.name)
+        ))
+    })
+    .await
+}
+
+pub(super) async fn update_auth_method(a: UpdateAuthMethodArgs) -> anyhow::Result<()> {
+    let request = UpdateAuthMethod {
+        name: a.name,
+        new_name: a.new_name,
+        access_expires: a.access_expires,
+        // `--bound-ips ''` clears them.
+        bound_ips: a
+            .bound_ips
+            .map(|ips| ips.into_iter().filter(|ip| !ip.trim().is_empty()).collect()),
+        jwt_ttl: a.jwt_ttl,
+        force_sub_claims: a.force_sub_claims,
+        description: a.description,
+        lease_tied_to_token: None,
+    };
+    respond(&a.global, &request, |out| {
+        Ok(format!("Updated auth method {}", out.name))
+    })
+    .await
+}
+
+pub(super) async fn reset_access_key(a: NameArgs) -> anyhow::Result<()> {
+    let request = ResetAccessKey { name: a.name };
+    respond(&a.global, &request, |out| {
+        note("Save the access key now: it is not shown again; the old one no longer works.");
+        Ok(fields(&[(
+            "access_key",
+            out.access_key.expose_secret().to_string(),
+        )]))
     })
     .await
 }

@@ -24,6 +24,14 @@ pub(super) async fn run(a: AuditCommand) -> anyhow::Result<()> {
 /// stays constant however many records there are.
 async fn export(a: AuditExportArgs) -> anyhow::Result<()> {
     use std::io::Write;
+    // JSON Lines already (with or without --json); a filter would need the
+    // whole log in memory: pipe it into jq instead.
+    if crate::output::jq_expression().is_some() {
+        return Err(crate::output::UsageError(
+            "--jq-expression does not apply to `coffer audit export`, which streams JSON Lines: pipe its output into jq".to_owned(),
+        )
+        .into());
+    }
     let filter = offline::AuditFilter {
         since: a.since.clone(),
         until: a.until.clone(),

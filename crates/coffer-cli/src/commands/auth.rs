@@ -3,13 +3,13 @@
 use anyhow::bail;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use coffer_client::ops::{Auth, RevokeToken, ValidateToken};
+use coffer_client::ops::{Auth, GetCallerIdentity, RevokeToken, ValidateToken};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{configure::uses_access_key, print_response, respond};
 use crate::args::{AuthArgs, NoArgs};
 use crate::output::{emit, emit_json, fields};
-use crate::session::{Context, Session, secret_or_stdin};
+use crate::session::{Context, Origin, Session, secret_or_stdin};
 
 /// Where Kubernetes mounts a pod's service-account token.
 const K8S_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -17,9 +17,25 @@ const K8S_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/toke
 /// Log in, cache the token for the profile and print it: only the token on
 /// stdout, so `TOKEN=$(coffer auth …)` works.
 pub(super) async fn auth(a: AuthArgs) -> anyhow::Result<()> {
-    let ctx = Context::new(&a.global)?;
-    let from_profile = a.access_id.is_none();
-    let profile = if from_profile {
+    // Precedence: flags, then the environment (COFFER_ACCESS_ID…, else
+    // AKEYLESS_ACCESS_ID…), then the profile. The environment's type and
+    // key are read only with its access ID (never another ID's key with
+    // --access-id), and each source logs in at its own gateway.
+    let env_id = if a.access_id.is_some() {
+        None
+    } else {
+        crate::session::env_access_id()
+    };
+    let origin = match (&a.access_id, &env_id) {
+        (Some(_), _) => Origin::Flags,
+        (None, Some((_, _, origin))) => *origin,
+        (None, None) => Origin::Profile,
+    };
+    let ctx = Context::for_origin(&a.global, origin)?;
+    let env_prefix = env_id.as_ref().map(|(p, _, _)| *p);
+    let env_field =
+        |field: &str| env_prefix.and_then(|p| crate::session::env_var(&format!("{p}_{field}")));
+    let profile = if origin == Origin::Profile {
         match &ctx.profile {
             Some(p) => Some(p),
             None => bail!(
@@ -33,16 +49,20 @@ pub(super) async fn auth(a: AuthArgs) -> anyhow::Result<()> {
     let access_id = a
         .access_id
         .clone()
+        .or_else(|| env_id.as_ref().map(|(_, id, _)| id.clone()))
         .or_else(|| profile.map(|p| p.access_id.clone()))
         .unwrap_or_default();
     let access_type = a
         .access_type
         .clone()
+        .or_else(|| env_field("ACCESS_TYPE"))
         .or_else(|| profile.map(|p| p.access_type.clone()))
         .unwrap_or_else(crate::profile::default_access_type);
     let access_key = match a.access_key {
         Some(k) => Some(secret_or_stdin(k, true)?),
-        None => profile.and_then(|p| p.access_key.clone()),
+        None => env_field("ACCESS_KEY")
+            .map(|k| SecretString::from(k.trim().to_owned()))
+            .or_else(|| profile.and_then(|p| p.access_key.clone())),
     };
     let read = |s: Option<SecretString>| s.map(|v| secret_or_stdin(v, true)).transpose();
     let jwt = read(a.jwt)?;
@@ -53,7 +73,7 @@ pub(super) async fn auth(a: AuthArgs) -> anyhow::Result<()> {
         bail!("--access-key is required for --access-type {access_type}");
     }
     match access_type.as_str() {
-        "jwt" | "oidc" if jwt.is_none() => {
+        "jwt" if jwt.is_none() => {
             bail!("--jwt is required for --access-type {access_type} (the CI job's ID token)")
         }
         "aws_iam" | "azure_ad" | "gcp" if cloud_id.is_none() => bail!(
@@ -91,6 +111,21 @@ pub(super) async fn auth(a: AuthArgs) -> anyhow::Result<()> {
         k8s_service_account_token: k8s_token,
         k8s_auth_config_name: a.k8s_auth_config_name,
         uid_token,
+        ..Default::default()
+    };
+    let request = if request.access_type == "cert" {
+        super::cert_auth::with_signed_challenge(
+            &ctx,
+            request,
+            a.cert_file_name.as_deref(),
+            a.key_file_name.as_deref(),
+        )
+        .await?
+    } else if request.access_type == "oidc" && request.jwt.is_none() {
+        // A person in a browser; with --jwt, an ID token as for jwt.
+        super::oidc_auth::with_browser_login(&ctx, request, a.redirect_port, a.no_browser).await?
+    } else {
+        request
     };
     let (raw, out) = ctx.login(&request).await?;
     if ctx.json {
@@ -107,6 +142,42 @@ pub(super) async fn validate_token(a: NoArgs) -> anyhow::Result<()> {
         }
         Ok(fields(&[
             ("valid", "true".into()),
+            ("expiration", out.expiration.unwrap_or_default()),
+            ("ttl", format!("{}s", out.ttl)),
+        ]))
+    })
+    .await
+}
+
+/// `whoami`: the calling token's identity, roles and expiry.
+pub(super) async fn whoami(a: NoArgs) -> anyhow::Result<()> {
+    respond(&a.global, &GetCallerIdentity {}, |out| {
+        let method = match &out.auth_method_type {
+            Some(t) => format!("{} ({t})", out.auth_method_name),
+            None => out.auth_method_name.clone(),
+        };
+        let roles = out
+            .roles
+            .iter()
+            .map(|r| match r.audit_access.as_str() {
+                "" | "none" => r.name.clone(),
+                access => format!("{} (audit {access})", r.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(fields(&[
+            ("access_id", out.access_id),
+            ("auth_method", method),
+            ("identity", out.identity),
+            ("sub_claims", super::sub_claims(&out.sub_claims)),
+            (
+                "roles",
+                if roles.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    roles
+                },
+            ),
             ("expiration", out.expiration.unwrap_or_default()),
             ("ttl", format!("{}s", out.ttl)),
         ]))

@@ -39,18 +39,90 @@ const GITHUB_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 struct Net {
     allow_insecure_http: bool,
     env: Env,
+    /// The API URL for secrets and logins that name none, and where it
+    /// came from (before the public SaaS default).
+    fallback: Option<(String, String)>,
+}
+
+/// The gateway `coffer ci` uses when a secret or login names no API URL:
+/// `COFFER_GATEWAY_URL`, else `AKEYLESS_GATEWAY_URL`, else the gateway of
+/// the profile (`COFFER_PROFILE`, default `default`). With its source.
+fn fallback_gateway() -> Option<(String, String)> {
+    use crate::session::env_var;
+    for name in ["COFFER_GATEWAY_URL", "AKEYLESS_GATEWAY_URL"] {
+        if let Some(url) = env_var(name) {
+            return Some((url.trim().to_owned(), name.to_owned()));
+        }
+    }
+    let profile_name = env_var("COFFER_PROFILE").unwrap_or_else(|| "default".to_owned());
+    let home = crate::profile::CofferHome::from_env().ok()?;
+    let url = home.read_profile(&profile_name).ok()??.gateway_url?;
+    Some((url, format!("profile {profile_name}")))
+}
+
+/// Where the fallback API URL came from (see [`fallback_gateway`]), for
+/// the providers' view of the environment next to
+/// [`akeyless::FALLBACK_API_URL_VAR`].
+const FALLBACK_SOURCE_VAR: &str = "COFFER_CI_FALLBACK_SOURCE";
+
+/// Say so (stderr) when the secrets `unnamed` (which name no API URL) go
+/// to the gateway of a profile: the job's credentials are sent there only
+/// because the profile exists, so never silently. A gateway named in
+/// COFFER_GATEWAY_URL / AKEYLESS_GATEWAY_URL is the user's choice.
+fn note_profile_fallback(what: &str, url: &str, source: &str) {
+    if source.starts_with("profile") {
+        eprintln!(
+            "note: {what} use{} {url}, the gateway of {source}: nothing in the job names an API URL (akeyless_api_url, AKEYLESS_API_URL)",
+            if what.contains(',') { "" } else { "s" },
+        );
+    }
+}
+
+/// [`note_profile_fallback`] or [`note_saas_default`] for the job's
+/// secrets that name no API URL.
+fn note_default_api(job: &gitlab::Job, vars: &Variables, env: &Env) {
+    let unnamed =
+        resolve::saas_default_vars(job, vars, &Env::from_pairs(Vec::<(String, String)>::new()));
+    if unnamed.is_empty() {
+        return;
+    }
+    match (
+        env.get(akeyless::FALLBACK_API_URL_VAR),
+        env.get(FALLBACK_SOURCE_VAR),
+    ) {
+        (Some(url), Some(source)) => note_profile_fallback(&unnamed.join(", "), &url, &source),
+        (Some(_), None) => {}
+        (None, _) => note_saas_default(&unnamed.join(", ")),
+    }
+}
+
+/// Say so (stderr) when the public Akeyless SaaS is used because nothing
+/// named another API URL.
+fn note_saas_default(what: &str) {
+    eprintln!(
+        "note: {what} use{} the public Akeyless SaaS {}: nothing names another API (akeyless_api_url, AKEYLESS_API_URL, COFFER_GATEWAY_URL or the profile's gateway: `coffer configure --gateway-url URL`)",
+        if what.contains(',') { "" } else { "s" },
+        akeyless::DEFAULT_API_URL
+    );
 }
 
 pub(super) async fn run(c: CiCommand) -> anyhow::Result<()> {
     // `--allow-insecure-http[=BOOL]`, or COFFER_ALLOW_INSECURE_HTTP (clap
     // merged it, flag first), is what the providers see.
     let allow_insecure_http = c.allow_insecure_http.unwrap_or(false);
+    let fallback = fallback_gateway();
+    let mut overrides = vec![(
+        coffer_ci::providers::ALLOW_INSECURE_HTTP_VAR.to_owned(),
+        if allow_insecure_http { "1" } else { "0" }.to_owned(),
+    )];
+    if let Some((url, source)) = &fallback {
+        overrides.push((akeyless::FALLBACK_API_URL_VAR.to_owned(), url.clone()));
+        overrides.push((FALLBACK_SOURCE_VAR.to_owned(), source.clone()));
+    }
     let net = Net {
         allow_insecure_http,
-        env: Env::process_with([(
-            coffer_ci::providers::ALLOW_INSECURE_HTTP_VAR,
-            if allow_insecure_http { "1" } else { "0" },
-        )]),
+        env: Env::process_with(overrides),
+        fallback,
     };
     match c.command {
         CiSubcommand::Resolve(a) => resolve_cmd(a, &net).await,
@@ -91,6 +163,7 @@ async fn prepare(
     let mut env_vars = ci_vars;
     coffer_ci::id_tokens::provide(&job, &mut env_vars, &given, env).await?;
     let vars = job.expansion_variables(&env_vars);
+    note_default_api(&job, &vars, env);
     Ok((job, vars))
 }
 
@@ -129,6 +202,7 @@ async fn resolve_job(
 }
 
 async fn resolve_cmd(a: CiResolveArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let (_, resolved) = resolve_job(&a.job.job, &a.job.pipeline, &net.env).await?;
     let pairs: Vec<(String, SecretString)> =
         resolved.into_iter().map(|r| (r.var, r.value)).collect();
@@ -147,19 +221,32 @@ async fn explain_cmd(a: CiJobArgs, net: &Net) -> anyhow::Result<()> {
     }
     let vars = job.expansion_variables(&env_vars);
     let explained = resolve::explain(&job, &vars, &net.env);
+    note_default_api(&job, &vars, &net.env);
     let mut out = format!("job {} ({} secret(s))\n", job.name, explained.len());
+    let mut missing_tokens = 0;
+    let mut tokens_json = Vec::new();
     for (name, t) in &job.id_tokens {
         let aud = t.audiences(&vars).join(", ");
         let source = if given.contains_key(name) {
-            "--id-token"
+            "--id-token".to_owned()
         } else if vars.get(name).is_some_and(|v| !v.is_empty()) {
-            "variable"
+            "variable".to_owned()
         } else if std::env::var_os("ACTIONS_ID_TOKEN_REQUEST_URL").is_some() {
-            "GitHub Actions OIDC"
+            "GitHub Actions OIDC".to_owned()
         } else {
-            "NOT AVAILABLE"
+            missing_tokens += 1;
+            let first_aud = t.audiences(&vars).into_iter().next().unwrap_or_default();
+            format!(
+                "NOT SET: ${name} is not set and no --id-token {name}=… was given. In the CI job, declare it under id_tokens: (GitLab) or grant `permissions: id-token: write` (GitHub Actions); elsewhere pass --id-token {name}=VALUE (or {name}=@FILE), or mint a test token from a local issuer: `coffer dev oidc` then --id-token {name}=$(coffer dev oidc mint --aud {})",
+                if first_aud.is_empty() {
+                    "AUDIENCE"
+                } else {
+                    &first_aud
+                }
+            )
         };
         out.push_str(&format!("id_token {name}: aud {aud}; from {source}\n"));
+        tokens_json.push(json!({"name": name, "aud": t.audiences(&vars), "source": source}));
     }
     let mut problems = 0;
     for e in &explained {
@@ -181,14 +268,36 @@ async fn explain_cmd(a: CiJobArgs, net: &Net) -> anyhow::Result<()> {
             out.push_str(&format!("  PROBLEM   {p}\n"));
         }
     }
-    print!("{out}");
+    if crate::output::json_wanted() {
+        let secrets: Vec<Value> = explained
+            .iter()
+            .map(|e| {
+                json!({
+                    "var": e.var, "provider": e.provider.to_string(), "endpoint": e.endpoint,
+                    "identity": e.identity, "token": e.token, "fetches": e.item,
+                    "destination": e.destination, "problem": e.problem,
+                })
+            })
+            .collect();
+        crate::output::emit_json(
+            &json!({"job": job.name, "id_tokens": tokens_json, "secrets": secrets}),
+        )?;
+    } else {
+        print!("{out}");
+    }
     if problems > 0 {
-        bail!("{problems} secret(s) cannot be resolved as configured");
+        let tokens = if missing_tokens > 0 {
+            format!(" ({missing_tokens} ID token(s) not set: see above)")
+        } else {
+            String::new()
+        };
+        bail!("{problems} secret(s) cannot be resolved as configured{tokens}");
     }
     Ok(())
 }
 
 async fn run_cmd(a: CiRunArgs, net: &Net) -> anyhow::Result<()> {
+    crate::output::refuse_json("ci run", "the output is the command's own")?;
     let mut secrets: Vec<Resolved> = Vec::new();
     // (label, value) of every credential used to log in, and the variables
     // that hold them.
@@ -337,6 +446,7 @@ async fn resolve_refs(
 }
 
 async fn env_cmd(a: CiEnvArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let (pairs, _) = resolve_refs(&a.login, net).await?;
     if pairs.is_empty() {
         eprintln!("no environment variable holds an akeyless:// or coffer:// reference");
@@ -353,10 +463,18 @@ async fn login_with(
     let api_url = a
         .gateway_url
         .clone()
-        .or_else(|| std::env::var("AKEYLESS_API_URL").ok())
-        .or_else(|| std::env::var("COFFER_GATEWAY_URL").ok())
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| akeyless::DEFAULT_API_URL.to_owned());
+        .or_else(|| crate::session::env_var("AKEYLESS_API_URL"))
+        .or_else(|| {
+            net.fallback.as_ref().map(|(url, source)| {
+                note_profile_fallback("the login", url, source);
+                url.clone()
+            })
+        })
+        .unwrap_or_else(|| {
+            note_saas_default("the login");
+            akeyless::DEFAULT_API_URL.to_owned()
+        });
     let ca_pem = match &a.ca_cert {
         Some(p) => Some(
             std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))?,
@@ -415,6 +533,7 @@ async fn login_with(
 }
 
 async fn auth_cmd(a: CiAuthArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let (_, token, _) = login_with(&a.login, net).await?;
     emit(
         a.format,
@@ -442,6 +561,7 @@ fn parse_secrets_paths(s: &str) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 async fn get_secrets_cmd(a: CiGetSecretsArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let paths = parse_secrets_paths(&a.secrets_paths)?;
     let (client, token, _) = login_with(&a.login, net).await?;
     let names: Vec<&str> = paths.iter().map(|(_, p)| p.as_str()).collect();
@@ -465,6 +585,7 @@ async fn get_secrets_cmd(a: CiGetSecretsArgs, net: &Net) -> anyhow::Result<()> {
 }
 
 async fn get_dynamic_cmd(a: CiGetDynamicArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let (client, token, _) = login_with(&a.login, net).await?;
     let mut body = json!({"name": a.name});
     if let Some(t) = a.target {
@@ -492,6 +613,7 @@ async fn get_dynamic_cmd(a: CiGetDynamicArgs, net: &Net) -> anyhow::Result<()> {
 }
 
 async fn get_rotated_cmd(a: CiGetRotatedArgs, net: &Net) -> anyhow::Result<()> {
+    check_format(a.format)?;
     let (client, token, _) = login_with(&a.login, net).await?;
     let mut body = json!({"names": a.name});
     if let Some(v) = a.version {
@@ -512,10 +634,34 @@ async fn get_rotated_cmd(a: CiGetRotatedArgs, net: &Net) -> anyhow::Result<()> {
     )
 }
 
-/// Print (or, for GitHub, write) resolved secrets in a CI's format.
+/// Refuse, before anything is fetched, an output that cannot work here:
+/// `--format github` outside GitHub Actions (its `::add-mask::` lines would
+/// mask nothing, and the values would land in a file no runner reads).
+fn check_format(format: CiFormat) -> anyhow::Result<()> {
+    if format == CiFormat::Github
+        && !crate::output::json_wanted()
+        && std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true")
+    {
+        return Err(crate::output::UsageError(
+            "--format github works only inside GitHub Actions (GITHUB_ACTIONS=true): outside it nothing masks the values. Use --format env, dotenv or json here".to_owned(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Print (or, for GitHub, write) resolved secrets in a CI's format;
+/// `--json`/`--jq-expression` print one JSON object whatever the format.
 fn emit(format: CiFormat, pairs: &[(String, SecretString)]) -> anyhow::Result<()> {
     use coffer_ci::format;
     use std::io::Write as _;
+    if crate::output::json_wanted() {
+        let map: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose_secret().to_owned())))
+            .collect();
+        return crate::output::emit_json(&Value::Object(map));
+    }
     let mut out = std::io::stdout().lock();
     match format {
         CiFormat::Env => out.write_all(format::env(pairs)?.as_bytes())?,
@@ -583,7 +729,29 @@ async fn run_child(
     spec.env_remove = env_remove.into_iter().map(Into::into).collect();
     spec.mask_only = mask_only;
     // Masking warnings are printed by `run` before the command starts.
-    let outcome = coffer_ci::run::run(spec).await?;
+    let outcome = match coffer_ci::run::run(spec).await {
+        Ok(outcome) => outcome,
+        // As a shell does: 127 when the command does not exist, 126 when
+        // it cannot be executed.
+        Err(coffer_ci::run::RunError::Spawn { program, source })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            let (code, why) = if source.kind() == std::io::ErrorKind::NotFound {
+                (127, "command not found (check the name and PATH)")
+            } else {
+                (
+                    126,
+                    "permission denied: it is not executable (chmod +x) or is a directory",
+                )
+            };
+            eprintln!("Error: cannot run {program:?}: {why}");
+            return Ok(code);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(e) = &outcome.cleanup_error {
         eprintln!("warning: the secret files could not all be removed: {e}");
     }

@@ -13,6 +13,7 @@ pub(super) async fn run(a: DevCommand) -> anyhow::Result<()> {
         DevSubcommand::Oidc(o) => match o.action {
             Some(DevOidcAction::Mint(m)) => mint(m).await,
             None => {
+                crate::output::refuse_json("dev oidc", "it serves until stopped")?;
                 coffer_server::dev_oidc::serve(o.listen, o.key_file.as_deref(), o.issuer_url).await
             }
         },
@@ -53,5 +54,8 @@ async fn mint(m: DevOidcMintArgs) -> anyhow::Result<()> {
     let Some(token) = v["token"].as_str() else {
         bail!("the dev OIDC issuer answered without a token");
     };
+    if crate::output::json_wanted() {
+        return crate::output::emit_json(&v);
+    }
     emit(token)
 }

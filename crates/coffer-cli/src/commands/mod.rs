@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod auth;
+mod cert_auth;
 mod certs;
 mod ci;
 mod configure;
@@ -10,6 +11,7 @@ mod dev;
 mod dynamic;
 mod identity;
 mod keys;
+mod oidc_auth;
 pub(crate) mod operator;
 mod rotated;
 mod secrets;
@@ -24,9 +26,19 @@ use crate::session::Session;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Server(s) => coffer_server::run(s.args).await,
+        Command::Server(s) => {
+            crate::output::refuse_json(
+                "server",
+                "it serves until stopped (for JSON logs use --log-format json)",
+            )?;
+            coffer_server::run(s.args).await
+        }
+        Command::Version if crate::output::json_wanted() => {
+            emit_json(&serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
+        }
         Command::Version => emit(&format!("coffer {}", env!("CARGO_PKG_VERSION"))),
         Command::Completion(a) => {
+            crate::output::refuse_json("completion", "it prints a shell script")?;
             use clap::CommandFactory;
             // Into a buffer first: clap_complete panics on a write error
             // (`coffer completion bash | head`); emit handles a closed pipe.
@@ -34,10 +46,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(a.shell, &mut Cli::command(), "coffer", &mut script);
             emit(&String::from_utf8(script)?)
         }
-        Command::Configure(a) => configure::configure(a),
+        Command::Configure(a) => configure::configure(a).await,
         Command::Unconfigure(a) => configure::unconfigure(a),
         Command::Auth(a) => auth::auth(a).await,
         Command::ValidateToken(a) => auth::validate_token(a).await,
+        Command::Whoami(a) => auth::whoami(a).await,
         Command::RevokeToken(a) => auth::revoke_token(a).await,
         Command::GetSecretValue(a) => secrets::get_secret_value(a).await,
         Command::CreateSecret(a) => secrets::create_secret(a).await,
@@ -45,6 +58,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DescribeItem(a) => secrets::describe_item(a).await,
         Command::ListItems(a) => secrets::list_items(a).await,
         Command::DeleteItem(a) => secrets::delete_item(a).await,
+        Command::UpdateItem(a) => secrets::update_item(a).await,
+        Command::GetTags(a) => secrets::get_tags(a).await,
+        Command::DeleteItems(a) => secrets::delete_items(a).await,
+        Command::RestoreItem(a) => secrets::restore_item(a).await,
         Command::CreateAuthMethod(a) => access::create_auth_method(a).await,
         Command::CreateAuthMethodOauth2(a) => access::create_auth_method_oauth2(a).await,
         Command::CreateAuthMethodAwsIam(a) => access::create_auth_method_aws_iam(a).await,
@@ -52,6 +69,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CreateAuthMethodAzureAd(a) => identity::create_auth_method_azure_ad(a).await,
         Command::CreateAuthMethodGcp(a) => identity::create_auth_method_gcp(a).await,
         Command::ExplainAccess(a) => identity::explain_access(a).await,
+        Command::CreateAuthMethodCert(a) => cert_auth::create_auth_method_cert(a).await,
+        Command::UpdateAuthMethodCert(a) => cert_auth::update_auth_method_cert(a).await,
+        Command::CreateAuthMethodOidc(a) => oidc_auth::create_auth_method_oidc(a).await,
+        Command::UpdateAuthMethodOidc(a) => oidc_auth::update_auth_method_oidc(a).await,
         Command::CreateAuthMethodUniversalIdentity(a) => {
             uid::create_auth_method_universal_identity(a).await
         }
@@ -71,6 +92,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeleteRoleRule(a) => access::delete_role_rule(a).await,
         Command::AssocRoleAm(a) => access::assoc_role_am(a).await,
         Command::DeleteAssoc(a) => access::delete_assoc(a).await,
+        Command::UpdateAssoc(a) => access::update_assoc(a).await,
+        Command::UpdateRole(a) => access::update_role(a).await,
+        Command::UpdateAuthMethod(a) => access::update_auth_method(a).await,
+        Command::ResetAccessKey(a) => access::reset_access_key(a).await,
         Command::TargetCreateDb(a) => targets::create_db(a).await,
         Command::TargetUpdateDb(a) => targets::update_db(a).await,
         Command::TargetGet(a) => targets::get(a).await,
@@ -116,7 +141,13 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CertList(a) => certs::list(a).await,
         Command::RevokeCertificate(a) => certs::revoke(a).await,
         Command::Audit(a) => audit::run(a).await,
-        Command::Operator(a) => operator::run(a).await,
+        Command::Operator(a) => {
+            crate::output::refuse_json(
+                "operator",
+                "it prints a report for the operator, not an API answer",
+            )?;
+            operator::run(a).await
+        }
         Command::Dev(a) => dev::run(a).await,
         Command::Ci(a) => ci::run(a).await,
     }

@@ -2,15 +2,16 @@
 
 use anyhow::bail;
 use coffer_client::ops::{
-    CreateSecret, DeleteItem, DescribeItem, GetSecretValue, ListItems, UpdateSecretVal,
+    CreateSecret, DeleteItem, DeleteItems, DescribeItem, GetSecretValue, GetTags, ListItems,
+    RestoreItem, UpdateItem, UpdateSecretVal,
 };
 use coffer_client::{ItemInfo, SecretValues};
 use secrecy::ExposeSecret;
 
 use super::{date, respond};
 use crate::args::{
-    CreateSecretArgs, DeleteItemArgs, DescribeItemArgs, GetSecretValueArgs, ListItemsArgs,
-    UpdateSecretValArgs,
+    CreateSecretArgs, DeleteItemArgs, DeleteItemsArgs, DescribeItemArgs, GetSecretValueArgs,
+    ListItemsArgs, NameArgs, UpdateItemArgs, UpdateSecretValArgs,
 };
 use crate::output::{fields, note};
 use crate::session::secret_or_stdin;
@@ -109,6 +110,13 @@ fn format_item(item: &ItemInfo) -> String {
         ("created", date(&item.creation_date)),
         ("modified", date(&item.modification_date)),
     ];
+    if item.item_state == "PendingDeletion" {
+        rows.push((
+            "state",
+            "pending deletion (restore-item brings it back)".into(),
+        ));
+        rows.push(("deletion_date", date(&item.deletion_date)));
+    }
     rows.extend(producer_rows(item));
     let mut text = fields(&rows);
     if !item.item_versions.is_empty() {
@@ -190,6 +198,7 @@ pub(super) async fn list_items(a: ListItemsArgs) -> anyhow::Result<()> {
         pagination_token: a.pagination_token,
         minimal_view: a.minimal_view,
         current_folder: a.current_folder,
+        pending_deletion: a.pending_deletion,
     };
     respond(&a.global, &request, |out| {
         let mut text = String::new();
@@ -215,12 +224,78 @@ pub(super) async fn delete_item(a: DeleteItemArgs) -> anyhow::Result<()> {
     let request = DeleteItem {
         name: a.name,
         version: a.version,
+        delete_in_days: a.delete_in_days,
+        delete_immediately: a.delete_immediately,
     };
+    let immediate = a.delete_immediately == Some(true) || a.delete_in_days == Some(0);
     respond(&a.global, &request, |out| {
         Ok(match a.version {
-            Some(v) if v > 0 => format!("Deleted version {v} of {}", out.item_name),
-            _ => format!("Deleted {}", out.item_name),
+            Some(v) if v >= 0 => format!(
+                "Deleted version {} of {}",
+                out.version_deleted, out.item_name
+            ),
+            _ if immediate => format!("Deleted {}", out.item_name),
+            _ => format!(
+                "{} is pending deletion until {} (restore-item brings it back)",
+                out.item_name,
+                date(&out.deletion_date)
+            ),
         })
+    })
+    .await
+}
+
+pub(super) async fn update_item(a: UpdateItemArgs) -> anyhow::Result<()> {
+    let request = UpdateItem {
+        name: a.name.clone(),
+        new_name: a.new_name.clone(),
+        description: a.description,
+        add_tag: a.add_tag,
+        rm_tag: a.rm_tag,
+        max_versions: a.max_versions,
+    };
+    respond(&a.global, &request, |_| {
+        Ok(match &a.new_name {
+            Some(n) if n.trim_matches('/') != a.name.trim_matches('/') => {
+                format!("Updated {} (now {n})", a.name)
+            }
+            _ => format!("Updated {}", a.name),
+        })
+    })
+    .await
+}
+
+pub(super) async fn get_tags(a: NameArgs) -> anyhow::Result<()> {
+    let request = GetTags { name: a.name };
+    respond(&a.global, &request, |tags| {
+        Ok(tags.iter().map(|t| format!("{t}\n")).collect())
+    })
+    .await
+}
+
+pub(super) async fn delete_items(a: DeleteItemsArgs) -> anyhow::Result<()> {
+    let request = DeleteItems {
+        path: Some(a.path),
+        item: Vec::new(),
+    };
+    respond(&a.global, &request, |out| {
+        let mut text = format!(
+            "{} items under {} are pending deletion (restore-item brings each back):\n",
+            out.deleted_items.len(),
+            out.path
+        );
+        for name in &out.deleted_items {
+            text.push_str(&format!("  {name}\n"));
+        }
+        Ok(text)
+    })
+    .await
+}
+
+pub(super) async fn restore_item(a: NameArgs) -> anyhow::Result<()> {
+    let request = RestoreItem { name: a.name };
+    respond(&a.global, &request, |out| {
+        Ok(format!("Restored {}", out.item_name))
     })
     .await
 }

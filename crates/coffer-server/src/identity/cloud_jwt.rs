@@ -190,6 +190,8 @@ pub(crate) fn azure_rules_json(am: &AuthMethod) -> Value {
         "jwks_uri": c.jwks_uri,
         "jwks_json_data": jwks_data_b64(&c.jwks_json),
         "audience": c.audience,
+        // The SDK's (and Terraform's) name of the audience.
+        "ad_endpoint": c.audience,
         "unique_identifier": c.unique_identifier,
         "bound_service_principal_ids": c.bound_spids,
         "bound_group_ids": c.bound_group_ids,

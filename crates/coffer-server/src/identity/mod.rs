@@ -18,9 +18,11 @@ use crate::state::{AppState, now_ms};
 use crate::wire::Body;
 
 pub(crate) mod aws_iam;
+pub(crate) mod cert;
 pub(crate) mod cloud_jwt;
 pub(crate) mod k8s;
 pub(crate) mod oauth2;
+pub(crate) mod oidc;
 pub(crate) mod uid;
 
 /// Who logged in, as proven by the access type.
@@ -40,12 +42,14 @@ pub(crate) struct Verified {
 pub(crate) fn kind_for_access_type(access_type: &str) -> Option<AuthMethodKind> {
     Some(match access_type {
         "access_key" | "api_key" => AuthMethodKind::ApiKey,
-        "jwt" | "oidc" => AuthMethodKind::OAuth2,
+        "jwt" => AuthMethodKind::OAuth2,
+        "oidc" => AuthMethodKind::Oidc,
         "k8s" => AuthMethodKind::K8s,
         "aws_iam" => AuthMethodKind::AwsIam,
         "azure_ad" => AuthMethodKind::AzureAd,
         "gcp" => AuthMethodKind::Gcp,
         "universal_identity" => AuthMethodKind::UniversalIdentity,
+        "cert" => AuthMethodKind::Cert,
         _ => return None,
     })
 }
@@ -74,6 +78,8 @@ pub(crate) async fn verify(
         AuthMethodKind::AzureAd => cloud_jwt::login_azure(state, am, body).await,
         AuthMethodKind::Gcp => cloud_jwt::login_gcp(state, am, body).await,
         AuthMethodKind::UniversalIdentity => uid::login(ctx, state, am, body).await,
+        AuthMethodKind::Cert => cert::login(state, am, body).await,
+        AuthMethodKind::Oidc => oidc::login(state, am, body).await,
         AuthMethodKind::ApiKey => Err(ApiError::internal("api keys are verified by ops::auth")),
     }
 }
@@ -88,6 +94,8 @@ pub(crate) async fn verify_for_explain(
 ) -> Result<Verified, ApiError> {
     match am.kind {
         AuthMethodKind::OAuth2 => oauth2::verify(state, am, body, false).await,
+        AuthMethodKind::Cert => cert::verify_for_explain(am, body).await,
+        AuthMethodKind::Oidc => oidc::verify_for_explain(state, am, body).await,
         _ => verify(ctx, state, am, body).await,
     }
 }
@@ -115,6 +123,8 @@ pub(crate) fn rules_json(am: &AuthMethod) -> Option<(&'static str, Value)> {
         AuthMethodKind::UniversalIdentity => {
             Some(("universal_identity_access_rules", uid::rules_json(am)))
         }
+        AuthMethodKind::Cert => Some(("cert_access_rules", cert::rules_json(am))),
+        AuthMethodKind::Oidc => Some(("oidc_access_rules", oidc::rules_json(am))),
     }
 }
 

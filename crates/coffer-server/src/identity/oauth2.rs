@@ -143,6 +143,8 @@ pub(crate) fn rules_json(am: &AuthMethod) -> Value {
         "issuer": c.issuer,
         "audience": c.audience.join(","),
         "bound_client_ids": c.bound_client_ids,
+        // The SDK's (and Terraform's) name of the same list.
+        "bound_clients_id": c.bound_client_ids,
         "bound_claims": [],
         "refuse_replay": c.refuse_replay,
         "refuse_events": c.refuse_events,

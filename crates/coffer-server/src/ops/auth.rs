@@ -44,7 +44,7 @@ async fn auth_as(
         .to_ascii_lowercase();
     let kind = identity::kind_for_access_type(&access_type).ok_or_else(|| {
         ApiError::bad(format!(
-            "unknown access-type {:?}: use access_key (alias api_key), jwt, oidc, k8s, aws_iam, azure_ad, gcp or universal_identity",
+            "unknown access-type {:?}: use access_key (alias api_key), jwt, oidc, k8s, aws_iam, azure_ad, gcp, universal_identity, cert or oidc (people, with code and state from oidc-auth-url)",
             coffer_core::name::truncate_for_message(&access_type)
         ))
     })?;
@@ -91,7 +91,9 @@ async fn login(
         ));
     };
     ctx.auth_method = am.name.clone();
-    if am.kind != kind {
+    // `oidc` also names the OAuth2/JWT type's logins (a CI job's ID token
+    // sent as access-type oidc), as it always has.
+    if am.kind != kind && !(kind == AuthMethodKind::Oidc && am.kind == AuthMethodKind::OAuth2) {
         return Err(wrong_type(&am));
     }
     check_method_usable(&am, ctx.peer.ip(), Use::Login)?;
@@ -99,6 +101,50 @@ async fn login(
     ctx.identity = v.identity.clone();
     let (token, rec) = issue_token(ctx, &am, v.identity, v.claims, v.not_after_ms)?;
     Ok(auth_response(&token, &rec))
+}
+
+/// `get-cert-challenge {access-id, cert-data}` → `{challenge}`: the first
+/// step of a cert login (see `identity/cert.rs`). The certificate is
+/// checked now, so a client learns at once what is wrong with it.
+pub(super) async fn get_cert_challenge(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let am = first_step_method(ctx, body, AuthMethodKind::Cert)?;
+    let state = ctx.state.clone();
+    identity::cert::issue_challenge(&state, &am, body).await
+}
+
+/// `oidc-auth-url {access-id, redirect-uri, client-nonce}` → `{auth_url, state}`: the
+/// first step of a person's OIDC login (see `identity/oidc.rs`).
+pub(super) async fn oidc_auth_url(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let am = first_step_method(ctx, body, AuthMethodKind::Oidc)?;
+    let state = ctx.state.clone();
+    identity::oidc::auth_url(&state, &am, body).await
+}
+
+/// The usable auth method of `kind` whose `access-id` the first step of a
+/// two-step login names (recorded as the request's identity).
+fn first_step_method(
+    ctx: &mut Ctx,
+    body: &Body,
+    kind: AuthMethodKind,
+) -> Result<Arc<AuthMethod>, ApiError> {
+    let access_id = body.req_str("access-id")?.trim().to_owned();
+    if access_id.len() > 64 {
+        return Err(ApiError::bad("access-id is too long"));
+    }
+    ctx.access_id = access_id.clone();
+    ctx.set_object(access_id.clone());
+    let snap = ctx.state.snapshot();
+    let Some(am) = snap.by_access_id.get(&access_id).cloned() else {
+        return Err(ApiError::Unauthorized(
+            "authentication failed: unknown access ID".into(),
+        ));
+    };
+    ctx.auth_method = am.name.clone();
+    if am.kind != kind {
+        return Err(wrong_type(&am));
+    }
+    check_method_usable(&am, ctx.peer.ip(), Use::Login)?;
+    Ok(am)
 }
 
 fn wrong_type(am: &AuthMethod) -> ApiError {
@@ -264,6 +310,13 @@ pub(super) async fn validate_token(ctx: &mut Ctx, body: &Body) -> Result<Value, 
                 json!({"is_valid": false, "reason": "token expired", "expiration": go_time(r.expires_ms)})
             } else if !snap.by_access_id.contains_key(&r.access_id) {
                 json!({"is_valid": false, "reason": "auth method deleted"})
+            } else if let Some(Err(e)) = snap
+                .by_access_id
+                .get(&r.access_id)
+                .filter(|am| am.kind == AuthMethodKind::Cert)
+                .map(|am| identity::cert::token_still_trusted(am, &r.claims))
+            {
+                json!({"is_valid": false, "reason": e.to_string()})
             } else {
                 json!({
                     "is_valid": true,
@@ -290,6 +343,39 @@ pub(super) async fn revoke_token(ctx: &mut Ctx, body: &Body) -> Result<Value, Ap
     state.store.revoke_token(&hash, ctx.audit()).await?;
     state.tokens.remove(&hash);
     Ok(json!({}))
+}
+
+/// `get-caller-identity` (Coffer): who the calling token is — access ID,
+/// auth method and its type, identity, the claims it logged in with, its
+/// roles and its expiry. Needs no rule: it only tells a caller about
+/// itself.
+pub(super) async fn get_caller_identity(ctx: &mut Ctx, _body: &Body) -> Result<Value, ApiError> {
+    let state = ctx.state.clone();
+    let caller = ctx.caller()?;
+    let token = caller.token.clone();
+    let roles: Vec<Value> = caller
+        .roles
+        .iter()
+        .map(|r| json!({"name": r.name, "audit_access": r.audit_access.as_str()}))
+        .collect();
+    let kind = state
+        .snapshot()
+        .by_access_id
+        .get(&token.access_id)
+        .map(|am| am.kind.as_str());
+    let now = now_ms();
+    ctx.set_object(token.access_id.clone());
+    Ok(json!({
+        "access_id": token.access_id,
+        "auth_method_name": token.auth_method_name,
+        "auth_method_type": kind,
+        "identity": token.identity,
+        "sub_claims": token.claims,
+        "roles": roles,
+        "issued": go_time(token.issued_ms),
+        "expiration": go_time(token.expires_ms),
+        "ttl": (token.expires_ms - now).max(0) / 1000,
+    }))
 }
 
 #[cfg(test)]

@@ -298,6 +298,7 @@ async fn save_issuer(
     let state = ctx.state.clone();
     match existing {
         None => {
+            super::items::refuse_pending_name(&state, name).await?;
             let description = body
                 .opt_str("description")?
                 .or(body.opt_str("metadata")?)
@@ -318,6 +319,7 @@ async fn save_issuer(
                 enabled: true,
                 created_ms: now,
                 modified_ms: now,
+                deletion_ms: 0,
             };
             let first = seal(&state, item.id, 1, &text)?;
             let created = state.store.create_item(&item, &first, ctx.audit()).await;

@@ -552,6 +552,7 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
     let description = body.opt_str("description")?.unwrap_or_default();
     check_description(&description)?;
     let state = ctx.state.clone();
+    super::items::refuse_pending_name(&state, &name).await?;
     if state.store.get_item(&name).await?.is_some() {
         return Err(ApiError::Conflict(format!("item {name:?} already exists")));
     }
@@ -570,6 +571,7 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, kind: DbKind) -> Result<V
         enabled: true,
         created_ms: now,
         modified_ms: now,
+        deletion_ms: 0,
     };
     check(&state, &name, &s, &secret, body).await?;
     let p = insert_new(ctx, &item, &s, &secret).await?;
@@ -991,6 +993,7 @@ pub(super) async fn create_azure(
         };
         Some((item, p, s, app, sealed_secret(&state, &name).await?))
     } else {
+        super::items::refuse_pending_name(&state, &name).await?;
         if state.store.get_item(&name).await?.is_some() {
             return Err(ApiError::Conflict(format!("item {name:?} already exists")));
         }
@@ -1137,6 +1140,7 @@ pub(super) async fn create_azure(
                 enabled: true,
                 created_ms: now,
                 modified_ms: now,
+                deletion_ms: 0,
             };
             let p = insert_new(ctx, &item, &s, &secret).await?;
             let d = details(&item, &p, &s, None);

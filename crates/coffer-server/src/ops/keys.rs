@@ -109,6 +109,9 @@ pub(crate) async fn item_version(
         }
     };
     let item = &found.0;
+    if item.pending_deletion() {
+        return Err(super::items::pending_deletion(item));
+    }
     if item.item_type != t {
         return Err(ApiError::bad(format!(
             "item {name:?} is {} ({}), not {}",
@@ -344,6 +347,7 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, classic: bool) -> Result<
     } else {
         Some(key.public_key()?)
     };
+    super::items::refuse_pending_name(&ctx.state, &name).await?;
     let now = now_ms();
     let item = Item {
         id: random_id()?,
@@ -359,6 +363,7 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body, classic: bool) -> Result<
         enabled: true,
         created_ms: now,
         modified_ms: now,
+        deletion_ms: 0,
     };
     let state = ctx.state.clone();
     let first = seal(&state, item.id, 1, &key.to_stored())?;

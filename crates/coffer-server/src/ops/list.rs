@@ -67,6 +67,9 @@ struct Filters {
     modified_after_ms: Option<i64>,
     /// `ara-only` / `sra-only`: no Coffer item has those features.
     none: bool,
+    /// `pending-deletion` (Coffer's own): list only the items pending
+    /// deletion (otherwise they are not listed).
+    pending: bool,
 }
 
 impl Filters {
@@ -132,6 +135,7 @@ impl Filters {
             sub_types: (!raw_sub_types.is_empty()).then_some(sub_types),
             modified_after_ms,
             none: body.bool_or("ara-only", false)? || body.bool_or("sra-only", false)?,
+            pending: body.bool_or("pending-deletion", false)?,
         })
     }
 
@@ -215,7 +219,10 @@ pub(super) async fn list_items(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiE
                 scanned += 1;
                 after = Some(item.name.clone());
                 let nested = item.name[folder.len()..].contains('/');
+                // Items pending deletion are listed only when asked for
+                // (describe-item shows them, restore-item brings them back).
                 if (current_folder && nested)
+                    || item.pending_deletion() != filters.pending
                     || !allowed(&caller, RuleType::Item, &item.name, Caps::LIST)
                     || !filters.matches(item)
                 {

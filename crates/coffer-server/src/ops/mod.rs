@@ -19,6 +19,7 @@ use crate::wire::Body;
 
 mod audit_ops;
 mod auth;
+mod auth_method_update;
 mod auth_methods;
 pub(crate) mod azure;
 pub(crate) mod certs;
@@ -27,6 +28,8 @@ mod explain;
 pub(crate) mod items;
 pub(crate) mod keys;
 mod list;
+pub mod params;
+pub mod returns;
 mod roles;
 pub(crate) mod rotated;
 pub(crate) mod targets;
@@ -83,6 +86,9 @@ pub struct Operation {
     /// Other names of the same operation (Akeyless has old and new ones).
     pub aliases: &'static [&'static str],
     pub access: Access,
+    /// The handler's path (`items::create_secret`): its module is the
+    /// operation's family in the OpenAPI description.
+    pub handler_path: &'static str,
     handler: Handler,
 }
 
@@ -98,12 +104,14 @@ macro_rules! op {
             name: $name,
             aliases: &[$($alias),*],
             access: $access,
+            handler_path: stringify!($handler),
             handler: |ctx, body| Box::pin($handler(ctx, body $(, $arg)?)),
         }
     };
 }
 
 const ROLE_UPDATE: &[(RuleType, Caps)] = &[(RuleType::Role, Caps::UPDATE)];
+const AM_UPDATE: &[(RuleType, Caps)] = &[(RuleType::AuthMethod, Caps::UPDATE)];
 const ITEM_CREATE: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::CREATE)];
 const ITEM_READ: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::READ)];
 const ITEM_UPDATE: &[(RuleType, Caps)] = &[(RuleType::Item, Caps::UPDATE)];
@@ -115,7 +123,25 @@ pub static OPERATIONS: &[Operation] = &[
     // logins and tokens
     op!("auth", [], Access::Public, auth::auth),
     op!("validate-token", [], Access::Public, auth::validate_token),
-    op!("revoke-token", [], Access::OwnToken, auth::revoke_token),
+    op!(
+        "revoke-token",
+        ["revoke-creds"],
+        Access::OwnToken,
+        auth::revoke_token
+    ),
+    op!(
+        "get-caller-identity",
+        ["whoami"],
+        Access::OwnToken,
+        auth::get_caller_identity
+    ),
+    op!("oidc-auth-url", [], Access::Public, auth::oidc_auth_url),
+    op!(
+        "get-cert-challenge",
+        [],
+        Access::Public,
+        auth::get_cert_challenge
+    ),
     // universal identity tokens (holder or admin; see uid.rs)
     op!("uid-rotate-token", [], Access::Public, uid::rotate),
     op!(
@@ -182,22 +208,113 @@ pub static OPERATIONS: &[Operation] = &[
         AuthMethodKind::UniversalIdentity
     ),
     op!(
+        "create-auth-method-cert",
+        ["auth-method-create-cert"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::Cert
+    ),
+    op!(
+        "create-auth-method-oidc",
+        ["auth-method-create-oidc"],
+        Access::Requires(&[(RuleType::AuthMethod, Caps::CREATE)]),
+        auth_methods::create_typed,
+        AuthMethodKind::Oidc
+    ),
+    op!(
         "get-auth-method",
-        [],
+        ["auth-method-get"],
         Access::Requires(&[(RuleType::AuthMethod, Caps::READ)]),
         auth_methods::get
     ),
     op!(
         "list-auth-methods",
-        [],
+        ["auth-method-list"],
         Access::Filtered(RuleType::AuthMethod, Caps::LIST),
         auth_methods::list
     ),
     op!(
         "delete-auth-method",
-        [],
+        ["auth-method-delete"],
         Access::Requires(&[(RuleType::AuthMethod, Caps::DELETE)]),
         auth_methods::delete
+    ),
+    // changing auth methods (see auth_method_update.rs)
+    op!(
+        "update-auth-method",
+        [],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        None
+    ),
+    op!(
+        "auth-method-update-api-key",
+        [],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::ApiKey)
+    ),
+    op!(
+        "auth-method-update-oauth2",
+        ["update-auth-method-oauth2"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::OAuth2)
+    ),
+    op!(
+        "auth-method-update-k8s",
+        ["update-auth-method-k8s"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::K8s)
+    ),
+    op!(
+        "auth-method-update-aws-iam",
+        ["update-auth-method-aws-iam"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::AwsIam)
+    ),
+    op!(
+        "auth-method-update-azure-ad",
+        ["update-auth-method-azure-ad"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::AzureAd)
+    ),
+    op!(
+        "auth-method-update-gcp",
+        ["update-auth-method-gcp"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::Gcp)
+    ),
+    op!(
+        "auth-method-update-universal-identity",
+        ["update-auth-method-universal-identity"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::UniversalIdentity)
+    ),
+    op!(
+        "auth-method-update-cert",
+        ["update-auth-method-cert"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::Cert)
+    ),
+    op!(
+        "auth-method-update-oidc",
+        ["update-auth-method-oidc"],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::update,
+        Some(AuthMethodKind::Oidc)
+    ),
+    op!(
+        "reset-access-key",
+        [],
+        Access::Requires(AM_UPDATE),
+        auth_method_update::reset_access_key
     ),
     // roles, rules and associations
     op!(
@@ -246,6 +363,21 @@ pub static OPERATIONS: &[Operation] = &[
         roles::assoc
     ),
     op!(
+        "update-role",
+        [],
+        Access::Requires(ROLE_UPDATE),
+        roles::update
+    ),
+    op!(
+        "update-assoc",
+        [],
+        Access::Requires(&[
+            (RuleType::Role, Caps::UPDATE),
+            (RuleType::AuthMethod, Caps::UPDATE)
+        ]),
+        roles::update_assoc
+    ),
+    op!(
         "delete-assoc",
         [],
         Access::Requires(&[
@@ -290,6 +422,30 @@ pub static OPERATIONS: &[Operation] = &[
         [],
         Access::Requires(&[(RuleType::Item, Caps::DELETE)]),
         items::delete_item
+    ),
+    op!(
+        "update-item",
+        [],
+        Access::Requires(ITEM_UPDATE),
+        items::update_item
+    ),
+    op!(
+        "get-tags",
+        [],
+        Access::RequiresAny(RuleType::Item, READ_OR_LIST),
+        items::get_tags
+    ),
+    op!(
+        "delete-items",
+        [],
+        Access::Requires(ITEM_DELETE),
+        items::delete_items
+    ),
+    op!(
+        "restore-item",
+        [],
+        Access::Requires(ITEM_DELETE),
+        items::restore_item
     ),
     // targets: stored database connections
     op!(
@@ -595,6 +751,7 @@ pub(crate) fn test_operation(
         name,
         aliases: &[],
         access,
+        handler_path: "test",
         handler,
     }))
 }
@@ -664,6 +821,27 @@ pub(crate) async fn authenticate(ctx: &mut Ctx, body: &Body) -> Result<(), ApiEr
         }
     };
     auth::check_method_usable(am, ctx.peer.ip(), auth::Use::Token)?;
+    // A certificate since revoked, or a CA no longer trusted, by the
+    // method's current settings ends the token too.
+    if am.kind == AuthMethodKind::Cert {
+        crate::identity::cert::token_still_trusted(am, &rec.claims).inspect_err(|_| {
+            state.tokens.remove(&hash);
+        })?;
+    }
+    // A jwt-ttl shortened since the token was issued applies to it too.
+    if am.token_ttl_secs > 0
+        && rec
+            .issued_ms
+            .saturating_add(am.token_ttl_secs.saturating_mul(1000))
+            <= now_ms()
+    {
+        state.tokens.remove(&hash);
+        return Err(ApiError::Unauthorized(format!(
+            "token expired: auth method {:?} now gives tokens {} minutes (jwt-ttl); log in again with /auth",
+            am.name,
+            am.token_ttl_secs / 60
+        )));
+    }
     let roles = snap.roles_for(&rec);
     ctx.caller = Some(Caller { token: rec, roles });
     Ok(())
@@ -812,19 +990,7 @@ pub(crate) const SAAS_ONLY: &[(&str, &str)] = &[
 /// not empty, `false` or 0.
 pub(crate) fn refuse_unsupported(body: &Body, keys: &[(&str, &str)]) -> Result<(), ApiError> {
     for (key, why) in keys {
-        let set = match body.get(key) {
-            None => false,
-            Some(Value::String(s)) => {
-                let s = s.trim();
-                !s.is_empty() && !s.eq_ignore_ascii_case("false")
-            }
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(m)) => !m.is_empty(),
-            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
-            Some(Value::Null) => false,
-        };
-        if set {
+        if body.get(key).is_some_and(crate::wire::is_set) {
             return Err(ApiError::bad(format!(
                 "{key} is not supported by Coffer: {why}"
             )));

@@ -16,7 +16,10 @@ use coffer_core::subclaims::parse_sub_claims;
 use serde_json::{Value, json};
 
 use super::auth_methods::check_description;
-use super::{allowed, date_field, grantor, holds_everywhere, name_param, require, without_nulls};
+use super::{
+    allowed, date_field, grantor, holds_everywhere, name_param, refuse_unsupported, require,
+    without_nulls,
+};
 use crate::error::ApiError;
 use crate::http::Ctx;
 use crate::state::{PolicySnapshot, now_ms};
@@ -28,7 +31,11 @@ const MAX_RULES: usize = 1000;
 pub(super) async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
     let name = name_param(ctx, body, "name")?;
     require(ctx, RuleType::Role, &name, Caps::CREATE)?;
-    let description = body.opt_str("description")?.unwrap_or_default();
+    // `comment` is the older name (still in the SDK; Terraform sends it).
+    let description = match body.opt_str("description")? {
+        Some(d) if !d.is_empty() => d,
+        _ => body.opt_str("comment")?.unwrap_or_default(),
+    };
     check_description(&description)?;
     let audit_access: AuditAccess = body.opt_str("audit-access")?.unwrap_or_default().parse()?;
     refuse_unsupported_access(body)?;
@@ -61,29 +68,130 @@ pub(super) async fn create(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError
             other => other.into(),
         })?;
     state.policy_changed_reload().await;
-    Ok(json!({}))
+    // The name as stored (normalized), so a client knows what to refer to.
+    Ok(json!({"name": name}))
 }
 
-/// Akeyless role attributes Coffer does not implement: refused when set to
-/// anything but "none", rather than silently ignored.
+/// Akeyless role attributes Coffer does not implement, with the values
+/// Akeyless documents for each: a value outside them is refused listing
+/// them; a valid one is refused unless it is "none" (or unset), rather
+/// than silently ignored.
+const UNSUPPORTED_ACCESS: &[(&str, &[&str])] = &[
+    ("analytics-access", &["none", "own", "all"]),
+    ("gw-analytics-access", &["none", "scoped", "all"]),
+    ("sra-reports-access", &["none", "scoped", "all"]),
+    ("usage-reports-access", &["none", "all"]),
+    ("event-center-access", &["none", "scoped", "all"]),
+    ("event-forwarders-access", &["none", "all"]),
+    ("event-forwarder-access", &["none", "all"]),
+    ("approve-access-request", &["none", "scoped", "all"]),
+    ("ara-reports-access", &["none", "scoped", "all"]),
+    ("isi-access", &["none", "scoped", "all"]),
+    ("reverse-rbac-access", &["none", "scoped", "all"]),
+    ("unlock-secrets", &["none", "scoped", "all"]),
+];
+
 fn refuse_unsupported_access(body: &Body) -> Result<(), ApiError> {
-    for key in [
-        "analytics-access",
-        "gw-analytics-access",
-        "sra-reports-access",
-        "usage-reports-access",
-        "event-center-access",
-        "event-forwarders-access",
-    ] {
-        if let Some(v) = body.opt_str(key)?
-            && !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "none")
-        {
+    for (key, accepted) in UNSUPPORTED_ACCESS {
+        let Some(v) = body.opt_str(key)? else {
+            continue;
+        };
+        let v = v.trim().to_ascii_lowercase();
+        if v.is_empty() || v == "none" {
+            continue;
+        }
+        if !accepted.contains(&v.as_str()) {
             return Err(ApiError::bad(format!(
-                "{key} is not supported by Coffer (only audit-access is): omit it or pass none"
+                "{key} must be one of {}, not {:?}",
+                accepted.join(", "),
+                coffer_core::name::truncate_for_message(&v)
             )));
         }
+        return Err(ApiError::bad(format!(
+            "{key} is not supported by Coffer (of the role access settings only audit-access is): omit it or pass none"
+        )));
     }
+    refuse_unsupported(
+        body,
+        &[(
+            "delete_protection",
+            "deletion protection is not supported yet",
+        )],
+    )?;
     Ok(())
+}
+
+/// `update-role {name, new-name, description, audit-access, …}`:
+/// `description` / `new-comment` "default_comment" (the SDK default) or
+/// absent keep the description; a rename keeps the rules and
+/// associations. Delegation: the caller must hold the role's rights before
+/// and after (so it cannot rename or upgrade a role above its own), may
+/// raise `audit-access` only up to its own, and needs `create` on a new
+/// name.
+pub(super) async fn update(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let name = name_param(ctx, body, "name")?;
+    require(ctx, RuleType::Role, &name, Caps::UPDATE)?;
+    let new_name = match body.opt_str("new-name")? {
+        Some(n) if !n.trim().is_empty() => coffer_core::name::normalize_name(&n)?,
+        _ => name.clone(),
+    };
+    if new_name != name {
+        ctx.set_object(format!("{name} -> {new_name}"));
+        require(ctx, RuleType::Role, &new_name, Caps::CREATE)?;
+    }
+    refuse_unsupported_access(body)?;
+    let existing = existing_role(ctx, &name)?;
+    let description = [body.opt_str("description")?, body.opt_str("new-comment")?]
+        .into_iter()
+        .flatten()
+        .find(|d| d != "default_comment");
+    if let Some(d) = &description {
+        check_description(d)?;
+    }
+    let audit_access = match body.opt_str("audit-access")? {
+        Some(a) if !a.trim().is_empty() => a.parse::<AuditAccess>()?,
+        _ => existing.audit_access,
+    };
+    let snap = ctx.state.snapshot();
+    check_role_change(
+        &grantor(ctx.caller()?),
+        &name,
+        Some((&existing.rules, existing.audit_access)),
+        Some((&existing.rules, audit_access)),
+        snap.roles.values().map(|r| &**r),
+    )?;
+    if new_name != name && snap.roles.contains_key(&new_name) {
+        return Err(ApiError::Conflict(format!(
+            "role {new_name:?} already exists: choose another new-name"
+        )));
+    }
+    let role = Role {
+        name: new_name.clone(),
+        description: description.unwrap_or_else(|| existing.description.clone()),
+        audit_access,
+        rules: Vec::new(),
+        created_ms: existing.created_ms,
+        modified_ms: now_ms().max(existing.modified_ms + 1),
+    };
+    let state = ctx.state.clone();
+    state
+        .store
+        .update_role(&name, existing.modified_ms, &role, ctx.audit())
+        .await
+        .map_err(|e| match e {
+            coffer_store::StoreError::Conflict(_) if new_name != name => ApiError::Conflict(format!(
+                "role {new_name:?} already exists, or {name:?} was changed by another request meanwhile: check and retry"
+            )),
+            coffer_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "role {name:?} was changed by another request meanwhile: read it again and retry"
+            )),
+            coffer_store::StoreError::NotFound(_) => {
+                ApiError::NotFound(format!("role {name:?} not found"))
+            }
+            other => other.into(),
+        })?;
+    state.policy_changed_reload().await;
+    Ok(json!({"updated": true}))
 }
 
 /// The role named, once the caller is authorized to act on it.
@@ -134,6 +242,8 @@ fn render(role: &Role, snap: &PolicySnapshot) -> Value {
     without_nulls(json!({
         "role_name": role.name,
         "description": role.description,
+        // The SDK's Role model calls it comment.
+        "comment": role.description,
         "audit_access": role.audit_access.as_str(),
         "rules": {"admin": false, "path_rules": rules},
         "role_auth_methods_assoc": assocs,
@@ -328,12 +438,14 @@ pub(super) async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
             "auth method {am_name:?} requires sub-claims on every role association (force-sub-claims is on), so that not every token it accepts gets this role: pass sub-claims such as project_path=group/app"
         )));
     }
+    let case_sensitive = body.bool_or("case-sensitive", true)?;
+    refuse_duplicate(&snap, &role, &am_name, &sub_claims, case_sensitive, None)?;
     let assoc = Association {
         assoc_id: format!("rac-{}", coffer_crypto::random_alnum(16)?),
         role_name: role,
         auth_method_name: am_name,
         sub_claims,
-        case_sensitive: body.bool_or("case-sensitive", true)?,
+        case_sensitive,
         created_ms: now_ms(),
     };
     let state = ctx.state.clone();
@@ -342,7 +454,103 @@ pub(super) async fn assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError>
     Ok(json!({"assoc_id": assoc.assoc_id}))
 }
 
-pub(super) async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+/// Sub-claims with their values as sets: "a,b" and "b,a" grant the same.
+fn claim_sets(
+    c: &coffer_core::subclaims::SubClaims,
+) -> std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> {
+    c.iter()
+        .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+        .collect()
+}
+
+/// An association identical to an existing one (same role, method,
+/// sub-claims and case flag; `except` is the one being changed) is
+/// refused, naming the existing one.
+fn refuse_duplicate(
+    snap: &PolicySnapshot,
+    role: &str,
+    am_name: &str,
+    sub_claims: &coffer_core::subclaims::SubClaims,
+    case_sensitive: bool,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
+    let wanted = claim_sets(sub_claims);
+    let same = snap.assocs.get(am_name).into_iter().flatten().find(|a| {
+        a.role_name == role
+            && claim_sets(&a.sub_claims) == wanted
+            && a.case_sensitive == case_sensitive
+            && Some(a.assoc_id.as_str()) != except
+    });
+    match same {
+        Some(a) => Err(ApiError::Conflict(format!(
+            "role {role:?} is already associated with auth method {am_name:?} with these sub-claims: association {}",
+            a.assoc_id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `update-assoc {assoc-id, sub-claims, case-sensitive}`: replaces the
+/// association's sub-claims (a JSON object of string or list values, or
+/// CLI-style `key=v1,v2` strings) and case flag (default true). The same
+/// checks as `assoc-role-am` (the caller holds the role; force-sub-claims),
+/// and, as narrowing sub-claims takes the role's denies off some holders,
+/// those of `delete-assoc`.
+pub(super) async fn update_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let assoc = permitted_assoc(ctx, body)?;
+    let sub_claims = parse_sub_claims(body.get("sub-claims").unwrap_or(&Value::Null))?;
+    if sub_claims.len() > 32 {
+        return Err(ApiError::bad("at most 32 sub-claims per association"));
+    }
+    let case_sensitive = body.bool_or("case-sensitive", true)?;
+    let snap = ctx.state.snapshot();
+    if let Some(am) = snap.auth_methods.get(&assoc.auth_method_name)
+        && am.force_sub_claims
+        && sub_claims.is_empty()
+    {
+        return Err(ApiError::bad(format!(
+            "auth method {:?} requires sub-claims on every role association (force-sub-claims is on): pass sub-claims such as project_path=group/app",
+            assoc.auth_method_name
+        )));
+    }
+    if let Some(role) = snap.roles.get(&assoc.role_name) {
+        let g = grantor(ctx.caller()?);
+        check_holds_role(&g, &role.name, &role.rules, role.audit_access)?;
+        check_lift_denies(
+            &g,
+            &role.name,
+            role.rules.iter(),
+            snap.roles.values().flat_map(|r| r.rules.iter()),
+        )?;
+    }
+    refuse_duplicate(
+        &snap,
+        &assoc.role_name,
+        &assoc.auth_method_name,
+        &sub_claims,
+        case_sensitive,
+        Some(&assoc.assoc_id),
+    )?;
+    let state = ctx.state.clone();
+    if !state
+        .store
+        .update_association(&assoc.assoc_id, &sub_claims, case_sensitive, ctx.audit())
+        .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "association {:?} not found",
+            assoc.assoc_id
+        )));
+    }
+    state.policy_changed_reload().await;
+    Ok(json!({}))
+}
+
+/// The association `assoc-id` names, once the caller may change it
+/// (update on both its role and its auth method). An association that
+/// does not exist and one the caller may not change get the same answer,
+/// unless the caller may change every association anyway.
+fn permitted_assoc(ctx: &mut Ctx, body: &Body) -> Result<Association, ApiError> {
     let id = body.req_str("assoc-id")?;
     ctx.set_object(coffer_core::name::truncate_for_message(&id));
     let snap = ctx.state.snapshot();
@@ -386,6 +594,13 @@ pub(super) async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, Ap
         "{} <- {} ({})",
         assoc.role_name, assoc.auth_method_name, assoc.assoc_id
     ));
+    Ok(assoc)
+}
+
+pub(super) async fn delete_assoc(ctx: &mut Ctx, body: &Body) -> Result<Value, ApiError> {
+    let assoc = permitted_assoc(ctx, body)?;
+    let id = assoc.assoc_id.clone();
+    let snap = ctx.state.snapshot();
     if let Some(role) = snap.roles.get(&assoc.role_name) {
         let g = grantor(ctx.caller()?);
         check_holds_role(&g, &role.name, &role.rules, role.audit_access)?;

@@ -300,6 +300,7 @@ pub(super) async fn create(
         .or(body.opt_str("metadata")?)
         .unwrap_or_default();
     check_description(&description)?;
+    super::items::refuse_pending_name(&state, &name).await?;
     if state.store.get_item(&name).await?.is_some() {
         return Err(ApiError::Conflict(format!("item {name:?} already exists")));
     }
@@ -318,6 +319,7 @@ pub(super) async fn create(
         enabled: true,
         created_ms: now,
         modified_ms: now,
+        deletion_ms: 0,
     };
     let p = Producer {
         item_id: item.id,

@@ -170,7 +170,7 @@ impl Harness {
 }
 
 /// POST `body` to `/<op>` through `app`; (status, JSON body or null).
-async fn send(app: Router, op: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn send(app: Router, op: &str, body: Value) -> (StatusCode, Value) {
     let req = Request::post(format!("/{op}"))
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
