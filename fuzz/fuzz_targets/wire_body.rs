@@ -63,10 +63,12 @@ fuzz_target!(|data: &[u8]| {
     keys.extend(expected.keys().cloned());
     keys.extend(KNOWN.iter().map(|k| (*k).to_owned()));
     for key in &keys {
+        // The getters normalise the key they are given as the body's
+        // keys are normalised, so every spelling finds the field.
         check_key(
             &body,
             key,
-            expected.get(key.as_str()).filter(|v| !v.is_null()),
+            expected.get(normalize(key).as_str()).filter(|v| !v.is_null()),
         );
     }
     // token(): `token`, else `uid-token`, trimmed and non-empty.
